@@ -1,0 +1,50 @@
+# `make lab` opens the lab in JupyterLab; `make test` runs every test. Both set up .venv first.
+PYTHON ?= python3
+VENV := .venv
+PY := $(VENV)/bin/python
+STAMP := $(VENV)/.installed
+STUDENT_DIR ?= student
+LAB_PORT ?= 8888
+# JupyterLab refuses to run as root without being told; containers often are root.
+ROOT_FLAG := $(if $(filter 0,$(shell id -u)),--allow-root)
+
+.PHONY: setup student lab test lint data figures bench clean
+
+setup: $(STAMP)
+
+$(STAMP): requirements.txt
+	$(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install --quiet --upgrade pip
+	$(PY) -m pip install --quiet -r requirements.txt
+	touch $@
+
+# The student version (solutions removed by nbgrader). Never overwritten: it holds work.
+student: setup
+	@if [ -f $(STUDENT_DIR)/C2_W2_Assignment.ipynb ]; then \
+		echo "Keeping $(STUDENT_DIR)/C2_W2_Assignment.ipynb (delete it for a fresh copy)"; \
+	else \
+		$(PY) -m grader release --out $(STUDENT_DIR); \
+	fi
+
+lab: student
+	cd $(STUDENT_DIR) && $(CURDIR)/$(VENV)/bin/jupyter lab $(ROOT_FLAG) --ServerApp.ip=127.0.0.1 \
+		--ServerApp.port=$(LAB_PORT) C2_W2_Assignment.ipynb
+
+test: setup
+	$(PY) -m ruff check .
+	$(PY) -m pytest
+
+lint: setup
+	$(PY) -m ruff check .
+
+data: setup
+	$(PY) tools/build_data.py
+
+figures: setup
+	$(PY) tools/draw_figures.py
+
+bench: setup
+	$(PY) bench/bench_notebook.py
+
+clean:
+	rm -rf $(VENV) $(STUDENT_DIR) .pytest_cache .ruff_cache

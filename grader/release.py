@@ -1,0 +1,53 @@
+"""The student version of the lab: nbgrader's generate_assignment plus the support files."""
+
+import shutil
+import tempfile
+from pathlib import Path
+
+import nbformat
+
+from grader import lab
+from grader.course import create_course, run_nbgrader
+
+
+class ReleaseExistsError(FileExistsError):
+    """The output folder already holds a notebook, perhaps with a student's work."""
+
+
+def release(*, out, force=False):
+    """Write the student version of the lab into `out`; return the notebook's path.
+
+    Refuses to overwrite an existing notebook unless `force`: it may hold a student's work.
+    """
+    out = Path(out)
+    notebook = out / lab.NOTEBOOK_NAME
+    if notebook.exists() and not force:
+        raise ReleaseExistsError(
+            f"{notebook} already exists and may hold work; use --force to replace it")
+    with tempfile.TemporaryDirectory(prefix="grader-release-") as scratch:
+        course = create_course(scratch)
+        run_nbgrader(course, "generate_assignment", lab.ASSIGNMENT, "--force")
+        check_student_version(course.release_dir / lab.NOTEBOOK_NAME)
+        out.mkdir(parents=True, exist_ok=True)
+        shutil.copytree(course.release_dir, out, dirs_exist_ok=True)
+    return notebook
+
+
+class ReleaseCheckError(RuntimeError):
+    """The generated student version is not what students must get."""
+
+
+def check_student_version(path):
+    """Refuse a student version that still holds a solution or lacks an exercise stub.
+
+    nbgrader only logs a broken nbgrader_config.py and goes on with its defaults, so
+    this is what catches a release made without our stubs.
+    """
+    notebook = nbformat.read(str(path), as_version=4)
+    sources = {cell.metadata.get("nbgrader", {}).get("grade_id"): cell.source
+               for cell in notebook.cells}
+    for grade_id, stub in lab.EXERCISE_STUBS.items():
+        source = sources.get(grade_id, "")
+        if "BEGIN SOLUTION" in source or stub not in source or "NotImplementedError" in source:
+            raise ReleaseCheckError(f"{grade_id} in the student version is not stubbed as "
+                                    f"configured:\n{source}")

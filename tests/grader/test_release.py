@@ -1,0 +1,88 @@
+"""`python -m grader release`: the student version that nbgrader's generate_assignment makes."""
+
+import subprocess
+import sys
+
+import nbformat
+import pytest
+
+from grader import lab
+from grader.release import ReleaseCheckError, ReleaseExistsError, check_student_version, release
+from tools.run_notebook import read_notebook, run_notebook
+
+
+@pytest.fixture(scope="module")
+def released(tmp_path_factory):
+    out = tmp_path_factory.mktemp("release")
+    return release(out=out)
+
+
+def _cells_by_grade_id(notebook):
+    return {cell.metadata["nbgrader"]["grade_id"]: cell for cell in notebook.cells
+            if "nbgrader" in cell.metadata}
+
+
+def test_release_holds_the_notebook_and_every_support_file(released):
+    for name in lab.SUPPORT_FILES:
+        assert (released.parent / name).exists(), name
+    assert (released.parent / "data" / "X.npy").stat().st_size == \
+        (lab.LAB_ROOT / "data" / "X.npy").stat().st_size
+
+
+def test_solutions_are_replaced_by_stubs_inside_the_code_markers(released):
+    cells = _cells_by_grade_id(read_notebook(released))
+    for grade_id, stub in lab.EXERCISE_STUBS.items():
+        source = cells[grade_id].source
+        start = source.index("### START CODE HERE ###")
+        end = source.index("### END CODE HERE ###")
+        between_markers = {line.strip() for line in source[start:end].splitlines()[1:]}
+        assert between_markers in ({stub}, {"", stub})
+        assert "BEGIN SOLUTION" not in source
+    assert "np.exp" not in cells["UNQ_C1"].source
+    assert "Dense(" not in cells["UNQ_C2"].source
+
+
+def test_no_solution_marker_and_no_output_anywhere(released):
+    notebook = read_notebook(released)
+    text = nbformat.writes(notebook)
+    assert "BEGIN SOLUTION" not in text and "END SOLUTION" not in text
+    assert all(not cell.get("outputs") for cell in notebook.cells if cell.cell_type == "code")
+
+
+def test_given_cells_are_locked_and_answer_cells_editable(released):
+    for grade_id, cell in _cells_by_grade_id(read_notebook(released)).items():
+        editable = cell.metadata.get("editable", True)
+        assert editable == (grade_id in lab.EXERCISES), grade_id
+
+
+def test_existing_notebook_is_never_overwritten_without_force(released):
+    released.write_text("a student's work")
+    with pytest.raises(ReleaseExistsError):
+        release(out=released.parent)
+    assert released.read_text() == "a student's work"
+    release(out=released.parent, force=True)
+    check_student_version(released)
+
+
+def test_check_refuses_a_notebook_that_still_has_a_solution():
+    with pytest.raises(ReleaseCheckError):
+        check_student_version(lab.SOURCE_NOTEBOOK)
+
+
+def test_cli_reports_an_existing_release_as_an_error(released):
+    result = subprocess.run([sys.executable, "-m", "grader", "release", "--out",
+                             str(released.parent)], capture_output=True, text=True,
+                            cwd=lab.LAB_ROOT)
+    assert result.returncode == 1
+    assert "already exists" in result.stderr and "--force" in result.stderr
+
+
+def test_untouched_release_reaches_the_public_tests_and_explains(released):
+    run = run_notebook(read_notebook(released), released.parent)
+    softmax_cell = run.cell_containing("a = my_softmax(z)")
+    model_test_cell = run.cell_containing("test_model(model, 10, 400)")
+    for cell in (softmax_cell, model_test_cell):
+        assert not [o for o in cell.outputs if o.output_type == "error"]
+    assert "compute the softmax of z" in run.shown_text(softmax_cell)
+    assert "Expected 3 Dense layers" in run.shown_text(model_test_cell)
+    assert "All tests passed!" not in run.stdout()
