@@ -71,7 +71,7 @@ def evaluate_softmax(softmax_fn, z):
 
 def _check_result(name, result, expected_shape):
     if result is None:
-        return None, f"{name}(z) returned None. Did you forget a return statement?"
+        return None, f"{name}(z) returned None: assign the softmax of z to `a` and return it."
     try:
         values = np.asarray(result, dtype=float)
     except (TypeError, ValueError):

@@ -352,7 +352,8 @@ def write_json(path, notebook_path, goal, summary, results):
 def parse_args(argv):
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--runs", type=int, default=5, help="runs per variant (default 5)")
-    parser.add_argument("--notebook", type=Path, default=DEFAULT_NOTEBOOK)
+    parser.add_argument("--notebook", type=Path, default=DEFAULT_NOTEBOOK,
+                        help="notebook to benchmark (default: the lab at the repo root)")
     parser.add_argument("--goal", type=float, default=8.0,
                         help="target for the reference median, in seconds (default 8)")
     parser.add_argument("--json", metavar="OUT", help="write every raw timing to this file")

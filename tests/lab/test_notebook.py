@@ -16,11 +16,13 @@ PROBE_TAG = "PROBE "
 # Appended to the executed copy only: facts a student would read off the page, as data.
 PROBE_CELL = f"""
 import json as _json
+import sys as _sys
 _predicted = np.argmax(np.asarray(model(X, training=False)), axis=1)
 print({PROBE_TAG!r} + _json.dumps({{
     "losses": [float(v) for v in history.history["loss"]],
     "accuracy": float(np.mean(_predicted == y[:, 0])),
     "errors": int(np.sum(_predicted != y[:, 0])),
+    "slow_imports": sorted({{"sklearn", "pandas"}} & set(_sys.modules)),
 }}))
 """
 
@@ -115,6 +117,11 @@ def test_error_count_is_small_and_matches_the_model(run):
     errors = int(re.search(r"(\d+) errors out of 5000 images", shown).group(1))
     assert errors < 100
     assert errors == _probe(run)["errors"]
+
+
+def test_keras_does_not_drag_in_scikit_learn_or_pandas(run):
+    # Keras imports them at start-up when installed: half a second of every kernel start.
+    assert _probe(run)["slow_imports"] == []
 
 
 def test_two_runs_give_identical_results(runs):
