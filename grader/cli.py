@@ -1,10 +1,17 @@
 """`python -m grader`: a thin command line over the grader's plain functions."""
 
 import argparse
+import os
 import sys
+import tempfile
+from collections import Counter
+from pathlib import Path
 
 from grader.course import NbgraderError
+from grader.records import STATUSES
 from grader.release import ReleaseExistsError, release
+
+MAX_SCORE = 100
 
 
 def _release(args):
@@ -13,22 +20,111 @@ def _release(args):
     return 0
 
 
+def _autograde(args):
+    from grader import autograde
+
+    progress = ProgressBar(sys.stderr) if sys.stderr.isatty() else None
+    run = autograde.main(submissions=args.submissions, out=args.out, workers=args.workers,
+                         timeout=args.timeout, cell_timeout=args.cell_timeout, db=args.db,
+                         on_progress=progress)
+    for warning in run.warnings:
+        print(f"warning: {warning}", file=sys.stderr)
+    print(summary(run.results, run.seconds, args.workers or os.cpu_count()))
+    print(f"Grades: {Path(args.out) / 'grades.csv'}; feedback: {Path(args.out) / 'feedback'}")
+    return 0
+
+
+def summary(results, seconds, workers):
+    counts = Counter(result.status for result in results)
+    scores = [result.score for result in results]
+    mean = sum(scores) / len(scores) if scores else 0.0
+    statuses = ", ".join(f"{status} {counts.get(status, 0)}" for status in STATUSES)
+    return (f"Graded {len(results)} submissions in {seconds:.1f} s with {workers} workers: "
+            f"{statuses}; mean score {mean:.1f}/{MAX_SCORE}")
+
+
+class ProgressBar:
+    """One line on a terminal, redrawn as each student finishes."""
+
+    WIDTH = 30
+
+    def __init__(self, stream):
+        self.stream = stream
+
+    def __call__(self, done, total, result):
+        filled = self.WIDTH * done // max(total, 1)
+        bar = "#" * filled + "-" * (self.WIDTH - filled)
+        self.stream.write(f"\r[{bar}] {done}/{total} {result.student_id[:20]}: "
+                          f"{result.status}\x1b[K")
+        if done == total:
+            self.stream.write("\n")
+        self.stream.flush()
+
+
+def _validate(args):
+    from grader import validate
+    from grader.course import copy_support_files
+    from grader.intake import read_submitted_notebook
+
+    notebook, problem = read_submitted_notebook(Path(args.notebook))
+    if problem:
+        print(f"{args.notebook}: {problem}", file=sys.stderr)
+        return 2
+    with tempfile.TemporaryDirectory(prefix="grader-validate-") as support:
+        copy_support_files(support)
+        checks, notes = validate.validate(notebook, support_dir=support)
+    print(validate.report(checks, notes))
+    return 0 if all(check.passed for check in checks) else 1
+
+
 def build_parser():
     parser = argparse.ArgumentParser(prog="python -m grader", description=__doc__)
     commands = parser.add_subparsers(dest="command", required=True)
+
     release_parser = commands.add_parser(
         "release", help="write the student version of the lab (solutions and hidden tests removed)")
     release_parser.add_argument("--out", required=True, help="folder to write it to")
     release_parser.add_argument("--force", action="store_true",
                                 help="replace an existing notebook in --out")
     release_parser.set_defaults(run=_release)
+
+    grade_parser = commands.add_parser(
+        "autograde", help="grade a folder (or .zip) of student submissions")
+    grade_parser.add_argument("submissions", help="one subfolder per student, nbgrader's "
+                              "submitted/<student>/C2_W2/ layout, or a .zip of either")
+    grade_parser.add_argument("--out", required=True, help="folder for grades, feedback, "
+                              "gradebook")
+    grade_parser.add_argument("--workers", type=_positive, default=None,
+                              help="submissions graded at once (default: the number of cores)")
+    grade_parser.add_argument("--timeout", type=_positive, default=600,
+                              help="seconds one submission may take (default 600)")
+    grade_parser.add_argument("--cell-timeout", type=_positive, default=60,
+                              help="seconds one cell may take before it is interrupted "
+                              "(default 60)")
+    grade_parser.add_argument("--db", default=None, help="gradebook SQLAlchemy URL (default: "
+                              "sqlite in OUT)")
+    grade_parser.set_defaults(run=_autograde)
+
+    validate_parser = commands.add_parser(
+        "validate", help="run a notebook as the grader would; report the public tests")
+    validate_parser.add_argument("notebook")
+    validate_parser.set_defaults(run=_validate)
     return parser
+
+
+def _positive(text):
+    value = int(text)
+    if value <= 0:
+        raise argparse.ArgumentTypeError(f"must be a positive number, got {text}")
+    return value
 
 
 def main(argv=None):
     args = build_parser().parse_args(argv)
+    from grader.intake import IntakeError
+
     try:
         return args.run(args)
-    except (ReleaseExistsError, NbgraderError) as error:
+    except (ReleaseExistsError, NbgraderError, IntakeError, FileNotFoundError) as error:
         print(f"error: {error}", file=sys.stderr)
         return 1

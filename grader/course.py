@@ -66,6 +66,7 @@ def create_course(root, *, db_url=None):
 
 def copy_support_files(destination):
     """Copy the files the notebook needs beside it (helpers, data, images, style)."""
+    Path(destination).mkdir(parents=True, exist_ok=True)
     for name in lab.SUPPORT_FILES:
         source = lab.LAB_ROOT / name
         if source.is_dir():

@@ -19,6 +19,9 @@ SUPPORT_FILES = (
 )
 
 EXERCISES = ("UNQ_C1", "UNQ_C2")
+EXERCISE_TITLES = {"UNQ_C1": "my_softmax", "UNQ_C2": "Sequential model"}
+# The nbgrader test cell that grades each exercise (grade: true, 50 points, hidden tests).
+HIDDEN_TEST_CELLS = {f"{exercise}_test": exercise for exercise in EXERCISES}
 
 # What replaces each reference solution in the student version. UNQ_C1 keeps `a` defined
 # so that running the untouched notebook reaches the public test, which then explains

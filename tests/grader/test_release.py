@@ -46,6 +46,7 @@ def test_no_solution_marker_and_no_output_anywhere(released):
     notebook = read_notebook(released)
     text = nbformat.writes(notebook)
     assert "BEGIN SOLUTION" not in text and "END SOLUTION" not in text
+    assert "HIDDEN TESTS" not in text and "__GRADER_ANSWER__" not in text
     assert all(not cell.get("outputs") for cell in notebook.cells if cell.cell_type == "code")
 
 

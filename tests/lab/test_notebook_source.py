@@ -78,6 +78,16 @@ def test_solution_sits_inside_the_code_markers(notebook, grade_id):
     assert order == sorted(order)
 
 
+@pytest.mark.parametrize("exercise", lab.EXERCISES)
+def test_each_exercise_has_a_50_point_test_cell_with_hidden_tests(notebook, exercise):
+    cells = [c for c in notebook.cells if _nbgrader(c)["grade"]]
+    cell = next(c for c in cells if _nbgrader(c)["grade_id"] == f"{exercise}_test")
+    assert _nbgrader(cell)["points"] == 50 and _nbgrader(cell)["locked"]
+    hidden = cell.source.split("### BEGIN HIDDEN TESTS")[1].split("### END HIDDEN TESTS")[0]
+    assert f"__GRADER_ANSWER__ {exercise}" in hidden
+    assert len(cells) == len(lab.EXERCISES)
+
+
 def test_public_tests_sit_in_unit_test_markers(notebook):
     for call in ["test_my_softmax(my_softmax)", "test_model(model, 10, 400)"]:
         cell = next(c for c in notebook.cells if call in c.source)

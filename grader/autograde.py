@@ -1,0 +1,197 @@
+"""Grade a whole class: intake, then each submission in parallel, then the results.
+
+    SUBMISSIONS -> intake -> prepare -> run in a sandbox (pool of worker processes)
+                -> verdicts (here, where no student code runs) -> results (here only)
+
+Each step is a plain function of plain data. Whatever happens to one submission becomes
+that student's status and detail; it never stops the batch.
+"""
+
+import os
+import tempfile
+import time
+from concurrent.futures import ProcessPoolExecutor, as_completed
+from concurrent.futures.process import BrokenProcessPool
+from dataclasses import dataclass
+from multiprocessing import get_context
+from pathlib import Path
+
+import nbformat
+
+from grader import lab
+from grader.course import copy_support_files
+from grader.execution import TIMEOUT_ERROR
+from grader.intake import collect_submissions
+from grader.prepare import grade_id, prepare
+from grader.records import ERROR, GRADED, INVALID, TIMEOUT, SubmissionResult
+from grader.results import write_results
+from grader.sandbox import Limits, run_notebook
+from grader.verdicts import judge, verdict_message
+
+
+@dataclass(frozen=True)
+class GradingTask:
+    """One submission, ready to travel to a worker process: plain data only."""
+
+    student_id: str
+    notebook: dict
+    support_dir: str
+    limits: Limits
+
+
+def main(*, submissions, out, workers=None, timeout=600, cell_timeout=60, db=None,
+         on_progress=None):
+    """Grade every student folder in `submissions` into `out`; return the results and a
+    summary. `on_progress(done, total, result)` is called as each student finishes."""
+    started = time.monotonic()
+    limits = Limits(cell_timeout=cell_timeout, timeout=timeout)
+    with tempfile.TemporaryDirectory(prefix="grader-") as scratch:
+        intake = collect_submissions(Path(submissions), Path(scratch) / "intake")
+        support_dir = Path(scratch) / "support"
+        copy_support_files(support_dir)
+        results = grade_all(intake.submissions, support_dir=support_dir, limits=limits,
+                            workers=workers or os.cpu_count() or 1, on_progress=on_progress)
+    summary = write_results(Path(out), results, db_url=db)
+    return AutogradeRun(results, summary, intake.warnings, time.monotonic() - started)
+
+
+@dataclass
+class AutogradeRun:
+    results: list
+    summary: object
+    warnings: list
+    seconds: float
+
+
+def grade_all(submissions, *, support_dir, limits, workers, on_progress=None):
+    """Grade gradable submissions in `workers` processes; one result per submission."""
+    source = read_source()
+    done = {}
+    report = _progress_reporter(len(submissions), done, on_progress)
+    for submission in submissions:
+        if submission.status == INVALID:
+            report(SubmissionResult(submission.student_id, INVALID, _sentence(submission.detail)))
+    tasks = {}
+    for submission in submissions:
+        if submission.status != INVALID:
+            prepared = prepare(submission.notebook, source)
+            notes = [submission.detail, *prepared.notes]
+            tasks[submission.student_id] = (
+                GradingTask(submission.student_id, prepared.notebook, str(support_dir),
+                            limits), notes)
+    _run_tasks(tasks, workers, report)
+    return sorted(done.values(), key=lambda result: result.student_id)
+
+
+def _progress_reporter(total, done, on_progress):
+    def report(result):
+        done[result.student_id] = result
+        if on_progress:
+            on_progress(len(done), total, result)
+    return report
+
+
+def _run_tasks(tasks, workers, report):
+    """Run every task in a pool; a pool that breaks is replaced once, then the tasks it
+    could not finish are that student's error."""
+    pending = dict(tasks)
+    for attempt in range(2):
+        if not pending:
+            return
+        pending = _run_pool(pending, workers, report, last_attempt=attempt == 1)
+
+
+def _run_pool(tasks, workers, report, *, last_attempt):
+    unfinished = {}
+    context = get_context("spawn")  # no fork of a process that has threads
+    with ProcessPoolExecutor(max_workers=min(workers, len(tasks)), mp_context=context) as pool:
+        futures = {pool.submit(grade_submission, task): (task, notes)
+                   for task, notes in tasks.values()}
+        for future in as_completed(futures):
+            task, notes = futures[future]
+            try:
+                outcome = future.result()
+            except BrokenProcessPool:
+                if not last_attempt:
+                    unfinished[task.student_id] = (task, notes)
+                    continue
+                outcome = {"error": "the grading process crashed twice"}
+            except Exception as error:  # a bug of ours must not stop the batch
+                outcome = {"error": f"grading failed: {type(error).__name__}: {error}"}
+            report(finish(task.student_id, outcome, notes))
+    return unfinished
+
+
+def grade_submission(task):
+    """Run one submission's notebook in its sandbox; runs in a worker process and returns
+    only plain data (the verdicts are made by the coordinating process)."""
+    started = time.monotonic()
+    outcome = run_notebook(task.notebook, support_dir=task.support_dir,
+                           capture_cells=lab.HIDDEN_TEST_CELLS, limits=task.limits)
+    return {**outcome.__dict__, "seconds": time.monotonic() - started}
+
+
+def finish(student_id, outcome, notes):
+    """Verdicts, status and detail for one student, from the outcome's plain data."""
+    verdicts = {exercise: judge(exercise, outcome.get("answers", {}).get(exercise),
+                                _cell_error(outcome, exercise))
+                for exercise in lab.EXERCISES}
+    notebook = outcome.get("notebook")
+    if notebook is not None:
+        show_verdicts(notebook, verdicts)
+    status, why = _status(outcome)
+    notes = [*notes, _cell_timeout_note(notebook)]
+    detail = " ".join(_sentence(note) for note in [why, *notes] if note)
+    return SubmissionResult(student_id, status, detail, verdicts, notebook,
+                            outcome.get("seconds", 0.0))
+
+
+def _cell_error(outcome, exercise):
+    if exercise in outcome.get("answers", {}):
+        return outcome.get("cell_errors", {}).get(exercise)
+    if outcome.get("timed_out"):
+        return "the notebook ran out of time before this exercise was tested"
+    if outcome.get("kernel_died"):
+        return "kernel died"
+    return outcome.get("error") or "the test cell did not run"
+
+
+def _cell_timeout_note(notebook):
+    cells = (notebook or {}).get("cells", [])
+    timed_out = sum(1 for cell in cells for output in cell.get("outputs", [])
+                    if output.get("ename") == TIMEOUT_ERROR)
+    if not timed_out:
+        return ""
+    return (f"{timed_out} cell(s) ran past the time limit for one cell and were stopped "
+            "(an endless loop?); the cells after them still ran.")
+
+
+def _sentence(note):
+    note = note.strip()
+    if not note:
+        return note
+    return note[0].upper() + note[1:] + ("" if note.endswith(".") else ".")
+
+
+def _status(outcome):
+    if outcome.get("timed_out"):
+        return TIMEOUT, "Grading stopped: the notebook ran past its time limit."
+    if outcome.get("kernel_died"):
+        return ERROR, ("The notebook's kernel stopped while grading (a cell may have used "
+                       "too much memory or ended the process); tests after that got no points.")
+    if outcome.get("error"):
+        return ERROR, f"Grading failed: {outcome['error']}."
+    return GRADED, ""
+
+
+def show_verdicts(notebook, verdicts):
+    """Put each verdict's message under its test cell, where the feedback shows it."""
+    for cell in notebook["cells"]:
+        exercise = lab.HIDDEN_TEST_CELLS.get(grade_id(cell))
+        if exercise in verdicts:
+            cell.setdefault("outputs", []).append(nbformat.v4.new_output(
+                "stream", name="stdout", text=verdict_message(verdicts[exercise]) + "\n"))
+
+
+def read_source():
+    return nbformat.read(str(lab.SOURCE_NOTEBOOK), as_version=4)

@@ -1,0 +1,192 @@
+"""Run one prepared notebook in a kernel and capture what its hidden tests print.
+
+This never judges: the hidden tests only print the student's answers as data (a
+`__GRADER_ANSWER__` line), taken out of the cell's output as soon as the cell has run,
+and the coordinating process turns them into points. Answers captured before a later
+hang or crash are kept.
+"""
+
+import contextlib
+import json
+import subprocess
+import threading
+import time
+from dataclasses import dataclass, field
+
+import psutil
+from nbclient.exceptions import DeadKernelError
+from nbclient.util import run_sync
+from nbgrader.preprocessors import Execute, LimitOutput
+from traitlets import Dict
+
+from grader.prepare import grade_id, skipped
+
+MARKER = "__GRADER_ANSWER__"
+TIMEOUT_ERROR = "CellTimeoutError"
+
+
+class CaptureExecute(Execute):
+    """nbgrader's Execute (per-cell timeout with interrupt) that skips the cells marked
+    to skip and takes the answers out of the hidden test cells as soon as each ran."""
+
+    capture_cells = Dict(help="test cell grade_id -> exercise id").tag(config=True)
+
+    def __init__(self, *args, on_capture=None, **kwargs):
+        super().__init__(*args, **kwargs)
+        self.on_capture = on_capture or (lambda exercise, answer, error: None)
+        self.on_kernel_started = lambda: None
+
+    def on_notebook_start(self, **kwargs):
+        self.on_kernel_started()
+
+    async def async_start_new_kernel(self, **kwargs):
+        # The kernel's own log (e.g. "running over TCP without encryption") is not the
+        # grader's output; a student's prints reach the notebook through the kernel.
+        kwargs.setdefault("stdout", subprocess.DEVNULL)
+        kwargs.setdefault("stderr", subprocess.DEVNULL)
+        await super().async_start_new_kernel(**kwargs)
+
+    start_new_kernel = run_sync(async_start_new_kernel)
+
+    def preprocess_cell(self, cell, resources, index):
+        if skipped(cell):
+            return cell, resources
+        return super().preprocess_cell(cell, resources, index)
+
+    def on_cell_executed(self, **kwargs):
+        super().on_cell_executed(**kwargs)
+        cell = kwargs["cell"]
+        exercise = self.capture_cells.get(grade_id(cell))
+        if exercise:
+            answer = take_answer(cell, exercise)
+            self.on_capture(exercise, answer, cell_error(cell) if answer is None else None)
+
+
+def take_answer(cell, exercise):
+    """Remove the exercise's answer line from the cell's stdout and return it parsed.
+
+    The last line counts: the hidden test prints it after every call into student code.
+    """
+    prefix = f"{MARKER} {exercise} "
+    answer = None
+    for output in cell.get("outputs", []):
+        if output.get("output_type") != "stream" or output.get("name") != "stdout":
+            continue
+        kept = []
+        for line in output.text.splitlines(keepends=True):
+            if line.startswith(prefix):
+                answer = _parse(line[len(prefix):])
+            elif MARKER not in line:
+                kept.append(line)
+        output.text = "".join(kept)
+    cell.outputs = [o for o in cell.outputs if o.get("output_type") != "stream" or o.text]
+    return answer
+
+
+def _parse(text):
+    try:
+        answer = json.loads(text)
+    except ValueError:
+        return None
+    return answer if isinstance(answer, dict) else None
+
+
+def cell_error(cell):
+    """The first error a cell raised, as 'Name: message', or None."""
+    for output in cell.get("outputs", []):
+        if output.get("output_type") == "error":
+            return f"{output.get('ename')}: {output.get('evalue')}".strip()
+    return None
+
+
+@dataclass
+class ExecutionOutcome:
+    """What came back from running one notebook; plain data."""
+
+    answers: dict = field(default_factory=dict)  # exercise -> captured answer or None
+    cell_errors: dict = field(default_factory=dict)  # exercise -> "Name: message" or None
+    notebook: dict | None = None
+    kernel_died: bool = False
+    timed_out: bool = False
+    error: str | None = None
+
+
+def execute(notebook, *, workdir, capture_cells, cell_timeout, timeout):
+    """Run `notebook` (a NotebookNode, changed in place) with `workdir` as the kernel's
+    working directory; stop it after `timeout` seconds, killing everything it started."""
+    outcome = ExecutionOutcome()
+
+    def capture(exercise, answer, error):
+        outcome.answers[exercise] = answer
+        outcome.cell_errors[exercise] = error
+
+    executor = CaptureExecute(timeout=cell_timeout, capture_cells=capture_cells,
+                              kernel_name="python3", on_capture=capture)
+    watchdog = KernelWatchdog(executor, timeout)
+    executor.on_kernel_started = watchdog.start
+    try:
+        executor.preprocess(notebook, {"metadata": {"path": str(workdir)}})
+    except DeadKernelError as error:
+        outcome.kernel_died = not watchdog.fired
+        outcome.error = None if watchdog.fired else f"the kernel stopped: {error}".strip()
+    finally:
+        watchdog.stop()
+    outcome.timed_out = watchdog.fired
+    outcome.notebook, _ = LimitOutput().preprocess(notebook, {})
+    return outcome
+
+
+class KernelWatchdog:
+    """Kills the kernel and everything it started once time is up, and at the end.
+
+    The kernel runs in a session of its own, and processes a student starts from it may
+    outlive it, so its process tree is watched while it runs and all of it is killed.
+    """
+
+    POLL_SECONDS = 0.2
+
+    def __init__(self, executor, timeout):
+        self.executor = executor
+        self.deadline = time.monotonic() + timeout
+        self.fired = False
+        self.processes = {}
+        self._done = threading.Event()
+        self._thread = threading.Thread(target=self._watch, daemon=True)
+
+    def start(self):
+        self._remember(psutil.Process(self.executor.km.provisioner.process.pid))
+        self._thread.start()
+
+    def stop(self):
+        self._done.set()
+        if self._thread.is_alive():
+            self._thread.join()
+        self.kill_all()
+
+    def _watch(self):
+        while not self._done.wait(self.POLL_SECONDS):
+            self._look()
+            if time.monotonic() > self.deadline:
+                self.fired = True
+                self.kill_all()
+                return
+
+    def _look(self):
+        for root in list(self.processes.values()):
+            with contextlib.suppress(psutil.NoSuchProcess):
+                for child in root.children(recursive=True):
+                    self._remember(child)
+
+    def _remember(self, process):
+        # Keyed by pid and start time, so a reused pid is never mistaken for ours.
+        with contextlib.suppress(psutil.NoSuchProcess):
+            self.processes[(process.pid, process.create_time())] = process
+
+    def kill_all(self):
+        self._look()
+        alive = []
+        for process in list(self.processes.values()):
+            with contextlib.suppress(psutil.NoSuchProcess):
+                process.kill()
+                alive.append(process)
+        psutil.wait_procs(alive, timeout=5)

@@ -1,0 +1,575 @@
+"""Verdicts for UNQ_C1 and UNQ_C2, from data captured by the real hidden-test code.
+
+The two capture functions below are copied from the notebook's hidden tests as they are
+(only lint comments added). Each test runs one of them with a student's `my_softmax` or
+`model` as its global, reads the printed JSON back, and judges it as the grader does.
+"""
+
+import builtins
+import contextlib
+import io
+import json
+import random
+import types
+import warnings
+
+import numpy as np
+import pytest
+import tensorflow as tf
+
+from grader import verdicts
+from grader.records import ExerciseVerdict
+from grader.verdicts import (
+    EXERCISE_POINTS,
+    VERDICTS,
+    judge,
+    model_verdict,
+    softmax_hidden_inputs,
+    softmax_verdict,
+    verdict_message,
+)
+
+# ---------------------------------------------------------------- the capture code, verbatim
+
+
+def _grader_capture_unq_c1():
+    import json  # noqa: I001
+    import numpy
+    rng = numpy.random.default_rng(20261129)
+    cases = [rng.uniform(-8.0, 8.0, size) for size in (1, 2, 5, 10, 37)]
+    cases += [rng.uniform(-30.0, -10.0, 6), rng.uniform(0.0, 1e-3, 7),
+              numpy.full(3, 5.0), rng.permutation(numpy.arange(-4.0, 5.0))]
+    answers = []
+    for z in cases:
+        case = {"z": z.tolist()}
+        try:
+            case["a"] = numpy.asarray(my_softmax(z.copy()), dtype=float).tolist()  # noqa: F821
+        except Exception as error:
+            case["error"] = f"{type(error).__name__}: {error}"
+        answers.append(case)
+    print("\n__GRADER_ANSWER__ UNQ_C1 " + json.dumps({"cases": answers}))
+
+
+def _grader_capture_unq_c2():
+    import json  # noqa: I001
+    import numpy
+    facts = {}
+    try:
+        target = model  # noqa: F821
+    except NameError as error:
+        facts["error"] = f"NameError: {error}"
+        print("\n__GRADER_ANSWER__ UNQ_C2 " + json.dumps(facts))
+        return
+    x = numpy.random.default_rng(20261130).uniform(0.0, 1.0, (6, 400)).astype("float32")
+    probe = numpy.array([[-3.0, -0.5, 0.0, 0.5, 3.0]], dtype="float32")
+    facts["type"] = type(target).__name__
+    try:
+        facts["forward"] = numpy.asarray(target(x, training=False), dtype=float).tolist()
+    except Exception as error:
+        facts["forward_error"] = f"{type(error).__name__}: {error}"
+    layers = []
+    for layer in getattr(target, "layers", []):
+        entry = {"class": type(layer).__name__, "name": str(getattr(layer, "name", ""))}
+        for key in ("units", "use_bias"):
+            if hasattr(layer, key):
+                entry[key] = getattr(layer, key)
+        try:
+            entry["weights"] = [numpy.asarray(w, dtype=float).tolist()
+                                for w in layer.get_weights()]
+        except Exception as error:
+            entry["weights_error"] = f"{type(error).__name__}: {error}"
+        activation = getattr(layer, "activation", None)
+        if activation is not None:
+            try:
+                entry["activation_probe"] = numpy.asarray(activation(probe),
+                                                          dtype=float).tolist()
+            except Exception as error:
+                entry["activation_error"] = f"{type(error).__name__}: {error}"
+        layers.append(entry)
+    facts["layers"] = layers
+    print("\n__GRADER_ANSWER__ UNQ_C2 " + json.dumps(facts))
+
+
+def _captured(capture, exercise, **student_globals):
+    """Run a capture with the student's names as its globals; the JSON it printed, parsed."""
+    # The capture reads `my_softmax` / `model` as globals, as in the student's kernel.
+    namespace = {"__builtins__": builtins, **student_globals}
+    run = types.FunctionType(capture.__code__, namespace)
+    output = io.StringIO()
+    # Wrong formulas divide by zero on purpose; their warnings are not what is tested.
+    with contextlib.redirect_stdout(output), warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        run()
+    prefix = f"__GRADER_ANSWER__ {exercise} "
+    (line,) = [line for line in output.getvalue().splitlines() if line.startswith(prefix)]
+    return json.loads(line[len(prefix):])
+
+
+def softmax_capture(function):
+    return _captured(_grader_capture_unq_c1, "UNQ_C1", my_softmax=function)
+
+
+def model_capture(model):
+    return _captured(_grader_capture_unq_c2, "UNQ_C2", model=model)
+
+
+def assert_full_marks(verdict):
+    assert verdict.points == EXERCISE_POINTS, verdict.messages
+    assert verdict.messages == ()
+
+
+def assert_zero_with(verdict, *key_words):
+    assert verdict.points == 0
+    assert 1 <= len(verdict.messages) <= 3
+    text = " ".join(verdict.messages).lower()
+    for word in key_words:
+        assert word.lower() in text, (word, verdict.messages)
+    assert "traceback" not in text and "assertionerror" not in text
+
+
+# ---------------------------------------------------------------- my_softmax variants
+
+def softmax_loop(z):
+    N = z.shape[0]
+    a = np.zeros(N)
+    total = 0
+    for k in range(N):
+        total += np.exp(z[k])
+    for j in range(N):
+        a[j] = np.exp(z[j]) / total
+    return a
+
+
+def softmax_vectorised(z):
+    return np.exp(z) / np.sum(np.exp(z))
+
+
+def softmax_stable(z):
+    ez = np.exp(z - np.max(z))
+    return ez / ez.sum()
+
+
+def softmax_as_list(z):
+    total = sum(np.exp(value) for value in z)
+    return [float(np.exp(value) / total) for value in z]
+
+
+def softmax_in_float32(z):
+    ez = np.exp(z.astype(np.float32))
+    return ez / ez.sum()
+
+
+def unnormalised(z):
+    return np.exp(z)
+
+
+def divided_by_sum_of_z(z):
+    return np.exp(z) / np.sum(z)
+
+
+def _skipping(z, indices):
+    total = 0
+    for k in indices:
+        total += np.exp(z[k])
+    return np.exp(z) / total
+
+
+def skips_last_term(z):
+    return _skipping(z, range(z.shape[0] - 1))
+
+
+def skips_first_term(z):
+    return _skipping(z, range(1, z.shape[0]))
+
+
+def hard_coded_public_answer(z):
+    return np.array([0.032, 0.087, 0.237, 0.644])
+
+
+def sorted_output(z):
+    return np.sort(softmax_stable(z))
+
+
+def raises_value_error(z):
+    raise ValueError("not implemented yet")
+
+
+def loops_one_too_far(z):
+    N = z.shape[0]
+    a = np.zeros(N)
+    total = sum(np.exp(z[k]) for k in range(N + 1))
+    for j in range(N):
+        a[j] = np.exp(z[j]) / total
+    return a
+
+
+def returns_none(z):
+    # Computed, but the student forgot `return a`.
+    a = softmax_stable(z)  # noqa: F841
+
+
+def returns_2d(z):
+    return softmax_stable(z).reshape(1, -1)
+
+
+def returns_scalar(z):
+    return np.sum(softmax_stable(z))
+
+
+def misspelled_name(z):
+    ez = np.exp(z)
+    return ez / np.sum(e_z)  # noqa: F821
+
+
+def right_only_for_short_inputs(z):
+    if z.shape[0] > 8:
+        return np.zeros(z.shape[0])
+    return softmax_stable(z)
+
+
+def written_for_four_values(z):
+    a = np.zeros(4)
+    total = np.sum(np.exp(z))
+    for j in range(z.shape[0]):
+        a[j] = np.exp(z[j]) / total
+    return a
+
+
+# ---------------------------------------------------------------- UNQ_C1 tests
+
+@pytest.mark.parametrize("function", [softmax_loop, softmax_vectorised, softmax_stable,
+                                      softmax_as_list, softmax_in_float32])
+def test_every_correct_softmax_gets_full_marks(function):
+    assert_full_marks(softmax_verdict(softmax_capture(function)))
+
+
+@pytest.mark.parametrize(("function", "key_words"), [
+    (unnormalised, ["without normalising"]),
+    (divided_by_sum_of_z, ["divided by the sum of z"]),
+    (skips_last_term, ["skips the last element", "range(N)"]),
+    (skips_first_term, ["skips the first element"]),
+    (hard_coded_public_answer, ["same values for every input", "public example"]),
+    (sorted_output, ["not in the order of z (did you sort them?)", "right for inputs of size"]),
+    (raises_value_error, ["raised ValueError: not implemented yet"]),
+    (loops_one_too_far, ["IndexError", "range(N)"]),
+    (returns_none, ["returned None", "return a"]),
+    (returns_2d, ["2-D array of shape (1, 1)"]),
+    (returns_scalar, ["single number", "got a = 1."]),
+    (misspelled_name, ["NameError", "spell"]),
+    (written_for_four_values, ["IndexError", "returned 4 values instead of 1"]),
+    (right_only_for_short_inputs, ["right for inputs of size 1, 2, 3, 5, 6, 7",
+                                   "wrong for size 9, 10, 37", "fixed length"]),
+])
+def test_each_wrong_softmax_loses_the_points_with_a_message_naming_the_mistake(function,
+                                                                             key_words):
+    assert_zero_with(softmax_verdict(softmax_capture(function)), *key_words)
+
+
+def test_a_failing_case_shows_its_input_and_the_expected_and_got_answers():
+    (message,) = softmax_verdict(softmax_capture(unnormalised)).messages
+    assert "hidden input of size 1, z = [-4.468]" in message
+    assert "Expected a = [1.]" in message and "got a = [0.011]" in message
+
+
+def test_the_capture_gives_the_verdicts_own_hidden_inputs():
+    captured = softmax_capture(softmax_stable)
+    expected = softmax_hidden_inputs()
+    assert [case["z"] for case in captured["cases"]] == [z.tolist() for z in expected]
+
+
+@pytest.mark.parametrize(("cell_error", "key_words"), [
+    ("NameError: name 'my_softmax' is not defined", ["my_softmax is not defined"]),
+    ("NameError: name 'tf' is not defined", ["`tf`", "from the top"]),
+    ("CellTimeoutError: cell ran past 60 s", ["time limit", "loop"]),
+    ("KeyboardInterrupt", ["interrupted"]),
+    ("ZeroDivisionError: float division by zero", ["ZeroDivisionError", "z = [1, 2, 3, 4]",
+                                                   "denominator"]),
+    ("kernel died", ["kernel died", "memory"]),
+    (None, ["printed no answer"]),
+    ("\x1b[1mTypeError: 'NoneType' object is not subscriptable\x1b[0m", ["None", "return a"]),
+])
+def test_no_capture_is_explained_from_how_the_cell_ended(cell_error, key_words):
+    verdict = softmax_verdict(None, cell_error)
+    assert_zero_with(verdict, *key_words)
+    assert "\x1b" not in verdict.messages[0]
+
+
+def _tampered_first_input(captured):
+    captured["cases"][0]["z"] = [0.5]
+    return captured
+
+
+@pytest.mark.parametrize("tamper", [
+    _tampered_first_input,
+    lambda captured: {"cases": captured["cases"][:-1]},
+    lambda captured: {"cases": captured["cases"][::-1]},
+    lambda captured: {"cases": [{**case, "z": "0.5"} for case in captured["cases"]]},
+])
+def test_changed_inputs_are_reported_as_tampering(tamper):
+    verdict = softmax_verdict(tamper(softmax_capture(softmax_stable)))
+    assert_zero_with(verdict, "the hidden test inputs were changed while grading")
+
+
+# ---------------------------------------------------------------- UNQ_C2 models
+
+Dense = tf.keras.layers.Dense
+
+
+def _built(build, seed=1234):
+    tf.keras.utils.set_random_seed(seed)
+    return build()
+
+
+def model_with_input():
+    return tf.keras.Sequential([tf.keras.Input(shape=(400,)), Dense(25, activation="relu"),
+                                Dense(15, activation="relu"), Dense(10, activation="linear")])
+
+
+def model_without_input_keras_relu():
+    relu = tf.keras.activations.relu
+    return tf.keras.Sequential([Dense(25, activation=relu), Dense(15, activation=relu),
+                                Dense(10)])
+
+
+def model_tf_nn_relu():
+    return tf.keras.Sequential([tf.keras.Input(shape=(400,)), Dense(25, activation=tf.nn.relu),
+                                Dense(15, activation=tf.nn.relu), Dense(10, activation=None)])
+
+
+def functional_model():
+    inputs = tf.keras.Input(shape=(400,))
+    hidden = Dense(15, activation="relu")(Dense(25, activation="relu")(inputs))
+    return tf.keras.Model(inputs, Dense(10, activation="linear")(hidden))
+
+
+def _sequential(*layers, input_size=400):
+    return tf.keras.Sequential([tf.keras.Input(shape=(input_size,)), *layers])
+
+
+def _three(units=(25, 15, 10), hidden="relu", output="linear", **options):
+    return [Dense(units[0], activation=hidden, **options),
+            Dense(units[1], activation=hidden, **options),
+            Dense(units[2], activation=output, **options)]
+
+
+class ZeroModel(tf.keras.Sequential):
+    """Its layers say one thing, its call does another."""
+
+    def call(self, inputs, training=None, mask=None):
+        return tf.zeros((tf.shape(inputs)[0], 10))
+
+
+WRONG_MODELS = {
+    "wrong units": (lambda: _sequential(*_three(units=(30, 15, 10))),
+                    ["layers[0] ('dense", "expected 25 units, got 30"]),
+    "swapped units": (lambda: _sequential(*_three(units=(15, 25, 10))), ["swapped"]),
+    "sigmoid hidden": (lambda: _sequential(*_three(hidden="sigmoid")),
+                       ["expected relu, got sigmoid", "use relu in the hidden layers"]),
+    "softmax output": (lambda: _sequential(*_three(output="softmax")),
+                       ["(the output layer)", "use a linear output",
+                        "the loss applies softmax (from_logits=True)"]),
+    "tanh output": (lambda: _sequential(*_three(output="tanh")),
+                    ["expected a linear activation, got tanh"]),
+    "odd activation": (lambda: _sequential(*_three(hidden=lambda x: 2.0 * x)),
+                       ["unexpected activation"]),
+    "two layers": (lambda: _sequential(Dense(25, activation="relu"), Dense(10)),
+                   ["Expected 3 Dense layers", "got 2", "missing"]),
+    "four layers": (lambda: _sequential(*_three(), Dense(10)),
+                    ["got 4", "Remove the extra layer"]),
+    "extra dropout": (lambda: _sequential(Dense(25, activation="relu"),
+                                          tf.keras.layers.Dropout(0.2),
+                                          Dense(15, activation="relu"), Dense(10)),
+                      ["is a Dropout layer"]),
+    "input of 40": (lambda: _sequential(*_three(), input_size=40),
+                    ["expects 40 inputs, the images have 400", "10,575"]),
+    "no bias": (lambda: _sequential(*_three(use_bias=False)), ["use_bias=False"]),
+    "call overridden": (lambda: ZeroModel([tf.keras.Input(shape=(400,)), *_three()]),
+                        ["the model's output does not match its layers"]),
+}
+
+
+@pytest.mark.parametrize("build", [model_with_input, model_without_input_keras_relu,
+                                   model_tf_nn_relu, functional_model])
+def test_every_correct_model_gets_full_marks(build):
+    assert_full_marks(model_verdict(model_capture(_built(build))))
+
+
+@pytest.mark.parametrize("name", WRONG_MODELS)
+def test_each_wrong_model_loses_the_points_with_a_message_naming_the_mistake(name):
+    build, key_words = WRONG_MODELS[name]
+    assert_zero_with(model_verdict(model_capture(_built(build))), *key_words)
+
+
+def test_no_model_at_all_is_explained():
+    captured = _captured(_grader_capture_unq_c2, "UNQ_C2")
+    assert_zero_with(model_verdict(captured), "There is no `model`", "Sequential")
+
+
+def test_a_model_that_is_not_a_keras_model_is_explained():
+    assert_zero_with(model_verdict(model_capture(None)), "NoneType with no layers")
+
+
+def test_a_forward_error_is_reported_in_words():
+    captured = model_capture(_built(model_with_input))
+    del captured["forward"]
+    captured["forward_error"] = "ValueError: \x1b[1mshapes do not match\x1b[0m\n\nArguments"
+    verdict = model_verdict(captured)
+    assert_zero_with(verdict, "could not run on a batch of 6 images of 400 pixels",
+                     "shapes do not match")
+    assert "\x1b" not in verdict.messages[0]
+
+
+def test_a_wrong_output_shape_is_reported():
+    captured = model_capture(_built(model_with_input))
+    captured["forward"] = [row[:5] for row in captured["forward"]]
+    assert_zero_with(model_verdict(captured), "output of shape (6, 10), got (6, 5)")
+
+
+@pytest.mark.parametrize(("cell_error", "key_words"), [
+    ("CellTimeoutError: cell ran past 120 s", ["time limit"]),
+    ("kernel died", ["kernel died"]),
+    ("NameError: name 'test_model' is not defined", ["NameError", "test_model", "from the top"]),
+    ("NameError: name 'model' is not defined", ["There is no `model`"]),
+])
+def test_no_model_capture_is_explained_from_how_the_cell_ended(cell_error, key_words):
+    assert_zero_with(model_verdict(None, cell_error), *key_words)
+
+
+# ---------------------------------------------------------------- untrusted data
+
+JUNK = (None, "x", "1.5", [], {}, [[]], True, 10**30, float("nan"), float("inf"), -1e308,
+        [[1.0], [1.0, 2.0]], [[[[[[[[1.0]]]]]]]], list(range(2000)), {"a": [1.0]},
+        json.loads("[" * 100 + "]" * 100))
+
+
+def _children(node):
+    if isinstance(node, dict):
+        return list(node)
+    if isinstance(node, list):
+        return list(range(len(node)))
+    return []
+
+
+def _replaced(tree, path, value):
+    """A copy of `tree` with the node at `path` replaced; only the path itself is copied."""
+    if not path:
+        return value
+    copy = dict(tree) if isinstance(tree, dict) else list(tree)
+    copy[path[0]] = _replaced(tree[path[0]], path[1:], value)
+    return copy
+
+
+def _random_path(tree, rng):
+    path, node = [], tree
+    while _children(node) and (not path or rng.random() < 0.7):
+        key = rng.choice(_children(node))
+        path.append(key)
+        node = node[key]
+    return path
+
+
+def _mutations(captured, count, seed):
+    rng = random.Random(seed)
+    for _ in range(count):
+        path = _random_path(captured, rng)
+        if path and rng.random() < 0.2:  # a missing key, or a list cut short
+            yield _replaced(captured, path[:-1], _without(_subtree(captured, path[:-1]),
+                                                          path[-1]))
+        else:
+            yield _replaced(captured, path, rng.choice(JUNK))
+
+
+def _without(container, key):
+    if isinstance(container, dict):
+        return {name: value for name, value in container.items() if name != key}
+    return container[:key]
+
+
+def _subtree(tree, path):
+    for key in path:
+        tree = tree[key]
+    return tree
+
+
+def assert_a_sound_verdict(verdict, exercise):
+    assert isinstance(verdict, ExerciseVerdict) and verdict.exercise == exercise
+    assert verdict.points in (0, EXERCISE_POINTS)
+    assert (verdict.points == 0) == bool(verdict.messages)
+    assert len(verdict.messages) <= 3
+    assert all(isinstance(message, str) and message for message in verdict.messages)
+    # The safety net is for grader bugs: malformed data must be handled on purpose.
+    assert not any("grader failed" in message for message in verdict.messages), verdict
+
+
+HAND_MADE_JUNK = [None, [], "cases", 5, {}, {"cases": None}, {"cases": [None] * 9},
+                  {"cases": [{}] * 9}, {"layers": "x"}, {"layers": [None]}, {"layers": [{}]},
+                  {"error": 3}, {"layers": [{"class": "Dense", "units": True}]},
+                  {"layers": [{"class": "Dense", "units": 25, "weights": [[1.0, "a"]]}]},
+                  {"layers": [{"class": "Dense", "weights": "x"}] * 3}, {"type": "x"}]
+
+
+@pytest.mark.parametrize("exercise", ["UNQ_C1", "UNQ_C2"])
+def test_hand_made_junk_never_raises(exercise):
+    for captured in HAND_MADE_JUNK:
+        for cell_error in (None, 42, "x" * 10_000):
+            assert_a_sound_verdict(judge(exercise, captured, cell_error), exercise)
+
+
+@pytest.fixture(scope="module")
+def good_captures():
+    return {"UNQ_C1": softmax_capture(softmax_stable),
+            "UNQ_C2": model_capture(_built(model_with_input))}
+
+
+@pytest.mark.parametrize("exercise", ["UNQ_C1", "UNQ_C2"])
+def test_fuzzed_captures_never_raise(exercise, good_captures):
+    verdict_of = VERDICTS[exercise]
+    for captured in _mutations(good_captures[exercise], count=400, seed=7):
+        assert_a_sound_verdict(verdict_of(captured), exercise)
+
+
+def test_unreadable_data_is_explained_not_raised(good_captures):
+    captured = _replaced(good_captures["UNQ_C1"], ["cases", 2, "a"], "0.5")
+    assert_zero_with(softmax_verdict(captured), "could not read")
+    captured = _replaced(good_captures["UNQ_C2"], ["layers", 0, "weights", 1], [None])
+    assert_zero_with(model_verdict(captured), "could not read")
+
+
+def test_nan_weights_and_outputs_are_reported(good_captures):
+    captured = _replaced(good_captures["UNQ_C2"], ["layers", 1, "weights", 1, 0], float("nan"))
+    assert_zero_with(model_verdict(captured), "NaN or infinite weights")
+    captured = _replaced(good_captures["UNQ_C2"], ["forward", 0, 0], float("nan"))
+    assert_zero_with(model_verdict(captured), "NaN or infinity")
+
+
+def test_a_grader_bug_costs_one_verdict_not_the_batch(monkeypatch, good_captures):
+    def broken(cases):
+        raise RuntimeError("bug")
+
+    monkeypatch.setattr(verdicts, "_softmax_case_messages", broken)
+    assert_zero_with(softmax_verdict(good_captures["UNQ_C1"]), "grader failed", "regrade")
+
+
+def test_the_same_data_always_gives_the_same_verdict(good_captures):
+    for exercise, captured in good_captures.items():
+        round_trip = json.loads(json.dumps(captured))
+        assert judge(exercise, captured) == judge(exercise, round_trip)
+    wrong = softmax_capture(sorted_output)
+    assert softmax_verdict(wrong) == softmax_verdict(json.loads(json.dumps(wrong)))
+
+
+# ---------------------------------------------------------------- entry points and feedback
+
+def test_judge_dispatches_and_refuses_unknown_exercises(good_captures):
+    assert judge("UNQ_C1", good_captures["UNQ_C1"]).full_marks
+    assert judge("UNQ_C2", good_captures["UNQ_C2"]).full_marks
+    with pytest.raises(ValueError, match="UNQ_C9"):
+        judge("UNQ_C9", {})
+
+
+def test_verdict_message_shows_points_then_one_line_per_mistake():
+    assert verdict_message(ExerciseVerdict("UNQ_C1", 50, 50)) == \
+        "UNQ_C1: 50/50 points. All hidden tests passed."
+    verdict = ExerciseVerdict("UNQ_C2", 0, 50, ("first problem.", "second problem."))
+    assert verdict_message(verdict) == \
+        "UNQ_C2: 0/50 points.\n- first problem.\n- second problem."
