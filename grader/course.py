@@ -16,15 +16,19 @@ from pathlib import Path
 from grader import lab
 
 CONFIG_TEMPLATE = """\
-# Written by grader.course: the configuration of a throwaway course.
+# Written by grader.course: the configuration of a course made from the lab.
+c = get_config()
+c.CourseDirectory.root = {root!r}
+c.CourseDirectory.db_url = {db_url!r}
+"""
+# Only for releasing: it imports grader.stubs, which an instructor running nbgrader's own
+# commands in a results course (export, formgrader) would not have on the path.
+RELEASE_CONFIG = """
 from nbgrader.converters import GenerateAssignment
 from nbgrader.preprocessors import ClearSolutions
 
 from grader.stubs import ExerciseStubs
 
-c = get_config()
-c.CourseDirectory.root = {root!r}
-c.CourseDirectory.db_url = {db_url!r}
 c.ClearSolutions.code_stub = {{"python": ""}}
 c.ExerciseStubs.stubs = {stubs}
 c.GenerateAssignment.preprocessors = [
@@ -51,15 +55,17 @@ class Course:
         return self.root / "release" / lab.ASSIGNMENT
 
 
-def create_course(root, *, db_url=None):
-    """Lay out an nbgrader course in `root` whose only assignment is the lab."""
+def create_course(root, *, db_url=None, for_release=True):
+    """Lay out an nbgrader course in `root` whose only assignment is the lab; with
+    `for_release`, its generate_assignment puts our exercise stubs in the student version."""
     course = Course(Path(root).resolve())
     course.source_dir.mkdir(parents=True, exist_ok=True)
     shutil.copy2(lab.SOURCE_NOTEBOOK, course.source_dir / lab.NOTEBOOK_NAME)
     copy_support_files(course.source_dir)
     db_url = db_url or f"sqlite:///{course.root / 'gradebook.db'}"
-    config = CONFIG_TEMPLATE.format(root=str(course.root), db_url=db_url,
-                                    stubs=json.dumps(lab.EXERCISE_STUBS))
+    config = CONFIG_TEMPLATE.format(root=str(course.root), db_url=db_url)
+    if for_release:
+        config += RELEASE_CONFIG.format(stubs=json.dumps(lab.EXERCISE_STUBS))
     (course.root / "nbgrader_config.py").write_text(config)
     return course
 

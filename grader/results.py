@@ -165,7 +165,7 @@ def write_atomically(path, text):
 
 def create_results_course(root, db_url):
     """The nbgrader course on the gradebook, with the assignment and its grade cells."""
-    course = create_course(root, db_url=db_url)
+    course = create_course(root, db_url=db_url, for_release=False)
     with open(course.root / "nbgrader_config.py", "a", encoding="utf-8") as config:
         config.write(FEEDBACK_CONFIG)
     # Run every time: it records the assignment if new and follows changes of the
