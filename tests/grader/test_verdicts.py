@@ -1,8 +1,8 @@
 """Verdicts for UNQ_C1 and UNQ_C2, from data captured by the real hidden-test code.
 
-The two capture functions below are copied from the notebook's hidden tests as they are
-(only lint comments added). Each test runs one of them with a student's `my_softmax` or
-`model` as its global, reads the printed JSON back, and judges it as the grader does.
+Each test runs the hidden test code of the source notebook itself with a student's
+`my_softmax` or `model` as its global, reads the printed JSON back, and judges it as the
+grader does.
 """
 
 import builtins
@@ -10,14 +10,14 @@ import contextlib
 import io
 import json
 import random
-import types
 import warnings
 
+import nbformat
 import numpy as np
 import pytest
 import tensorflow as tf
 
-from grader import verdicts
+from grader import lab, verdicts
 from grader.records import ExerciseVerdict
 from grader.verdicts import (
     EXERCISE_POINTS,
@@ -29,88 +29,41 @@ from grader.verdicts import (
     verdict_message,
 )
 
-# ---------------------------------------------------------------- the capture code, verbatim
+# ---------------------------------------------------------------- the capture code
 
 
-def _grader_capture_unq_c1():
-    import json  # noqa: I001
-    import numpy
-    rng = numpy.random.default_rng(20261129)
-    cases = [rng.uniform(-8.0, 8.0, size) for size in (1, 2, 5, 10, 37)]
-    cases += [rng.uniform(-30.0, -10.0, 6), rng.uniform(0.0, 1e-3, 7),
-              numpy.full(3, 5.0), rng.permutation(numpy.arange(-4.0, 5.0))]
-    answers = []
-    for z in cases:
-        case = {"z": z.tolist()}
-        try:
-            case["a"] = numpy.asarray(my_softmax(z.copy()), dtype=float).tolist()  # noqa: F821
-        except Exception as error:
-            case["error"] = f"{type(error).__name__}: {error}"
-        answers.append(case)
-    print("\n__GRADER_ANSWER__ UNQ_C1 " + json.dumps({"cases": answers}))
+def _hidden_test_code(exercise):
+    """The hidden region of the exercise's test cell, read from the source notebook."""
+    notebook = nbformat.read(str(lab.SOURCE_NOTEBOOK), as_version=4)
+    (cell,) = [c for c in notebook.cells
+               if c.metadata.get("nbgrader", {}).get("grade_id") == f"{exercise}_test"]
+    hidden = cell.source.split("### BEGIN HIDDEN TESTS")[1].split("### END HIDDEN TESTS")[0]
+    return compile(hidden, f"<hidden test of {exercise}>", "exec")
 
 
-def _grader_capture_unq_c2():
-    import json  # noqa: I001
-    import numpy
-    facts = {}
-    try:
-        target = model  # noqa: F821
-    except NameError as error:
-        facts["error"] = f"NameError: {error}"
-        print("\n__GRADER_ANSWER__ UNQ_C2 " + json.dumps(facts))
-        return
-    x = numpy.random.default_rng(20261130).uniform(0.0, 1.0, (6, 400)).astype("float32")
-    probe = numpy.array([[-3.0, -0.5, 0.0, 0.5, 3.0]], dtype="float32")
-    facts["type"] = type(target).__name__
-    try:
-        facts["forward"] = numpy.asarray(target(x, training=False), dtype=float).tolist()
-    except Exception as error:
-        facts["forward_error"] = f"{type(error).__name__}: {error}"
-    layers = []
-    for layer in getattr(target, "layers", []):
-        entry = {"class": type(layer).__name__, "name": str(getattr(layer, "name", ""))}
-        for key in ("units", "use_bias"):
-            if hasattr(layer, key):
-                entry[key] = getattr(layer, key)
-        try:
-            entry["weights"] = [numpy.asarray(w, dtype=float).tolist()
-                                for w in layer.get_weights()]
-        except Exception as error:
-            entry["weights_error"] = f"{type(error).__name__}: {error}"
-        activation = getattr(layer, "activation", None)
-        if activation is not None:
-            try:
-                entry["activation_probe"] = numpy.asarray(activation(probe),
-                                                          dtype=float).tolist()
-            except Exception as error:
-                entry["activation_error"] = f"{type(error).__name__}: {error}"
-        layers.append(entry)
-    facts["layers"] = layers
-    print("\n__GRADER_ANSWER__ UNQ_C2 " + json.dumps(facts))
+HIDDEN_TESTS = {exercise: _hidden_test_code(exercise) for exercise in lab.EXERCISES}
 
 
-def _captured(capture, exercise, **student_globals):
-    """Run a capture with the student's names as its globals; the JSON it printed, parsed."""
-    # The capture reads `my_softmax` / `model` as globals, as in the student's kernel.
+def _captured(exercise, **student_globals):
+    """Run the notebook's hidden test with the student's names as globals, as in the
+    student's kernel; the JSON it printed, parsed."""
     namespace = {"__builtins__": builtins, **student_globals}
-    run = types.FunctionType(capture.__code__, namespace)
     output = io.StringIO()
     # Wrong formulas divide by zero on purpose; their warnings are not what is tested.
     with contextlib.redirect_stdout(output), warnings.catch_warnings():
         warnings.simplefilter("ignore")
-        run()
+        exec(HIDDEN_TESTS[exercise], namespace)
     prefix = f"__GRADER_ANSWER__ {exercise} "
     (line,) = [line for line in output.getvalue().splitlines() if line.startswith(prefix)]
     return json.loads(line[len(prefix):])
 
 
 def softmax_capture(function):
-    return _captured(_grader_capture_unq_c1, "UNQ_C1", my_softmax=function)
+    return _captured("UNQ_C1", my_softmax=function)
 
 
 def model_capture(model):
-    return _captured(_grader_capture_unq_c2, "UNQ_C2", model=model)
+    return _captured("UNQ_C2", model=model)
 
 
 def assert_full_marks(verdict):
@@ -401,7 +354,7 @@ def test_each_wrong_model_loses_the_points_with_a_message_naming_the_mistake(nam
 
 
 def test_no_model_at_all_is_explained():
-    captured = _captured(_grader_capture_unq_c2, "UNQ_C2")
+    captured = _captured("UNQ_C2")
     assert_zero_with(model_verdict(captured), "There is no `model`", "Sequential")
 
 
@@ -573,3 +526,24 @@ def test_verdict_message_shows_points_then_one_line_per_mistake():
     verdict = ExerciseVerdict("UNQ_C2", 0, 50, ("first problem.", "second problem."))
     assert verdict_message(verdict) == \
         "UNQ_C2: 0/50 points.\n- first problem.\n- second problem."
+
+
+def test_hidden_tests_ignore_what_the_student_shadows():
+    # The hidden tests run among the student's globals; shadowing builtins or names
+    # imported with * must neither break them nor change what they report.
+    def stable(z):
+        exp_z = np.exp(z - np.max(z))
+        return exp_z / exp_z.sum()
+
+    def silent(*args, **kwargs):
+        return None
+
+    shadows = {"print": silent, "type": silent, "str": silent, "getattr": silent,
+               "hasattr": silent, "Exception": KeyError, "NameError": KeyError,
+               "json": None, "numpy": None, "np": None, "test_my_softmax": silent}
+    assert judge("UNQ_C1", _captured("UNQ_C1", my_softmax=stable, **shadows)).full_marks
+    model = tf.keras.Sequential([tf.keras.Input(shape=(400,)),
+                                 tf.keras.layers.Dense(25, activation="relu"),
+                                 tf.keras.layers.Dense(15, activation="relu"),
+                                 tf.keras.layers.Dense(10)])
+    assert judge("UNQ_C2", _captured("UNQ_C2", model=model, **shadows)).full_marks
