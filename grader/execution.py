@@ -17,7 +17,7 @@ import psutil
 from nbclient.exceptions import DeadKernelError
 from nbclient.util import run_sync
 from nbgrader.preprocessors import Execute, LimitOutput
-from traitlets import Dict
+from traitlets import Bool, Dict
 
 from grader.prepare import grade_id, skipped
 
@@ -30,6 +30,9 @@ class CaptureExecute(Execute):
     to skip and takes the answers out of the hidden test cells as soon as each ran."""
 
     capture_cells = Dict(help="test cell grade_id -> exercise id").tag(config=True)
+    # A cell that ignores the interrupt must not end the run with nbclient's exception
+    # (answers captured so far lost): the next cells time out until the watchdog fires.
+    raise_on_iopub_timeout = Bool(False).tag(config=True)
 
     def __init__(self, *args, on_capture=None, **kwargs):
         super().__init__(*args, **kwargs)

@@ -18,7 +18,9 @@ from dataclasses import dataclass, field
 import nbformat
 
 SKIP_TAG = "skip-autograde"
-HIDDEN_TESTS = re.compile(r"### BEGIN HIDDEN TESTS.*?### END HIDDEN TESTS\n?", re.DOTALL)
+# Whole lines, indented or not, with one or more '#', as nbgrader's ClearHiddenTests reads them.
+HIDDEN_TESTS = re.compile(r"^[ \t]*#+ *BEGIN HIDDEN TESTS.*?^[ \t]*#+ *END HIDDEN TESTS[^\n]*\n?",
+                          re.MULTILINE | re.DOTALL)
 GRADER_METADATA = "grader"  # our own cell metadata key: {"skip": true}
 
 
