@@ -10,7 +10,7 @@ that student's status and detail; it never stops the batch.
 import os
 import tempfile
 import time
-from concurrent.futures import ProcessPoolExecutor, as_completed
+from concurrent.futures import ProcessPoolExecutor, ThreadPoolExecutor, as_completed
 from concurrent.futures.process import BrokenProcessPool
 from dataclasses import dataclass
 from multiprocessing import get_context
@@ -24,9 +24,10 @@ from grader.execution import TIMEOUT_ERROR
 from grader.intake import collect_submissions
 from grader.prepare import grade_id, prepare
 from grader.records import ERROR, GRADED, INVALID, TIMEOUT, SubmissionResult
-from grader.results import write_results
+from grader.results import open_results_course, write_results
 from grader.sandbox import Limits, run_notebook
 from grader.verdicts import judge, verdict_message
+from grader.warm_kernels import KernelTemplate
 
 
 @dataclass(frozen=True)
@@ -45,13 +46,16 @@ def main(*, submissions, out, workers=None, timeout=600, cell_timeout=60, db=Non
     summary. `on_progress(done, total, result)` is called as each student finishes."""
     started = time.monotonic()
     limits = Limits(cell_timeout=cell_timeout, timeout=timeout)
-    with tempfile.TemporaryDirectory(prefix="grader-") as scratch:
+    with (tempfile.TemporaryDirectory(prefix="grader-") as scratch,
+          ThreadPoolExecutor(max_workers=1) as background):
         intake = collect_submissions(Path(submissions), Path(scratch) / "intake")
+        # nbgrader's set-up of the gradebook takes seconds of a subprocess: meanwhile, grade.
+        course = background.submit(open_results_course, Path(out), db_url=db)
         support_dir = Path(scratch) / "support"
         copy_support_files(support_dir)
         results = grade_all(intake.submissions, support_dir=support_dir, limits=limits,
                             workers=workers or os.cpu_count() or 1, on_progress=on_progress)
-    summary = write_results(Path(out), results, db_url=db)
+        summary = write_results(Path(out), results, db_url=db, course=course.result())
     return AutogradeRun(results, summary, intake.warnings, time.monotonic() - started)
 
 
@@ -122,12 +126,19 @@ def _run_pool(tasks, workers, report, *, last_attempt):
     return unfinished
 
 
+_kernel_template = None  # one per worker process, started on its first submission
+
+
 def grade_submission(task):
     """Run one submission's notebook in its sandbox; runs in a worker process and returns
     only plain data (the verdicts are made by the coordinating process)."""
+    global _kernel_template
+    if _kernel_template is None:
+        _kernel_template = KernelTemplate()
     started = time.monotonic()
     outcome = run_notebook(task.notebook, support_dir=task.support_dir,
-                           capture_cells=lab.HIDDEN_TEST_CELLS, limits=task.limits)
+                           capture_cells=lab.HIDDEN_TEST_CELLS, limits=task.limits,
+                           kernel_template=_kernel_template)
     return {**outcome.__dict__, "seconds": time.monotonic() - started}
 
 

@@ -20,6 +20,7 @@ from nbgrader.preprocessors import Execute, LimitOutput
 from traitlets import Bool, Dict
 
 from grader.prepare import grade_id, skipped
+from grader.warm_kernels import warm_kernel_manager
 
 MARKER = "__GRADER_ANSWER__"
 TIMEOUT_ERROR = "CellTimeoutError"
@@ -114,9 +115,10 @@ class ExecutionOutcome:
     error: str | None = None
 
 
-def execute(notebook, *, workdir, capture_cells, cell_timeout, timeout):
+def execute(notebook, *, workdir, capture_cells, cell_timeout, timeout, kernel_template=None):
     """Run `notebook` (a NotebookNode, changed in place) with `workdir` as the kernel's
-    working directory; stop it after `timeout` seconds, killing everything it started."""
+    working directory; stop it after `timeout` seconds, killing everything it started.
+    With a `kernel_template` (grader.warm_kernels), the kernel is forked from it."""
     outcome = ExecutionOutcome()
 
     def capture(exercise, answer, error):
@@ -128,7 +130,8 @@ def execute(notebook, *, workdir, capture_cells, cell_timeout, timeout):
     watchdog = KernelWatchdog(executor, timeout)
     executor.on_kernel_started = watchdog.start
     try:
-        executor.preprocess(notebook, {"metadata": {"path": str(workdir)}})
+        manager = warm_kernel_manager(kernel_template) if kernel_template else None
+        executor.preprocess(notebook, {"metadata": {"path": str(workdir)}}, km=manager)
     except DeadKernelError as error:
         outcome.kernel_died = not watchdog.fired
         outcome.error = None if watchdog.fired else f"the kernel stopped: {error}".strip()

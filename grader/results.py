@@ -86,15 +86,30 @@ class ResultsSummary:
         return "\n".join(lines)
 
 
-def write_results(out_dir, results, *, db_url=None):
-    """Write grades.csv, the gradebook and the feedback for `results` into `out_dir`."""
+def open_results_course(out_dir, *, db_url=None):
+    """The nbgrader course in `out_dir` with the assignment in its gradebook.
+
+    Independent of the grades, so the caller may make it while grading goes on.
+    """
+    out = Path(out_dir).resolve()
+    out.mkdir(parents=True, exist_ok=True)
+    return create_results_course(out / "nbgrader", gradebook_url(out, db_url))
+
+
+def gradebook_url(out, db_url):
+    return db_url or f"sqlite:///{Path(out).resolve() / 'gradebook.db'}"
+
+
+def write_results(out_dir, results, *, db_url=None, course=None):
+    """Write grades.csv, the gradebook and the feedback for `results` into `out_dir`;
+    `course` is what open_results_course returned, if the caller made it already."""
     check_results(results)
     results = sorted(results, key=lambda result: result.student_id)
     out = Path(out_dir).resolve()
     out.mkdir(parents=True, exist_ok=True)
     grades_csv = write_grades_csv(out / "grades.csv", results)
-    db_url = db_url or f"sqlite:///{out / 'gradebook.db'}"
-    course = create_results_course(out / "nbgrader", db_url)
+    db_url = gradebook_url(out, db_url)
+    course = course or open_results_course(out, db_url=db_url)
     record_in_gradebook(course, db_url, results)
     missing, log = write_feedback(course, out / "feedback", results)
     return ResultsSummary(counts=count_statuses(results), mean_score=mean_score(results),

@@ -23,7 +23,7 @@ class Limits:
     timeout: int = 600  # seconds for the whole submission
 
 
-def run_notebook(notebook, *, support_dir, capture_cells, limits):
+def run_notebook(notebook, *, support_dir, capture_cells, limits, kernel_template=None):
     """Execute `notebook` (a dict) beside copies of `support_dir`'s files; plain outcome."""
     with tempfile.TemporaryDirectory(prefix="grader-submission-") as scratch:
         workdir = Path(scratch) / "lab"
@@ -32,4 +32,5 @@ def run_notebook(notebook, *, support_dir, capture_cells, limits):
         node = nbformat.from_dict(notebook)
         nbformat.write(node, str(workdir / lab.NOTEBOOK_NAME))
         return execute(node, workdir=workdir, capture_cells=capture_cells,
-                       cell_timeout=limits.cell_timeout, timeout=limits.timeout)
+                       cell_timeout=limits.cell_timeout, timeout=limits.timeout,
+                       kernel_template=kernel_template)

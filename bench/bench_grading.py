@@ -1,0 +1,376 @@
+"""Benchmark the grader's throughput against plain `nbgrader autograde` on one class.
+
+Usage, from the repository root:
+
+    .venv/bin/python bench/bench_grading.py [--copies 20] [--runs 3] [--plain-copies K]
+                                            [--plain-runs 1] [--json OUT]
+
+A class of N identical submissions is built: the released lab with the reference answers
+(the corpus's STABLE softmax and MODEL) typed in, one folder per student, student-01 to
+student-N, each holding C2_W2_Assignment.ipynb. The class is then graded:
+
+* by ours: `python -m grader autograde CLASS --out OUT --workers W` as a subprocess, for
+  W = 1 and W = 2 in turn (1, 2, 1, 2, ...), `--runs` times each, into a fresh OUT every
+  time. The wall time of the whole command is what an instructor waits for: intake,
+  grading, gradebook and feedback;
+* by plain nbgrader: `nbgrader autograde C2_W2 --force` in a course made from the lab, the
+  same notebooks in submitted/<student>/C2_W2/. It runs every cell of every notebook,
+  40 epochs of training included, one student after another, so `--plain-copies K` (default
+  all N) times it on the first K students only; per-submission times are compared.
+
+Each run is checked before its time counts: ours must give every student 100/100, plain
+nbgrader must have graded K submissions at full marks; otherwise the benchmark stops with
+exit status 1. Absolute times on a shared machine are noisy, so medians (with min and max)
+are reported.
+"""
+
+import argparse
+import csv
+import json
+import os
+import shutil
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+import warnings
+from dataclasses import asdict, dataclass
+from pathlib import Path
+
+import nbformat
+from nbgrader.api import Gradebook
+from sqlalchemy.exc import SAWarning
+
+REPO_ROOT = Path(__file__).resolve().parents[1]
+CORPUS_PARENT = REPO_ROOT / "tests" / "grader"
+# Run as `python bench/bench_grading.py`, only bench/ is on sys.path: the grader lives at the
+# root and the corpus of submissions (the reference answers) in tests/grader.
+for _path in (REPO_ROOT, CORPUS_PARENT):
+    if str(_path) not in sys.path:
+        sys.path.insert(0, str(_path))
+
+import corpus  # noqa: E402
+
+from grader import lab  # noqa: E402
+from grader.course import NbgraderError, create_course, run_nbgrader  # noqa: E402
+from grader.release import release  # noqa: E402
+
+OURS_1 = "ours, 1 worker"
+OURS_2 = "ours, 2 workers"
+PLAIN = "plain nbgrader"
+SETUPS = (OURS_1, OURS_2, PLAIN)
+WORKERS = {OURS_1: 1, OURS_2: 2}
+
+SECONDS_PER_SUBMISSION_GOAL = 3.0  # ours with 2 workers
+THROUGHPUT_GOAL = 8.0  # ours with 2 workers against plain nbgrader
+FULL_MARKS = 100.0
+GRADED = "graded"
+
+# Limits on each timed command, generous: a hung command must fail, not stall the bench.
+OURS_LIMIT_PER_SUBMISSION = 60
+PLAIN_LIMIT_PER_SUBMISSION = 300
+LIMIT_MARGIN = 300
+
+
+class BenchmarkError(RuntimeError):
+    """A run whose time means nothing: the grading it timed went wrong."""
+
+
+# --- The class -----------------------------------------------------------------------------
+
+
+def student_ids(count):
+    return [f"student-{number:02d}" for number in range(1, count + 1)]
+
+
+def reference_submission(release_dir):
+    """The released notebook with the reference answers typed in, as a student would."""
+    released = nbformat.read(str(Path(release_dir) / lab.NOTEBOOK_NAME), as_version=4)
+    return corpus.answered(released, corpus.STABLE, corpus.MODEL)
+
+
+def build_class(release_dir, class_dir, copies):
+    """`copies` student folders in `class_dir`, each holding the reference submission."""
+    notebook = reference_submission(release_dir)
+    class_dir = Path(class_dir)
+    for student in student_ids(copies):
+        (class_dir / student).mkdir(parents=True)
+        nbformat.write(notebook, str(class_dir / student / lab.NOTEBOOK_NAME))
+    return class_dir
+
+
+def submitted_notebook(course_root, student):
+    return Path(course_root) / "submitted" / student / lab.ASSIGNMENT / lab.NOTEBOOK_NAME
+
+
+def autograded_notebook(course_root, student):
+    return Path(course_root) / "autograded" / student / lab.ASSIGNMENT / lab.NOTEBOOK_NAME
+
+
+def place_for_nbgrader(class_dir, course_root, students):
+    """Copy each student's notebook into nbgrader's submitted/<student>/C2_W2/ layout."""
+    for student in students:
+        destination = submitted_notebook(course_root, student)
+        destination.parent.mkdir(parents=True, exist_ok=True)
+        shutil.copy2(Path(class_dir) / student / lab.NOTEBOOK_NAME, destination)
+
+
+# --- Checks: a benchmark of a broken grader means nothing -------------------------------------
+
+
+def check_grades_csv(path, students):
+    """Raise BenchmarkError unless grades.csv has one row per student, each 100/100."""
+    with open(path, newline="", encoding="utf-8") as file:
+        rows = list(csv.DictReader(file))
+    found = sorted(row["student_id"] for row in rows)
+    if found != sorted(students):
+        raise BenchmarkError(f"{path}: expected one row for each of {len(students)} students, "
+                             f"found {len(rows)} rows")
+    for row in rows:
+        if not _full_marks(row):
+            raise BenchmarkError(
+                f"{path}: {row['student_id']} got {row['score']}/{row['max_score']} "
+                f"({row['status']}: {row['detail']}); every copy of the reference solution "
+                "must get 100/100, or the timing measures a broken grader")
+
+
+def _full_marks(row):
+    return (row["status"] == GRADED and float(row["score"]) == FULL_MARKS
+            and float(row["max_score"]) == FULL_MARKS)
+
+
+def check_plain_graded(course_root, db_url, students):
+    """Raise BenchmarkError unless nbgrader graded every student's notebook at full marks."""
+    missing = [s for s in students if not autograded_notebook(course_root, s).exists()]
+    if missing:
+        raise BenchmarkError(f"plain nbgrader graded {len(students) - len(missing)} of "
+                             f"{len(students)} submissions; none for {', '.join(missing)}")
+    problems = plain_score_problems(read_plain_scores(db_url), students)
+    if problems:
+        raise BenchmarkError("plain nbgrader did not give the reference solution full marks: "
+                             + "; ".join(problems))
+
+
+def read_plain_scores(db_url):
+    """{student: (score, max_score)} for the lab, from nbgrader's gradebook."""
+    with warnings.catch_warnings(), Gradebook(db_url) as gradebook:
+        warnings.simplefilter("ignore", category=SAWarning)
+        return {submission.student.id: (submission.score, submission.max_score)
+                for submission in gradebook.assignment_submissions(lab.ASSIGNMENT)}
+
+
+def plain_score_problems(scores, students):
+    """One message for each student without a full-marks submission in `scores`."""
+    problems = []
+    for student in students:
+        score, max_score = scores.get(student, (None, None))
+        if score is None:
+            problems.append(f"{student} has no submission in the gradebook")
+        elif not score == max_score == FULL_MARKS:
+            problems.append(f"{student} got {score:g}/{max_score:g}")
+    return problems
+
+
+# --- Timed runs ------------------------------------------------------------------------------
+
+
+@dataclass
+class Timing:
+    setup: str  # one of SETUPS
+    run: int
+    seconds: float  # wall time of the whole batch
+    submissions: int
+
+
+def grade_with_ours(class_dir, out, workers, submissions):
+    """Run our autograde command on `class_dir`; return its wall time in seconds."""
+    command = [sys.executable, "-m", "grader", "autograde", str(class_dir), "--out", str(out),
+               "--workers", str(workers)]
+    limit = OURS_LIMIT_PER_SUBMISSION * submissions + LIMIT_MARGIN
+    started = time.perf_counter()
+    result = subprocess.run(command, cwd=REPO_ROOT, capture_output=True, text=True,
+                            timeout=limit)
+    seconds = time.perf_counter() - started
+    if result.returncode != 0:
+        log = (result.stdout + result.stderr).strip().splitlines()
+        raise BenchmarkError(f"{' '.join(command)} failed with status {result.returncode}:\n"
+                             + "\n".join(log[-20:]))
+    return seconds
+
+
+def run_ours(class_dir, scratch, students, runs):
+    """Time ours with 1 and 2 workers alternately (1, 2, 1, 2, ...), so that slow drifts
+    in the machine's load hit both alike; each run into a fresh OUT, checked."""
+    timings = []
+    for run in range(1, runs + 1):
+        for setup, workers in WORKERS.items():
+            out = Path(scratch) / f"ours-{workers}-workers-run-{run}"
+            seconds = grade_with_ours(class_dir, out, workers, len(students))
+            check_grades_csv(out / "grades.csv", students)
+            shutil.rmtree(out)
+            timings.append(report_run(Timing(setup, run, seconds, len(students)), runs))
+    return timings
+
+
+def prepare_plain_course(root, class_dir, students):
+    """An nbgrader course made from the lab, assignment generated, submissions in place."""
+    course = create_course(root)
+    run_nbgrader(course, "generate_assignment", lab.ASSIGNMENT, "--force")
+    place_for_nbgrader(class_dir, course.root, students)
+    return course
+
+
+def run_plain(course, students, runs):
+    """Time `nbgrader autograde` on the course `runs` times, each checked."""
+    db_url = f"sqlite:///{course.root / 'gradebook.db'}"  # create_course's default
+    limit = PLAIN_LIMIT_PER_SUBMISSION * len(students) + LIMIT_MARGIN
+    timings = []
+    for run in range(1, runs + 1):
+        shutil.rmtree(course.root / "autograded", ignore_errors=True)
+        started = time.perf_counter()
+        run_nbgrader(course, "autograde", lab.ASSIGNMENT, "--force", timeout=limit)
+        seconds = time.perf_counter() - started
+        check_plain_graded(course.root, db_url, students)
+        timings.append(report_run(Timing(PLAIN, run, seconds, len(students)), runs))
+    return timings
+
+
+def report_run(timing, runs):
+    print(f"  run {timing.run}/{runs}  {timing.setup:<16} {timing.seconds:7.2f} s"
+          f"  ({timing.seconds / timing.submissions:.2f} s per submission)", flush=True)
+    return timing
+
+
+# --- Statistics ------------------------------------------------------------------------------
+
+
+def spread(values):
+    return {"median": statistics.median(values), "min": min(values), "max": max(values)}
+
+
+def summarize(timings):
+    """Per setup: spread of batch seconds, seconds per submission (median / count), and
+    throughput against plain nbgrader (submissions per second over plain's)."""
+    summary = {}
+    for setup in SETUPS:
+        runs = [timing for timing in timings if timing.setup == setup]
+        if runs:
+            stats = spread([timing.seconds for timing in runs])
+            summary[setup] = {**stats, "runs": len(runs), "submissions": runs[0].submissions,
+                              "per_submission": stats["median"] / runs[0].submissions}
+    plain = summary[PLAIN]["per_submission"]
+    for stats in summary.values():
+        stats["throughput_vs_plain"] = plain / stats["per_submission"]
+    return summary
+
+
+def verdict_lines(summary, speed_goal=SECONDS_PER_SUBMISSION_GOAL,
+                  throughput_goal=THROUGHPUT_GOAL):
+    ours = summary[OURS_2]
+    per_submission, ratio = ours["per_submission"], ours["throughput_vs_plain"]
+    return [
+        f"ours with 2 workers: {per_submission:.2f} s per submission "
+        f"(goal <= {speed_goal:g} s): {_verdict(per_submission <= speed_goal)}",
+        f"throughput vs plain nbgrader: {ratio:.1f}x with 2 workers "
+        f"(goal >= {throughput_goal:g}x): {_verdict(ratio >= throughput_goal)}",
+    ]
+
+
+def _verdict(met):
+    return "met" if met else "NOT met"
+
+
+# --- Printing --------------------------------------------------------------------------------
+
+
+def table_lines(summary):
+    lines = [f"{'setup':<16} {'runs':>4} {'subs':>4} {'median':>8} {'min':>8} {'max':>8}"
+             f" {'s/sub':>6} {'vs plain':>8}"]
+    for setup, stats in summary.items():
+        lines.append(f"{setup:<16} {stats['runs']:>4} {stats['submissions']:>4}"
+                     f" {stats['median']:>7.2f}s {stats['min']:>7.2f}s {stats['max']:>7.2f}s"
+                     f" {stats['per_submission']:>6.2f} {stats['throughput_vs_plain']:>7.1f}x")
+    return lines
+
+
+def print_report(summary):
+    print()
+    print("\n".join(table_lines(summary)))
+    print("(wall seconds per batch; s/sub = median / submissions; vs plain = submissions per"
+          " second over plain nbgrader's)")
+    print()
+    print("\n".join(verdict_lines(summary)))
+
+
+def write_json(path, args, summary, timings):
+    report = {
+        "copies": args.copies,
+        "plain_copies": args.plain_copies,
+        "cpu_count": os.cpu_count(),
+        "goals": {"seconds_per_submission": SECONDS_PER_SUBMISSION_GOAL,
+                  "throughput_vs_plain": THROUGHPUT_GOAL},
+        "summary": summary,
+        "runs": [asdict(timing) for timing in timings],
+    }
+    Path(path).write_text(json.dumps(report, indent=2) + "\n")
+
+
+# --- Command line ----------------------------------------------------------------------------
+
+
+def parse_args(argv):
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--copies", type=int, default=20,
+                        help="submissions in the class (default 20)")
+    parser.add_argument("--runs", type=int, default=3,
+                        help="runs of ours per worker count (default 3)")
+    parser.add_argument("--plain-copies", type=int, default=None, metavar="K",
+                        help="grade only the first K students with plain nbgrader "
+                        "(default: all)")
+    parser.add_argument("--plain-runs", type=int, default=1,
+                        help="runs of plain nbgrader (default 1)")
+    parser.add_argument("--json", metavar="OUT", help="write every raw timing to this file")
+    args = parser.parse_args(argv)
+    if args.plain_copies is None:
+        args.plain_copies = args.copies
+    for name in ("copies", "runs", "plain_copies", "plain_runs"):
+        if getattr(args, name) < 1:
+            parser.error(f"--{name.replace('_', '-')} must be at least 1")
+    if args.plain_copies > args.copies:
+        parser.error("--plain-copies cannot exceed --copies")
+    return args
+
+
+def benchmark(args, scratch):
+    scratch = Path(scratch)
+    students = student_ids(args.copies)
+    release_dir = release(out=scratch / "release").parent
+    class_dir = build_class(release_dir, scratch / "class", args.copies)
+    plain_students = students[:args.plain_copies]
+    course = prepare_plain_course(scratch / "plain-course", class_dir, plain_students)
+    print(f"benchmarking on {os.cpu_count()} cores: ours on {args.copies} submissions"
+          f" ({args.runs} runs per worker count, alternating), plain nbgrader on"
+          f" {args.plain_copies} ({args.plain_runs} run(s))", flush=True)
+    timings = run_ours(class_dir, scratch, students, args.runs)
+    timings += run_plain(course, plain_students, args.plain_runs)
+    return timings
+
+
+def main(argv=None):
+    args = parse_args(argv)
+    with tempfile.TemporaryDirectory(prefix="bench-grading-") as scratch:
+        try:
+            timings = benchmark(args, scratch)
+        except (BenchmarkError, NbgraderError, subprocess.TimeoutExpired) as error:
+            print(f"error: {error}", file=sys.stderr)
+            return 1
+    summary = summarize(timings)
+    print_report(summary)
+    if args.json:
+        write_json(args.json, args, summary, timings)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,178 @@
+"""Kernels forked from a warm template, so that no submission pays for importing TensorFlow.
+
+Starting a Python kernel and importing TensorFlow costs about 2.5 s of CPU, more than
+everything else grading one submission does. A template process imports the heavy,
+side-effect-free libraries once (NumPy, TensorFlow, Keras, matplotlib, ipykernel), runs no
+other code (nobody's notebook, not one TensorFlow op), and then forks one child per
+submission; the child becomes an IPython kernel on the connection file it is given. Each
+kernel therefore starts as an identical copy of the template, sharing nothing writable
+with any other kernel, exactly as if it had imported those libraries itself.
+
+Libraries that hook into a running IPython when imported (ipywidgets, ipympl) are left to
+the kernel: imported in the template, their hooks would never be installed.
+
+    worker process --(JSON line: connection file, cwd, env)--> template --fork--> kernel
+"""
+
+import asyncio
+import contextlib
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+
+import psutil
+from jupyter_client.manager import AsyncKernelManager
+from jupyter_client.provisioning import LocalProvisioner
+
+from grader.lab import LAB_ROOT
+
+WARM_MODULES = ("numpy", "tensorflow", "tensorflow.keras.models", "tensorflow.keras.layers",
+                "tensorflow.keras.activations", "matplotlib", "matplotlib.pyplot",
+                "ipykernel.kernelapp")
+
+
+class KernelTemplate:
+    """The worker's side: a template process started once and asked for kernels."""
+
+    def __init__(self):
+        self.process = None
+
+    def fork_kernel(self, connection_file, cwd, env):
+        """A new kernel's pid; it serves `connection_file` from `cwd` with `env`."""
+        if self.process is None or self.process.poll() is not None:
+            self.process = self._start()
+        request = {"connection_file": connection_file, "cwd": str(cwd), "env": env}
+        self.process.stdin.write(json.dumps(request) + "\n")
+        self.process.stdin.flush()
+        reply = self.process.stdout.readline()
+        if not reply:
+            raise RuntimeError("the kernel template stopped")
+        return json.loads(reply)["pid"]
+
+    def _start(self):
+        # Started from "/" with the grader on PYTHONPATH only, so that the kernels it forks
+        # (which drop both) cannot import the grader. Its own output (TensorFlow's start-up
+        # notes) is nobody's business.
+        # A fixed hash seed: every kernel is a copy of this process, so set and dict
+        # orders of strings are then the same in every run, as the grades must be.
+        env = {**os.environ, "PYTHONPATH": str(LAB_ROOT), "PYTHONHASHSEED": "0"}
+        return subprocess.Popen(
+            [sys.executable, "-m", "grader.warm_kernels"], cwd="/", env=env,
+            stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL,
+            text=True, bufsize=1)
+
+    def close(self):
+        if self.process is not None:
+            self.process.stdin.close()
+            self.process.wait(timeout=10)
+            self.process = None
+
+
+class ForkedProcess:
+    """The Popen methods jupyter_client uses, for a kernel that is not our child (it is
+    the template's, which reaps it)."""
+
+    def __init__(self, pid):
+        self.pid = pid
+        self.stdin = self.stdout = self.stderr = None
+        self._process = psutil.Process(pid)
+
+    def poll(self):
+        try:
+            alive = self._process.status() != psutil.STATUS_ZOMBIE
+        except psutil.NoSuchProcess:
+            alive = False
+        return None if alive else 0
+
+    def wait(self, timeout=None):
+        deadline = None if timeout is None else time.monotonic() + timeout
+        while self.poll() is None:
+            if deadline is not None and time.monotonic() > deadline:
+                raise subprocess.TimeoutExpired(str(self.pid), timeout)
+            time.sleep(0.05)
+        return 0
+
+    def send_signal(self, signum):
+        with contextlib.suppress(ProcessLookupError):
+            os.kill(self.pid, signum)
+
+    def kill(self):
+        self.send_signal(signal.SIGKILL)
+
+    def terminate(self):
+        self.send_signal(signal.SIGTERM)
+
+
+class ForkedKernelProvisioner(LocalProvisioner):
+    """LocalProvisioner whose kernel process is forked by the template, not launched."""
+
+    template = None  # set by warm_kernel_manager
+
+    async def launch_kernel(self, cmd, **kwargs):
+        connection_file = cmd[cmd.index("-f") + 1]
+        pid = await asyncio.to_thread(self.template.fork_kernel, connection_file,
+                                      kwargs.get("cwd") or os.getcwd(),
+                                      dict(kwargs.get("env") or os.environ))
+        self.process = ForkedProcess(pid)
+        self.pid = self.pgid = pid  # the kernel leads a session of its own
+        self.cwd = kwargs.get("cwd")
+        return self.connection_info
+
+
+def warm_kernel_manager(template):
+    """An AsyncKernelManager whose kernel will come from `template`."""
+    manager = AsyncKernelManager(kernel_name="python3")
+    provisioner = ForkedKernelProvisioner(kernel_id=manager.kernel_id or "",
+                                          kernel_spec=manager.kernel_spec, parent=manager)
+    provisioner.template = template
+    manager.provisioner = provisioner
+    return manager
+
+
+# ---------------------------------------------------------------- the template process
+
+def serve():
+    """Import the warm modules, then fork a kernel for every request on stdin."""
+    for module in WARM_MODULES:
+        __import__(module)
+    signal.signal(signal.SIGCHLD, signal.SIG_IGN)  # kernels are reaped without waiting
+    for line in sys.stdin:
+        request = json.loads(line)
+        pid = os.fork()
+        if pid == 0:
+            _become_kernel(request)
+        sys.stdout.write(json.dumps({"pid": pid}) + "\n")
+        sys.stdout.flush()
+
+
+def _become_kernel(request):
+    """In the forked child: detach from the template and run an IPython kernel."""
+    try:
+        os.setsid()
+        for signum in (signal.SIGCHLD, signal.SIGINT, signal.SIGTERM):
+            signal.signal(signum, signal.SIG_DFL)
+        devnull = os.open(os.devnull, os.O_RDWR)
+        for fd in (0, 1, 2):  # never write into the template's pipes
+            os.dup2(devnull, fd)
+        os.chdir(request["cwd"])
+        os.environ.clear()
+        os.environ.update(request["env"])
+        os.environ.pop("PYTHONPATH", None)
+        sys.path[:] = [path for path in sys.path if path not in ("", "/", str(LAB_ROOT))]
+        for name in [name for name in sys.modules if name.split(".")[0] == "grader"]:
+            del sys.modules[name]  # the template runs as grader.warm_kernels
+        from ipykernel.kernelapp import IPKernelApp
+
+        app = IPKernelApp.instance()
+        app.initialize(["-f", request["connection_file"],
+                        "--HistoryManager.hist_file=:memory:"])
+        app.start()
+    finally:
+        os._exit(0)
+
+
+if __name__ == "__main__":
+    serve()

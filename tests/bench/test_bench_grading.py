@@ -1,0 +1,223 @@
+"""Tests for the parts of bench/bench_grading.py that need no timed grading run.
+
+The benchmark's numbers are only meaningful if the class is N real submissions, plain
+nbgrader sees them where it looks, the ratios are computed the right way round, and a run
+that did not grade every copy of the reference solution 100/100 is refused.
+"""
+
+import csv
+import importlib.util
+import json
+from pathlib import Path
+from types import SimpleNamespace
+
+import nbformat
+import pytest
+
+from grader import lab
+from grader.release import release
+
+BENCH_SCRIPT = Path(__file__).resolve().parents[2] / "bench" / "bench_grading.py"
+CSV_COLUMNS = ["student_id", "UNQ_C1", "UNQ_C2", "score", "max_score", "status", "detail"]
+
+
+@pytest.fixture(scope="module")
+def bench():
+    # bench/ is a folder of scripts, not a package.
+    spec = importlib.util.spec_from_file_location("bench_grading", BENCH_SCRIPT)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+@pytest.fixture(scope="module")
+def release_dir(tmp_path_factory):
+    out = tmp_path_factory.mktemp("release")
+    return release(out=out).parent
+
+
+def _answer_source(notebook, grade_id):
+    [cell] = [cell for cell in notebook.cells
+              if cell.metadata.get("nbgrader", {}).get("grade_id") == grade_id]
+    return cell.source
+
+
+# --- The class -------------------------------------------------------------------------------
+
+
+def test_student_ids_are_numbered_with_two_digits(bench):
+    assert bench.student_ids(3) == ["student-01", "student-02", "student-03"]
+    assert bench.student_ids(20)[-1] == "student-20"
+
+
+def test_build_class_makes_one_folder_per_student_with_one_notebook(bench, release_dir,
+                                                                    tmp_path):
+    class_dir = bench.build_class(release_dir, tmp_path / "class", 3)
+    assert sorted(path.name for path in class_dir.iterdir()) == bench.student_ids(3)
+    for folder in class_dir.iterdir():
+        assert [path.name for path in folder.iterdir()] == [lab.NOTEBOOK_NAME]
+
+
+def test_every_notebook_has_the_reference_answers_typed_in(bench, release_dir, tmp_path):
+    import corpus
+
+    class_dir = bench.build_class(release_dir, tmp_path / "class", 2)
+    released = nbformat.read(str(release_dir / lab.NOTEBOOK_NAME), as_version=4)
+    for folder in class_dir.iterdir():
+        notebook = nbformat.read(str(folder / lab.NOTEBOOK_NAME), as_version=4)
+        softmax, model = _answer_source(notebook, "UNQ_C1"), _answer_source(notebook, "UNQ_C2")
+        assert all(line in softmax for line in corpus.STABLE.splitlines())
+        assert lab.EXERCISE_STUBS["UNQ_C1"] not in softmax
+        assert 'Dense(25, activation=\'relu\', name="L1")' in model
+        assert softmax != _answer_source(released, "UNQ_C1")
+        assert model != _answer_source(released, "UNQ_C2")
+        assert len(notebook.cells) == len(released.cells)
+
+
+def test_place_for_nbgrader_uses_the_submitted_layout(bench, tmp_path):
+    class_dir = tmp_path / "class"
+    for student in bench.student_ids(3):
+        (class_dir / student).mkdir(parents=True)
+        (class_dir / student / lab.NOTEBOOK_NAME).write_text(f"notebook of {student}")
+    bench.place_for_nbgrader(class_dir, tmp_path / "course", bench.student_ids(2))
+    placed = sorted(path.relative_to(tmp_path / "course").as_posix()
+                    for path in (tmp_path / "course").rglob("*.ipynb"))
+    assert placed == [f"submitted/student-0{n}/C2_W2/C2_W2_Assignment.ipynb" for n in (1, 2)]
+    assert (bench.submitted_notebook(tmp_path / "course", "student-02").read_text()
+            == "notebook of student-02")
+
+
+# --- Checks ----------------------------------------------------------------------------------
+
+
+def _write_grades(path, rows):
+    with path.open("w", newline="") as file:
+        writer = csv.writer(file)
+        writer.writerow(CSV_COLUMNS)
+        writer.writerows(rows)
+    return path
+
+
+def _full_row(student):
+    return [student, "50", "50", "100", "100", "graded", ""]
+
+
+def test_grades_check_accepts_every_student_at_100(bench, tmp_path):
+    students = bench.student_ids(3)
+    path = _write_grades(tmp_path / "grades.csv", [_full_row(s) for s in students])
+    bench.check_grades_csv(path, students)
+
+
+def test_grades_check_rejects_a_row_below_100(bench, tmp_path):
+    students = bench.student_ids(3)
+    rows = [_full_row(s) for s in students]
+    rows[1] = ["student-02", "50", "0", "50", "100", "graded", "Wrong model."]
+    path = _write_grades(tmp_path / "grades.csv", rows)
+    with pytest.raises(bench.BenchmarkError, match=r"student-02 got 50/100"):
+        bench.check_grades_csv(path, students)
+
+
+def test_grades_check_rejects_a_status_other_than_graded(bench, tmp_path):
+    rows = [["student-01", "50", "50", "100", "100", "timeout", "Ran out of time."]]
+    path = _write_grades(tmp_path / "grades.csv", rows)
+    with pytest.raises(bench.BenchmarkError, match="timeout"):
+        bench.check_grades_csv(path, ["student-01"])
+
+
+def test_grades_check_rejects_a_missing_student(bench, tmp_path):
+    path = _write_grades(tmp_path / "grades.csv", [_full_row("student-01")])
+    with pytest.raises(bench.BenchmarkError, match="found 1 rows"):
+        bench.check_grades_csv(path, bench.student_ids(2))
+
+
+def test_plain_check_rejects_a_missing_autograded_notebook(bench, tmp_path):
+    graded = bench.autograded_notebook(tmp_path, "student-01")
+    graded.parent.mkdir(parents=True)
+    graded.write_text("{}")
+    with pytest.raises(bench.BenchmarkError, match="graded 1 of 2 submissions; none for "
+                                                   "student-02"):
+        bench.check_plain_graded(tmp_path, "sqlite://", bench.student_ids(2))
+
+
+def test_plain_score_problems_name_each_student_short_of_full_marks(bench):
+    scores = {"student-01": (100.0, 100.0), "student-02": (50.0, 100.0)}
+    assert bench.plain_score_problems(scores, bench.student_ids(3)) == [
+        "student-02 got 50/100", "student-03 has no submission in the gradebook"]
+    assert bench.plain_score_problems(scores, ["student-01"]) == []
+
+
+# --- Statistics and verdicts -----------------------------------------------------------------
+
+
+def _timings(bench, ours_1, ours_2, plain, copies=20, plain_copies=4):
+    timings = [bench.Timing(bench.OURS_1, run, seconds, copies)
+               for run, seconds in enumerate(ours_1, 1)]
+    timings += [bench.Timing(bench.OURS_2, run, seconds, copies)
+                for run, seconds in enumerate(ours_2, 1)]
+    timings += [bench.Timing(bench.PLAIN, run, seconds, plain_copies)
+                for run, seconds in enumerate(plain, 1)]
+    return timings
+
+
+def test_summary_gives_spread_per_submission_and_throughput_ratio(bench):
+    summary = bench.summarize(_timings(bench, [50, 40, 44], [30, 24, 26], [64]))
+    ours_1, ours_2, plain = (summary[s] for s in bench.SETUPS)
+    assert (ours_1["median"], ours_1["min"], ours_1["max"]) == (44, 40, 50)
+    assert ours_1["runs"] == 3 and ours_1["submissions"] == 20
+    assert ours_2["per_submission"] == pytest.approx(1.3)
+    assert plain["per_submission"] == pytest.approx(16.0)
+    # submissions per second over plain's: (20 / 26) / (4 / 64)
+    assert ours_2["throughput_vs_plain"] == pytest.approx(16.0 / 1.3)
+    assert ours_1["throughput_vs_plain"] == pytest.approx(16.0 / 2.2)
+    assert plain["throughput_vs_plain"] == pytest.approx(1.0)
+
+
+def test_verdicts_when_both_goals_are_met(bench):
+    summary = bench.summarize(_timings(bench, [44], [26], [64]))
+    assert bench.verdict_lines(summary) == [
+        "ours with 2 workers: 1.30 s per submission (goal <= 3 s): met",
+        "throughput vs plain nbgrader: 12.3x with 2 workers (goal >= 8x): met",
+    ]
+
+
+def test_verdicts_when_neither_goal_is_met(bench):
+    # 3.05 s per submission; plain 18 s per submission: 5.9x
+    summary = bench.summarize(_timings(bench, [70], [61, 60, 62], [72]))
+    assert bench.verdict_lines(summary) == [
+        "ours with 2 workers: 3.05 s per submission (goal <= 3 s): NOT met",
+        "throughput vs plain nbgrader: 5.9x with 2 workers (goal >= 8x): NOT met",
+    ]
+
+
+def test_report_prints_the_table_then_the_verdicts_last(bench, capsys):
+    bench.print_report(bench.summarize(_timings(bench, [44], [26], [64])))
+    lines = capsys.readouterr().out.strip().splitlines()
+    [row] = [line for line in lines if line.startswith(bench.OURS_2)]
+    assert row.split()[3:] == ["1", "20", "26.00s", "26.00s", "26.00s", "1.30", "12.3x"]
+    assert lines[-2].startswith("ours with 2 workers: 1.30 s per submission")
+    assert lines[-1].startswith("throughput vs plain nbgrader: 12.3x")
+
+
+def test_json_holds_every_raw_timing(bench, tmp_path):
+    timings = _timings(bench, [44, 45], [26, 27], [64])
+    args = SimpleNamespace(copies=20, plain_copies=4)
+    bench.write_json(tmp_path / "out.json", args, bench.summarize(timings), timings)
+    report = json.loads((tmp_path / "out.json").read_text())
+    assert [run["seconds"] for run in report["runs"]] == [44, 45, 26, 27, 64]
+    assert report["summary"][bench.OURS_2]["median"] == 26.5
+    assert report["plain_copies"] == 4
+
+
+# --- Command line ----------------------------------------------------------------------------
+
+
+def test_plain_copies_default_to_every_copy(bench):
+    args = bench.parse_args(["--copies", "5"])
+    assert (args.copies, args.runs, args.plain_copies, args.plain_runs) == (5, 3, 5, 1)
+
+
+@pytest.mark.parametrize("argv", [["--copies", "0"], ["--runs", "0"],
+                                  ["--copies", "3", "--plain-copies", "4"]])
+def test_bad_arguments_are_refused(bench, argv):
+    with pytest.raises(SystemExit):
+        bench.parse_args(argv)

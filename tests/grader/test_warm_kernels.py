@@ -1,0 +1,79 @@
+"""Kernels forked from the warm template: each one fresh, private and killable."""
+
+import json
+
+import nbformat
+import psutil
+import pytest
+from nbformat.v4 import new_code_cell, new_notebook
+
+from grader.execution import execute
+from grader.warm_kernels import KernelTemplate
+
+REPORT = """
+import json, os, sys
+print(json.dumps({"pid": os.getpid(), "cwd": os.getcwd(),
+                  "pythonpath": os.environ.get("PYTHONPATH"),
+                  "tensorflow_warm": "tensorflow" in sys.modules,
+                  "seen": globals().get("left_by_another_student")}))
+"""
+
+
+@pytest.fixture(scope="module")
+def template():
+    template = KernelTemplate()
+    yield template
+    template.close()
+
+
+def _run(template, workdir, *sources, cell_timeout=10, timeout=60):
+    notebook = new_notebook(cells=[new_code_cell(source) for source in sources])
+    outcome = execute(nbformat.from_dict(notebook), workdir=workdir, capture_cells={},
+                      cell_timeout=cell_timeout, timeout=timeout, kernel_template=template)
+    return outcome
+
+
+def _printed(cell):
+    return "".join(o.get("text", "") for o in cell["outputs"] if o["output_type"] == "stream")
+
+
+def test_each_kernel_is_a_fresh_copy_in_its_own_directory(template, tmp_path):
+    first_dir, second_dir = tmp_path / "a", tmp_path / "b"
+    first_dir.mkdir()
+    second_dir.mkdir()
+    first = _run(template, first_dir, "left_by_another_student = 'answers'", REPORT)
+    second = _run(template, second_dir, REPORT)
+    one, two = (json.loads(_printed(o.notebook["cells"][-1])) for o in (first, second))
+    assert one["pid"] != two["pid"]
+    assert (one["cwd"], two["cwd"]) == (str(first_dir), str(second_dir))
+    assert one["seen"] == "answers" and two["seen"] is None
+    assert one["tensorflow_warm"] and two["tensorflow_warm"]
+    assert one["pythonpath"] is None
+
+
+def test_a_kernel_cannot_import_the_grader(template, tmp_path):
+    outcome = _run(template, tmp_path, "import grader")
+    (error,) = [o for o in outcome.notebook["cells"][0]["outputs"] if o["output_type"] == "error"]
+    assert error["ename"] == "ModuleNotFoundError"
+
+
+def test_an_endless_cell_is_interrupted_and_the_next_one_runs(template, tmp_path):
+    outcome = _run(template, tmp_path, "while True:\n    pass", "print('next')",
+                   cell_timeout=2)
+    assert "next" in _printed(outcome.notebook["cells"][1])
+    assert not outcome.timed_out and not outcome.kernel_died
+
+
+def test_kernel_and_its_children_are_gone_afterwards(template, tmp_path):
+    outcome = _run(template, tmp_path, "import os, subprocess\n"
+                   "child = subprocess.Popen(['sleep', '300'])\nprint(os.getpid(), child.pid)")
+    pids = [int(pid) for pid in _printed(outcome.notebook["cells"][0]).split()]
+    for pid in pids:
+        assert not psutil.pid_exists(pid) or psutil.Process(pid).status() == "zombie"
+
+
+def test_a_kernel_that_exits_is_reported_and_the_template_lives_on(template, tmp_path):
+    outcome = _run(template, tmp_path, "import os\nos._exit(3)", "print('never')")
+    assert outcome.kernel_died
+    assert template.process.poll() is None
+    assert _run(template, tmp_path, "print(40 + 2)").notebook["cells"][0]["outputs"]
