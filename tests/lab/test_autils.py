@@ -1,9 +1,6 @@
 """Tests for autils.py (data loading and the lab's plots) and for deeplearning.mplstyle."""
 
 import logging
-import os
-import subprocess
-import sys
 import time
 import warnings
 from pathlib import Path
@@ -13,6 +10,7 @@ import keras
 import matplotlib.pyplot as plt
 import numpy as np
 import pytest
+from fresh_python import run_python
 from matplotlib.image import AxesImage
 
 import autils
@@ -288,16 +286,3 @@ def test_helpers_run_quietly_under_inline():
     result = run_python(HELPERS_SCRIPT.format(backend="module://matplotlib_inline.backend_inline"))
     assert result.returncode == 0, result.stderr
     assert result.stderr == ""
-
-
-def run_python(script):
-    """Run script in a fresh interpreter, so switching backend cannot affect other tests."""
-    env = {k: v for k, v in os.environ.items() if k != "MPLBACKEND"}
-    return subprocess.run(
-        [sys.executable, "-c", script],
-        cwd=PROJECT_ROOT,
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=120,
-    )

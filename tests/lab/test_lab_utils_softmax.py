@@ -3,16 +3,14 @@ driven headless by setting slider values, as a student's mouse would."""
 
 import base64
 import html
-import os
 import re
-import subprocess
-import sys
 from pathlib import Path
 
 import ipywidgets as widgets
 import matplotlib.pyplot as plt
 import numpy as np
 import pytest
+from fresh_python import run_python
 
 import lab_utils_softmax
 from lab_utils_softmax import SoftmaxExplorerView, plt_softmax
@@ -251,16 +249,3 @@ def test_under_ipympl_the_chart_is_the_live_canvas():
     result = run_python(IPYMPL_SCRIPT)
     assert result.returncode == 0, result.stderr
     assert result.stderr == ""
-
-
-def run_python(script):
-    """Run script in a fresh interpreter, so switching backend cannot affect other tests."""
-    env = {k: v for k, v in os.environ.items() if k != "MPLBACKEND"}
-    return subprocess.run(
-        [sys.executable, "-c", script],
-        cwd=PROJECT_ROOT,
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=120,
-    )
