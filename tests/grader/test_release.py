@@ -1,5 +1,6 @@
 """`python -m grader release`: the student version that nbgrader's generate_assignment makes."""
 
+import shutil
 import subprocess
 import sys
 
@@ -87,3 +88,15 @@ def test_untouched_release_reaches_the_public_tests_and_explains(released):
     assert "compute the softmax of z" in run.shown_text(softmax_cell)
     assert "Expected 3 Dense layers" in run.shown_text(model_test_cell)
     assert "All tests passed!" not in run.stdout()
+
+
+def test_a_student_who_completes_the_release_sees_both_tests_pass(released_lab, tmp_path):
+    import corpus
+
+    shutil.copytree(released_lab, tmp_path / "lab")
+    notebook = corpus.answered(read_notebook(tmp_path / "lab" / lab.NOTEBOOK_NAME),
+                               corpus.LOOP, corpus.MODEL)
+    run = run_notebook(notebook, tmp_path / "lab")
+    assert run.errors() == [] and run.stderr_texts() == []
+    assert run.stdout().count("All tests passed!") == 2
+    assert "errors out of 5000 images" in run.stdout()
