@@ -122,9 +122,11 @@ def _positive(text):
 def main(argv=None):
     args = build_parser().parse_args(argv)
     from grader.intake import IntakeError
+    from grader.results import FeedbackLeakError, ResultsError
 
     try:
         return args.run(args)
-    except (ReleaseExistsError, NbgraderError, IntakeError, FileNotFoundError) as error:
+    except (ReleaseExistsError, NbgraderError, IntakeError, ResultsError, FeedbackLeakError,
+            FileNotFoundError) as error:
         print(f"error: {error}", file=sys.stderr)
         return 1
