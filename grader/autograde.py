@@ -18,7 +18,7 @@ from pathlib import Path
 
 import nbformat
 
-from grader import lab
+from grader import cgroups, lab
 from grader.course import copy_support_files
 from grader.execution import TIMEOUT_ERROR
 from grader.intake import collect_submissions
@@ -40,12 +40,12 @@ class GradingTask:
     limits: Limits
 
 
-def main(*, submissions, out, workers=None, timeout=600, cell_timeout=60, db=None,
-         on_progress=None):
+def main(*, submissions, out, workers=None, timeout=600, cell_timeout=60, memory_mb=4096,
+         db=None, on_progress=None):
     """Grade every student folder in `submissions` into `out`; return the results and a
     summary. `on_progress(done, total, result)` is called as each student finishes."""
     started = time.monotonic()
-    limits = Limits(cell_timeout=cell_timeout, timeout=timeout)
+    limits = Limits(cell_timeout=cell_timeout, timeout=timeout, memory_mb=memory_mb)
     with (tempfile.TemporaryDirectory(prefix="grader-") as scratch,
           ThreadPoolExecutor(max_workers=1) as background):
         intake = collect_submissions(Path(submissions), Path(scratch) / "intake")
@@ -56,7 +56,17 @@ def main(*, submissions, out, workers=None, timeout=600, cell_timeout=60, db=Non
         results = grade_all(intake.submissions, support_dir=support_dir, limits=limits,
                             workers=workers or os.cpu_count() or 1, on_progress=on_progress)
         summary = write_results(Path(out), results, db_url=db, course=course.result())
-    return AutogradeRun(results, summary, intake.warnings, time.monotonic() - started)
+    warnings = [*intake.warnings, *missing_protection()]
+    return AutogradeRun(results, summary, warnings, time.monotonic() - started)
+
+
+def missing_protection():
+    """What this machine cannot enforce, said once per run."""
+    reason = cgroups.unavailable_reason()
+    if reason is None:
+        return []
+    return [f"{reason}: kernels run without a memory cap or a process cap, and a process a "
+            "student detaches from the kernel may outlive grading"]
 
 
 @dataclass
@@ -139,7 +149,8 @@ def grade_submission(task):
     outcome = run_notebook(task.notebook, support_dir=task.support_dir,
                            capture_cells=lab.HIDDEN_TEST_CELLS, limits=task.limits,
                            kernel_template=_kernel_template)
-    return {**outcome.__dict__, "seconds": time.monotonic() - started}
+    return {**outcome.__dict__, "seconds": time.monotonic() - started,
+            "memory_mb": task.limits.memory_mb}
 
 
 def finish(student_id, outcome, notes):
@@ -187,6 +198,9 @@ def _sentence(note):
 def _status(outcome):
     if outcome.get("timed_out"):
         return TIMEOUT, "Grading stopped: the notebook ran past its time limit."
+    if outcome.get("kernel_died") and outcome.get("memory_exceeded"):
+        return ERROR, (f"The notebook used more than its {outcome.get('memory_mb')} MB of "
+                       "memory and was stopped; tests after that got no points.")
     if outcome.get("kernel_died"):
         return ERROR, ("The notebook's kernel stopped while grading (a cell may have used "
                        "too much memory or ended the process); tests after that got no points.")

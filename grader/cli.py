@@ -25,7 +25,8 @@ def _autograde(args):
 
     progress = ProgressBar(sys.stderr) if sys.stderr.isatty() else None
     run = autograde.main(submissions=args.submissions, out=args.out, workers=args.workers,
-                         timeout=args.timeout, cell_timeout=args.cell_timeout, db=args.db,
+                         timeout=args.timeout, cell_timeout=args.cell_timeout,
+                         memory_mb=args.memory_mb, db=args.db,
                          on_progress=progress)
     for warning in run.warnings:
         print(f"warning: {warning}", file=sys.stderr)
@@ -101,6 +102,9 @@ def build_parser():
     grade_parser.add_argument("--cell-timeout", type=_positive, default=60,
                               help="seconds one cell may take before it is interrupted "
                               "(default 60)")
+    grade_parser.add_argument("--memory-mb", type=_positive, default=4096,
+                              help="memory one submission's kernel may use, with all it "
+                              "starts (default 4096)")
     grade_parser.add_argument("--db", default=None, help="gradebook SQLAlchemy URL (default: "
                               "sqlite in OUT)")
     grade_parser.set_defaults(run=_autograde)

@@ -19,6 +19,7 @@ from nbclient.util import run_sync
 from nbgrader.preprocessors import Execute, LimitOutput
 from traitlets import Bool, Dict
 
+from grader import cgroups
 from grader.prepare import grade_id, skipped
 from grader.warm_kernels import warm_kernel_manager
 
@@ -112,13 +113,16 @@ class ExecutionOutcome:
     notebook: dict | None = None
     kernel_died: bool = False
     timed_out: bool = False
+    memory_exceeded: bool = False
     error: str | None = None
 
 
-def execute(notebook, *, workdir, capture_cells, cell_timeout, timeout, kernel_template=None):
+def execute(notebook, *, workdir, capture_cells, cell_timeout, timeout, kernel_template=None,
+            memory_mb=None, max_processes=None):
     """Run `notebook` (a NotebookNode, changed in place) with `workdir` as the kernel's
     working directory; stop it after `timeout` seconds, killing everything it started.
-    With a `kernel_template` (grader.warm_kernels), the kernel is forked from it."""
+    With a `kernel_template` (grader.warm_kernels), the kernel is forked from it; with
+    `memory_mb` and `max_processes`, it runs in a cgroup of its own (grader.cgroups)."""
     outcome = ExecutionOutcome()
 
     def capture(exercise, answer, error):
@@ -127,7 +131,7 @@ def execute(notebook, *, workdir, capture_cells, cell_timeout, timeout, kernel_t
 
     executor = CaptureExecute(timeout=cell_timeout, capture_cells=capture_cells,
                               kernel_name="python3", on_capture=capture)
-    watchdog = KernelWatchdog(executor, timeout)
+    watchdog = KernelWatchdog(executor, timeout, _cgroup(memory_mb, max_processes))
     executor.on_kernel_started = watchdog.start
     try:
         manager = warm_kernel_manager(kernel_template) if kernel_template else None
@@ -138,29 +142,42 @@ def execute(notebook, *, workdir, capture_cells, cell_timeout, timeout, kernel_t
     finally:
         watchdog.stop()
     outcome.timed_out = watchdog.fired
+    outcome.memory_exceeded = watchdog.memory_exceeded
     outcome.notebook, _ = LimitOutput().preprocess(notebook, {})
     return outcome
+
+
+def _cgroup(memory_mb, max_processes):
+    if memory_mb is None or cgroups.unavailable_reason():
+        return None
+    return cgroups.KernelCgroup(memory_mb=memory_mb, max_processes=max_processes)
 
 
 class KernelWatchdog:
     """Kills the kernel and everything it started once time is up, and at the end.
 
     The kernel runs in a session of its own, and processes a student starts from it may
-    outlive it, so its process tree is watched while it runs and all of it is killed.
+    outlive it, so its process tree is watched while it runs and all of it is killed; with
+    a cgroup, everything in the group is killed too, double-forked daemons included.
     """
 
     POLL_SECONDS = 0.2
 
-    def __init__(self, executor, timeout):
+    def __init__(self, executor, timeout, cgroup=None):
         self.executor = executor
         self.deadline = time.monotonic() + timeout
+        self.cgroup = cgroup
         self.fired = False
+        self.memory_exceeded = False
         self.processes = {}
         self._done = threading.Event()
         self._thread = threading.Thread(target=self._watch, daemon=True)
 
     def start(self):
-        self._remember(psutil.Process(self.executor.km.provisioner.process.pid))
+        pid = self.executor.km.provisioner.process.pid
+        if self.cgroup is not None:
+            self.cgroup.add(pid)  # before any student code: it runs only once we return
+        self._remember(psutil.Process(pid))
         self._thread.start()
 
     def stop(self):
@@ -168,6 +185,9 @@ class KernelWatchdog:
         if self._thread.is_alive():
             self._thread.join()
         self.kill_all()
+        if self.cgroup is not None:
+            self.memory_exceeded = self.cgroup.hit_memory_limit()
+            self.cgroup.close()
 
     def _watch(self):
         while not self._done.wait(self.POLL_SECONDS):

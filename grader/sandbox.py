@@ -21,6 +21,8 @@ from grader.execution import execute
 class Limits:
     cell_timeout: int = 60  # seconds one cell may run before it is interrupted
     timeout: int = 600  # seconds for the whole submission
+    memory_mb: int = 4096  # memory of the kernel and all it starts (where cgroups exist)
+    max_processes: int = 1024  # processes and threads, likewise
 
 
 def run_notebook(notebook, *, support_dir, capture_cells, limits, kernel_template=None):
@@ -33,4 +35,5 @@ def run_notebook(notebook, *, support_dir, capture_cells, limits, kernel_templat
         nbformat.write(node, str(workdir / lab.NOTEBOOK_NAME))
         return execute(node, workdir=workdir, capture_cells=capture_cells,
                        cell_timeout=limits.cell_timeout, timeout=limits.timeout,
-                       kernel_template=kernel_template)
+                       kernel_template=kernel_template, memory_mb=limits.memory_mb,
+                       max_processes=limits.max_processes)
