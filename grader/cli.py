@@ -30,6 +30,9 @@ def _autograde(args):
                          on_progress=progress)
     for warning in run.warnings:
         print(f"warning: {warning}", file=sys.stderr)
+    for student in run.summary.missing_feedback:
+        print(f"warning: no feedback could be made for {student} (see nbgrader's log in "
+              f"{Path(args.out) / 'nbgrader'})", file=sys.stderr)
     print(summary(run.results, run.seconds, args.workers or os.cpu_count()))
     print(f"Grades: {Path(args.out) / 'grades.csv'}; feedback: {Path(args.out) / 'feedback'}")
     return 0

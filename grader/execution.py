@@ -63,29 +63,37 @@ class CaptureExecute(Execute):
         cell = kwargs["cell"]
         exercise = self.capture_cells.get(grade_id(cell))
         if exercise:
-            answer = take_answer(cell, exercise)
-            self.on_capture(exercise, answer, cell_error(cell) if answer is None else None)
+            answer, problem = take_answer(cell, exercise)
+            error = problem or (cell_error(cell) if answer is None else None)
+            self.on_capture(exercise, answer, error)
+
+
+IMITATED = "ImitatedAnswer"
 
 
 def take_answer(cell, exercise):
-    """Remove the exercise's answer line from the cell's stdout and return it parsed.
+    """Remove the exercise's answer lines from the cell's stdout; return (answer, problem).
 
-    The last line counts: the hidden test prints it after every call into student code.
+    The hidden test prints exactly one line. More than one means something else in the
+    kernel printed an imitation (student code called by the test, or a hook run after the
+    cell): then nothing is believed, and `problem` says so.
     """
     prefix = f"{MARKER} {exercise} "
-    answer = None
+    answers = []
     for output in cell.get("outputs", []):
         if output.get("output_type") != "stream" or output.get("name") != "stdout":
             continue
         kept = []
         for line in output.text.splitlines(keepends=True):
             if line.startswith(prefix):
-                answer = _parse(line[len(prefix):])
+                answers.append(_parse(line[len(prefix):]))
             elif MARKER not in line:
                 kept.append(line)
         output.text = "".join(kept)
     cell.outputs = [o for o in cell.outputs if o.get("output_type") != "stream" or o.text]
-    return answer
+    if len(answers) > 1:
+        return None, f"{IMITATED}: the test cell printed {len(answers)} answer lines"
+    return (answers[0] if answers else None), None
 
 
 def _parse(text):

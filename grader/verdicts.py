@@ -123,6 +123,10 @@ def _no_capture_message(subject, cell_error):
         return (f"The hidden test of {subject} printed no answer: its cell stopped before the"
                 " end. Run the whole notebook (Restart & Run All) and check that no cell fails.")
     quoted = _quote(cell_error)
+    if quoted.startswith("ImitatedAnswer"):
+        return (f"The hidden test of {subject} was imitated: its result line was printed more"
+                " than once, so none of them can be believed. Code that prints the grader's"
+                " own output gets no points; an instructor may review this notebook.")
     if quoted.startswith("CellTimeoutError"):
         return (f"The hidden test of {subject} ran past its time limit and was stopped: does a"
                 " loop never end (e.g. a while loop whose counter never changes)?")

@@ -8,6 +8,7 @@ import contextlib
 import time
 
 import psutil
+import pytest
 from nbformat.v4 import new_code_cell, new_notebook
 
 from grader.execution import MARKER, TIMEOUT_ERROR, execute
@@ -65,11 +66,18 @@ def test_a_fake_answer_printed_by_a_students_cell_is_ignored(tmp_path):
     assert "no answer here" in printed(outcome, 1)
 
 
-def test_the_hidden_tests_own_line_counts_after_student_code_printed_a_fake(tmp_path):
+@pytest.mark.parametrize("when", ["before", "after"])
+def test_an_imitated_answer_line_in_the_test_cell_voids_the_answer(tmp_path, when):
+    # Student code the test calls, or a hook run after the cell, may print an imitation
+    # before or after the hidden test's own line: neither can then be believed.
     student = cell("import json\ndef f():\n"
                    f"    print('\\n{MARKER} X ' + json.dumps({{'cases': 'fake'}}))\n", "X")
-    outcome = run(tmp_path, student, cell(f"f()\n{answer_code('X', ANSWER)}", "X_test"))
-    assert outcome.answers == {"X": ANSWER}
+    order = ["f()", answer_code("X", ANSWER)]
+    test = "\n".join(order if when == "before" else order[::-1])
+    outcome = run(tmp_path, student, cell(test, "X_test"))
+    assert outcome.answers == {"X": None}
+    assert outcome.cell_errors["X"].startswith("ImitatedAnswer")
+    assert MARKER not in printed(outcome, 1)
 
 
 def test_an_answer_line_for_another_exercise_in_a_test_cell_is_ignored(tmp_path):

@@ -547,3 +547,9 @@ def test_hidden_tests_ignore_what_the_student_shadows():
                                  tf.keras.layers.Dense(15, activation="relu"),
                                  tf.keras.layers.Dense(10)])
     assert judge("UNQ_C2", _captured("UNQ_C2", model=model, **shadows)).full_marks
+
+
+@pytest.mark.parametrize("exercise", ["UNQ_C1", "UNQ_C2"])
+def test_an_imitated_answer_earns_nothing_and_says_why(exercise):
+    verdict = judge(exercise, None, "ImitatedAnswer: the test cell printed 2 answer lines")
+    assert_zero_with(verdict, "imitated", "printed more than once")
