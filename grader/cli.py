@@ -4,12 +4,12 @@ import argparse
 import os
 import sys
 import tempfile
-from collections import Counter
 from pathlib import Path
 
 from grader.course import NbgraderError
 from grader.records import STATUSES
 from grader.release import ReleaseExistsError, release
+from grader.results import count_statuses, mean_score
 
 MAX_SCORE = 100
 
@@ -39,10 +39,8 @@ def _autograde(args):
 
 
 def summary(results, seconds, workers):
-    counts = Counter(result.status for result in results)
-    scores = [result.score for result in results]
-    mean = sum(scores) / len(scores) if scores else 0.0
-    statuses = ", ".join(f"{status} {counts.get(status, 0)}" for status in STATUSES)
+    counts, mean = count_statuses(results), mean_score(results)
+    statuses = ", ".join(f"{status} {counts[status]}" for status in STATUSES)
     return (f"Graded {len(results)} submissions in {seconds:.1f} s with {workers} workers: "
             f"{statuses}; mean score {mean:.1f}/{MAX_SCORE}")
 

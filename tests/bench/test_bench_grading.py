@@ -6,9 +6,8 @@ that did not grade every copy of the reference solution 100/100 is refused.
 """
 
 import csv
-import importlib.util
+import importlib
 import json
-from pathlib import Path
 from types import SimpleNamespace
 
 import nbformat
@@ -17,17 +16,13 @@ import pytest
 from grader import lab
 from grader.release import release
 
-BENCH_SCRIPT = Path(__file__).resolve().parents[2] / "bench" / "bench_grading.py"
 CSV_COLUMNS = ["student_id", "UNQ_C1", "UNQ_C2", "score", "max_score", "status", "detail"]
 
 
 @pytest.fixture(scope="module")
 def bench():
-    # bench/ is a folder of scripts, not a package.
-    spec = importlib.util.spec_from_file_location("bench_grading", BENCH_SCRIPT)
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
+    # Imported as tools.run_notebook is: the project root is on sys.path.
+    return importlib.import_module("bench.bench_grading")
 
 
 @pytest.fixture(scope="module")

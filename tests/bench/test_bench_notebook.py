@@ -5,8 +5,7 @@ original-patterns variant differs from the reference exactly where intended.
 """
 
 import copy
-import importlib.util
-from pathlib import Path
+import importlib
 from types import SimpleNamespace
 
 import matplotlib.pyplot as plt
@@ -15,16 +14,11 @@ import pytest
 
 from autils import display_errors, load_data
 
-BENCH_SCRIPT = Path(__file__).resolve().parents[2] / "bench" / "bench_notebook.py"
-
 
 @pytest.fixture(scope="module")
 def bench():
-    # bench/ is a folder of scripts, not a package.
-    spec = importlib.util.spec_from_file_location("bench_notebook", BENCH_SCRIPT)
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
+    # Imported as tools.run_notebook is: the project root is on sys.path.
+    return importlib.import_module("bench.bench_notebook")
 
 
 @pytest.fixture(scope="module")
