@@ -13,19 +13,20 @@ import time
 from concurrent.futures import ProcessPoolExecutor, ThreadPoolExecutor, as_completed
 from concurrent.futures.process import BrokenProcessPool
 from dataclasses import dataclass
+from datetime import UTC, datetime
 from multiprocessing import get_context
 from pathlib import Path
 
 import nbformat
 
-from grader import cgroups, lab
+from grader import lab, report
 from grader.course import copy_support_files
 from grader.execution import TIMEOUT_ERROR
 from grader.intake import collect_submissions
 from grader.prepare import grade_id, prepare
 from grader.records import ERROR, GRADED, INVALID, TIMEOUT, SubmissionResult
 from grader.results import open_results_course, write_results
-from grader.sandbox import Limits, run_notebook
+from grader.sandbox import FULL, Limits, protection, run_notebook
 from grader.verdicts import judge, verdict_message
 from grader.warm_kernels import KernelTemplate
 
@@ -45,7 +46,11 @@ def main(*, submissions, out, workers=None, timeout=600, cell_timeout=60, memory
     """Grade every student folder in `submissions` into `out`; return the results and a
     summary. `on_progress(done, total, result)` is called as each student finishes."""
     started = time.monotonic()
-    limits = Limits(cell_timeout=cell_timeout, timeout=timeout, memory_mb=memory_mb)
+    graded_at = datetime.now(UTC).isoformat(timespec="seconds")
+    workers = workers or os.cpu_count() or 1
+    sandbox = protection()
+    limits = Limits(cell_timeout=cell_timeout, timeout=timeout, memory_mb=memory_mb,
+                    confine=sandbox.namespaces)
     with (tempfile.TemporaryDirectory(prefix="grader-") as scratch,
           ThreadPoolExecutor(max_workers=1) as background):
         intake = collect_submissions(Path(submissions), Path(scratch) / "intake")
@@ -54,19 +59,32 @@ def main(*, submissions, out, workers=None, timeout=600, cell_timeout=60, memory
         support_dir = Path(scratch) / "support"
         copy_support_files(support_dir)
         results = grade_all(intake.submissions, support_dir=support_dir, limits=limits,
-                            workers=workers or os.cpu_count() or 1, on_progress=on_progress)
+                            workers=workers, on_progress=on_progress)
         summary = write_results(Path(out), results, db_url=db, course=course.result())
-    warnings = [*intake.warnings, *missing_protection()]
-    return AutogradeRun(results, summary, warnings, time.monotonic() - started)
+    warnings = [*intake.warnings, *sandbox.missing]  # said once per run
+    seconds = time.monotonic() - started
+    warnings += write_run_report(out=out, facts=report.RunFacts(
+        graded_at=graded_at, submissions=len(results), wall_seconds=round(seconds, 1),
+        workers=workers, sandbox=sandbox_level(), timeout=timeout, cell_timeout=cell_timeout,
+        memory_mb=memory_mb))
+    return AutogradeRun(results, summary, warnings, seconds, sandbox.level)
 
 
-def missing_protection():
-    """What this machine cannot enforce, said once per run."""
-    reason = cgroups.unavailable_reason()
-    if reason is None:
-        return []
-    return [f"{reason}: kernels run without a memory cap or a process cap, and a process a "
-            "student detaches from the kernel may outlive grading"]
+def write_run_report(*, out, facts):
+    """run.json and report.html, after the grades. The grades are what counts: a report that
+    fails becomes a warning saying how to build it again, not a failed batch."""
+    try:
+        report.write_run_facts(out=out, facts=facts)
+        report.write_report(out=out)
+    except Exception as error:  # a bug of the report's must not hide grades already written
+        return [f"the report could not be written ({type(error).__name__}: {error}); "
+                f"build it again with: python -m grader report {out}"]
+    return []
+
+
+def sandbox_level():
+    """A few words on what confines each kernel on this machine (e.g. for a report)."""
+    return protection().level
 
 
 @dataclass
@@ -75,6 +93,7 @@ class AutogradeRun:
     summary: object
     warnings: list
     seconds: float
+    sandbox: str = FULL
 
 
 def grade_all(submissions, *, support_dir, limits, workers, on_progress=None):

@@ -1,20 +1,32 @@
-"""Run one submission's notebook in a place of its own, with time limits.
+"""Run one submission's notebook in a place of its own, with limits.
 
 Each submission gets a fresh directory holding only the lab's support files and its own
-notebook, and the kernel runs there; the directory is removed afterwards. The kernel and
-every process it started are killed when the notebook is done or its time is up
-(grader.execution.KernelWatchdog).
+notebook. Where Linux allows (root, namespaces, cgroups), its kernel then runs confined:
+
+    file system  a private root with the system read-only and a copy of that directory
+                 (grader.isolation): no source notebook, gradebook, output or other student
+    network      none, loopback included
+    users        a user id of its own, no capabilities; /proc shows only its processes
+    resources    a cgroup with a memory cap and a process cap (grader.cgroups); a cell time
+                 limit, a submission time limit, an output cap per cell
+    afterwards   every process it started is killed (grader.execution.KernelWatchdog)
+
+Where it cannot (not root, macOS, a container that forbids namespaces), grading goes on
+with what is left and `protection().missing` says, once per run, what is not enforced.
 """
 
+import functools
 import shutil
 import tempfile
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import nbformat
 
-from grader import lab
+from grader import cgroups, isolation, lab
 from grader.execution import execute
+
+FULL = "namespaces+cgroups"
 
 
 @dataclass(frozen=True)
@@ -23,6 +35,41 @@ class Limits:
     timeout: int = 600  # seconds for the whole submission
     memory_mb: int = 4096  # memory of the kernel and all it starts (where cgroups exist)
     max_processes: int = 1024  # processes and threads, likewise
+    disk_mb: int = 512  # the kernel's private lab directory and /tmp, each (confined only)
+    confine: bool = True  # a private root, no network, own user id (where namespaces exist)
+
+
+@dataclass(frozen=True)
+class Protection:
+    """What this machine lets the sandbox enforce."""
+
+    namespaces: bool
+    cgroups: bool
+    missing: tuple[str, ...] = field(default=())
+
+    @property
+    def level(self):
+        """A few words for the grades' run facts: what confines a kernel."""
+        parts = [name for name, on in (("namespaces", self.namespaces),
+                                       ("cgroups", self.cgroups)) if on]
+        return "+".join(parts) or "time limits only"
+
+
+@functools.cache
+def protection():
+    """Which protections this machine allows, tried once per process."""
+    no_namespaces = isolation.unavailable_reason()
+    no_cgroups = cgroups.unavailable_reason()
+    missing = []
+    if no_namespaces:
+        missing.append(f"{no_namespaces}: kernels are not confined; a submission can read "
+                       "every file the grader can (other submissions, the source notebook), "
+                       "write where the grader can and open network connections")
+    if no_cgroups:
+        missing.append(f"{no_cgroups}: kernels run without a memory cap or a process cap, "
+                       "and a process a student detaches from the kernel may outlive grading")
+    return Protection(namespaces=no_namespaces is None, cgroups=no_cgroups is None,
+                      missing=tuple(missing))
 
 
 def run_notebook(notebook, *, support_dir, capture_cells, limits, kernel_template=None):
@@ -33,7 +80,17 @@ def run_notebook(notebook, *, support_dir, capture_cells, limits, kernel_templat
         shutil.copytree(support_dir, workdir)
         node = nbformat.from_dict(notebook)
         nbformat.write(node, str(workdir / lab.NOTEBOOK_NAME))
+        confinement = None
+        if kernel_template is not None and limits.confine:
+            confinement = _confinement(Path(scratch), workdir, limits)
         return execute(node, workdir=workdir, capture_cells=capture_cells,
                        cell_timeout=limits.cell_timeout, timeout=limits.timeout,
                        kernel_template=kernel_template, memory_mb=limits.memory_mb,
-                       max_processes=limits.max_processes)
+                       max_processes=limits.max_processes, confinement=confinement)
+
+
+def _confinement(scratch, workdir, limits):
+    (scratch / "root").mkdir()
+    (scratch / "sockets").mkdir()
+    return isolation.Confinement(mount_point=str(scratch / "root"), lab_source=str(workdir),
+                                 socket_dir=str(scratch / "sockets"), disk_mb=limits.disk_mb)

@@ -16,8 +16,10 @@ the kernel: imported in the template, their hooks would never be installed.
 
 import asyncio
 import contextlib
+import dataclasses
 import json
 import os
+import resource
 import signal
 import subprocess
 import sys
@@ -27,6 +29,7 @@ import psutil
 from jupyter_client.manager import AsyncKernelManager
 from jupyter_client.provisioning import LocalProvisioner
 
+from grader import isolation
 from grader.lab import LAB_ROOT
 
 WARM_MODULES = ("numpy", "tensorflow", "tensorflow.keras.models", "tensorflow.keras.layers",
@@ -40,11 +43,13 @@ class KernelTemplate:
     def __init__(self):
         self.process = None
 
-    def fork_kernel(self, connection_file, cwd, env):
-        """A new kernel's pid; it serves `connection_file` from `cwd` with `env`."""
+    def fork_kernel(self, connection_file, cwd, env, confinement=None):
+        """A new kernel's pid; it serves `connection_file` from `cwd` with `env`, or, with
+        a `confinement` (grader.isolation), from its own private root."""
         if self.process is None or self.process.poll() is not None:
             self.process = self._start()
-        request = {"connection_file": connection_file, "cwd": str(cwd), "env": env}
+        request = {"connection_file": connection_file, "cwd": str(cwd), "env": env,
+                   "confinement": confinement and dataclasses.asdict(confinement)}
         self.process.stdin.write(json.dumps(request) + "\n")
         self.process.stdin.flush()
         reply = self.process.stdout.readline()
@@ -110,24 +115,32 @@ class ForkedKernelProvisioner(LocalProvisioner):
     """LocalProvisioner whose kernel process is forked by the template, not launched."""
 
     template = None  # set by warm_kernel_manager
+    confinement = None
 
     async def launch_kernel(self, cmd, **kwargs):
         connection_file = cmd[cmd.index("-f") + 1]
         pid = await asyncio.to_thread(self.template.fork_kernel, connection_file,
                                       kwargs.get("cwd") or os.getcwd(),
-                                      dict(kwargs.get("env") or os.environ))
+                                      dict(kwargs.get("env") or os.environ), self.confinement)
         self.process = ForkedProcess(pid)
         self.pid = self.pgid = pid  # the kernel leads a session of its own
         self.cwd = kwargs.get("cwd")
         return self.connection_info
 
 
-def warm_kernel_manager(template):
-    """An AsyncKernelManager whose kernel will come from `template`."""
-    manager = AsyncKernelManager(kernel_name="python3")
+def warm_kernel_manager(template, confinement=None):
+    """An AsyncKernelManager whose kernel will come from `template`; with a `confinement`
+    it talks to the kernel over ipc sockets in `confinement.socket_dir` (a confined kernel
+    has no network, loopback included)."""
+    if confinement is None:
+        manager = AsyncKernelManager(kernel_name="python3")
+    else:
+        manager = AsyncKernelManager(kernel_name="python3", transport="ipc",
+                                     ip=os.path.join(confinement.socket_dir, "kernel"))
     provisioner = ForkedKernelProvisioner(kernel_id=manager.kernel_id or "",
                                           kernel_spec=manager.kernel_spec, parent=manager)
     provisioner.template = template
+    provisioner.confinement = confinement
     manager.provisioner = provisioner
     return manager
 
@@ -157,21 +170,48 @@ def _become_kernel(request):
         devnull = os.open(os.devnull, os.O_RDWR)
         for fd in (0, 1, 2):  # never write into the template's pipes
             os.dup2(devnull, fd)
-        os.chdir(request["cwd"])
-        os.environ.clear()
-        os.environ.update(request["env"])
-        os.environ.pop("PYTHONPATH", None)
+        resource.setrlimit(resource.RLIMIT_CORE, (0, 0))  # no core dumps of a big kernel
         sys.path[:] = [path for path in sys.path if path not in ("", "/", str(LAB_ROOT))]
+        environment = dict(request["env"])
+        environment.pop("PYTHONPATH", None)
+        connection_file = request["connection_file"]
+        if request.get("confinement"):
+            confinement = isolation.Confinement(**request["confinement"])
+            connection_file = _confined_connection_file(connection_file, confinement)
+            isolation.confine(confinement, _python_paths())
+            environment = isolation.kernel_environment(environment)
+        else:
+            os.chdir(request["cwd"])
+        os.environ.clear()
+        os.environ.update(environment)
         for name in [name for name in sys.modules if name.split(".")[0] == "grader"]:
             del sys.modules[name]  # the template runs as grader.warm_kernels
         from ipykernel.kernelapp import IPKernelApp
 
         app = IPKernelApp.instance()
-        app.initialize(["-f", request["connection_file"],
-                        "--HistoryManager.hist_file=:memory:"])
+        app.initialize(["-f", connection_file, "--HistoryManager.hist_file=:memory:"])
         app.start()
     finally:
         os._exit(0)
+
+
+def _confined_connection_file(connection_file, confinement):
+    """The connection file as the confined kernel sees it: in its socket directory, the
+    sockets named by their path inside (the worker reaches the same ones outside)."""
+    with open(connection_file) as stream:
+        info = json.load(stream)
+    info["ip"] = os.path.join(isolation.SOCKET_DIR, os.path.basename(info["ip"]))
+    with open(os.path.join(confinement.socket_dir, "connection.json"), "w") as stream:
+        json.dump(info, stream)
+    return os.path.join(isolation.SOCKET_DIR, "connection.json")
+
+
+def _python_paths():
+    """Where this Python's files are: the confined kernel sees these read-only."""
+    paths = {sys.prefix, sys.base_prefix, sys.exec_prefix, sys.base_exec_prefix,
+             os.path.dirname(os.path.realpath(sys.executable))}
+    paths |= {os.path.realpath(path) for path in paths}
+    return sorted(path for path in paths if os.path.isdir(path))
 
 
 if __name__ == "__main__":

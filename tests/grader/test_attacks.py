@@ -44,7 +44,8 @@ CSV_COLUMNS = ["student_id", "UNQ_C1", "UNQ_C2", "score", "max_score", "status",
 CELL_TIMEOUT = 8
 # In the batch's environment, so every process it starts carries it: other grading on the
 # same machine (another test run) is not mistaken for ours.
-MARK = "GRADER_ATTACK_BATCH"
+# NBGRADER_ variables are among the few a confined kernel keeps from the grader's environment.
+MARK = "NBGRADER_ATTACK_BATCH"
 BATCH = uuid.uuid4().hex
 
 WRONG_SOFTMAX = "a = np.exp(z)   # not normalised"
