@@ -49,8 +49,7 @@ def main(*, submissions, out, workers=None, timeout=600, cell_timeout=60, memory
     graded_at = datetime.now(UTC).isoformat(timespec="seconds")
     workers = workers or os.cpu_count() or 1
     sandbox = protection()
-    limits = Limits(cell_timeout=cell_timeout, timeout=timeout, memory_mb=memory_mb,
-                    confine=sandbox.namespaces)
+    limits = Limits(cell_timeout=cell_timeout, timeout=timeout, memory_mb=memory_mb)
     with (tempfile.TemporaryDirectory(prefix="grader-") as scratch,
           ThreadPoolExecutor(max_workers=1) as background):
         intake = collect_submissions(Path(submissions), Path(scratch) / "intake")
@@ -169,7 +168,7 @@ def grade_submission(task):
                            capture_cells=lab.HIDDEN_TEST_CELLS, limits=task.limits,
                            kernel_template=_kernel_template)
     return {**outcome.__dict__, "seconds": time.monotonic() - started,
-            "memory_mb": task.limits.memory_mb}
+            "memory_mb": task.limits.memory_mb, "sandbox": protection().level}
 
 
 def finish(student_id, outcome, notes):
