@@ -8,6 +8,7 @@ that student's status and detail; it never stops the batch.
 """
 
 import os
+import secrets
 import tempfile
 import time
 from concurrent.futures import ProcessPoolExecutor, ThreadPoolExecutor, as_completed
@@ -27,7 +28,7 @@ from grader.prepare import grade_id, prepare
 from grader.records import ERROR, GRADED, INVALID, TIMEOUT, SubmissionResult
 from grader.results import open_results_course, write_results
 from grader.sandbox import FULL, Limits, protection, run_notebook
-from grader.verdicts import judge, verdict_message
+from grader.verdicts import DEFAULT_HIDDEN_SEED, judge, verdict_message
 from grader.warm_kernels import KernelTemplate
 
 
@@ -39,13 +40,18 @@ class GradingTask:
     notebook: dict
     support_dir: str
     limits: Limits
+    hidden_seed: int = DEFAULT_HIDDEN_SEED  # the batch's hidden test inputs come from it
 
 
 def main(*, submissions, out, workers=None, timeout=600, cell_timeout=60, memory_mb=4096,
-         db=None, on_progress=None):
+         db=None, on_progress=None, hidden_seed=None):
     """Grade every student folder in `submissions` into `out`; return the results and a
-    summary. `on_progress(done, total, result)` is called as each student finishes."""
+    summary. `on_progress(done, total, result)` is called as each student finishes.
+    The hidden tests' inputs come from `hidden_seed`, by default a new secret per batch:
+    a submission cannot carry answers worked out in advance."""
     started = time.monotonic()
+    if hidden_seed is None:
+        hidden_seed = secrets.randbelow(2**31)
     graded_at = datetime.now(UTC).isoformat(timespec="seconds")
     workers = workers or os.cpu_count() or 1
     sandbox = protection()
@@ -58,7 +64,7 @@ def main(*, submissions, out, workers=None, timeout=600, cell_timeout=60, memory
         support_dir = Path(scratch) / "support"
         copy_support_files(support_dir)
         results = grade_all(intake.submissions, support_dir=support_dir, limits=limits,
-                            workers=workers, on_progress=on_progress)
+                            workers=workers, on_progress=on_progress, hidden_seed=hidden_seed)
         summary = write_results(Path(out), results, db_url=db, course=course.result())
     warnings = [*intake.warnings, *sandbox.missing]  # said once per run
     seconds = time.monotonic() - started
@@ -95,7 +101,8 @@ class AutogradeRun:
     sandbox: str = FULL
 
 
-def grade_all(submissions, *, support_dir, limits, workers, on_progress=None):
+def grade_all(submissions, *, support_dir, limits, workers, on_progress=None,
+              hidden_seed=DEFAULT_HIDDEN_SEED):
     """Grade gradable submissions in `workers` processes; one result per submission."""
     source = read_source()
     done = {}
@@ -110,7 +117,7 @@ def grade_all(submissions, *, support_dir, limits, workers, on_progress=None):
             notes = [submission.detail, *prepared.notes]
             tasks[submission.student_id] = (
                 GradingTask(submission.student_id, prepared.notebook, str(support_dir),
-                            limits), notes)
+                            limits, hidden_seed), notes)
     _run_tasks(tasks, workers, report)
     return sorted(done.values(), key=lambda result: result.student_id)
 
@@ -166,15 +173,17 @@ def grade_submission(task):
     started = time.monotonic()
     outcome = run_notebook(task.notebook, support_dir=task.support_dir,
                            capture_cells=lab.HIDDEN_TEST_CELLS, limits=task.limits,
-                           kernel_template=_kernel_template)
+                           kernel_template=_kernel_template, hidden_seed=task.hidden_seed)
     return {**outcome.__dict__, "seconds": time.monotonic() - started,
+            "hidden_seed": task.hidden_seed,
             "memory_mb": task.limits.memory_mb, "sandbox": protection().level}
 
 
 def finish(student_id, outcome, notes):
     """Verdicts, status and detail for one student, from the outcome's plain data."""
+    seed = outcome.get("hidden_seed", DEFAULT_HIDDEN_SEED)
     verdicts = {exercise: judge(exercise, outcome.get("answers", {}).get(exercise),
-                                _cell_error(outcome, exercise))
+                                _cell_error(outcome, exercise), seed=seed)
                 for exercise in lab.EXERCISES}
     notebook = outcome.get("notebook")
     if notebook is not None:

@@ -8,16 +8,18 @@ hang or crash are kept.
 
 import contextlib
 import json
+import os
 import subprocess
 import threading
 import time
 from dataclasses import dataclass, field
 
+import nbformat
 import psutil
 from nbclient.exceptions import DeadKernelError
 from nbclient.util import run_sync
 from nbgrader.preprocessors import Execute, LimitOutput
-from traitlets import Bool, Dict
+from traitlets import Bool, Dict, Int
 
 from grader import cgroups
 from grader.prepare import grade_id, skipped
@@ -35,11 +37,14 @@ class CaptureExecute(Execute):
     # A cell that ignores the interrupt must not end the run with nbclient's exception
     # (answers captured so far lost): the next cells time out until the watchdog fires.
     raise_on_iopub_timeout = Bool(False).tag(config=True)
+    max_output_bytes = Int(2 * 10**6, help="output kept per cell").tag(config=True)
 
-    def __init__(self, *args, on_capture=None, **kwargs):
+    def __init__(self, *args, on_capture=None, kernel_env=None, **kwargs):
         super().__init__(*args, **kwargs)
+        self.kernel_env = kernel_env or {}
         self.on_capture = on_capture or (lambda exercise, answer, error: None)
         self.on_kernel_started = lambda: None
+        self._output_bytes = {}  # cell index -> bytes of output seen
 
     def on_notebook_start(self, **kwargs):
         self.on_kernel_started()
@@ -49,6 +54,7 @@ class CaptureExecute(Execute):
         # grader's output; a student's prints reach the notebook through the kernel.
         kwargs.setdefault("stdout", subprocess.DEVNULL)
         kwargs.setdefault("stderr", subprocess.DEVNULL)
+        kwargs["env"] = {**os.environ, **kwargs.get("env", {}), **self.kernel_env}
         await super().async_start_new_kernel(**kwargs)
 
     start_new_kernel = run_sync(async_start_new_kernel)
@@ -58,6 +64,21 @@ class CaptureExecute(Execute):
             return cell, resources
         return super().preprocess_cell(cell, resources, index)
 
+    def output(self, outs, msg, display_id, cell_index):
+        """Keep at most `max_output_bytes` of what one cell shows, as it arrives: a cell
+        printing hundreds of megabytes must not hold them in the grader's memory."""
+        size = _message_size(msg)
+        shown = self._output_bytes.get(cell_index, 0)
+        self._output_bytes[cell_index] = shown + size
+        if shown + size <= self.max_output_bytes or _carries_answer(msg):
+            return super().output(outs, msg, display_id, cell_index)
+        if shown <= self.max_output_bytes:  # the first message over the cap: say so, once
+            outs.append(nbformat.v4.new_output(
+                "stream", name="stderr",
+                text=f"\n[grader: this cell's output passed {self.max_output_bytes // 10**6} MB;"
+                     " the rest was not kept]\n"))
+        return None
+
     def on_cell_executed(self, **kwargs):
         super().on_cell_executed(**kwargs)
         cell = kwargs["cell"]
@@ -66,6 +87,17 @@ class CaptureExecute(Execute):
             answer, problem = take_answer(cell, exercise)
             error = problem or (cell_error(cell) if answer is None else None)
             self.on_capture(exercise, answer, error)
+
+
+def _message_size(msg):
+    content = msg.get("content", {})
+    if "text" in content:
+        return len(content["text"])
+    return sum(len(str(value)) for value in content.get("data", {}).values())
+
+
+def _carries_answer(msg):
+    return MARKER in msg.get("content", {}).get("text", "")
 
 
 IMITATED = "ImitatedAnswer"
@@ -126,12 +158,13 @@ class ExecutionOutcome:
 
 
 def execute(notebook, *, workdir, capture_cells, cell_timeout, timeout, kernel_template=None,
-            memory_mb=None, max_processes=None, confinement=None):
+            memory_mb=None, max_processes=None, confinement=None, kernel_env=None):
     """Run `notebook` (a NotebookNode, changed in place) with `workdir` as the kernel's
     working directory; stop it after `timeout` seconds, killing everything it started.
     With a `kernel_template` (grader.warm_kernels), the kernel is forked from it, and with
     a `confinement` too, it runs in a private root of its own (grader.isolation); with
-    `memory_mb` and `max_processes`, it runs in a cgroup of its own (grader.cgroups)."""
+    `memory_mb` and `max_processes`, it runs in a cgroup of its own (grader.cgroups).
+    `kernel_env` adds variables to the kernel's environment."""
     outcome = ExecutionOutcome()
 
     def capture(exercise, answer, error):
@@ -139,7 +172,7 @@ def execute(notebook, *, workdir, capture_cells, cell_timeout, timeout, kernel_t
         outcome.cell_errors[exercise] = error
 
     executor = CaptureExecute(timeout=cell_timeout, capture_cells=capture_cells,
-                              kernel_name="python3", on_capture=capture)
+                              kernel_name="python3", on_capture=capture, kernel_env=kernel_env)
     watchdog = KernelWatchdog(executor, timeout, _cgroup(memory_mb, max_processes))
     executor.on_kernel_started = watchdog.start
     try:

@@ -58,7 +58,7 @@ FIRST_UID = 200000  # kernel user ids are FIRST_UID + the kernel's pid: unique w
 # Variables a kernel gets from the grader's environment; the rest (credentials, paths of
 # the grader's files) stays outside.
 KEPT_ENVIRONMENT = ("PATH", "LANG", "LANGUAGE", "TZ", "PYTHONHASHSEED", "TF_CPP_MIN_LOG_LEVEL",
-                    "OMP_NUM_THREADS", "MPLBACKEND", "JPY_", "LC_", "NBGRADER_")
+                    "OMP_NUM_THREADS", "MPLBACKEND", "GRADER_HIDDEN_SEED")
 
 
 @dataclass(frozen=True)

@@ -25,6 +25,7 @@ import nbformat
 
 from grader import cgroups, isolation, lab
 from grader.execution import execute
+from grader.verdicts import DEFAULT_HIDDEN_SEED, HIDDEN_SEED_VARIABLE
 
 FULL = "namespaces+cgroups"
 
@@ -74,8 +75,10 @@ def protection():
                       missing=tuple(missing))
 
 
-def run_notebook(notebook, *, support_dir, capture_cells, limits, kernel_template=None):
-    """Execute `notebook` (a dict) beside copies of `support_dir`'s files; plain outcome."""
+def run_notebook(notebook, *, support_dir, capture_cells, limits, kernel_template=None,
+                 hidden_seed=DEFAULT_HIDDEN_SEED):
+    """Execute `notebook` (a dict) beside copies of `support_dir`'s files, its hidden tests
+    drawing their inputs from `hidden_seed`; plain outcome."""
     with tempfile.TemporaryDirectory(prefix="grader-submission-") as scratch:
         workdir = Path(scratch) / "lab"
         # Copies, not links: a link would let one student's code change another's files.
@@ -88,7 +91,15 @@ def run_notebook(notebook, *, support_dir, capture_cells, limits, kernel_templat
         return execute(node, workdir=workdir, capture_cells=capture_cells,
                        cell_timeout=limits.cell_timeout, timeout=limits.timeout,
                        kernel_template=kernel_template, memory_mb=limits.memory_mb,
-                       max_processes=limits.max_processes, confinement=confinement)
+                       max_processes=limits.max_processes, confinement=confinement,
+                       kernel_env=grading_environment(hidden_seed))
+
+
+def grading_environment(hidden_seed):
+    """What a grading kernel finds in its environment, besides the usual."""
+    # NBGRADER_EXECUTION as nbgrader's autograder sets it: notebooks written for nbgrader
+    # may test it (e.g. to skip slow cells).
+    return {HIDDEN_SEED_VARIABLE: str(hidden_seed), "NBGRADER_EXECUTION": "autograde"}
 
 
 def _confinement(scratch, workdir, limits):

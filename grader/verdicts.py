@@ -7,6 +7,7 @@ here. The captured data is never trusted: whatever its shape or type, a verdict 
 points with messages that name the mistake, never an exception.
 """
 
+import functools
 import re
 from dataclasses import dataclass
 from itertools import pairwise
@@ -23,25 +24,28 @@ MAX_MESSAGES = 3
 # `_grader_capture_unq_c1` and `_grader_capture_unq_c2`, the "### BEGIN HIDDEN TESTS"
 # blocks of cells UNQ_C1_test and UNQ_C2_test in C2_W2_Assignment.ipynb. Change both together.
 
-SOFTMAX_SEED = 20261129
-MODEL_SEED = 20261130
+# The grader draws a new seed per batch and passes it to the kernel in the environment
+# variable HIDDEN_SEED_VARIABLE; the model's batch uses the seed plus one. Without it (plain
+# nbgrader, the tests here) the hidden tests use DEFAULT_HIDDEN_SEED.
+HIDDEN_SEED_VARIABLE = "GRADER_HIDDEN_SEED"
+DEFAULT_HIDDEN_SEED = 20261129
 MODEL_BATCH_SHAPE = (6, 400)
 # Where activations differ visibly: negatives, zero, positives.
 ACTIVATION_PROBE = np.array([[-3.0, -0.5, 0.0, 0.5, 3.0]], dtype="float32")
 
 
-def softmax_hidden_inputs():
+def softmax_hidden_inputs(seed=DEFAULT_HIDDEN_SEED):
     """The z vectors the hidden test passes to my_softmax, in the order it passes them."""
-    rng = np.random.default_rng(SOFTMAX_SEED)
+    rng = np.random.default_rng(seed)
     cases = [rng.uniform(-8.0, 8.0, size) for size in (1, 2, 5, 10, 37)]
     cases += [rng.uniform(-30.0, -10.0, 6), rng.uniform(0.0, 1e-3, 7),
               np.full(3, 5.0), rng.permutation(np.arange(-4.0, 5.0))]
     return cases
 
 
-def model_hidden_batch():
+def model_hidden_batch(seed=DEFAULT_HIDDEN_SEED):
     """The batch of 6 fake images the hidden test feeds to the model."""
-    rng = np.random.default_rng(MODEL_SEED)
+    rng = np.random.default_rng(seed + 1)
     return rng.uniform(0.0, 1.0, MODEL_BATCH_SHAPE).astype("float32")
 
 
@@ -183,16 +187,18 @@ class _Failure:
     message: str
 
 
-def softmax_verdict(captured, cell_error=None):
-    """Judge my_softmax from the UNQ_C1 capture: 50 points if right on every hidden input."""
-    return _judged_safely("UNQ_C1", "my_softmax", _softmax_messages, captured, cell_error)
+def softmax_verdict(captured, cell_error=None, *, seed=DEFAULT_HIDDEN_SEED):
+    """Judge my_softmax from the UNQ_C1 capture: 50 points if right on every hidden input
+    (those drawn from `seed`)."""
+    return _judged_safely("UNQ_C1", "my_softmax", functools.partial(_softmax_messages, seed=seed),
+                          captured, cell_error)
 
 
-def _softmax_messages(captured, cell_error):
+def _softmax_messages(captured, cell_error, *, seed):
     if captured is None:
         return [_no_capture_message("my_softmax", cell_error)
                 or _softmax_cell_error_message(cell_error)]
-    cases = _softmax_cases(captured)
+    cases = _softmax_cases(captured, seed)
     if cases is None:
         return ["The hidden test inputs were changed while grading: my_softmax was not given"
                 " the test's inputs. Submit a notebook whose hidden tests are untouched."]
@@ -222,11 +228,11 @@ def _softmax_error_hint(error_text):
     return _SOFTMAX_HINTS.get(_error_name(error_text), "")
 
 
-def _softmax_cases(captured):
+def _softmax_cases(captured, seed):
     """The captured cases; None if their inputs are not the hidden inputs (tampering)."""
     if not isinstance(captured, dict) or not isinstance(captured.get("cases"), list):
         raise _Unreadable("no list of cases")
-    expected_inputs = softmax_hidden_inputs()
+    expected_inputs = softmax_hidden_inputs(seed)
     if len(captured["cases"]) != len(expected_inputs):
         return None
     cases = []
@@ -471,12 +477,14 @@ class _Layer:
         return f"layers[{self.index}] ('{self.name}')"
 
 
-def model_verdict(captured, cell_error=None):
-    """Judge the model from the UNQ_C2 capture: 50 points if it is the network asked for."""
-    return _judged_safely("UNQ_C2", "the model", _model_messages, captured, cell_error)
+def model_verdict(captured, cell_error=None, *, seed=DEFAULT_HIDDEN_SEED):
+    """Judge the model from the UNQ_C2 capture: 50 points if it is the network asked for
+    (its output checked on the batch drawn from `seed`)."""
+    return _judged_safely("UNQ_C2", "the model", functools.partial(_model_messages, seed=seed),
+                          captured, cell_error)
 
 
-def _model_messages(captured, cell_error):
+def _model_messages(captured, cell_error, *, seed):
     if captured is None:
         return [_no_capture_message("the model", cell_error)
                 or _model_cell_error_message(_quote(cell_error))]
@@ -486,7 +494,8 @@ def _model_messages(captured, cell_error):
         return [_no_model_message(_quote(captured["error"]))]
     layers = _model_layers(captured)
     # Stop at the first stage with problems: later ones only repeat their consequences.
-    for stage in (_structure_problems, _weight_problems, _forward_problems):
+    for stage in (_structure_problems, _weight_problems,
+                  functools.partial(_forward_problems, seed=seed)):
         problems = stage(captured, layers)
         if problems:
             return problems
@@ -711,8 +720,8 @@ def _forward_error(facts):
     return _quote(error) if isinstance(error, str) else "an unreadable error"
 
 
-def _forward_problems(facts, layers):
-    batch = model_hidden_batch()
+def _forward_problems(facts, layers, *, seed):
+    batch = model_hidden_batch(seed)
     expected_shape = (batch.shape[0], EXPECTED_UNITS[-1])
     if "forward_error" in facts:
         return [f"The model could not run on a batch of {batch.shape[0]} images of"
@@ -750,14 +759,15 @@ def numpy_forward(x, dense):
 VERDICTS = {"UNQ_C1": softmax_verdict, "UNQ_C2": model_verdict}
 
 
-def judge(exercise, captured, cell_error=None):
-    """The verdict for one exercise from its captured data (None if nothing was captured)."""
+def judge(exercise, captured, cell_error=None, *, seed=DEFAULT_HIDDEN_SEED):
+    """The verdict for one exercise from its captured data (None if nothing was captured),
+    for hidden inputs drawn from `seed`."""
     try:
         verdict_of = VERDICTS[exercise]
     except KeyError:
         raise ValueError(f"no verdict for exercise {exercise!r}; known: {list(VERDICTS)}") \
             from None
-    return verdict_of(captured, cell_error)
+    return verdict_of(captured, cell_error, seed=seed)
 
 
 def verdict_message(verdict):

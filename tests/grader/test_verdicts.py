@@ -21,6 +21,7 @@ from grader import lab, verdicts
 from grader.records import ExerciseVerdict
 from grader.verdicts import (
     EXERCISE_POINTS,
+    HIDDEN_SEED_VARIABLE,
     VERDICTS,
     judge,
     model_verdict,
@@ -553,3 +554,20 @@ def test_hidden_tests_ignore_what_the_student_shadows():
 def test_an_imitated_answer_earns_nothing_and_says_why(exercise):
     verdict = judge(exercise, None, "ImitatedAnswer: the test cell printed 2 answer lines")
     assert_zero_with(verdict, "imitated", "printed more than once")
+
+
+def test_hidden_inputs_follow_the_seed_the_grader_passes(monkeypatch):
+    stable = softmax_stable
+    monkeypatch.setenv(HIDDEN_SEED_VARIABLE, "424242")
+    captured = softmax_capture(stable)
+    seen = [np.array(case["z"]) for case in captured["cases"]]
+    expected = softmax_hidden_inputs(424242)
+    assert all(np.array_equal(a, b) for a, b in zip(seen, expected, strict=True))
+    assert not all(np.array_equal(a, b) for a, b in zip(seen, softmax_hidden_inputs(),
+                                                        strict=True))
+    assert judge("UNQ_C1", captured, seed=424242).full_marks
+    # Answers for other inputs (e.g. worked out in advance for the default seed) earn nothing.
+    assert judge("UNQ_C1", captured).points == 0
+    model = model_capture(_built(model_with_input))
+    assert judge("UNQ_C2", model, seed=424242).full_marks
+    assert judge("UNQ_C2", model).points == 0
