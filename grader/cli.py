@@ -35,6 +35,15 @@ def _autograde(args):
               f"{Path(args.out) / 'nbgrader'})", file=sys.stderr)
     print(summary(run.results, run.seconds, args.workers or os.cpu_count()))
     print(f"Grades: {Path(args.out) / 'grades.csv'}; feedback: {Path(args.out) / 'feedback'}")
+    if (Path(args.out) / "report.html").exists():
+        print(f"Report: {Path(args.out) / 'report.html'}")
+    return 0
+
+
+def _report(args):
+    from grader.report import write_report
+
+    print(f"Report: {write_report(out=args.out)}")
     return 0
 
 
@@ -110,6 +119,11 @@ def build_parser():
                               "sqlite in OUT)")
     grade_parser.set_defaults(run=_autograde)
 
+    report_parser = commands.add_parser(
+        "report", help="build OUT/report.html again from a grading output, without grading")
+    report_parser.add_argument("out", help="the folder autograde wrote (--out)")
+    report_parser.set_defaults(run=_report)
+
     validate_parser = commands.add_parser(
         "validate", help="run a notebook as the grader would; report the public tests")
     validate_parser.add_argument("notebook")
@@ -127,11 +141,12 @@ def _positive(text):
 def main(argv=None):
     args = build_parser().parse_args(argv)
     from grader.intake import IntakeError
+    from grader.report import ReportError
     from grader.results import FeedbackLeakError, ResultsError
 
     try:
         return args.run(args)
     except (ReleaseExistsError, NbgraderError, IntakeError, ResultsError, FeedbackLeakError,
-            FileNotFoundError) as error:
+            ReportError, FileNotFoundError) as error:
         print(f"error: {error}", file=sys.stderr)
         return 1

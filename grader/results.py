@@ -4,6 +4,8 @@ Run only by the coordinating process, once per batch, after every submission is 
 Layout of OUT:
 
     grades.csv                      one row per student, written atomically
+    verdicts.json                   each student's points and verdict messages per exercise,
+                                    which grades.csv has no column for (grader.report)
     gradebook.db                    nbgrader's gradebook (unless another db_url is given)
     nbgrader/                       an nbgrader course on that gradebook: formgrader,
                                     `nbgrader export` and generate_feedback work in it
@@ -19,6 +21,7 @@ formgrader already count as 0 points, instead of a submission whose notebook is 
 import contextlib
 import csv
 import io
+import json
 import os
 import shutil
 import tempfile
@@ -35,6 +38,7 @@ from grader.course import NbgraderError, create_course, run_nbgrader
 from grader.records import STATUSES
 
 MAX_SCORE = 100
+VERDICTS_JSON = "verdicts.json"
 CSV_COLUMNS = ("student_id", *lab.EXERCISES, "score", "max_score", "status", "detail")
 NOTEBOOK_ID = Path(lab.NOTEBOOK_NAME).stem
 FEEDBACK_NAME = f"{NOTEBOOK_ID}.html"
@@ -108,6 +112,7 @@ def write_results(out_dir, results, *, db_url=None, course=None):
     out = Path(out_dir).resolve()
     out.mkdir(parents=True, exist_ok=True)
     grades_csv = write_grades_csv(out / "grades.csv", results)
+    write_verdicts_json(out / VERDICTS_JSON, results)
     db_url = gradebook_url(out, db_url)
     course = course or open_results_course(out, db_url=db_url)
     record_in_gradebook(course, db_url, results)
@@ -154,6 +159,16 @@ def grades_row(result):
     points = [exercise_points(result, exercise) for exercise in lab.EXERCISES]
     return [result.student_id, *map(format_number, points), format_number(result.score),
             format_number(MAX_SCORE), result.status, result.detail]
+
+
+def write_verdicts_json(path, results):
+    """The verdicts behind the grades, so that the report can be rebuilt without grading."""
+    verdicts = {result.student_id: {
+        exercise: {"points": verdict.points, "max_points": verdict.max_points,
+                   "messages": list(verdict.messages)}
+        for exercise, verdict in sorted(result.verdicts.items())} for result in results}
+    write_atomically(path, json.dumps(verdicts, indent=1, ensure_ascii=False) + "\n")
+    return path
 
 
 def exercise_points(result, exercise):

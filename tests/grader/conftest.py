@@ -1,7 +1,12 @@
 """Fixtures shared by the grader's tests."""
 
+import subprocess
+import sys
+
+import corpus
 import pytest
 
+from grader import lab
 from grader.release import release
 
 
@@ -11,3 +16,22 @@ def released_lab(tmp_path_factory):
     out = tmp_path_factory.mktemp("released-lab")
     release(out=out)
     return out
+
+
+@pytest.fixture(scope="session")
+def class_dir(released_lab, tmp_path_factory):
+    """The corpus of submissions, one folder per student (do not modify)."""
+    return corpus.build(released_lab, tmp_path_factory.mktemp("class") / "submissions")
+
+
+@pytest.fixture(scope="session")
+def graded(class_dir, tmp_path_factory):
+    """The corpus graded once per session by `python -m grader autograde`, which takes about
+    a minute: (OUT, the finished process). Do not modify OUT."""
+    out = tmp_path_factory.mktemp("graded")
+    result = subprocess.run(
+        [sys.executable, "-m", "grader", "autograde", str(class_dir), "--out", str(out),
+         "--cell-timeout", "10", "--workers", "2"],
+        capture_output=True, text=True, cwd=lab.LAB_ROOT, timeout=900)
+    assert result.returncode == 0, result.stderr
+    return out, result

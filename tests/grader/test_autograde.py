@@ -10,7 +10,6 @@ import zipfile
 from pathlib import Path
 
 import corpus
-import pytest
 
 from grader import lab
 
@@ -32,19 +31,6 @@ def _rows(out):
         reader = csv.DictReader(file)
         assert reader.fieldnames == CSV_COLUMNS
         return {row["student_id"]: row for row in reader}
-
-
-@pytest.fixture(scope="module")
-def class_dir(released_lab, tmp_path_factory):
-    return corpus.build(released_lab, tmp_path_factory.mktemp("class") / "submissions")
-
-
-@pytest.fixture(scope="module")
-def graded(class_dir, tmp_path_factory):
-    out = tmp_path_factory.mktemp("graded")
-    result = _autograde(class_dir, out, "--workers", "2")
-    assert result.returncode == 0, result.stderr
-    return out, result
 
 
 def test_every_student_folder_is_one_row_with_the_golden_grade(graded):
