@@ -26,7 +26,7 @@ def _autograde(args):
     progress = ProgressBar(sys.stderr) if sys.stderr.isatty() else None
     run = autograde.main(submissions=args.submissions, out=args.out, workers=args.workers,
                          timeout=args.timeout, cell_timeout=args.cell_timeout,
-                         memory_mb=args.memory_mb, db=args.db,
+                         memory_mb=args.memory_mb, db=args.db, hidden_seed=args.hidden_seed,
                          on_progress=progress)
     for warning in run.warnings:
         print(f"warning: {warning}", file=sys.stderr)
@@ -117,6 +117,9 @@ def build_parser():
                               "starts (default 4096)")
     grade_parser.add_argument("--db", default=None, help="gradebook SQLAlchemy URL (default: "
                               "sqlite in OUT)")
+    grade_parser.add_argument("--hidden-seed", type=int, default=None,
+                              help="seed of the hidden tests' inputs (default: a new secret "
+                              "one per batch; give one only to repeat a batch exactly)")
     grade_parser.set_defaults(run=_autograde)
 
     report_parser = commands.add_parser(

@@ -33,6 +33,7 @@ import pytest
 from grader import lab
 from grader.verdicts import (
     ACTIVATION_PROBE,
+    DEFAULT_HIDDEN_SEED,
     judge,
     model_hidden_batch,
     reference_softmax,
@@ -288,6 +289,41 @@ def forged_lines(release):
     return _after(notebook, "UNQ_C2_test", lines["UNQ_C2"], lines["UNQ_C1"])
 
 
+def _rewriting(hook):
+    """Wrong answers, and a cell before the tests that makes `hook` rewrite every answer
+    line on its way out into one worked out in advance (for the default hidden inputs)."""
+    def build(release):
+        forged = json.dumps({exercise: json.dumps(answer)
+                             for exercise, answer in forged_answer_lines().items()})
+        notebook = corpus.answered(release, WRONG_SOFTMAX, WRONG_MODEL)
+        return _after(notebook, "code_import_numpy_as_np", hook.replace("FORGED", repr(forged)))
+    return build
+
+
+PATCHED_PRINT = """
+import builtins, json
+_forged, _real_print = json.loads(FORGED), builtins.print
+def _print(*args, **kwargs):
+    text = " ".join(str(arg) for arg in args)
+    for exercise, line in _forged.items():
+        if text.lstrip().startswith("__GRADER_ANSWER__ " + exercise):
+            args = ("\\n__GRADER_ANSWER__ " + exercise + " " + line,)
+    _real_print(*args, **kwargs)
+builtins.print = _print
+"""
+PATCHED_DUMPS = """
+import json
+_forged, _real_dumps = json.loads(FORGED), json.dumps
+def _dumps(value, *args, **kwargs):
+    if isinstance(value, dict) and "cases" in value:
+        return _forged["UNQ_C1"]
+    if isinstance(value, dict) and "layers" in value:
+        return _forged["UNQ_C2"]
+    return _real_dumps(value, *args, **kwargs)
+json.dumps = _dumps
+"""
+
+
 # ---------------------------------------------------------------- 6.-8. hangs, exits, processes
 
 SLEEPING_SOFTMAX = "import time\ntime.sleep(10**6)\n" + corpus.STABLE
@@ -352,6 +388,11 @@ CLASS = {
     # 5. Only the test cells' output is read, and there the hidden test's own line, printed
     # after every call into student code, is the one that counts.
     "attack-forged-answer-lines": (forged_lines, 0, 0, "graded", ""),
+    # The hidden tests' own print and json.dumps rewritten to hand out answers worked out in
+    # advance: the hidden inputs come from a seed drawn for each batch, so answers for any
+    # other inputs earn nothing.
+    "attack-patched-print": (_rewriting(PATCHED_PRINT), 0, 0, "graded", ""),
+    "attack-patched-json-dumps": (_rewriting(PATCHED_DUMPS), 0, 0, "graded", ""),
     # 6. The per-cell timeout interrupts the hang; the rest of the notebook still runs.
     "attack-hang-sleep-in-softmax": (answers(SLEEPING_SOFTMAX, corpus.MODEL), 0, 50, "graded",
                                      TIME_LIMIT),
@@ -492,3 +533,21 @@ def test_no_process_started_by_the_batch_is_left(graded):
         except psutil.NoSuchProcess:
             alive = False
         assert not alive, pid
+
+
+def test_the_rewriting_attacks_work_when_the_hidden_inputs_are_known(released_lab,
+                                                                       tmp_path):
+    # So that the patched print and json.dumps prove something: graded with the default
+    # seed, whose inputs they were made for, they take full marks for wrong answers.
+    release = nbformat.read(str(released_lab / NOTEBOOK), as_version=4)
+    students = ("attack-patched-print", "attack-patched-json-dumps")
+    for student in students:
+        _write(tmp_path / "submissions" / student / NOTEBOOK, CLASS[student][0](release))
+    out = tmp_path / "out"
+    result = subprocess.run(
+        [sys.executable, "-m", "grader", "autograde", str(tmp_path / "submissions"), "--out",
+         str(out), "--workers", "2", "--hidden-seed", str(DEFAULT_HIDDEN_SEED)],
+        capture_output=True, text=True, cwd=lab.LAB_ROOT, timeout=600)
+    assert result.returncode == 0, result.stderr
+    rows = _rows(out)
+    assert [rows[student]["score"] for student in students] == ["100", "100"], rows
