@@ -8,10 +8,8 @@ and grading metadata a student gives their own cells is dropped. So each attack 
 earn exactly what its honest part earns, and must not disturb the honest students graded
 in the same batch, nor leave a process behind.
 
-Not here, on purpose: memory exhaustion, printing hundreds of MB, reading or writing other
-students' files or the gradebook, the network and double-forked daemons. They harm the
-machine or need the sandbox (cgroups, a separate user, no network) and are covered by the
-sandbox's own tests (tests/grader/test_cgroups.py) and a later issue.
+Attacks on the machine itself (reading or writing what is not theirs, the network,
+escaping the sandbox, exhausting memory, floods of output) are in test_sandbox_attacks.py.
 """
 
 import csv

@@ -1,0 +1,353 @@
+"""Attacks on the machine, graded in one batch beside honest students.
+
+Each attacker answers both exercises right, then, in a cell after the tests and only when
+the notebook knows it is being graded (NBGRADER_EXECUTION, as nbgrader sets it), tries to
+read or write what is not theirs, reach the network, kill other processes, escape the
+sandbox or exhaust the machine, and prints a report of what worked. The sandbox
+(grader.isolation, grader.cgroups) must make every attempt fail, or stop the kernel, while
+the honest students beside them get exactly their points.
+
+Needs what the sandbox needs: root, Linux namespaces and cgroups (CI has them).
+"""
+
+import csv
+import hashlib
+import json
+import socket
+import subprocess
+import sys
+import threading
+
+import corpus
+import nbformat
+import psutil
+import pytest
+
+from grader import isolation, lab
+from grader.sandbox import protection
+
+NOTEBOOK = lab.NOTEBOOK_NAME
+MEMORY_MB = 1536
+REPORT = "ATTACK-REPORT"
+
+if not (protection().namespaces and protection().cgroups):
+    pytest.skip(f"the sandbox is not available here: {protection().missing}",
+                allow_module_level=True)
+
+GATE = """
+import json, os, sys
+_report = {"attempted": os.environ.get("NBGRADER_EXECUTION") == "autograde"}
+def _try(name, action):
+    try:
+        _report[name] = ["worked", repr(action())[:200]]
+    except BaseException as error:
+        _report[name] = ["failed", type(error).__name__]
+"""
+END = f'\nprint("{REPORT}", json.dumps(_report))\n'
+
+READ = GATE + """
+def _walk():
+    skip = ("/proc", "/sys", "/usr", "/lib", "/lib64", "/dev", "/etc", "/bin", "/sbin",
+            os.path.realpath(sys.prefix), os.path.realpath(sys.base_prefix))
+    found = []
+    for top, dirs, files in os.walk("/"):
+        if top.startswith(skip):
+            dirs[:] = []
+            continue
+        found += [os.path.join(top, name) for name in files
+                  if name.endswith((".ipynb", ".db", ".csv", ".html", ".json"))]
+    return found
+if _report["attempted"]:
+    import sys
+    _report["found"] = _walk()
+    _try("source notebook", lambda: open(SOURCE).read(100))
+    _try("other student", lambda: open(OTHER).read(100))
+    _try("grading output", lambda: os.listdir(OUT))
+    _try("grader's code", lambda: open(LAB_ROOT + "/grader/verdicts.py").read(100))
+    _try("lab folder", lambda: [name for name in os.listdir(LAB_ROOT) if name != ".venv"]
+                               or 1 / 0)  # the virtualenv's folder is there, read-only
+    _try("other processes", lambda: [p for p in os.listdir("/proc")
+                                     if p.isdigit() and int(p) != os.getpid()] or 1 / 0)
+    _try("init's environment", lambda: open("/proc/1/environ").read())
+""" + END
+
+WRITE = GATE + """
+_marker = "PW" + "NED"
+def _fill_disk():
+    chunk = b"x" * 2**26
+    with open("/home/student/lab/ballast", "wb") as file:
+        for _ in range(32):  # 2 GB
+            file.write(chunk)
+    return "2 GB written"
+def _write(path):
+    with open(path, "a") as file:
+        file.write(_marker)
+    return path
+if _report["attempted"]:
+    _try("source notebook", lambda: _write(SOURCE))
+    _try("public tests", lambda: _write(LAB_ROOT + "/public_tests.py"))
+    _try("other student", lambda: _write(OTHER))
+    _try("gradebook", lambda: _write(OUT + "/gradebook.db"))
+    _try("grades", lambda: _write(OUT + "/grades.csv"))
+    _try("new file in the output", lambda: _write(OUT + "/bonus.txt"))
+    _try("disk filled", _fill_disk)
+""" + END
+
+NETWORK = GATE + """
+import socket
+def _connect(host, port):
+    with socket.create_connection((host, port), timeout=3) as connection:
+        connection.sendall(b"answers please")
+    return "connected"
+if _report["attempted"]:
+    _try("loopback listener", lambda: _connect("127.0.0.1", PORT))
+    _try("name lookup", lambda: socket.getaddrinfo("pypi.org", 443))
+    _try("raw socket", lambda: socket.socket(socket.AF_INET, socket.SOCK_RAW, 1))
+""" + END
+
+ESCAPE = GATE + """
+import ctypes, signal
+_libc = ctypes.CDLL(None, use_errno=True)
+def _call(result):
+    if result != 0:
+        raise OSError(ctypes.get_errno(), "refused")
+    return result
+def _kill_everyone():
+    # Its own processes and threads (a thread's id takes its whole process down).
+    mine = {int(p) for p in [*os.listdir("/proc"), *os.listdir("/proc/self/task")]
+            if p.isdigit()}
+    killed = []
+    for pid in range(2, 1 << 16):
+        if pid not in mine:
+            try:
+                os.kill(pid, signal.SIGKILL)
+                killed.append(pid)
+            except OSError:
+                pass
+    return killed or 1 / 0
+if _report["attempted"]:
+    _try("become root", lambda: os.setuid(0))
+    _try("chroot", lambda: os.chroot("/tmp"))
+    _try("mount", lambda: _call(_libc.mount(b"none", b"/tmp", b"tmpfs", 0, None)))
+    _try("new namespaces", lambda: _call(_libc.unshare(0x00020000)))
+    _try("leave the cgroup", lambda: open("/sys/fs/cgroup/memory/cgroup.procs", "w").write(
+        str(os.getpid())))
+    _try("kill other processes", _kill_everyone)
+""" + END
+
+MEMORY = GATE + """
+_hoard = []
+if _report["attempted"]:
+    while True:
+        _hoard.append(bytearray(64 * 1024**2))  # touched: bytearray zero-fills
+""" + END
+
+FLOOD = GATE + """
+import sys
+if _report["attempted"]:
+    for _ in range(300):
+        sys.stdout.write("x" * 10**6)
+    _report["printed MB"] = 300
+""" + END
+
+
+def _attacker(source):
+    """Right answers, then `source` with the test's values filled in, then (in a cell of
+    its own, so that no flood of output hides it) the report."""
+    def build(release, values):
+        notebook = corpus.answered(release, corpus.STABLE, corpus.MODEL)
+        attack = source
+        for name, value in values.items():
+            attack = attack.replace(name, repr(value))
+        return _after(notebook, "UNQ_C2_test", attack, END)
+    return build
+
+
+def _honest(release, values):
+    return corpus.answered(release, corpus.STABLE, corpus.MODEL)
+
+
+def _after(notebook, grade_id, *sources):
+    index = next(i for i, cell in enumerate(notebook.cells)
+                 if cell.metadata.get("nbgrader", {}).get("grade_id") == grade_id)
+    notebook.cells[index + 1:index + 1] = [nbformat.v4.new_code_cell(s) for s in sources]
+    return notebook
+
+
+# student -> (build, status, detail contains); every student answers both exercises right.
+CLASS = {
+    "honest-one": (_honest, "graded", ""),
+    "honest-two": (_honest, "graded", ""),
+    "attack-read": (_attacker(READ), "graded", ""),
+    "attack-write": (_attacker(WRITE), "graded", ""),
+    "attack-network": (_attacker(NETWORK), "graded", ""),
+    "attack-escape": (_attacker(ESCAPE), "graded", ""),
+    "attack-memory": (_attacker(MEMORY), "error", f"more than its {MEMORY_MB} MB"),
+    "attack-print-flood": (_attacker(FLOOD), "graded", ""),
+}
+
+
+class Listener:
+    """A TCP server on loopback that counts who reaches it."""
+
+    def __init__(self):
+        self.socket = socket.create_server(("127.0.0.1", 0))
+        self.port = self.socket.getsockname()[1]
+        self.connections = 0
+        self.socket.settimeout(0.2)
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._serve, daemon=True)
+        self._thread.start()
+
+    def _serve(self):
+        while not self._stop.is_set():
+            try:
+                connection, _ = self.socket.accept()
+            except TimeoutError:
+                continue
+            self.connections += 1
+            connection.close()
+
+    def close(self):
+        self._stop.set()
+        self._thread.join()
+        self.socket.close()
+
+
+class KernelMemoryWatch:
+    """The most private memory (USS) any confined kernel held, sampled while grading."""
+
+    def __init__(self):
+        self.peak_mb = 0.0
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._watch, daemon=True)
+        self._thread.start()
+
+    def _watch(self):
+        while not self._stop.wait(0.1):
+            for process in psutil.process_iter(["uids"]):
+                try:
+                    if process.info["uids"].real >= isolation.FIRST_UID:
+                        uss = process.memory_full_info().uss / 2**20
+                        self.peak_mb = max(self.peak_mb, uss)
+                except (psutil.Error, AttributeError):
+                    continue
+
+    def close(self):
+        self._stop.set()
+        self._thread.join()
+
+
+def _fingerprints(paths):
+    return {str(path): hashlib.sha256(path.read_bytes()).hexdigest() for path in paths}
+
+
+@pytest.fixture(scope="module")
+def graded(released_lab, tmp_path_factory):
+    release = nbformat.read(str(released_lab / NOTEBOOK), as_version=4)
+    submissions = tmp_path_factory.mktemp("sandbox-attacks") / "submissions"
+    out = submissions.parent / "out"
+    listener = Listener()
+    values = {"SOURCE": str(lab.SOURCE_NOTEBOOK), "LAB_ROOT": str(lab.LAB_ROOT),
+              "OTHER": str(submissions / "honest-one" / NOTEBOOK), "OUT": str(out),
+              "PORT": listener.port}
+    for student, (build, *_) in CLASS.items():
+        path = submissions / student / NOTEBOOK
+        path.parent.mkdir(parents=True)
+        nbformat.write(build(release, values), str(path))
+    watched = [lab.SOURCE_NOTEBOOK, *sorted((lab.LAB_ROOT).glob("*.py")),
+               *sorted(submissions.glob("*/*.ipynb"))]
+    before = _fingerprints(watched)
+    memory = KernelMemoryWatch()
+    try:
+        result = subprocess.run(
+            [sys.executable, "-m", "grader", "autograde", str(submissions), "--out", str(out),
+             "--workers", "2", "--memory-mb", str(MEMORY_MB), "--cell-timeout", "60",
+             "--timeout", "240"],
+            capture_output=True, text=True, cwd=lab.LAB_ROOT, timeout=900)
+    finally:
+        memory.close()
+        listener.close()
+    return {"out": out, "result": result, "listener": listener, "memory": memory,
+            "unchanged": before == _fingerprints(watched)}
+
+
+def _rows(out):
+    with (out / "grades.csv").open(newline="") as file:
+        return {row["student_id"]: row for row in csv.DictReader(file)}
+
+
+def _report(out, student):
+    path = out / "nbgrader" / "autograded" / student / lab.ASSIGNMENT / NOTEBOOK
+    text = "".join(output.get("text", "") for cell in nbformat.read(str(path), 4).cells
+                   for output in cell.get("outputs", []))
+    line = next(line for line in text.splitlines() if line.startswith(REPORT))
+    report = json.loads(line[len(REPORT):])
+    assert report["attempted"], "the attack did not know it was being graded"
+    return report
+
+
+def _failed(report, *attempts):
+    return {attempt: report[attempt][0] for attempt in attempts} == \
+        dict.fromkeys(attempts, "failed")
+
+
+def test_the_batch_finishes_with_one_row_each(graded):
+    assert graded["result"].returncode == 0, graded["result"].stderr
+    assert sorted(_rows(graded["out"])) == sorted(CLASS)
+    assert "warning" not in graded["result"].stderr  # full protection: nothing to report
+
+
+@pytest.mark.parametrize("student", sorted(CLASS))
+def test_every_student_keeps_exactly_their_points(graded, student):
+    row = _rows(graded["out"])[student]
+    _, status, detail = CLASS[student]
+    assert [row["UNQ_C1"], row["UNQ_C2"], row["status"]] == ["50", "50", status], row
+    assert detail in row["detail"], row
+
+
+def test_nothing_outside_the_sandbox_can_be_read(graded):
+    report = _report(graded["out"], "attack-read")
+    # Its own notebook, its own sockets' connection file and its own /tmp: nothing else.
+    assert "/home/student/lab/C2_W2_Assignment.ipynb" in report["found"]
+    assert all(path.startswith(("/home/student/", "/run/kernel/", "/tmp/"))
+               for path in report["found"]), report["found"]
+    assert _failed(report, "source notebook", "other student", "grading output", "lab folder",
+                   "grader's code",
+                   "other processes", "init's environment"), report
+
+
+def test_nothing_outside_the_sandbox_can_be_written(graded):
+    report = _report(graded["out"], "attack-write")
+    assert _failed(report, "source notebook", "public tests", "other student", "gradebook",
+                   "grades", "new file in the output", "disk filled"), report
+    assert graded["unchanged"]
+    out = graded["out"]
+    assert not (out / "bonus.txt").exists()
+    marker = b"PW" + b"NED"
+    assert not any(marker in path.read_bytes() for path in out.rglob("*") if path.is_file())
+
+
+def test_no_network_not_even_loopback(graded):
+    report = _report(graded["out"], "attack-network")
+    assert _failed(report, "loopback listener", "name lookup", "raw socket"), report
+    assert graded["listener"].connections == 0
+
+
+def test_no_way_out_and_no_one_else_to_kill(graded):
+    report = _report(graded["out"], "attack-escape")
+    assert _failed(report, "become root", "chroot", "mount", "new namespaces",
+                   "leave the cgroup", "kill other processes"), report
+
+
+def test_memory_stays_under_the_cap(graded):
+    assert 0 < graded["memory"].peak_mb <= MEMORY_MB
+
+
+def test_a_flood_of_output_is_cut_not_kept(graded):
+    report = _report(graded["out"], "attack-print-flood")
+    assert report["printed MB"] == 300
+    path = (graded["out"] / "nbgrader" / "autograded" / "attack-print-flood" / lab.ASSIGNMENT
+            / NOTEBOOK)
+    assert path.stat().st_size < 5 * 10**6
+
