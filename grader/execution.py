@@ -158,13 +158,15 @@ class ExecutionOutcome:
 
 
 def execute(notebook, *, workdir, capture_cells, cell_timeout, timeout, kernel_template=None,
-            memory_mb=None, max_processes=None, confinement=None, kernel_env=None):
+            memory_mb=None, max_processes=None, confinement=None, kernel_env=None,
+            rlimits=None):
     """Run `notebook` (a NotebookNode, changed in place) with `workdir` as the kernel's
     working directory; stop it after `timeout` seconds, killing everything it started.
     With a `kernel_template` (grader.warm_kernels), the kernel is forked from it, and with
     a `confinement` too, it runs in a private root of its own (grader.isolation); with
     `memory_mb` and `max_processes`, it runs in a cgroup of its own (grader.cgroups).
-    `kernel_env` adds variables to the kernel's environment."""
+    `kernel_env` adds variables to the kernel's environment; a warm kernel applies
+    `rlimits` (grader.warm_kernels.RLimits) to itself."""
     outcome = ExecutionOutcome()
 
     def capture(exercise, answer, error):
@@ -176,7 +178,7 @@ def execute(notebook, *, workdir, capture_cells, cell_timeout, timeout, kernel_t
     watchdog = KernelWatchdog(executor, timeout, _cgroup(memory_mb, max_processes))
     executor.on_kernel_started = watchdog.start
     try:
-        manager = (warm_kernel_manager(kernel_template, confinement) if kernel_template
+        manager = (warm_kernel_manager(kernel_template, confinement, rlimits) if kernel_template
                    else None)
         executor.preprocess(notebook, {"metadata": {"path": str(workdir)}}, km=manager)
     except DeadKernelError as error:

@@ -26,6 +26,7 @@ import nbformat
 from grader import cgroups, isolation, lab
 from grader.execution import execute
 from grader.verdicts import DEFAULT_HIDDEN_SEED, HIDDEN_SEED_VARIABLE
+from grader.warm_kernels import RLimits
 
 FULL = "namespaces+cgroups"
 
@@ -37,8 +38,9 @@ class Limits:
     memory_mb: int = 4096  # memory of the kernel and all it starts (where cgroups exist)
     max_processes: int = 1024  # processes and threads, likewise
     disk_mb: int = 512  # the kernel's private lab directory and /tmp, each (confined only)
-    # A private root, no network, an own user id: where the machine running the kernel
-    # allows it (decided there, not by the coordinator, which may be another machine).
+    # A private root, no network, an own user id, a cgroup: as far as the machine running
+    # the kernel allows (decided there, not by the coordinator, which may be another one).
+    # Off only on request (--no-sandbox), e.g. to debug a submission.
     confine: bool = True
 
 
@@ -58,8 +60,19 @@ class Protection:
         return "+".join(parts) or "time limits only"
 
 
+OFF = Protection(namespaces=False, cgroups=False, missing=(
+    "the sandbox is off (--no-sandbox): kernels run as the grader, with its view of the files "
+    "and the network, without memory or process caps; only time limits, output caps, a "
+    "fresh directory and per-process rlimits apply",))
+
+
+def protection(*, enabled=True):
+    """What confines a kernel on this machine (OFF when not `enabled`)."""
+    return _available_protection() if enabled else OFF
+
+
 @functools.cache
-def protection():
+def _available_protection():
     """Which protections this machine allows, tried once per process."""
     no_namespaces = isolation.unavailable_reason()
     no_cgroups = cgroups.unavailable_reason()
@@ -85,14 +98,23 @@ def run_notebook(notebook, *, support_dir, capture_cells, limits, kernel_templat
         shutil.copytree(support_dir, workdir)
         node = nbformat.from_dict(notebook)
         nbformat.write(node, str(workdir / lab.NOTEBOOK_NAME))
+        here = protection(enabled=limits.confine)
         confinement = None
-        if kernel_template is not None and limits.confine and protection().namespaces:
+        if kernel_template is not None and here.namespaces:
             confinement = _confinement(Path(scratch), workdir, limits)
         return execute(node, workdir=workdir, capture_cells=capture_cells,
                        cell_timeout=limits.cell_timeout, timeout=limits.timeout,
-                       kernel_template=kernel_template, memory_mb=limits.memory_mb,
+                       kernel_template=kernel_template,
+                       memory_mb=limits.memory_mb if here.cgroups else None,
                        max_processes=limits.max_processes, confinement=confinement,
-                       kernel_env=grading_environment(hidden_seed))
+                       kernel_env=grading_environment(hidden_seed),
+                       rlimits=fallback_rlimits(here, limits))
+
+
+def fallback_rlimits(here, limits):
+    """The per-process limits a kernel sets on itself for what `here` cannot enforce."""
+    return RLimits(memory_mb=None if here.cgroups else limits.memory_mb,
+                   file_mb=None if here.namespaces else limits.disk_mb)
 
 
 def grading_environment(hidden_seed):

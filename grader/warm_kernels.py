@@ -37,19 +37,41 @@ WARM_MODULES = ("numpy", "tensorflow", "tensorflow.keras.models", "tensorflow.ke
                 "ipykernel.kernelapp")
 
 
+@dataclasses.dataclass(frozen=True)
+class RLimits:
+    """The limits a kernel sets on itself where cgroups or a private root are missing:
+    weaker (per process, not for what it starts), but something."""
+
+    # Address space on top of what the template already maps. Not memory: glibc reserves
+    # 64 MB of it per thread's arena, so a cap much below 1 GB stops a kernel starting.
+    memory_mb: int | None = None
+    file_mb: int | None = None  # the largest file it may write
+
+    def apply(self):
+        if self.memory_mb:
+            mapped = psutil.Process().memory_info().vms
+            limit = mapped + self.memory_mb * 2**20
+            resource.setrlimit(resource.RLIMIT_AS, (limit, limit))
+        if self.file_mb:
+            limit = self.file_mb * 2**20
+            resource.setrlimit(resource.RLIMIT_FSIZE, (limit, limit))
+
+
 class KernelTemplate:
     """The worker's side: a template process started once and asked for kernels."""
 
     def __init__(self):
         self.process = None
 
-    def fork_kernel(self, connection_file, cwd, env, confinement=None):
+    def fork_kernel(self, connection_file, cwd, env, confinement=None, rlimits=None):
         """A new kernel's pid; it serves `connection_file` from `cwd` with `env`, or, with
-        a `confinement` (grader.isolation), from its own private root."""
+        a `confinement` (grader.isolation), from its own private root. `rlimits` (RLimits)
+        stand in for the cgroup and the private root where those are missing."""
         if self.process is None or self.process.poll() is not None:
             self.process = self._start()
         request = {"connection_file": connection_file, "cwd": str(cwd), "env": env,
-                   "confinement": confinement and dataclasses.asdict(confinement)}
+                   "confinement": confinement and dataclasses.asdict(confinement),
+                   "rlimits": rlimits and dataclasses.asdict(rlimits)}
         self.process.stdin.write(json.dumps(request) + "\n")
         self.process.stdin.flush()
         reply = self.process.stdout.readline()
@@ -116,19 +138,21 @@ class ForkedKernelProvisioner(LocalProvisioner):
 
     template = None  # set by warm_kernel_manager
     confinement = None
+    rlimits = None
 
     async def launch_kernel(self, cmd, **kwargs):
         connection_file = cmd[cmd.index("-f") + 1]
         pid = await asyncio.to_thread(self.template.fork_kernel, connection_file,
                                       kwargs.get("cwd") or os.getcwd(),
-                                      dict(kwargs.get("env") or os.environ), self.confinement)
+                                      dict(kwargs.get("env") or os.environ), self.confinement,
+                                      self.rlimits)
         self.process = ForkedProcess(pid)
         self.pid = self.pgid = pid  # the kernel leads a session of its own
         self.cwd = kwargs.get("cwd")
         return self.connection_info
 
 
-def warm_kernel_manager(template, confinement=None):
+def warm_kernel_manager(template, confinement=None, rlimits=None):
     """An AsyncKernelManager whose kernel will come from `template`; with a `confinement`
     it talks to the kernel over ipc sockets in `confinement.socket_dir` (a confined kernel
     has no network, loopback included)."""
@@ -141,6 +165,7 @@ def warm_kernel_manager(template, confinement=None):
                                           kernel_spec=manager.kernel_spec, parent=manager)
     provisioner.template = template
     provisioner.confinement = confinement
+    provisioner.rlimits = rlimits
     manager.provisioner = provisioner
     return manager
 
@@ -171,6 +196,8 @@ def _become_kernel(request):
         for fd in (0, 1, 2):  # never write into the template's pipes
             os.dup2(devnull, fd)
         resource.setrlimit(resource.RLIMIT_CORE, (0, 0))  # no core dumps of a big kernel
+        if request.get("rlimits"):
+            RLimits(**request["rlimits"]).apply()
         sys.path[:] = [path for path in sys.path if path not in ("", "/", str(LAB_ROOT))]
         environment = dict(request["env"])
         environment.pop("PYTHONPATH", None)
