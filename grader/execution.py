@@ -21,7 +21,7 @@ from nbclient.util import run_sync
 from nbgrader.preprocessors import Execute, LimitOutput
 from traitlets import Bool, Dict, Int
 
-from grader import cgroups
+from grader import cgroups, isolation
 from grader.prepare import grade_id, skipped
 from grader.warm_kernels import warm_kernel_manager
 
@@ -184,6 +184,11 @@ def execute(notebook, *, workdir, capture_cells, cell_timeout, timeout, kernel_t
     except DeadKernelError as error:
         outcome.kernel_died = not watchdog.fired
         outcome.error = None if watchdog.fired else f"the kernel stopped: {error}".strip()
+    except Exception:
+        reason = confinement and isolation.failure(confinement)
+        if not reason:
+            raise
+        outcome.error = f"the sandbox could not be set up for this submission ({reason})"
     finally:
         watchdog.stop()
     outcome.timed_out = watchdog.fired

@@ -71,6 +71,29 @@ class Confinement:
     disk_mb: int = 512  # size of the private lab directory and of /tmp, each
 
 
+FAILURE_FILE = "sandbox-failure.txt"  # in the socket directory: why confine() failed
+
+
+def confine_or_explain(confinement, python_paths):
+    """confine(), leaving the reason in the socket directory when it fails, so that the
+    worker can tell the student's row why there was no kernel."""
+    try:
+        return confine(confinement, python_paths)
+    except BaseException as error:
+        with open(os.path.join(confinement.socket_dir, FAILURE_FILE), "w") as file:
+            file.write(f"{type(error).__name__}: {error}")
+        raise
+
+
+def failure(confinement):
+    """Why the kernel could not be confined, or None."""
+    try:
+        with open(os.path.join(confinement.socket_dir, FAILURE_FILE)) as file:
+            return file.read().strip() or "no reason given"
+    except OSError:
+        return None
+
+
 def kernel_environment(environment):
     """The part of `environment` a confined kernel may see, with its own home."""
     kept = {name: value for name, value in environment.items()

@@ -205,7 +205,7 @@ def _become_kernel(request):
         if request.get("confinement"):
             confinement = isolation.Confinement(**request["confinement"])
             connection_file = _confined_connection_file(connection_file, confinement)
-            isolation.confine(confinement, _python_paths())
+            isolation.confine_or_explain(confinement, _python_paths())
             environment = isolation.kernel_environment(environment)
         else:
             os.chdir(request["cwd"])

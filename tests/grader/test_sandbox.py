@@ -3,10 +3,12 @@
 import json
 import resource
 
+import nbformat
 import pytest
 from nbformat.v4 import new_code_cell, new_notebook
 
 from grader import isolation
+from grader.execution import execute
 from grader.sandbox import OFF, Limits, fallback_rlimits, protection, run_notebook
 from grader.warm_kernels import KernelTemplate
 
@@ -90,3 +92,16 @@ def test_kernel_environment_keeps_no_secrets():
     assert "PGPASSWORD" not in environment and "AWS_SECRET_ACCESS_KEY" not in environment
     assert environment["GRADER_HIDDEN_SEED"] == "5"
     assert environment["NBGRADER_EXECUTION"] == "autograde"
+
+
+@pytest.mark.skipif(not protection().namespaces, reason="needs Linux namespaces (root)")
+def test_a_sandbox_that_cannot_be_made_is_that_submissions_error(template, tmp_path):
+    sockets = tmp_path / "sockets"
+    sockets.mkdir()
+    broken = isolation.Confinement(mount_point=str(tmp_path / "missing"),
+                                   lab_source=str(tmp_path), socket_dir=str(sockets))
+    notebook = nbformat.from_dict(new_notebook(cells=[new_code_cell("print('hello')")]))
+    outcome = execute(notebook, workdir=tmp_path, capture_cells={}, cell_timeout=10,
+                      timeout=60, kernel_template=template, confinement=broken)
+    assert outcome.error.startswith("the sandbox could not be set up"), outcome.error
+    assert "mount" in outcome.error
