@@ -1,6 +1,6 @@
 """Grade a whole class: intake, then each submission in parallel, then the results.
 
-    SUBMISSIONS -> intake -> prepare -> run in a sandbox (pool of worker processes)
+    SUBMISSIONS -> intake -> prepare -> run in a sandbox (Dask workers: grader.cluster)
                 -> verdicts (here, where no student code runs) -> results (here only)
 
 Each step is a plain function of plain data. Whatever happens to one submission becomes
@@ -11,42 +11,41 @@ import os
 import secrets
 import tempfile
 import time
-from concurrent.futures import ProcessPoolExecutor, ThreadPoolExecutor, as_completed
-from concurrent.futures.process import BrokenProcessPool
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from datetime import UTC, datetime
-from multiprocessing import get_context
 from pathlib import Path
 
 import nbformat
 
-from grader import lab, report
-from grader.course import copy_support_files
+from grader import cluster, lab, report
 from grader.execution import TIMEOUT_ERROR
 from grader.intake import collect_submissions
 from grader.prepare import grade_id, prepare
 from grader.records import ERROR, GRADED, INVALID, TIMEOUT, SubmissionResult
-from grader.results import open_results_course, write_results
+from grader.results import gradebook_url, open_results_course, write_results
 from grader.sandbox import FULL, Limits, protection, run_notebook
+from grader.support_files import read_support_files, support_dir
 from grader.verdicts import DEFAULT_HIDDEN_SEED, judge, verdict_message
 from grader.warm_kernels import KernelTemplate
 
 
 @dataclass(frozen=True)
 class GradingTask:
-    """One submission, ready to travel to a worker process: plain data only."""
+    """One submission, ready to travel to a worker process, on this machine or another:
+    plain data only (the release files travel beside it, once per worker)."""
 
     student_id: str
     notebook: dict
-    support_dir: str
     limits: Limits
     hidden_seed: int = DEFAULT_HIDDEN_SEED  # the batch's hidden test inputs come from it
 
 
-def main(*, submissions, out, workers=None, timeout=600, cell_timeout=60, memory_mb=4096,
-         db=None, on_progress=None, hidden_seed=None):
+def main(*, submissions, out, workers=None, scheduler=None, timeout=600, cell_timeout=60,
+         memory_mb=4096, db=None, on_progress=None, hidden_seed=None):
     """Grade every student folder in `submissions` into `out`; return the results and a
     summary. `on_progress(done, total, result)` is called as each student finishes.
+    Grading runs on the Dask cluster at `scheduler`, or on `workers` processes here.
     The hidden tests' inputs come from `hidden_seed`, by default a new secret per batch:
     a submission cannot carry answers worked out in advance."""
     started = time.monotonic()
@@ -56,15 +55,15 @@ def main(*, submissions, out, workers=None, timeout=600, cell_timeout=60, memory
     workers = workers or os.cpu_count() or 1
     sandbox = protection()
     limits = Limits(cell_timeout=cell_timeout, timeout=timeout, memory_mb=memory_mb)
+    db = gradebook_url(out, db)  # a URL that is not one fails now, not after grading
     with (tempfile.TemporaryDirectory(prefix="grader-") as scratch,
           ThreadPoolExecutor(max_workers=1) as background):
         intake = collect_submissions(Path(submissions), Path(scratch) / "intake")
         # nbgrader's set-up of the gradebook takes seconds of a subprocess: meanwhile, grade.
         course = background.submit(open_results_course, Path(out), db_url=db)
-        support_dir = Path(scratch) / "support"
-        copy_support_files(support_dir)
-        results = grade_all(intake.submissions, support_dir=support_dir, limits=limits,
-                            workers=workers, on_progress=on_progress, hidden_seed=hidden_seed)
+        results = grade_all(intake.submissions, support_files=read_support_files(),
+                            limits=limits, workers=workers, scheduler=scheduler,
+                            on_progress=on_progress, hidden_seed=hidden_seed)
         summary = write_results(Path(out), results, db_url=db, course=course.result())
     warnings = [*intake.warnings, *sandbox.missing]  # said once per run
     seconds = time.monotonic() - started
@@ -101,9 +100,10 @@ class AutogradeRun:
     sandbox: str = FULL
 
 
-def grade_all(submissions, *, support_dir, limits, workers, on_progress=None,
-              hidden_seed=DEFAULT_HIDDEN_SEED):
-    """Grade gradable submissions in `workers` processes; one result per submission."""
+def grade_all(submissions, *, support_files, limits, workers=1, scheduler=None,
+              on_progress=None, hidden_seed=DEFAULT_HIDDEN_SEED):
+    """Grade gradable submissions on the Dask cluster at `scheduler`, or on `workers`
+    processes started here; one result per submission."""
     source = read_source()
     done = {}
     report = _progress_reporter(len(submissions), done, on_progress)
@@ -116,9 +116,11 @@ def grade_all(submissions, *, support_dir, limits, workers, on_progress=None,
             prepared = prepare(submission.notebook, source)
             notes = [submission.detail, *prepared.notes]
             tasks[submission.student_id] = (
-                GradingTask(submission.student_id, prepared.notebook, str(support_dir),
-                            limits, hidden_seed), notes)
-    _run_tasks(tasks, workers, report)
+                GradingTask(submission.student_id, prepared.notebook, limits, hidden_seed),
+                notes)
+    if tasks:  # no cluster to start for a class of unreadable files
+        _run_tasks(tasks, support_files=support_files, report=report,
+                   scheduler=scheduler, workers=min(workers, len(tasks)))
     return sorted(done.values(), key=lambda result: result.student_id)
 
 
@@ -130,48 +132,28 @@ def _progress_reporter(total, done, on_progress):
     return report
 
 
-def _run_tasks(tasks, workers, report):
-    """Run every task in a pool; a pool that breaks is replaced once, then the tasks it
-    could not finish are that student's error."""
-    pending = dict(tasks)
-    for attempt in range(2):
-        if not pending:
-            return
-        pending = _run_pool(pending, workers, report, last_attempt=attempt == 1)
+def _run_tasks(tasks, *, support_files, report, scheduler, workers):
+    """Grade {student: (task, notes)} on the cluster; report each result as it comes."""
+    def on_outcome(task, outcome):
+        report(finish(task.student_id, outcome, tasks[task.student_id][1]))
 
-
-def _run_pool(tasks, workers, report, *, last_attempt):
-    unfinished = {}
-    context = get_context("spawn")  # no fork of a process that has threads
-    with ProcessPoolExecutor(max_workers=min(workers, len(tasks)), mp_context=context) as pool:
-        futures = {pool.submit(grade_submission, task): (task, notes)
-                   for task, notes in tasks.values()}
-        for future in as_completed(futures):
-            task, notes = futures[future]
-            try:
-                outcome = future.result()
-            except BrokenProcessPool:
-                if not last_attempt:
-                    unfinished[task.student_id] = (task, notes)
-                    continue
-                outcome = {"error": "the grading process crashed twice"}
-            except Exception as error:  # a bug of ours must not stop the batch
-                outcome = {"error": f"grading failed: {type(error).__name__}: {error}"}
-            report(finish(task.student_id, outcome, notes))
-    return unfinished
+    with cluster.connect(scheduler=scheduler, workers=workers) as client:
+        cluster.run_tasks(client, [task for task, _ in tasks.values()], grade=grade_submission,
+                          support_files=support_files, on_outcome=on_outcome)
 
 
 _kernel_template = None  # one per worker process, started on its first submission
 
 
-def grade_submission(task):
-    """Run one submission's notebook in its sandbox; runs in a worker process and returns
-    only plain data (the verdicts are made by the coordinating process)."""
+def grade_submission(task, support_files):
+    """Run one submission's notebook in its sandbox beside `support_files`; runs in a
+    worker process and returns only plain data (the verdicts are made by the coordinating
+    process)."""
     global _kernel_template
     if _kernel_template is None:
         _kernel_template = KernelTemplate()
     started = time.monotonic()
-    outcome = run_notebook(task.notebook, support_dir=task.support_dir,
+    outcome = run_notebook(task.notebook, support_dir=support_dir(support_files),
                            capture_cells=lab.HIDDEN_TEST_CELLS, limits=task.limits,
                            kernel_template=_kernel_template, hidden_seed=task.hidden_seed)
     return {**outcome.__dict__, "seconds": time.monotonic() - started,

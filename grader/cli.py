@@ -25,15 +25,16 @@ def _autograde(args):
 
     progress = ProgressBar(sys.stderr) if sys.stderr.isatty() else None
     run = autograde.main(submissions=args.submissions, out=args.out, workers=args.workers,
-                         timeout=args.timeout, cell_timeout=args.cell_timeout,
-                         memory_mb=args.memory_mb, db=args.db, hidden_seed=args.hidden_seed,
+                         scheduler=args.scheduler, timeout=args.timeout,
+                         cell_timeout=args.cell_timeout, memory_mb=args.memory_mb, db=args.db,
+                         hidden_seed=args.hidden_seed,
                          on_progress=progress)
     for warning in run.warnings:
         print(f"warning: {warning}", file=sys.stderr)
     for student in run.summary.missing_feedback:
         print(f"warning: no feedback could be made for {student} (see nbgrader's log in "
               f"{Path(args.out) / 'nbgrader'})", file=sys.stderr)
-    print(summary(run.results, run.seconds, args.workers or os.cpu_count()))
+    print(summary(run.results, run.seconds, args.workers or os.cpu_count(), args.scheduler))
     print(f"Grades: {Path(args.out) / 'grades.csv'}; feedback: {Path(args.out) / 'feedback'}")
     if (Path(args.out) / "report.html").exists():
         print(f"Report: {Path(args.out) / 'report.html'}")
@@ -47,10 +48,11 @@ def _report(args):
     return 0
 
 
-def summary(results, seconds, workers):
+def summary(results, seconds, workers, scheduler=None):
     counts, mean = count_statuses(results), mean_score(results)
     statuses = ", ".join(f"{status} {counts[status]}" for status in STATUSES)
-    return (f"Graded {len(results)} submissions in {seconds:.1f} s with {workers} workers: "
+    where = f"on the Dask cluster at {scheduler}" if scheduler else f"with {workers} workers"
+    return (f"Graded {len(results)} submissions in {seconds:.1f} s {where}: "
             f"{statuses}; mean score {mean:.1f}/{MAX_SCORE}")
 
 
@@ -105,8 +107,13 @@ def build_parser():
                               "submitted/<student>/C2_W2/ layout, or a .zip of either")
     grade_parser.add_argument("--out", required=True, help="folder for grades, feedback, "
                               "gradebook")
-    grade_parser.add_argument("--workers", type=_positive, default=None,
-                              help="submissions graded at once (default: the number of cores)")
+    where = grade_parser.add_mutually_exclusive_group()
+    where.add_argument("--workers", type=_positive, default=None,
+                       help="worker processes started on this machine, one submission each "
+                       "at a time (default: the number of cores)")
+    where.add_argument("--scheduler", default=None, metavar="ADDRESS",
+                       help="grade on the running Dask cluster whose scheduler is at ADDRESS "
+                       "(e.g. tcp://host:8786) instead of on this machine")
     grade_parser.add_argument("--timeout", type=_positive, default=600,
                               help="seconds one submission may take (default 600)")
     grade_parser.add_argument("--cell-timeout", type=_positive, default=60,
@@ -115,8 +122,8 @@ def build_parser():
     grade_parser.add_argument("--memory-mb", type=_positive, default=4096,
                               help="memory one submission's kernel may use, with all it "
                               "starts (default 4096)")
-    grade_parser.add_argument("--db", default=None, help="gradebook SQLAlchemy URL (default: "
-                              "sqlite in OUT)")
+    grade_parser.add_argument("--db", default=None, help="gradebook SQLAlchemy URL, e.g. "
+                              "postgresql://user@host:5432/gradebook (default: sqlite in OUT)")
     grade_parser.add_argument("--hidden-seed", type=int, default=None,
                               help="seed of the hidden tests' inputs (default: a new secret "
                               "one per batch; give one only to repeat a batch exactly)")
@@ -143,6 +150,7 @@ def _positive(text):
 
 def main(argv=None):
     args = build_parser().parse_args(argv)
+    from grader.cluster import ClusterError
     from grader.intake import IntakeError
     from grader.report import ReportError
     from grader.results import FeedbackLeakError, ResultsError
@@ -150,6 +158,6 @@ def main(argv=None):
     try:
         return args.run(args)
     except (ReleaseExistsError, NbgraderError, IntakeError, ResultsError, FeedbackLeakError,
-            ReportError, FileNotFoundError) as error:
+            ReportError, ClusterError, FileNotFoundError) as error:
         print(f"error: {error}", file=sys.stderr)
         return 1

@@ -14,12 +14,14 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from grader import lab
+from grader.support_files import read_support_files, write_support_files
 
 CONFIG_TEMPLATE = """\
 # Written by grader.course: the configuration of a course made from the lab.
 c = get_config()
 c.CourseDirectory.root = {root!r}
 c.CourseDirectory.db_url = {db_url!r}
+c.CourseDirectory.course_id = {course_id!r}
 """
 # Only for releasing: it imports grader.stubs, which an instructor running nbgrader's own
 # commands in a results course (export, formgrader) would not have on the path.
@@ -36,6 +38,11 @@ c.GenerateAssignment.preprocessors = [
     for step in GenerateAssignment.class_traits()["preprocessors"].default()
 ]
 """
+
+
+# nbgrader's default course id, "", makes no row in its course table, which PostgreSQL's
+# foreign keys then refuse (sqlite does not check them); the gradebook is opened with it too.
+COURSE_ID = "C2_W2_lab"
 
 
 class NbgraderError(RuntimeError):
@@ -63,7 +70,7 @@ def create_course(root, *, db_url=None, for_release=True):
     shutil.copy2(lab.SOURCE_NOTEBOOK, course.source_dir / lab.NOTEBOOK_NAME)
     copy_support_files(course.source_dir)
     db_url = db_url or f"sqlite:///{course.root / 'gradebook.db'}"
-    config = CONFIG_TEMPLATE.format(root=str(course.root), db_url=db_url)
+    config = CONFIG_TEMPLATE.format(root=str(course.root), db_url=db_url, course_id=COURSE_ID)
     if for_release:
         config += RELEASE_CONFIG.format(stubs=json.dumps(lab.EXERCISE_STUBS))
     (course.root / "nbgrader_config.py").write_text(config)
@@ -72,14 +79,7 @@ def create_course(root, *, db_url=None, for_release=True):
 
 def copy_support_files(destination):
     """Copy the files the notebook needs beside it (helpers, data, images, style)."""
-    Path(destination).mkdir(parents=True, exist_ok=True)
-    for name in lab.SUPPORT_FILES:
-        source = lab.LAB_ROOT / name
-        if source.is_dir():
-            shutil.copytree(source, Path(destination) / name, dirs_exist_ok=True,
-                            ignore=shutil.ignore_patterns("__pycache__"))
-        else:
-            shutil.copy2(source, Path(destination) / name)
+    return write_support_files(read_support_files(), destination)
 
 
 def run_nbgrader(course, *args, timeout=600):

@@ -31,10 +31,11 @@ from pathlib import Path
 
 import nbformat
 from nbgrader.api import Gradebook, MissingEntry
-from sqlalchemy.exc import SAWarning
+from sqlalchemy.engine import make_url
+from sqlalchemy.exc import ArgumentError, SAWarning
 
 from grader import lab
-from grader.course import NbgraderError, create_course, run_nbgrader
+from grader.course import COURSE_ID, NbgraderError, create_course, run_nbgrader
 from grader.records import STATUSES
 
 MAX_SCORE = 100
@@ -43,9 +44,9 @@ CSV_COLUMNS = ("student_id", *lab.EXERCISES, "score", "max_score", "status", "de
 NOTEBOOK_ID = Path(lab.NOTEBOOK_NAME).stem
 FEEDBACK_NAME = f"{NOTEBOOK_ID}.html"
 HIDDEN_TESTS_MARKER = "BEGIN HIDDEN TESTS"
-# The course's nbgrader commands run with CourseDirectory.course_id's default; the
-# gradebook is opened the same way so that both see one course.
-COURSE_ID = ""
+# SQLAlchemy 2.1 reads a bare postgresql:// as psycopg 3; the driver installed
+# (requirements.txt) is psycopg2, so such a URL is given that driver explicitly.
+POSTGRESQL_DRIVER = "postgresql+psycopg2"
 
 # Appended to the course's nbgrader_config.py. nbgrader 0.9's GenerateFeedback only runs
 # GetGrades and CSSHTMLHeaderPreprocessor, so the hidden tests' source would be in the
@@ -101,7 +102,17 @@ def open_results_course(out_dir, *, db_url=None):
 
 
 def gradebook_url(out, db_url):
-    return db_url or f"sqlite:///{Path(out).resolve() / 'gradebook.db'}"
+    """The gradebook's SQLAlchemy URL: `db_url`, or sqlite in `out`."""
+    if not db_url:
+        return f"sqlite:///{Path(out).resolve() / 'gradebook.db'}"
+    try:
+        url = make_url(db_url)
+    except ArgumentError as error:
+        raise ResultsError(f"the gradebook URL {db_url!r} is not a database URL "
+                           "(e.g. postgresql://user@host:5432/gradebook)") from error
+    if url.drivername == "postgresql":
+        url = url.set(drivername=POSTGRESQL_DRIVER)
+    return url.render_as_string(hide_password=False)
 
 
 def write_results(out_dir, results, *, db_url=None, course=None):

@@ -1,0 +1,48 @@
+"""The release files as data: read once by the coordinator, written once per worker."""
+
+from grader import lab
+from grader.course import copy_support_files
+from grader.support_files import read_support_files, support_dir, write_support_files
+
+
+def _tree(root):
+    return {path.relative_to(root).as_posix(): path.read_bytes()
+            for path in sorted(root.rglob("*")) if path.is_file()}
+
+
+def test_every_support_file_is_read_with_its_content_and_no_cache():
+    support = read_support_files()
+    for name in lab.SUPPORT_FILES:
+        source = lab.LAB_ROOT / name
+        if source.is_file():
+            assert support.files[name] == source.read_bytes()
+    assert support.files["data/X.npy"] == (lab.LAB_ROOT / "data" / "X.npy").read_bytes()
+    assert {name.split("/")[0] for name in support.files} == set(lab.SUPPORT_FILES)
+    assert not [name for name in support.files if "__pycache__" in name]
+
+
+def test_written_files_read_back_the_same(tmp_path):
+    support = read_support_files()
+    write_support_files(support, tmp_path / "copy")
+    assert _tree(tmp_path / "copy") == support.files
+    assert read_support_files(tmp_path / "copy").digest == support.digest
+
+
+def test_the_digest_changes_with_any_byte(tmp_path):
+    copy_support_files(tmp_path)
+    before = read_support_files(tmp_path).digest
+    style = tmp_path / "deeplearning.mplstyle"
+    style.write_bytes(style.read_bytes() + b"\n")
+    assert read_support_files(tmp_path).digest != before
+
+
+def test_a_worker_writes_each_set_of_files_once(tmp_path):
+    first = read_support_files()
+    directory = support_dir(first)
+    assert support_dir(first) == directory  # the next submission reuses it
+    assert _tree(directory) == first.files
+    copy_support_files(tmp_path)
+    (tmp_path / "autils.py").write_text("# another release\n")
+    other = read_support_files(tmp_path)
+    assert support_dir(other) != directory
+    assert (support_dir(other) / "autils.py").read_text() == "# another release\n"
