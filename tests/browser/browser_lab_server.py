@@ -1,0 +1,165 @@
+"""A JupyterLab server for the browser tests: loopback only, a random token, a throwaway root.
+
+The server runs from this venv (`sys.executable -m jupyter lab`), as `make lab` does, but
+with its own config, data, runtime and settings folders, so a developer's ~/.jupyter cannot
+change what the tests see.
+"""
+
+import contextlib
+import json
+import os
+import secrets
+import signal
+import socket
+import subprocess
+import sys
+import time
+import urllib.error
+import urllib.request
+from dataclasses import dataclass
+from pathlib import Path
+
+START_TIMEOUT = 90  # seconds; JupyterLab starts in a few seconds on an idle machine
+STOP_TIMEOUT = 20
+POLL_INTERVAL = 0.2
+LOG_TAIL_CHARS = 3000
+
+# What the lab shows is tested, not JupyterLab's own offers: no news toast over the notebook.
+USER_SETTINGS = {
+    "@jupyterlab/apputils-extension/notification.jupyterlab-settings": {
+        "fetchNews": "false", "checkForUpdates": False,
+    },
+}
+
+# Set by the test run (tests/conftest.py quiets TensorFlow) or by a developer's shell; a
+# student has none of them, and the notebook must hide TensorFlow's notes on its own.
+ENV_NOT_PASSED_ON = ("TF_CPP_MIN_LOG_LEVEL", "MPLBACKEND", "PYTHONPATH", "JUPYTER_PATH",
+                     "JUPYTER_PLATFORM_DIRS")
+
+
+class LabServerError(RuntimeError):
+    pass
+
+
+@dataclass
+class LabServer:
+    process: subprocess.Popen
+    port: int
+    token: str
+    root_dir: Path
+    log_path: Path
+
+    @property
+    def base_url(self):
+        return f"http://127.0.0.1:{self.port}"
+
+    def notebook_url(self, relative_path, workspace):
+        """The URL that opens a notebook in a workspace of its own: JupyterLab keeps a
+        workspace's open tabs on the server, so a shared one would reopen other tests'
+        notebooks beside it."""
+        return (f"{self.base_url}/lab/workspaces/{workspace}/tree/{relative_path}"
+                f"?token={self.token}")
+
+    def log_tail(self):
+        text = self.log_path.read_text(errors="replace") if self.log_path.exists() else ""
+        return text[-LOG_TAIL_CHARS:]
+
+    def api(self, path, method="GET"):
+        request = urllib.request.Request(f"{self.base_url}/api/{path}", method=method,
+                                         headers={"Authorization": f"token {self.token}"})
+        with urllib.request.urlopen(request, timeout=5) as response:
+            body = response.read()
+        return json.loads(body) if body else None
+
+
+def free_port():
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as probe:
+        probe.bind(("127.0.0.1", 0))
+        return probe.getsockname()[1]
+
+
+def start_lab_server(workdir):
+    """Start JupyterLab with `workdir/root` as its root; return once /api/status answers."""
+    workdir = Path(workdir)
+    root_dir = workdir / "root"
+    root_dir.mkdir(parents=True, exist_ok=True)
+    settings_dir = _write_user_settings(workdir / "settings")
+    port, token = free_port(), secrets.token_hex(24)
+    log_path = workdir / "jupyterlab.log"
+    command = [
+        sys.executable, "-m", "jupyter", "lab", "--no-browser",
+        "--ServerApp.ip=127.0.0.1", f"--ServerApp.port={port}", "--ServerApp.port_retries=0",
+        f"--IdentityProvider.token={token}", f"--ServerApp.root_dir={root_dir}",
+        f"--LabApp.user_settings_dir={settings_dir}",
+        f"--LabApp.workspaces_dir={workdir / 'workspaces'}",
+    ]
+    if os.getuid() == 0:
+        command.append("--allow-root")
+    with open(log_path, "wb") as log:
+        process = subprocess.Popen(command, stdout=log, stderr=subprocess.STDOUT,
+                                   stdin=subprocess.DEVNULL, cwd=root_dir,
+                                   env=_server_env(workdir), start_new_session=True)
+    server = LabServer(process, port, token, root_dir, log_path)
+    try:
+        _wait_until_ready(server)
+    except BaseException:
+        stop_lab_server(server)
+        raise
+    return server
+
+
+def _write_user_settings(settings_dir):
+    for relative, values in USER_SETTINGS.items():
+        path = settings_dir / relative
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_text(json.dumps(values))
+    return settings_dir
+
+
+def _server_env(workdir):
+    env = {name: value for name, value in os.environ.items() if name not in ENV_NOT_PASSED_ON}
+    for name, folder in (("JUPYTER_CONFIG_DIR", "config"), ("JUPYTER_DATA_DIR", "data"),
+                         ("JUPYTER_RUNTIME_DIR", "runtime"), ("IPYTHONDIR", "ipython")):
+        env[name] = str(workdir / folder)
+    return env
+
+
+def _wait_until_ready(server):
+    deadline = time.monotonic() + START_TIMEOUT
+    while time.monotonic() < deadline:
+        if server.process.poll() is not None:
+            raise LabServerError(f"JupyterLab exited with code {server.process.returncode} "
+                                 f"before it answered:\n{server.log_tail()}")
+        try:
+            server.api("status")
+            return
+        except (urllib.error.URLError, ConnectionError, TimeoutError):
+            time.sleep(POLL_INTERVAL)  # polling a socket: nothing to wait on instead
+    raise LabServerError(f"JupyterLab did not answer /api/status within {START_TIMEOUT} s:\n"
+                         f"{server.log_tail()}")
+
+
+def stop_lab_server(server):
+    """Shut down through the API (which stops the kernels too), then make sure it is gone."""
+    if server.process.poll() is None:
+        # Not answering is fine: the signals below end it.
+        with contextlib.suppress(urllib.error.URLError, ConnectionError, TimeoutError):
+            server.api("shutdown", method="POST")
+    try:
+        server.process.wait(timeout=STOP_TIMEOUT)
+    except subprocess.TimeoutExpired:
+        _kill_session(server.process)
+
+
+def _kill_session(process):
+    # The server was started in a session of its own: this ends it and what it started.
+    for sig in (signal.SIGTERM, signal.SIGKILL):
+        try:
+            os.killpg(process.pid, sig)
+        except ProcessLookupError:
+            return
+        try:
+            process.wait(timeout=5)
+            return
+        except subprocess.TimeoutExpired:
+            continue
