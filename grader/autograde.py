@@ -42,19 +42,22 @@ class GradingTask:
 
 
 def main(*, submissions, out, workers=None, scheduler=None, timeout=600, cell_timeout=60,
-         memory_mb=4096, db=None, on_progress=None, hidden_seed=None):
+         memory_mb=4096, disk_mb=512, sandbox=True, db=None, on_progress=None,
+         hidden_seed=None):
     """Grade every student folder in `submissions` into `out`; return the results and a
     summary. `on_progress(done, total, result)` is called as each student finishes.
     Grading runs on the Dask cluster at `scheduler`, or on `workers` processes here.
     The hidden tests' inputs come from `hidden_seed`, by default a new secret per batch:
-    a submission cannot carry answers worked out in advance."""
+    a submission cannot carry answers worked out in advance. Kernels run in the sandbox
+    (grader.sandbox) as far as each machine allows, unless `sandbox` is False."""
     started = time.monotonic()
     if hidden_seed is None:
         hidden_seed = secrets.randbelow(2**31)
     graded_at = datetime.now(UTC).isoformat(timespec="seconds")
     workers = workers or os.cpu_count() or 1
-    sandbox = protection()
-    limits = Limits(cell_timeout=cell_timeout, timeout=timeout, memory_mb=memory_mb)
+    protected = protection(enabled=sandbox)
+    limits = Limits(cell_timeout=cell_timeout, timeout=timeout, memory_mb=memory_mb,
+                    disk_mb=disk_mb, confine=sandbox)
     db = gradebook_url(out, db)  # a URL that is not one fails now, not after grading
     with (tempfile.TemporaryDirectory(prefix="grader-") as scratch,
           ThreadPoolExecutor(max_workers=1) as background):
@@ -65,13 +68,13 @@ def main(*, submissions, out, workers=None, scheduler=None, timeout=600, cell_ti
                             limits=limits, workers=workers, scheduler=scheduler,
                             on_progress=on_progress, hidden_seed=hidden_seed)
         summary = write_results(Path(out), results, db_url=db, course=course.result())
-    warnings = [*intake.warnings, *sandbox.missing]  # said once per run
+    warnings = [*intake.warnings, *protected.missing]  # said once per run
     seconds = time.monotonic() - started
     warnings += write_run_report(out=out, facts=report.RunFacts(
         graded_at=graded_at, submissions=len(results), wall_seconds=round(seconds, 1),
-        workers=workers, sandbox=sandbox_level(), timeout=timeout, cell_timeout=cell_timeout,
-        memory_mb=memory_mb))
-    return AutogradeRun(results, summary, warnings, seconds, sandbox.level)
+        workers=workers, sandbox=protected.level, timeout=timeout, cell_timeout=cell_timeout,
+        memory_mb=memory_mb, hidden_seed=hidden_seed))
+    return AutogradeRun(results, summary, warnings, seconds, protected.level)
 
 
 def write_run_report(*, out, facts):
@@ -84,11 +87,6 @@ def write_run_report(*, out, facts):
         return [f"the report could not be written ({type(error).__name__}: {error}); "
                 f"build it again with: python -m grader report {out}"]
     return []
-
-
-def sandbox_level():
-    """A few words on what confines each kernel on this machine (e.g. for a report)."""
-    return protection().level
 
 
 @dataclass

@@ -27,7 +27,8 @@ def _autograde(args):
     run = autograde.main(submissions=args.submissions, out=args.out, workers=args.workers,
                          scheduler=args.scheduler, timeout=args.timeout,
                          cell_timeout=args.cell_timeout, memory_mb=args.memory_mb, db=args.db,
-                         hidden_seed=args.hidden_seed,
+                         hidden_seed=args.hidden_seed, disk_mb=args.disk_mb,
+                         sandbox=not args.no_sandbox,
                          on_progress=progress)
     for warning in run.warnings:
         print(f"warning: {warning}", file=sys.stderr)
@@ -122,6 +123,12 @@ def build_parser():
     grade_parser.add_argument("--memory-mb", type=_positive, default=4096,
                               help="memory one submission's kernel may use, with all it "
                               "starts (default 4096)")
+    grade_parser.add_argument("--disk-mb", type=_positive, default=512,
+                              help="size of a kernel's private lab folder and of its /tmp, "
+                              "each (default 512)")
+    grade_parser.add_argument("--no-sandbox", action="store_true",
+                              help="run kernels unconfined, e.g. to debug a submission (a "
+                              "warning says what is then not enforced)")
     grade_parser.add_argument("--db", default=None, help="gradebook SQLAlchemy URL, e.g. "
                               "postgresql://user@host:5432/gradebook (default: sqlite in OUT)")
     grade_parser.add_argument("--hidden-seed", type=int, default=None,

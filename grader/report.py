@@ -60,6 +60,9 @@ class RunFacts:
     timeout: float
     cell_timeout: float
     memory_mb: int
+    # The seed of the batch's hidden inputs: secret while grading, kept afterwards so that
+    # `autograde --hidden-seed` can repeat the batch exactly.
+    hidden_seed: int | None = None
 
 
 @dataclass(frozen=True)
@@ -135,7 +138,7 @@ def _run_facts(data, out):
                                              for field in fields(RunFacts)):
         names = ", ".join(field.name for field in fields(RunFacts))
         raise ReportError(f"{out / RUN_JSON} does not hold the run's facts ({names})")
-    return RunFacts(**{field.name: data[field.name] for field in fields(RunFacts)})
+    return RunFacts(**{field.name: data.get(field.name) for field in fields(RunFacts)})
 
 
 def _is_a(value, kind):
@@ -540,6 +543,8 @@ def _run_section(grading):
         ("sandbox", "Sandbox", run.sandbox),
         ("limits", "Limits", f"{_number(run.timeout)} s per submission, "
                              f"{_number(run.cell_timeout)} s per cell, {run.memory_mb} MB"),
+        ("hidden_seed", "Hidden tests' seed",
+         "not recorded" if run.hidden_seed is None else str(run.hidden_seed)),
     ]
     items = "".join(f'<dt>{label}</dt><dd data-fact="{name}">{_e(value)}</dd>'
                     for name, label, value in facts)

@@ -1,13 +1,17 @@
 """The sandbox's levels: confined where the machine allows, per-process limits where not."""
 
+import csv
 import json
 import resource
+import subprocess
+import sys
 
+import corpus
 import nbformat
 import pytest
 from nbformat.v4 import new_code_cell, new_notebook
 
-from grader import isolation
+from grader import isolation, lab
 from grader.execution import execute
 from grader.sandbox import OFF, Limits, fallback_rlimits, protection, run_notebook
 from grader.warm_kernels import KernelTemplate
@@ -105,3 +109,23 @@ def test_a_sandbox_that_cannot_be_made_is_that_submissions_error(template, tmp_p
                       timeout=60, kernel_template=template, confinement=broken)
     assert outcome.error.startswith("the sandbox could not be set up"), outcome.error
     assert "mount" in outcome.error
+
+
+def test_no_sandbox_grades_and_says_once_what_is_missing(released_lab, tmp_path):
+    release = nbformat.read(str(released_lab / lab.NOTEBOOK_NAME), as_version=4)
+    for student in ("one", "two"):
+        path = tmp_path / "submissions" / student / lab.NOTEBOOK_NAME
+        path.parent.mkdir(parents=True)
+        nbformat.write(corpus.answered(release, corpus.STABLE, corpus.MODEL), str(path))
+    out = tmp_path / "out"
+    result = subprocess.run(
+        [sys.executable, "-m", "grader", "autograde", str(tmp_path / "submissions"), "--out",
+         str(out), "--workers", "1", "--no-sandbox"],
+        capture_output=True, text=True, cwd=lab.LAB_ROOT, timeout=600)
+    assert result.returncode == 0, result.stderr
+    assert result.stderr.count("--no-sandbox") == 1, result.stderr
+    with (out / "grades.csv").open(newline="") as file:
+        assert [row["score"] for row in csv.DictReader(file)] == ["100", "100"]
+    facts = json.loads((out / "run.json").read_text())
+    assert facts["sandbox"] == OFF.level
+    assert isinstance(facts["hidden_seed"], int)
