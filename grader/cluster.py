@@ -96,15 +96,14 @@ def run_tasks(client, tasks, *, grade, support_files, on_outcome):
     """Run `grade(task, support_files)` on the cluster for every task and call
     `on_outcome(task, outcome)` here as each finishes. `grade` returns a dict; a failure
     (a bug of ours, a worker dying twice) becomes {"error": why}, never an exception."""
-    try:
-        client.register_plugin(ReadyToGrade(grade.__module__))
-    except Exception as error:  # Dask re-raises a worker's failure as a plain Exception
-        raise ClusterError(_cannot_run_the_grader("a Dask worker", error)) from None
+    _prepare_workers(client, grade.__module__)
     support = _send_support_files(client, support_files)
     waiting = list(reversed(tasks))
     running = as_completed()
     submitted = {}
-    batch = uuid.uuid4().hex[:8]  # keys of other batches on a shared scheduler differ
+    # One task group per batch, ("grade-1a2b3c4d", student id), as Dask shows it: the
+    # batch's keys differ from any other batch's on a shared scheduler.
+    batch = f"grade-{uuid.uuid4().hex[:8]}"
 
     def submit_more():
         # No more submissions in the cluster than it has threads: Dask counts a worker's
@@ -113,7 +112,7 @@ def run_tasks(client, tasks, *, grade, support_files, on_outcome):
         capacity = max(1, sum(client.nthreads().values()))
         while waiting and running.count() < capacity:
             task = waiting.pop()
-            future = client.submit(grade, task, support, key=f"grade-{task.student_id}-{batch}",
+            future = client.submit(grade, task, support, key=(batch, task.student_id),
                                    pure=False)
             submitted[future.key] = task
             running.add(future)
@@ -122,6 +121,13 @@ def run_tasks(client, tasks, *, grade, support_files, on_outcome):
     for future in running:
         submit_more()  # before the verdicts, so that the worker is not left idle meanwhile
         on_outcome(submitted.pop(future.key), _outcome(future))
+
+
+def _prepare_workers(client, module):
+    try:
+        client.register_plugin(ReadyToGrade(module))
+    except Exception as error:  # Dask re-raises a worker's failure as a plain Exception
+        raise ClusterError(_cannot_run_the_grader("a Dask worker", error)) from None
 
 
 class ReadyToGrade(WorkerPlugin):

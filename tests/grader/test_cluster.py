@@ -1,0 +1,226 @@
+"""Grading on a Dask cluster started as an instructor starts one on several machines (here a
+scheduler and two workers on loopback), and what happens when its workers die.
+
+The tests grade a few of the corpus's submissions, not all: grading costs seconds each.
+"""
+
+import contextlib
+import csv
+import json
+import os
+import shutil
+import signal
+import subprocess
+import sys
+import threading
+import time
+import warnings
+from pathlib import Path
+
+import corpus
+import psutil
+import pytest
+from distributed import Client
+from nbgrader.api import Gradebook
+from sqlalchemy.exc import SAWarning
+
+from grader import autograde, cluster, lab
+from grader.course import COURSE_ID
+
+DASK = Path(sys.executable).parent / "dask"
+START_SECONDS = 120  # for the scheduler and both workers on a busy 2-core machine
+# One student per kind of outcome among those the cluster grades (the invalid one never
+# leaves the coordinator).
+SOME_STUDENTS = ["invalid-truncated", "ok-loop-softmax-input-model", "ok-test-cell-deleted",
+                 "wrong-model-softmax-output", "wrong-softmax-raises",
+                 "wrong-softmax-unnormalised"]
+KERNEL_SECONDS = 60  # for the worker's kernel template to fork the submission's kernel
+
+
+@pytest.fixture(scope="module")
+def dask_scheduler(tmp_path_factory):
+    """The address of a `dask scheduler` with two `dask worker`s (one thread each), all
+    subprocesses started from this virtualenv with the repository on PYTHONPATH."""
+    folder = tmp_path_factory.mktemp("dask-cluster")
+    env = {**os.environ, "PYTHONPATH": str(lab.LAB_ROOT)}
+    processes = [_start(folder, "scheduler", env, "scheduler", "--host", "127.0.0.1", "--port", "0",
+                        "--no-dashboard", "--dashboard-address", "127.0.0.1:0",
+                        "--scheduler-file", str(folder / "scheduler.json"))]
+    try:
+        address = _scheduler_address(folder / "scheduler.json", processes[0])
+        for number in (1, 2):
+            processes.append(_start(folder, f"worker-{number}", env, "worker", address,
+                                    "--nthreads", "1", "--no-dashboard", "--host", "127.0.0.1",
+                                    "--local-directory", str(folder / f"worker-{number}")))
+        with Client(address, timeout=START_SECONDS) as client:
+            client.wait_for_workers(2, timeout=START_SECONDS)
+        yield address
+    finally:
+        for process in reversed(processes):  # workers first, then the scheduler
+            process.terminate()
+        for process in processes:
+            try:
+                process.wait(timeout=30)
+            except subprocess.TimeoutExpired:
+                process.kill()
+
+
+def _start(folder, name, env, *arguments):
+    """`dask ARGUMENTS` in the background, its output in FOLDER/NAME.log."""
+    with open(folder / f"{name}.log", "w") as log:
+        return subprocess.Popen([str(DASK), *arguments], env=env, cwd=folder, stdout=log,
+                                stderr=subprocess.STDOUT)
+
+
+def _scheduler_address(scheduler_file, process):
+    deadline = time.monotonic() + START_SECONDS
+    while not scheduler_file.exists():
+        assert process.poll() is None, "the Dask scheduler stopped; see its log"
+        assert time.monotonic() < deadline, "the Dask scheduler did not start"
+        time.sleep(0.2)
+    return json.loads(scheduler_file.read_text())["address"]
+
+
+def _subset(class_dir, destination, students):
+    for student in students:
+        shutil.copytree(class_dir / student, destination / student)
+    return destination
+
+
+def _rows(out):
+    with (out / "grades.csv").open(newline="") as file:
+        return {row["student_id"]: row for row in csv.DictReader(file)}
+
+
+def _golden(row, student):
+    want = corpus.expected_grades()[student]
+    keys = ("UNQ_C1", "UNQ_C2", "score", "status")
+    return ([row[key] for key in keys] == [want[key] for key in keys]
+            and want["detail_contains"] in row["detail"])
+
+
+def _gradebook_scores(out):
+    with (warnings.catch_warnings(),
+          Gradebook(f"sqlite:///{out / 'gradebook.db'}", course_id=COURSE_ID) as gradebook):
+        warnings.simplefilter("ignore", category=SAWarning)
+        return [(submission.student.id, submission.score)
+                for submission in gradebook.assignment_submissions(lab.ASSIGNMENT)]
+
+
+def test_the_cluster_gives_the_rows_of_grading_on_this_machine(dask_scheduler, class_dir,
+                                                               graded, tmp_path):
+    some = _subset(class_dir, tmp_path / "some", SOME_STUDENTS)
+    result = subprocess.run(
+        [sys.executable, "-m", "grader", "autograde", str(some), "--out", str(tmp_path / "out"),
+         "--cell-timeout", "10", "--scheduler", dask_scheduler],
+        capture_output=True, text=True, cwd=lab.LAB_ROOT, timeout=600)
+    assert result.returncode == 0, result.stderr
+    assert f"on the Dask cluster at {dask_scheduler}" in result.stdout
+    here, _ = graded  # the whole corpus, graded by worker processes on this machine
+    assert _rows(tmp_path / "out") == {student: _rows(here)[student] for student in SOME_STUDENTS}
+    with Client(dask_scheduler) as client:  # the batch ran there, on both workers
+        plugins = client.run(lambda dask_worker: sorted(dask_worker.plugins))
+    assert len(plugins) == 2
+    assert all(cluster.ReadyToGrade.name in names for names in plugins.values())
+
+
+class WorkerKiller(threading.Thread):
+    """SIGKILLs the worker process that runs `student`'s submission, each time it runs it,
+    up to `times` times, as a machine crash or the kernel's OOM killer would."""
+
+    def __init__(self, scheduler, student, times):
+        super().__init__(daemon=True)
+        self.scheduler, self.student, self.times = scheduler, student, times
+        self.killed = []  # pids of the worker processes killed
+        self.left_behind = []  # what they had started: the kernel template, kernels
+        self.done = threading.Event()
+
+    def run(self):
+        with Client(self.scheduler) as client:
+            while len(self.killed) < self.times and not self.done.wait(0.1):
+                pid = self._pid_running_it(client)
+                if pid and pid not in self.killed:
+                    self._kill(pid)
+
+    def _pid_running_it(self, client):
+        running = client.run(lambda dask_worker: (os.getpid(), [
+            task.key for task in dask_worker.state.executing]), on_error="ignore")
+        for pid, keys in running.values():
+            if any(key[1] == self.student for key in keys if isinstance(key, tuple)):
+                return pid
+        return None
+
+    def _kill(self, pid):
+        """Kill the worker once the submission's kernel runs: mid-grading."""
+        worker = psutil.Process(pid)
+        deadline = time.monotonic() + KERNEL_SECONDS
+        while len(worker.children(recursive=True)) < 2 and time.monotonic() < deadline:
+            time.sleep(0.05)  # the kernel template and the kernel it forks
+        self.left_behind += worker.children(recursive=True)
+        worker.send_signal(signal.SIGKILL)
+        self.killed.append(pid)
+
+    def stop(self):
+        self.done.set()
+        self.join(timeout=30)
+        # A killed worker's kernel template sees its pipe close and exits; whatever it had
+        # forked for the submission (a kernel, its children) is stopped here.
+        for process in self.left_behind:
+            with contextlib.suppress(psutil.NoSuchProcess):
+                process.kill()
+
+
+def _grade_while_killing(scheduler, class_dir, out, students, victim, times):
+    """Grade `students` on the cluster from this process while the workers running
+    `victim` are killed; return the student of every result reported, in order."""
+    with Client(scheduler) as client:
+        client.wait_for_workers(2, timeout=START_SECONDS)  # replacements of earlier tests
+    reported = []
+    killer = WorkerKiller(scheduler, victim, times)
+    killer.start()
+    try:
+        autograde.main(submissions=_subset(class_dir, out.parent / "some", students),
+                       out=out, scheduler=scheduler, cell_timeout=10,
+                       on_progress=lambda done, total, result: reported.append(
+                           result.student_id))
+    finally:
+        killer.stop()
+    assert len(killer.killed) == times, "the victim's workers were not killed: no test"
+    return reported
+
+
+def test_a_worker_killed_mid_batch_loses_no_submission_and_grades_none_twice(
+        dask_scheduler, class_dir, tmp_path):
+    students = ["ok-loop-softmax-input-model", "wrong-model-softmax-output",
+                "wrong-softmax-unnormalised"]
+    reported = _grade_while_killing(dask_scheduler, class_dir, tmp_path / "out", students,
+                                    victim="wrong-model-softmax-output", times=1)
+    assert sorted(reported) == students  # each reported once, the victim's after a retry
+    rows = _rows(tmp_path / "out")
+    assert sorted(rows) == students
+    for student in students:
+        assert _golden(rows[student], student), rows[student]
+    assert sorted(_gradebook_scores(tmp_path / "out")) == [
+        (student, float(rows[student]["score"])) for student in students]
+
+
+def test_a_submission_that_kills_two_workers_is_an_error_not_a_third_try(
+        dask_scheduler, class_dir, tmp_path):
+    students = ["ok-stable-softmax-relu-function", "wrong-model-units",
+                "wrong-softmax-sorted-output"]
+    reported = _grade_while_killing(dask_scheduler, class_dir, tmp_path / "out", students,
+                                    victim="wrong-model-units", times=2)
+    assert sorted(reported) == students
+    rows = _rows(tmp_path / "out")
+    victim = rows.pop("wrong-model-units")
+    assert (victim["status"], victim["score"]) == ("error", "0")
+    assert victim["detail"] == f"Grading failed: {cluster.WORKER_DIED_TWICE}."
+    for student, row in rows.items():
+        assert _golden(row, student), row
+
+
+def test_an_unreachable_scheduler_is_a_clear_error():
+    unreachable = cluster.connect(scheduler="tcp://127.0.0.1:9", timeout=1)
+    with pytest.raises(cluster.ClusterError, match="cannot reach the Dask scheduler at "
+                                                   "tcp://127.0.0.1:9"):
+        unreachable.__enter__()
