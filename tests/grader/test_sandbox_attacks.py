@@ -11,12 +11,14 @@ Needs what the sandbox needs: root, Linux namespaces and cgroups (CI has them).
 """
 
 import csv
-import hashlib
 import json
+import os
 import socket
 import subprocess
 import sys
 import threading
+import time
+import uuid
 
 import corpus
 import nbformat
@@ -28,6 +30,9 @@ from grader.sandbox import protection
 
 NOTEBOOK = lab.NOTEBOOK_NAME
 MEMORY_MB = 1536
+# In the batch's environment, so that every process it starts carries it; NBGRADER_ variables
+# are among the few a confined kernel keeps.
+MARK = "NBGRADER_SANDBOX_ATTACK_BATCH"
 REPORT = "ATTACK-REPORT"
 
 if not (protection().namespaces and protection().cgroups):
@@ -238,10 +243,6 @@ class KernelMemoryWatch:
         self._thread.join()
 
 
-def _fingerprints(paths):
-    return {str(path): hashlib.sha256(path.read_bytes()).hexdigest() for path in paths}
-
-
 @pytest.fixture(scope="module")
 def graded(released_lab, tmp_path_factory):
     release = nbformat.read(str(released_lab / NOTEBOOK), as_version=4)
@@ -257,19 +258,37 @@ def graded(released_lab, tmp_path_factory):
         nbformat.write(build(release, values), str(path))
     watched = [lab.SOURCE_NOTEBOOK, *sorted((lab.LAB_ROOT).glob("*.py")),
                *sorted(submissions.glob("*/*.ipynb"))]
-    before = _fingerprints(watched)
     memory = KernelMemoryWatch()
+    batch = uuid.uuid4().hex
     try:
         result = subprocess.run(
             [sys.executable, "-m", "grader", "autograde", str(submissions), "--out", str(out),
              "--workers", "2", "--memory-mb", str(MEMORY_MB), "--cell-timeout", "60",
              "--timeout", "240"],
-            capture_output=True, text=True, cwd=lab.LAB_ROOT, timeout=900)
+            capture_output=True, text=True, cwd=lab.LAB_ROOT, timeout=900,
+            env={**os.environ, MARK: batch})
     finally:
         memory.close()
         listener.close()
     return {"out": out, "result": result, "listener": listener, "memory": memory,
-            "unchanged": before == _fingerprints(watched)}
+            "watched": watched, "left": _left_running(batch)}
+
+
+def _left_running(batch, patience=10):
+    """Processes of the batch still running after it ended (a worker or template may take
+    a moment to see its parent gone)."""
+    deadline = time.monotonic() + patience
+    while True:
+        left = []
+        for process in psutil.process_iter():
+            try:
+                if process.environ().get(MARK) == batch:
+                    left.append(process.cmdline())
+            except psutil.Error:
+                continue
+        if not left or time.monotonic() > deadline:
+            return left
+        time.sleep(0.2)
 
 
 def _rows(out):
@@ -321,11 +340,13 @@ def test_nothing_outside_the_sandbox_can_be_written(graded):
     report = _report(graded["out"], "attack-write")
     assert _failed(report, "source notebook", "public tests", "other student", "gradebook",
                    "grades", "new file in the output", "disk filled"), report
-    assert graded["unchanged"]
     out = graded["out"]
     assert not (out / "bonus.txt").exists()
+    # What the attack appends to every file it opens: in none of the course's files, the
+    # other students' submissions or anything the grader wrote.
     marker = b"PW" + b"NED"
-    assert not any(marker in path.read_bytes() for path in out.rglob("*") if path.is_file())
+    written = [*graded["watched"], *(path for path in out.rglob("*") if path.is_file())]
+    assert [path for path in written if marker in path.read_bytes()] == []
 
 
 def test_no_network_not_even_loopback(graded):
@@ -338,6 +359,10 @@ def test_no_way_out_and_no_one_else_to_kill(graded):
     report = _report(graded["out"], "attack-escape")
     assert _failed(report, "become root", "chroot", "mount", "new namespaces",
                    "leave the cgroup", "kill other processes"), report
+
+
+def test_no_process_of_the_batch_is_left(graded):
+    assert graded["left"] == []
 
 
 def test_memory_stays_under_the_cap(graded):
