@@ -10,9 +10,13 @@ A class of N identical submissions is built: the released lab with the reference
 student-N, each holding C2_W2_Assignment.ipynb. The class is then graded:
 
 * by ours: `python -m grader autograde CLASS --out OUT --workers W` as a subprocess, for
-  W = 1 and W = 2 in turn (1, 2, 1, 2, ...), `--runs` times each, into a fresh OUT every
-  time. The wall time of the whole command is what an instructor waits for: intake,
-  grading, gradebook and feedback;
+  W = 1 and W = 2, then with `--scheduler ADDRESS` on a Dask cluster of 2 workers on
+  loopback (tools/loopback_cluster.py), in turn (1, 2, Dask, 1, 2, Dask, ...), `--runs`
+  times each, into a fresh OUT every time. The wall time of the whole command is what an
+  instructor waits for: intake, grading, gradebook and feedback. The Dask cluster is
+  started afresh before each of its runs and its start is not timed: an instructor starts
+  a cluster once, not per batch (its workers' warm kernels start within the timed run, as
+  local workers' do);
 * by plain nbgrader: `nbgrader autograde C2_W2 --force` in a course made from the lab, the
   same notebooks in submitted/<student>/C2_W2/. It runs every cell of every notebook,
   40 epochs of training included, one student after another, so `--plain-copies K` (default
@@ -21,7 +25,8 @@ student-N, each holding C2_W2_Assignment.ipynb. The class is then graded:
 Each run is checked before its time counts: ours must give every student 100/100, plain
 nbgrader must have graded K submissions at full marks; otherwise the benchmark stops with
 exit status 1. Absolute times on a shared machine are noisy, so medians (with min and max)
-are reported.
+are reported, and the Dask cluster's median against the 2 local workers' (the same number
+of workers, the same task graph: the cost of the scheduler and the network path).
 """
 
 import argparse
@@ -35,6 +40,7 @@ import sys
 import tempfile
 import time
 import warnings
+from contextlib import contextmanager
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
@@ -55,15 +61,19 @@ import corpus  # noqa: E402
 from grader import lab  # noqa: E402
 from grader.course import NbgraderError, create_course, run_nbgrader  # noqa: E402
 from grader.release import release  # noqa: E402
+from tools.loopback_cluster import ClusterStartError, loopback_cluster  # noqa: E402
 
 OURS_1 = "ours, 1 worker"
 OURS_2 = "ours, 2 workers"
+DASK_2 = "ours, 2 Dask workers"
 PLAIN = "plain nbgrader"
-SETUPS = (OURS_1, OURS_2, PLAIN)
-WORKERS = {OURS_1: 1, OURS_2: 2}
+SETUPS = (OURS_1, OURS_2, DASK_2, PLAIN)
+WORKERS = {OURS_1: 1, OURS_2: 2, DASK_2: 2}
+ON_DASK = {DASK_2}  # graded through --scheduler, on a Dask cluster on loopback
 
 SECONDS_PER_SUBMISSION_GOAL = 3.0  # ours with 2 workers
 THROUGHPUT_GOAL = 8.0  # ours with 2 workers against plain nbgrader
+CLUSTER_OVERHEAD_GOAL = 0.10  # 2 Dask workers' wall time over 2 local workers', minus 1
 FULL_MARKS = 100.0
 GRADED = "graded"
 
@@ -183,10 +193,11 @@ class Timing:
     submissions: int
 
 
-def grade_with_ours(class_dir, out, workers, submissions):
-    """Run our autograde command on `class_dir`; return its wall time in seconds."""
+def grade_with_ours(class_dir, out, where, submissions):
+    """Run our autograde command on `class_dir` with the options `where` (--workers W or
+    --scheduler ADDRESS); return its wall time in seconds."""
     command = [sys.executable, "-m", "grader", "autograde", str(class_dir), "--out", str(out),
-               "--workers", str(workers)]
+               *where]
     limit = OURS_LIMIT_PER_SUBMISSION * submissions + LIMIT_MARGIN
     started = time.perf_counter()
     result = subprocess.run(command, cwd=REPO_ROOT, capture_output=True, text=True,
@@ -200,17 +211,30 @@ def grade_with_ours(class_dir, out, workers, submissions):
 
 
 def run_ours(class_dir, scratch, students, runs):
-    """Time ours with 1 and 2 workers alternately (1, 2, 1, 2, ...), so that slow drifts
-    in the machine's load hit both alike; each run into a fresh OUT, checked."""
+    """Time ours with 1 and 2 workers and 2 Dask workers in turn (1, 2, Dask, 1, 2, Dask,
+    ...), so that slow drifts in the machine's load hit all alike; each run into a fresh
+    OUT, checked."""
     timings = []
     for run in range(1, runs + 1):
         for setup, workers in WORKERS.items():
-            out = Path(scratch) / f"ours-{workers}-workers-run-{run}"
-            seconds = grade_with_ours(class_dir, out, workers, len(students))
+            out = Path(scratch) / f"{setup.replace(', ', '-').replace(' ', '-')}-run-{run}"
+            with grading_place(setup, workers, Path(scratch) / f"dask-run-{run}") as where:
+                seconds = grade_with_ours(class_dir, out, where, len(students))
             check_grades_csv(out / "grades.csv", students)
             shutil.rmtree(out)
             timings.append(report_run(Timing(setup, run, seconds, len(students)), runs))
     return timings
+
+
+@contextmanager
+def grading_place(setup, workers, folder):
+    """The autograde options that grade on `setup`'s workers: --workers W here, or
+    --scheduler ADDRESS of a Dask cluster started in `folder` for the run (untimed)."""
+    if setup not in ON_DASK:
+        yield ["--workers", str(workers)]
+        return
+    with loopback_cluster(folder, workers=workers) as address:
+        yield ["--scheduler", address]
 
 
 def prepare_plain_course(root, class_dir, students):
@@ -237,7 +261,7 @@ def run_plain(course, students, runs):
 
 
 def report_run(timing, runs):
-    print(f"  run {timing.run}/{runs}  {timing.setup:<16} {timing.seconds:7.2f} s"
+    print(f"  run {timing.run}/{runs}  {timing.setup:<20} {timing.seconds:7.2f} s"
           f"  ({timing.seconds / timing.submissions:.2f} s per submission)", flush=True)
     return timing
 
@@ -262,19 +286,27 @@ def summarize(timings):
     plain = summary[PLAIN]["per_submission"]
     for stats in summary.values():
         stats["throughput_vs_plain"] = plain / stats["per_submission"]
+    if DASK_2 in summary:
+        summary[DASK_2]["overhead_vs_local"] = (summary[DASK_2]["median"]
+                                                / summary[OURS_2]["median"] - 1)
     return summary
 
 
 def verdict_lines(summary, speed_goal=SECONDS_PER_SUBMISSION_GOAL,
-                  throughput_goal=THROUGHPUT_GOAL):
+                  throughput_goal=THROUGHPUT_GOAL, overhead_goal=CLUSTER_OVERHEAD_GOAL):
     ours = summary[OURS_2]
     per_submission, ratio = ours["per_submission"], ours["throughput_vs_plain"]
-    return [
+    lines = [
         f"ours with 2 workers: {per_submission:.2f} s per submission "
         f"(goal <= {speed_goal:g} s): {_verdict(per_submission <= speed_goal)}",
         f"throughput vs plain nbgrader: {ratio:.1f}x with 2 workers "
         f"(goal >= {throughput_goal:g}x): {_verdict(ratio >= throughput_goal)}",
     ]
+    if DASK_2 in summary:
+        overhead = summary[DASK_2]["overhead_vs_local"]
+        lines.append(f"2 Dask workers vs 2 local workers: {overhead:+.1%} wall time "
+                     f"(goal <= +{overhead_goal:.0%}): {_verdict(overhead <= overhead_goal)}")
+    return lines
 
 
 def _verdict(met):
@@ -285,10 +317,10 @@ def _verdict(met):
 
 
 def table_lines(summary):
-    lines = [f"{'setup':<16} {'runs':>4} {'subs':>4} {'median':>8} {'min':>8} {'max':>8}"
+    lines = [f"{'setup':<20} {'runs':>4} {'subs':>4} {'median':>8} {'min':>8} {'max':>8}"
              f" {'s/sub':>6} {'vs plain':>8}"]
     for setup, stats in summary.items():
-        lines.append(f"{setup:<16} {stats['runs']:>4} {stats['submissions']:>4}"
+        lines.append(f"{setup:<20} {stats['runs']:>4} {stats['submissions']:>4}"
                      f" {stats['median']:>7.2f}s {stats['min']:>7.2f}s {stats['max']:>7.2f}s"
                      f" {stats['per_submission']:>6.2f} {stats['throughput_vs_plain']:>7.1f}x")
     return lines
@@ -309,7 +341,8 @@ def write_json(path, args, summary, timings):
         "plain_copies": args.plain_copies,
         "cpu_count": os.cpu_count(),
         "goals": {"seconds_per_submission": SECONDS_PER_SUBMISSION_GOAL,
-                  "throughput_vs_plain": THROUGHPUT_GOAL},
+                  "throughput_vs_plain": THROUGHPUT_GOAL,
+                  "cluster_overhead": CLUSTER_OVERHEAD_GOAL},
         "summary": summary,
         "runs": [asdict(timing) for timing in timings],
     }
@@ -324,7 +357,7 @@ def parse_args(argv):
     parser.add_argument("--copies", type=int, default=20,
                         help="submissions in the class (default 20)")
     parser.add_argument("--runs", type=int, default=3,
-                        help="runs of ours per worker count (default 3)")
+                        help="runs of each of ours' setups (default 3)")
     parser.add_argument("--plain-copies", type=int, default=None, metavar="K",
                         help="grade only the first K students with plain nbgrader "
                         "(default: all)")
@@ -350,7 +383,7 @@ def benchmark(args, scratch):
     plain_students = students[:args.plain_copies]
     course = prepare_plain_course(scratch / "plain-course", class_dir, plain_students)
     print(f"benchmarking on {os.cpu_count()} cores: ours on {args.copies} submissions"
-          f" ({args.runs} runs per worker count, alternating), plain nbgrader on"
+          f" ({args.runs} runs per setup, alternating), plain nbgrader on"
           f" {args.plain_copies} ({args.plain_runs} run(s))", flush=True)
     timings = run_ours(class_dir, scratch, students, args.runs)
     timings += run_plain(course, plain_students, args.plain_runs)
@@ -362,7 +395,8 @@ def main(argv=None):
     with tempfile.TemporaryDirectory(prefix="bench-grading-") as scratch:
         try:
             timings = benchmark(args, scratch)
-        except (BenchmarkError, NbgraderError, subprocess.TimeoutExpired) as error:
+        except (BenchmarkError, NbgraderError, ClusterStartError,
+                subprocess.TimeoutExpired) as error:
             print(f"error: {error}", file=sys.stderr)
             return 1
     summary = summarize(timings)

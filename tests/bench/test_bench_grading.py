@@ -156,7 +156,7 @@ def _timings(bench, ours_1, ours_2, plain, copies=20, plain_copies=4):
 
 def test_summary_gives_spread_per_submission_and_throughput_ratio(bench):
     summary = bench.summarize(_timings(bench, [50, 40, 44], [30, 24, 26], [64]))
-    ours_1, ours_2, plain = (summary[s] for s in bench.SETUPS)
+    ours_1, ours_2, plain = (summary[s] for s in (bench.OURS_1, bench.OURS_2, bench.PLAIN))
     assert (ours_1["median"], ours_1["min"], ours_1["max"]) == (44, 40, 50)
     assert ours_1["runs"] == 3 and ours_1["submissions"] == 20
     assert ours_2["per_submission"] == pytest.approx(1.3)
@@ -182,6 +182,33 @@ def test_verdicts_when_neither_goal_is_met(bench):
         "ours with 2 workers: 3.05 s per submission (goal <= 3 s): NOT met",
         "throughput vs plain nbgrader: 5.9x with 2 workers (goal >= 8x): NOT met",
     ]
+
+
+def _with_dask(bench, timings, seconds, copies=20):
+    return timings + [bench.Timing(bench.DASK_2, run, value, copies)
+                      for run, value in enumerate(seconds, 1)]
+
+
+def test_the_dask_cluster_is_compared_with_as_many_local_workers(bench):
+    summary = bench.summarize(_with_dask(bench, _timings(bench, [44], [26, 25, 27], [64]),
+                                         [28, 27, 26]))
+    assert summary[bench.DASK_2]["overhead_vs_local"] == pytest.approx(27 / 26 - 1)
+    assert summary[bench.DASK_2]["throughput_vs_plain"] == pytest.approx(16.0 / 1.35)
+    assert bench.verdict_lines(summary)[-1] == (
+        "2 Dask workers vs 2 local workers: +3.8% wall time (goal <= +10%): met")
+
+
+def test_a_dask_cluster_slower_by_more_than_a_tenth_misses_the_goal(bench):
+    summary = bench.summarize(_with_dask(bench, _timings(bench, [44], [26], [64]), [30]))
+    assert bench.verdict_lines(summary)[-1] == (
+        "2 Dask workers vs 2 local workers: +15.4% wall time (goal <= +10%): NOT met")
+
+
+def test_local_setups_grade_here_with_their_number_of_workers(bench, tmp_path):
+    for setup, workers in ((bench.OURS_1, "1"), (bench.OURS_2, "2")):
+        with bench.grading_place(setup, int(workers), tmp_path / "cluster") as where:
+            assert where == ["--workers", workers]
+    assert not (tmp_path / "cluster").exists()  # no Dask cluster started for them
 
 
 def test_report_prints_the_table_then_the_verdicts_last(bench, capsys):

@@ -6,7 +6,6 @@ The tests grade a few of the corpus's submissions, not all: grading costs second
 
 import contextlib
 import csv
-import json
 import os
 import shutil
 import signal
@@ -15,7 +14,6 @@ import sys
 import threading
 import time
 import warnings
-from pathlib import Path
 
 import corpus
 import psutil
@@ -26,8 +24,8 @@ from sqlalchemy.exc import SAWarning
 
 from grader import autograde, cluster, lab
 from grader.course import COURSE_ID
+from tools.loopback_cluster import loopback_cluster
 
-DASK = Path(sys.executable).parent / "dask"
 START_SECONDS = 120  # for the scheduler and both workers on a busy 2-core machine
 # One student per kind of outcome among those the cluster grades (the invalid one never
 # leaves the coordinator).
@@ -39,46 +37,10 @@ KERNEL_SECONDS = 60  # for the worker's kernel template to fork the submission's
 
 @pytest.fixture(scope="module")
 def dask_scheduler(tmp_path_factory):
-    """The address of a `dask scheduler` with two `dask worker`s (one thread each), all
-    subprocesses started from this virtualenv with the repository on PYTHONPATH."""
-    folder = tmp_path_factory.mktemp("dask-cluster")
-    env = {**os.environ, "PYTHONPATH": str(lab.LAB_ROOT)}
-    processes = [_start(folder, "scheduler", env, "scheduler", "--host", "127.0.0.1", "--port", "0",
-                        "--no-dashboard", "--dashboard-address", "127.0.0.1:0",
-                        "--scheduler-file", str(folder / "scheduler.json"))]
-    try:
-        address = _scheduler_address(folder / "scheduler.json", processes[0])
-        for number in (1, 2):
-            processes.append(_start(folder, f"worker-{number}", env, "worker", address,
-                                    "--nthreads", "1", "--no-dashboard", "--host", "127.0.0.1",
-                                    "--local-directory", str(folder / f"worker-{number}")))
-        with Client(address, timeout=START_SECONDS) as client:
-            client.wait_for_workers(2, timeout=START_SECONDS)
+    """The address of a `dask scheduler` with two `dask worker`s on loopback."""
+    with loopback_cluster(tmp_path_factory.mktemp("dask-cluster"), workers=2,
+                          timeout=START_SECONDS) as address:
         yield address
-    finally:
-        for process in reversed(processes):  # workers first, then the scheduler
-            process.terminate()
-        for process in processes:
-            try:
-                process.wait(timeout=30)
-            except subprocess.TimeoutExpired:
-                process.kill()
-
-
-def _start(folder, name, env, *arguments):
-    """`dask ARGUMENTS` in the background, its output in FOLDER/NAME.log."""
-    with open(folder / f"{name}.log", "w") as log:
-        return subprocess.Popen([str(DASK), *arguments], env=env, cwd=folder, stdout=log,
-                                stderr=subprocess.STDOUT)
-
-
-def _scheduler_address(scheduler_file, process):
-    deadline = time.monotonic() + START_SECONDS
-    while not scheduler_file.exists():
-        assert process.poll() is None, "the Dask scheduler stopped; see its log"
-        assert time.monotonic() < deadline, "the Dask scheduler did not start"
-        time.sleep(0.2)
-    return json.loads(scheduler_file.read_text())["address"]
 
 
 def _subset(class_dir, destination, students):
