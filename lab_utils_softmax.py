@@ -3,6 +3,11 @@
 The state and maths live in softmax_explorer_model.py; this module only draws them.
 With ``%matplotlib widget`` (ipympl) the chart is a live canvas updated in place; with any
 other backend it is re-rendered as a PNG image, so headless runs still show a figure.
+
+One explorer is live at a time: building a new one closes the previous explorer's figure and
+widgets, and nothing else. Re-running the explorer's cell therefore never piles up figures
+(matplotlib warns past 20), and other cells' figures stay open: a cell that closed every
+figure would blank the ones the browser has not drawn yet, as under Run All.
 """
 
 import base64
@@ -23,9 +28,19 @@ PNG_DPI = 100  # fixed, so a style's savefig.dpi cannot blow the image up
 LABEL_OFFSET = 0.02  # gap between a bar and its value label, as a fraction of the y-range
 
 
+_latest_view = None  # the explorer plt_softmax built last; the only one kept live
+
+
 def plt_softmax(softmax_fn):
-    """Build the explorer for softmax_fn; display it by leaving it last in a cell."""
-    return SoftmaxExplorerView(SoftmaxExplorerModel(softmax_fn))
+    """Build the explorer for softmax_fn; display it by leaving it last in a cell.
+
+    The explorer built before, if any, is closed first (its figure and widgets only).
+    """
+    global _latest_view
+    if _latest_view is not None:
+        _latest_view.close()
+    _latest_view = SoftmaxExplorerView(SoftmaxExplorerModel(softmax_fn))
+    return _latest_view
 
 
 class SoftmaxExplorerView:
@@ -63,7 +78,7 @@ class SoftmaxExplorerView:
         self._redraw()
 
     def close(self):
-        """Free the figure and widgets (e.g. before rebuilding the explorer)."""
+        """Free the figure and every widget (plt_softmax does it before rebuilding)."""
         plt.close(self.fig)
         _close_widget_tree(self.widget)
 
@@ -173,7 +188,16 @@ def _png_bytes(fig):
     return buffer.getvalue()
 
 
-def _close_widget_tree(widget):
-    for child in getattr(widget, "children", ()):
-        _close_widget_tree(child)
+def _close_widget_tree(widget, closed=None):
+    """Close a widget and every widget it holds: children, but also layouts, styles and a
+    canvas's toolbar, each a comm of its own that closing its owner leaves open."""
+    closed = set() if closed is None else closed
+    if id(widget) in closed:
+        return
+    closed.add(id(widget))
+    for name in widget.keys:  # the synced traits, where held widgets live
+        value = getattr(widget, name)
+        for held in value if isinstance(value, (list, tuple)) else (value,):
+            if isinstance(held, widgets.Widget):
+                _close_widget_tree(held, closed)
     widget.close()

@@ -1,5 +1,6 @@
 """The student version of the lab: nbgrader's generate_assignment plus the support files."""
 
+import copy
 import shutil
 import tempfile
 from pathlib import Path
@@ -27,10 +28,40 @@ def release(*, out, force=False):
     with tempfile.TemporaryDirectory(prefix="grader-release-") as scratch:
         course = create_course(scratch)
         run_nbgrader(course, "generate_assignment", lab.ASSIGNMENT, "--force")
-        check_student_version(course.release_dir / lab.NOTEBOOK_NAME)
+        released = course.release_dir / lab.NOTEBOOK_NAME
+        check_student_version(released)
+        write_kernel_metadata(released)
         out.mkdir(parents=True, exist_ok=True)
         shutil.copytree(course.release_dir, out, dirs_exist_ok=True)
     return notebook
+
+
+def kernel_metadata():
+    """The notebook's `kernelspec` and `language_info` as JupyterLab sets them once the
+    kernel is ready, taken from ipykernel for the Python running this (the venv's, whose
+    kernel the lab runs).
+
+    JupyterLab writes what the kernel reports into the notebook's metadata; a notebook that
+    holds less (the source has only `language_info: {name: python}`) is marked unsaved the
+    moment it opens, before the student has done anything.
+    """
+    # Imported here: only a release needs ipykernel's kernel class.
+    from ipykernel.ipkernel import IPythonKernel
+    from ipykernel.kernelspec import KERNEL_NAME, get_kernel_dict
+
+    spec = get_kernel_dict()
+    return {
+        "kernelspec": {"display_name": spec["display_name"], "language": spec["language"],
+                       "name": KERNEL_NAME},
+        "language_info": copy.deepcopy(IPythonKernel.language_info),
+    }
+
+
+def write_kernel_metadata(path):
+    """Give the notebook at `path` the full kernel metadata (see kernel_metadata)."""
+    notebook = nbformat.read(str(path), as_version=4)
+    notebook.metadata.update(kernel_metadata())
+    nbformat.write(notebook, str(path))
 
 
 class ReleaseCheckError(RuntimeError):

@@ -1,8 +1,9 @@
 """A JupyterLab server for the browser tests: loopback only, a random token, a throwaway root.
 
-The server runs from this venv (`sys.executable -m jupyter lab`), as `make lab` does, but
-with its own config, data, runtime and settings folders, so a developer's ~/.jupyter cannot
-change what the tests see.
+The server is started with the command and environment `make lab` uses
+(tools/student_lab.py: this venv's JupyterLab on 127.0.0.1 without nbgrader's instructor
+tools), plus a port, a token and its own config, data, runtime and settings folders, so a
+developer's ~/.jupyter cannot change what the tests see.
 """
 
 import contextlib
@@ -12,12 +13,13 @@ import secrets
 import signal
 import socket
 import subprocess
-import sys
 import time
 import urllib.error
 import urllib.request
 from dataclasses import dataclass
 from pathlib import Path
+
+from tools.student_lab import student_lab_command, student_lab_env
 
 START_TIMEOUT = 90  # seconds; JupyterLab starts in a few seconds on an idle machine
 STOP_TIMEOUT = 20
@@ -34,7 +36,7 @@ USER_SETTINGS = {
 # Set by the test run (tests/conftest.py quiets TensorFlow) or by a developer's shell; a
 # student has none of them, and the notebook must hide TensorFlow's notes on its own.
 ENV_NOT_PASSED_ON = ("TF_CPP_MIN_LOG_LEVEL", "MPLBACKEND", "PYTHONPATH", "JUPYTER_PATH",
-                     "JUPYTER_PLATFORM_DIRS")
+                     "JUPYTER_PLATFORM_DIRS", "JUPYTER_CONFIG_PATH")
 
 
 class LabServerError(RuntimeError):
@@ -64,6 +66,16 @@ class LabServer:
         text = self.log_path.read_text(errors="replace") if self.log_path.exists() else ""
         return text[-LOG_TAIL_CHARS:]
 
+    def status_of(self, path):
+        """The HTTP status the server answers an authenticated GET of `path` with."""
+        request = urllib.request.Request(f"{self.base_url}/{path}",
+                                         headers={"Authorization": f"token {self.token}"})
+        try:
+            with urllib.request.urlopen(request, timeout=5) as response:
+                return response.status
+        except urllib.error.HTTPError as error:
+            return error.code
+
     def api(self, path, method="GET"):
         request = urllib.request.Request(f"{self.base_url}/api/{path}", method=method,
                                          headers={"Authorization": f"token {self.token}"})
@@ -86,15 +98,12 @@ def start_lab_server(workdir):
     settings_dir = _write_user_settings(workdir / "settings")
     port, token = free_port(), secrets.token_hex(24)
     log_path = workdir / "jupyterlab.log"
-    command = [
-        sys.executable, "-m", "jupyter", "lab", "--no-browser",
-        "--ServerApp.ip=127.0.0.1", f"--ServerApp.port={port}", "--ServerApp.port_retries=0",
+    command = student_lab_command(
+        "--no-browser", f"--ServerApp.port={port}", "--ServerApp.port_retries=0",
         f"--IdentityProvider.token={token}", f"--ServerApp.root_dir={root_dir}",
         f"--LabApp.user_settings_dir={settings_dir}",
         f"--LabApp.workspaces_dir={workdir / 'workspaces'}",
-    ]
-    if os.getuid() == 0:
-        command.append("--allow-root")
+    )
     with open(log_path, "wb") as log:
         process = subprocess.Popen(command, stdout=log, stderr=subprocess.STDOUT,
                                    stdin=subprocess.DEVNULL, cwd=root_dir,
@@ -121,7 +130,7 @@ def _server_env(workdir):
     for name, folder in (("JUPYTER_CONFIG_DIR", "config"), ("JUPYTER_DATA_DIR", "data"),
                          ("JUPYTER_RUNTIME_DIR", "runtime"), ("IPYTHONDIR", "ipython")):
         env[name] = str(workdir / folder)
-    return env
+    return student_lab_env(env)
 
 
 def _wait_until_ready(server):

@@ -33,6 +33,8 @@ FIGURE = ".jupyter-matplotlib-figure"
 # ipympl draws the figure on the first canvas; the second, on top, is for rubber bands.
 FIGURE_CANVAS = ".jupyter-matplotlib-canvas-div canvas >> nth=0"
 STATIC_IMAGE = ".jp-RenderedImage"
+MAIN_AREA_TABS = "#jp-main-dock-panel .lm-TabBar-tab"
+DIRTY = re.compile(r"\bjp-mod-dirty\b")  # the class of a tab whose document is unsaved
 
 # Run All has finished when some cell shows an execution count ([12]:) and none is queued or
 # running ([*]:). JupyterLab marks every queued cell at once, and cells after an error are
@@ -164,12 +166,19 @@ class NotebookPage:
             arg=[figure.locator(FIGURE_CANVAS).element_handle(), picture_before],
             timeout=FIGURE_TIMEOUT_MS)
 
+    def tab(self):
+        """The notebook's tab in the main area."""
+        return self.page.locator(MAIN_AREA_TABS, has_text=self.path.name)
+
+    def dirty_tabs(self):
+        """The main area's tabs marked unsaved (JupyterLab's dot instead of the x)."""
+        return self.page.locator(f"{MAIN_AREA_TABS}.jp-mod-dirty")
+
     def save(self):
         """File > Save Notebook, then wait until the document is no longer marked dirty."""
-        dirty_tab = self.page.locator("#jp-main-dock-panel .lm-TabBar-tab.jp-mod-dirty")
-        expect(dirty_tab).to_have_count(1)  # there is something to save: outputs, answers
+        expect(self.dirty_tabs()).to_have_count(1)  # something to save: outputs, answers
         self._menu("File", "docmanager:save")
-        expect(dirty_tab).to_have_count(0, timeout=SAVE_TIMEOUT_MS)
+        expect(self.dirty_tabs()).to_have_count(0, timeout=SAVE_TIMEOUT_MS)
 
     def _menu(self, menu, command):
         """Open a menu of the menu bar and click its item for `command`."""

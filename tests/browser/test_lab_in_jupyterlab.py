@@ -1,9 +1,10 @@
 """The lab as a student uses it: the released notebook in JupyterLab, in headless Chromium.
 
-The student opens the notebook, types the answers into the two graded cells, runs all
-cells from the menu, reads the public tests' verdicts, looks at the figures, moves a
-softmax slider, saves, and checks the saved notebook with `python -m grader validate`.
-Everything is read from the page, never from the kernel.
+The student opens the notebook (not marked unsaved, no nbgrader instructor's tools in
+sight), types the answers into the two graded cells, runs all cells from the menu, reads
+the public tests' verdicts, looks at the figures, moves a softmax slider, saves, and checks
+the saved notebook with `python -m grader validate`. Everything is read from the page,
+never from the kernel.
 """
 
 import re
@@ -29,7 +30,7 @@ from browser_answers import (
     release_student_version,
     unnormalised_softmax_lines,
 )
-from browser_notebook import EXECUTED_PROMPT, NotebookPage, new_notebook_page
+from browser_notebook import DIRTY, EXECUTED_PROMPT, NotebookPage, new_notebook_page
 from playwright.sync_api import expect
 
 from grader.lab import EXERCISE_TITLES
@@ -49,18 +50,20 @@ MARKDOWN_IMAGE = re.compile(r"""<img\s[^>]*src=["'](images/[^"']+)["']""")
 READOUT_VECTOR = re.compile(r"\[([^\]]*)\]")
 READOUT_SUM = re.compile(r"sum = (-?[\d.]+)")
 
+# What nbgrader's JupyterLab and server extensions would show: instructor's tools that
+# make lab turns off (tools/student_lab.py).
+NBGRADER_MENU = "Nbgrader"
+NBGRADER_VALIDATE_BUTTON = ".jp-NotebookPanel-toolbar .validate-button"
+NBGRADER_CREATE_ASSIGNMENT_PANEL = "#nbgrader-create_assignemnt"  # nbgrader's spelling
+NBGRADER_CREATE_ASSIGNMENT_TAB = "Nbgrader Create Assignment"  # the side bar tab's title
+NBGRADER_SERVER_PATHS = ("formgrader", "formgraders", "assignments", "assignments/validate",
+                         "courses", "nbgrader_version")
+NOT_FOUND = 404
+
 
 def _figure_param(index):
     source = SOURCE.cells[index].source
-    marks = []
-    if "plt_act_trio(" in source:
-        # A bug of the lab, reported: the softmax explorer's cell starts with
-        # plt.close("all"). Under Run All the kernel answers the browser's request for the
-        # ReLU trio's first picture only after every cell has run; by then the figure is
-        # closed and its canvas stays blank. Strict, so a fix is noticed.
-        marks.append(pytest.mark.xfail(strict=True, reason="plt.close('all') in the softmax "
-                                       "explorer's cell blanks the ReLU trio under Run All"))
-    return pytest.param(index, marks=marks, id=f"cell{index:02d}-{_slug(source.splitlines()[0])}")
+    return pytest.param(index, id=f"cell{index:02d}-{_slug(source.splitlines()[0])}")
 
 
 def _slug(text):
@@ -140,6 +143,32 @@ def _vector(line):
 def _softmax(z):
     exp_z = np.exp(z - z.max())
     return exp_z / exp_z.sum()
+
+
+def test_opened_notebook_is_not_marked_unsaved(student, screenshots):
+    # Once the kernel is ready JupyterLab writes its kernelspec and language_info into the
+    # notebook's metadata, which marks the notebook unsaved unless it held them already.
+    # The fixture waited for the idle kernel: by then a release without them is marked.
+    shown = student.shown
+    expect(shown.tab()).to_have_count(1)
+    screenshots.take("opened, nothing done yet", shown.tab())
+    expect(shown.tab()).not_to_have_class(DIRTY)
+    expect(shown.dirty_tabs()).to_have_count(0)
+
+
+def test_no_nbgrader_instructor_tools_are_shown(student, lab_server, screenshots):
+    page = student.shown.page
+    menu_bar = page.get_by_role("menubar")
+    expect(menu_bar.get_by_role("menuitem", name="Run", exact=True)).to_have_count(1)
+    expect(menu_bar.get_by_role("menuitem", name=NBGRADER_MENU)).to_have_count(0)
+    expect(page.locator(".jp-NotebookPanel-toolbar")).to_have_count(1)
+    expect(page.locator(NBGRADER_VALIDATE_BUTTON)).to_have_count(0)
+    expect(page.locator(NBGRADER_CREATE_ASSIGNMENT_PANEL)).to_have_count(0)
+    expect(page.get_by_title(NBGRADER_CREATE_ASSIGNMENT_TAB)).to_have_count(0)
+    screenshots.take("no nbgrader menu, button or panel")
+    # Nor its server extensions: formgrader, assignment list, nbgrader's validator.
+    assert {path: lab_server.status_of(path) for path in NBGRADER_SERVER_PATHS} == \
+        dict.fromkeys(NBGRADER_SERVER_PATHS, NOT_FOUND)
 
 
 def test_opened_notebook_shows_the_headings_and_figures_of_the_text(student, screenshots):

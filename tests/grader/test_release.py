@@ -1,15 +1,20 @@
 """`python -m grader release`: the student version that nbgrader's generate_assignment makes."""
 
+import platform
 import shutil
 import subprocess
 import sys
 
 import nbformat
 import pytest
+from jupyter_client.kernelspec import KernelSpecManager
+from jupyter_client.manager import start_new_kernel
 
 from grader import lab
 from grader.release import ReleaseCheckError, ReleaseExistsError, check_student_version, release
 from tools.run_notebook import read_notebook, run_notebook
+
+KERNEL_INFO_TIMEOUT = 60  # seconds: a kernel starting on a busy 2-core machine
 
 
 @pytest.fixture(scope="module")
@@ -55,6 +60,42 @@ def test_given_cells_are_locked_and_answer_cells_editable(released):
     for grade_id, cell in _cells_by_grade_id(read_notebook(released)).items():
         editable = cell.metadata.get("editable", True)
         assert editable == (grade_id in lab.EXERCISES), grade_id
+
+
+def test_student_version_holds_the_kernel_metadata_jupyterlab_writes(released):
+    # JupyterLab marks a notebook unsaved on opening when these differ from what it writes.
+    metadata = read_notebook(released).metadata
+    assert metadata.kernelspec == {"display_name": "Python 3 (ipykernel)",
+                                   "language": "python", "name": "python3"}
+    assert metadata.language_info == {
+        "name": "python",
+        "version": platform.python_version(),
+        "mimetype": "text/x-python",
+        "file_extension": ".py",
+        "codemirror_mode": {"name": "ipython", "version": 3},
+        "pygments_lexer": "ipython3",
+        "nbconvert_exporter": "python",
+    }
+
+
+def test_kernel_metadata_equals_what_the_installed_kernel_reports(released):
+    """JupyterLab takes language_info from the kernel's kernel_info_reply and kernelspec
+    from the kernel spec it started: the released notebook must hold the same."""
+    metadata = read_notebook(released).metadata
+    spec = KernelSpecManager().get_kernel_spec(metadata.kernelspec.name)
+    assert metadata.kernelspec == {"display_name": spec.display_name,
+                                   "language": spec.language, "name": "python3"}
+    manager, client = start_new_kernel(kernel_name=metadata.kernelspec.name,
+                                       startup_timeout=KERNEL_INFO_TIMEOUT)
+    try:
+        request = client.kernel_info()
+        reply = client.get_shell_msg(timeout=KERNEL_INFO_TIMEOUT)
+        while reply["parent_header"].get("msg_id") != request:
+            reply = client.get_shell_msg(timeout=KERNEL_INFO_TIMEOUT)
+    finally:
+        client.stop_channels()
+        manager.shutdown_kernel(now=True)
+    assert metadata.language_info == reply["content"]["language_info"]
 
 
 def test_existing_notebook_is_never_overwritten_without_force(released):

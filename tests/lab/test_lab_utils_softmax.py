@@ -4,6 +4,7 @@ driven headless by setting slider values, as a student's mouse would."""
 import base64
 import html
 import re
+import warnings
 from pathlib import Path
 
 import ipywidgets as widgets
@@ -11,6 +12,7 @@ import matplotlib.pyplot as plt
 import numpy as np
 import pytest
 from fresh_python import run_python
+from ipywidgets.widgets import widget as widget_module
 
 import lab_utils_softmax
 from lab_utils_softmax import SoftmaxExplorerView, plt_softmax
@@ -18,6 +20,8 @@ from softmax_explorer_model import SoftmaxExplorerModel, evaluate_softmax
 
 PROJECT_ROOT = Path(lab_utils_softmax.__file__).resolve().parent
 PNG_SIGNATURE = b"\x89PNG"
+# More than matplotlib's figure.max_open_warning (20): a student re-running the cell a lot.
+REBUILDS = 25
 
 
 def softmax(z):
@@ -217,6 +221,28 @@ def test_close_frees_the_widgets():
     view = plt_softmax(softmax)
     view.close()
     assert view.sliders[0].comm is None and view.widget.comm is None
+    assert view.sliders[0].layout.comm is None and view.sliders[0].style.comm is None
+
+
+def open_widget_count():
+    # ipywidgets' registry of the widgets whose comm is open: what a kernel keeps alive.
+    return len(widget_module._instances)
+
+
+def test_rebuilding_the_explorer_many_times_keeps_one_and_leaks_nothing():
+    other = plt.figure()  # another cell's figure, not shown yet
+    plt_softmax(softmax)
+    widgets_of_one_explorer = open_widget_count()
+    with warnings.catch_warnings():
+        warnings.filterwarnings("error", "More than 20 figures", RuntimeWarning)
+        views = [plt_softmax(softmax) for _ in range(REBUILDS)]
+    assert plt.get_fignums() == [other.number]  # Agg: the explorer draws PNGs itself
+    assert open_widget_count() == widgets_of_one_explorer
+    assert all(view.widget.comm is None for view in views[:-1])
+    latest = views[-1]
+    assert latest.widget.comm is not None
+    latest.sliders[0].value = 4.5  # the latest explorer still works
+    assert latest.z_bars[0].get_height() == 4.5
 
 
 # ---------------------------------------------------------------- view (ipympl)
@@ -247,5 +273,39 @@ plt_softmax(lambda z: None)
 
 def test_under_ipympl_the_chart_is_the_live_canvas():
     result = run_python(IPYMPL_SCRIPT)
+    assert result.returncode == 0, result.stderr
+    assert result.stderr == ""
+
+
+IPYMPL_REBUILD_SCRIPT = """
+import warnings
+import matplotlib
+matplotlib.use("module://ipympl.backend_nbagg")
+import matplotlib.pyplot as plt
+import numpy as np
+from ipywidgets.widgets import widget
+from lab_utils_softmax import plt_softmax
+
+def softmax(z):
+    return np.exp(z) / np.exp(z).sum()
+
+warnings.filterwarnings("error", "More than 20 figures", RuntimeWarning)
+relu_fig, _ = plt.subplots()  # another cell's live figure, e.g. the ReLU trio
+first = plt_softmax(softmax)
+widgets_of_one_explorer = len(widget._instances)
+views = [plt_softmax(softmax) for _ in range({rebuilds})]
+latest = views[-1]
+assert plt.get_fignums() == [relu_fig.number, latest.fig.number], plt.get_fignums()
+assert relu_fig.canvas.comm is not None, "another figure was closed"
+assert len(widget._instances) == widgets_of_one_explorer, len(widget._instances)
+assert all(view.fig.canvas.comm is None for view in [first, *views[:-1]])
+assert latest.fig.canvas.comm is not None
+latest.sliders[1].value = -2.0
+assert latest.z_bars[1].get_height() == -2.0
+"""
+
+
+def test_under_ipympl_rebuilding_the_explorer_closes_only_its_own_previous_figure():
+    result = run_python(IPYMPL_REBUILD_SCRIPT.format(rebuilds=REBUILDS))
     assert result.returncode == 0, result.stderr
     assert result.stderr == ""
