@@ -97,6 +97,7 @@ def run_tasks(client, tasks, *, grade, support_files, on_outcome):
     `on_outcome(task, outcome)` here as each finishes. `grade` returns a dict; a failure
     (a bug of ours, a worker dying twice) becomes {"error": why}, never an exception."""
     _prepare_workers(client, grade.__module__)
+    scheduler = client.scheduler.address
     support = _send_support_files(client, support_files)
     waiting = list(reversed(tasks))
     running = as_completed()
@@ -119,6 +120,13 @@ def run_tasks(client, tasks, *, grade, support_files, on_outcome):
 
     submit_more()
     for future in running:
+        if client.status != "running":
+            # Dask cancels every future when the client loses its scheduler. Their error
+            # rows would replace good grades in the gradebook: stop before anything is
+            # written, and let the instructor grade the batch again.
+            raise ClusterError(f"lost the Dask scheduler at {scheduler} in "
+                               "the middle of the batch; nothing was written: grade the "
+                               "batch again")
         submit_more()  # before the verdicts, so that the worker is not left idle meanwhile
         on_outcome(submitted.pop(future.key), _outcome(future))
 

@@ -181,6 +181,24 @@ def test_a_submission_that_kills_two_workers_is_an_error_not_a_third_try(
         assert _golden(row, student), row
 
 
+def test_a_scheduler_lost_mid_batch_stops_it_before_anything_is_written(class_dir,
+                                                                         tmp_path):
+    students = ["ok-loop-softmax-input-model", "wrong-model-units", "wrong-softmax-raises"]
+    with loopback_cluster(tmp_path / "cluster", workers=1, timeout=START_SECONDS) as address:
+        with Client(address) as client:
+            scheduler_pid = client.run_on_scheduler(os.getpid)
+
+        def kill_the_scheduler(done, total, result):
+            if done == 1:
+                os.kill(scheduler_pid, signal.SIGKILL)
+
+        with pytest.raises(cluster.ClusterError, match=f"lost the Dask scheduler at {address}"):
+            autograde.main(submissions=_subset(class_dir, tmp_path / "some", students),
+                           out=tmp_path / "out", scheduler=address, cell_timeout=10,
+                           on_progress=kill_the_scheduler)
+    assert not (tmp_path / "out" / "grades.csv").exists()
+
+
 def test_an_unreachable_scheduler_is_a_clear_error():
     unreachable = cluster.connect(scheduler="tcp://127.0.0.1:9", timeout=1)
     with pytest.raises(cluster.ClusterError, match="cannot reach the Dask scheduler at "
