@@ -101,7 +101,8 @@ class WorkerKiller(threading.Thread):
         with Client(self.scheduler) as client:
             while len(self.killed) < self.times and not self.done.wait(0.1):
                 pid = self._pid_running_it(client)
-                if pid and pid not in self.killed:
+                if (pid and pid not in self.killed and self._kernel_started(pid)
+                        and self._pid_running_it(client) == pid):  # the victim's kernel
                     self._kill(pid)
 
     def _pid_running_it(self, client):
@@ -112,12 +113,20 @@ class WorkerKiller(threading.Thread):
                 return pid
         return None
 
-    def _kill(self, pid):
-        """Kill the worker once the submission's kernel runs: mid-grading."""
-        worker = psutil.Process(pid)
+    def _kernel_started(self, pid):
+        """Whether the worker's kernel template has forked a kernel: mid-grading."""
         deadline = time.monotonic() + KERNEL_SECONDS
-        while len(worker.children(recursive=True)) < 2 and time.monotonic() < deadline:
-            time.sleep(0.05)  # the kernel template and the kernel it forks
+        while time.monotonic() < deadline:
+            try:
+                if len(psutil.Process(pid).children(recursive=True)) >= 2:
+                    return True
+            except psutil.NoSuchProcess:
+                return False
+            time.sleep(0.05)
+        return False
+
+    def _kill(self, pid):
+        worker = psutil.Process(pid)
         self.left_behind += worker.children(recursive=True)
         worker.send_signal(signal.SIGKILL)
         self.killed.append(pid)
