@@ -23,6 +23,7 @@ from nbgrader.api import Gradebook
 from sqlalchemy.exc import SAWarning
 
 from grader import autograde, cluster, lab
+from grader.cli import build_parser
 from grader.course import COURSE_ID
 from tools.loopback_cluster import loopback_cluster
 
@@ -206,6 +207,13 @@ def test_a_scheduler_lost_mid_batch_stops_it_before_anything_is_written(class_di
                            out=tmp_path / "out", scheduler=address, cell_timeout=10,
                            on_progress=kill_the_scheduler)
     assert not (tmp_path / "out" / "grades.csv").exists()
+
+
+def test_workers_here_and_a_scheduler_exclude_each_other(capsys):
+    with pytest.raises(SystemExit):
+        build_parser().parse_args(["autograde", "class", "--out", "out", "--workers", "2",
+                                   "--scheduler", "tcp://127.0.0.1:8786"])
+    assert "not allowed with argument" in capsys.readouterr().err
 
 
 def test_an_unreachable_scheduler_is_a_clear_error():
