@@ -10,9 +10,10 @@ A class of N identical submissions is built: the released lab with the reference
 student-N, each holding C2_W2_Assignment.ipynb. The class is then graded:
 
 * by ours: `python -m grader autograde CLASS --out OUT --workers W` as a subprocess, for
-  W = 1 and W = 2, then with `--scheduler ADDRESS` on a Dask cluster of 2 workers on
-  loopback (tools/loopback_cluster.py), in turn (1, 2, Dask, 1, 2, Dask, ...), `--runs`
-  times each, into a fresh OUT every time. The wall time of the whole command is what an
+  W = 1 and W = 2, then W = 2 with `--no-sandbox` (what the sandbox costs), then with
+  `--scheduler ADDRESS` on a Dask cluster of 2 workers on loopback
+  (tools/loopback_cluster.py), in turn (1, 2, 2 unconfined, Dask, 1, ...), `--runs` times
+  each, into a fresh OUT every time. The wall time of the whole command is what an
   instructor waits for: intake, grading, gradebook and feedback. The Dask cluster is
   started afresh before each of its runs and its start is not timed: an instructor starts
   a cluster once, not per batch (its workers' warm kernels start within the timed run, as
@@ -65,11 +66,13 @@ from tools.loopback_cluster import ClusterStartError, loopback_cluster  # noqa: 
 
 OURS_1 = "ours, 1 worker"
 OURS_2 = "ours, 2 workers"
+OURS_2_UNCONFINED = "ours, 2, no sandbox"
 DASK_2 = "ours, 2 Dask workers"
 PLAIN = "plain nbgrader"
-SETUPS = (OURS_1, OURS_2, DASK_2, PLAIN)
-WORKERS = {OURS_1: 1, OURS_2: 2, DASK_2: 2}
+SETUPS = (OURS_1, OURS_2, OURS_2_UNCONFINED, DASK_2, PLAIN)
+WORKERS = {OURS_1: 1, OURS_2: 2, OURS_2_UNCONFINED: 2, DASK_2: 2}
 ON_DASK = {DASK_2}  # graded through --scheduler, on a Dask cluster on loopback
+UNCONFINED = {OURS_2_UNCONFINED}  # graded with --no-sandbox: the sandbox's cost
 
 SECONDS_PER_SUBMISSION_GOAL = 3.0  # ours with 2 workers
 THROUGHPUT_GOAL = 8.0  # ours with 2 workers against plain nbgrader
@@ -230,6 +233,9 @@ def run_ours(class_dir, scratch, students, runs):
 def grading_place(setup, workers, folder):
     """The autograde options that grade on `setup`'s workers: --workers W here, or
     --scheduler ADDRESS of a Dask cluster started in `folder` for the run (untimed)."""
+    if setup in UNCONFINED:
+        yield ["--workers", str(workers), "--no-sandbox"]
+        return
     if setup not in ON_DASK:
         yield ["--workers", str(workers)]
         return
@@ -289,6 +295,9 @@ def summarize(timings):
     if DASK_2 in summary:
         summary[DASK_2]["overhead_vs_local"] = (summary[DASK_2]["median"]
                                                 / summary[OURS_2]["median"] - 1)
+    if OURS_2_UNCONFINED in summary:
+        summary[OURS_2]["sandbox_cost"] = (summary[OURS_2]["median"]
+                                           / summary[OURS_2_UNCONFINED]["median"] - 1)
     return summary
 
 
@@ -302,6 +311,9 @@ def verdict_lines(summary, speed_goal=SECONDS_PER_SUBMISSION_GOAL,
         f"throughput vs plain nbgrader: {ratio:.1f}x with 2 workers "
         f"(goal >= {throughput_goal:g}x): {_verdict(ratio >= throughput_goal)}",
     ]
+    if "sandbox_cost" in ours:
+        lines.append(f"the sandbox's cost with 2 workers: {ours['sandbox_cost']:+.1%} wall "
+                     "time against --no-sandbox (no goal: measured)")
     if DASK_2 in summary:
         overhead = summary[DASK_2]["overhead_vs_local"]
         lines.append(f"2 Dask workers vs 2 local workers: {overhead:+.1%} wall time "

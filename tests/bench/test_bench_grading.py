@@ -204,6 +204,18 @@ def test_a_dask_cluster_slower_by_more_than_a_tenth_misses_the_goal(bench):
         "2 Dask workers vs 2 local workers: +15.4% wall time (goal <= +10%): NOT met")
 
 
+def test_the_sandbox_cost_compares_2_workers_with_and_without_it(bench, tmp_path):
+    timings = _timings(bench, [44], [26, 25, 27], [64])
+    timings += [bench.Timing(bench.OURS_2_UNCONFINED, run, value, 20)
+                for run, value in enumerate([24, 25, 23], 1)]
+    summary = bench.summarize(timings)
+    assert summary[bench.OURS_2]["sandbox_cost"] == pytest.approx(26 / 24 - 1)
+    assert ("the sandbox's cost with 2 workers: +8.3% wall time against --no-sandbox"
+            " (no goal: measured)") in bench.verdict_lines(summary)
+    with bench.grading_place(bench.OURS_2_UNCONFINED, 2, tmp_path / "cluster") as where:
+        assert where == ["--workers", "2", "--no-sandbox"]
+
+
 def test_local_setups_grade_here_with_their_number_of_workers(bench, tmp_path):
     for setup, workers in ((bench.OURS_1, "1"), (bench.OURS_2, "2")):
         with bench.grading_place(setup, int(workers), tmp_path / "cluster") as where:
