@@ -21,6 +21,8 @@ import dask
 from distributed import Client, LocalCluster, WorkerPlugin, as_completed
 from distributed.scheduler import KilledWorker
 
+from grader.support_files import write_under
+
 # Workers a submission may be on when they die before it counts as the cause: the first
 # death is retried elsewhere, the second is final (Dask's default, 3, would let one
 # submission take down four workers).
@@ -139,8 +141,9 @@ def _prepare_workers(client, module):
 
 
 class ReadyToGrade(WorkerPlugin):
-    """Sets up every worker process, a replacement for one that died included: the grading
-    code is imported before the first submission arrives."""
+    """Sets up every worker process, a replacement for one that died included: the support
+    files go into the worker's own folder, and the grading code is imported before the
+    first submission arrives."""
 
     name = "grader-ready-to-grade"
 
@@ -148,6 +151,7 @@ class ReadyToGrade(WorkerPlugin):
         self.module = module
 
     def setup(self, worker):
+        write_under(worker.local_directory)
         importlib.import_module(self.module)
         # What the imports made lives as long as the process. Frozen, the collector never
         # walks it again, and the process exits at once instead of spending seconds

@@ -59,13 +59,24 @@ def write_support_files(support, destination):
 # One directory per set of files in each worker process, removed when the process ends.
 _written = {}  # digest -> tempfile.TemporaryDirectory
 _writing = threading.Lock()  # a worker may run tasks in several threads
+_parent = None  # where they go: the system's temporary folder unless write_under() says
+
+
+def write_under(directory):
+    """Write this process's support files under `directory` from now on: a Dask worker's
+    own folder, which Dask removes when the worker closes and clears after it was killed,
+    where a temporary folder of a killed process would stay."""
+    global _parent
+    _parent = directory
 
 
 def support_dir(support):
     """A directory holding `support`'s files on this machine, written once per process."""
     with _writing:
         if support.digest not in _written:
-            directory = tempfile.TemporaryDirectory(prefix="grader-support-")
+            # Errors ignored at exit: the worker's folder may be gone with everything in it.
+            directory = tempfile.TemporaryDirectory(prefix="grader-support-", dir=_parent,
+                                                    ignore_cleanup_errors=True)
             write_support_files(support, directory.name)
             _written[support.digest] = directory
         return Path(_written[support.digest].name)

@@ -77,11 +77,15 @@ def _wait_for_workers(address, workers, timeout, folder):
 
 
 def _stop(processes):
-    for process in processes:  # all at once: each takes a moment to close
-        process.terminate()
-    for process in processes:
-        try:
-            process.wait(timeout=STOP_SECONDS)
-        except subprocess.TimeoutExpired:
-            process.kill()
-            process.wait()
+    """The workers, then the scheduler: a worker whose scheduler went first hangs on its
+    way out until its nanny kills it (8 s), leaving its temporary files behind."""
+    scheduler, workers = processes[0], processes[1:]
+    for group in (workers, [scheduler]):
+        for process in group:  # all at once: each takes a moment to close
+            process.terminate()
+        for process in group:
+            try:
+                process.wait(timeout=STOP_SECONDS)
+            except subprocess.TimeoutExpired:
+                process.kill()
+                process.wait()

@@ -1,6 +1,6 @@
 """The release files as data: read once by the coordinator, written once per worker."""
 
-from grader import lab
+from grader import lab, support_files
 from grader.course import copy_support_files
 from grader.support_files import read_support_files, support_dir, write_support_files
 
@@ -46,3 +46,16 @@ def test_a_worker_writes_each_set_of_files_once(tmp_path):
     other = read_support_files(tmp_path)
     assert support_dir(other) != directory
     assert (support_dir(other) / "autils.py").read_text() == "# another release\n"
+
+
+def test_a_worker_writes_them_in_its_own_folder(tmp_path):
+    copy_support_files(tmp_path / "release")
+    (tmp_path / "release" / "autils.py").write_text("# yet another release\n")
+    (tmp_path / "worker").mkdir()
+    support_files.write_under(tmp_path / "worker")
+    try:
+        directory = support_dir(read_support_files(tmp_path / "release"))
+    finally:
+        support_files.write_under(None)
+    assert directory.parent == tmp_path / "worker"
+    assert (directory / "autils.py").read_text() == "# yet another release\n"
