@@ -16,6 +16,7 @@ the kernel: imported in the template, their hooks would never be installed.
 
 import asyncio
 import contextlib
+import ctypes
 import dataclasses
 import json
 import os
@@ -32,6 +33,7 @@ from jupyter_client.provisioning import LocalProvisioner
 from grader import isolation
 from grader.lab import LAB_ROOT
 
+PR_SET_PDEATHSIG = 1
 WARM_MODULES = ("numpy", "tensorflow", "tensorflow.keras.models", "tensorflow.keras.layers",
                 "tensorflow.keras.activations", "matplotlib", "matplotlib.pyplot",
                 "ipykernel.kernelapp")
@@ -177,17 +179,24 @@ def serve():
     for module in WARM_MODULES:
         __import__(module)
     signal.signal(signal.SIGCHLD, signal.SIG_IGN)  # kernels are reaped without waiting
+    kernels = []
     for line in sys.stdin:
         request = json.loads(line)
         pid = os.fork()
         if pid == 0:
             _become_kernel(request)
+        kernels.append(pid)
         sys.stdout.write(json.dumps({"pid": pid}) + "\n")
         sys.stdout.flush()
+    # The worker is gone (closed, or killed with a kernel running): so are its kernels.
+    for pid in kernels:
+        with contextlib.suppress(ProcessLookupError):
+            os.kill(pid, signal.SIGKILL)
 
 
 def _become_kernel(request):
     """In the forked child: detach from the template and run an IPython kernel."""
+    template = os.getppid()
     try:
         os.setsid()
         for signum in (signal.SIGCHLD, signal.SIGINT, signal.SIGTERM):
@@ -213,12 +222,21 @@ def _become_kernel(request):
         os.environ.update(environment)
         for name in [name for name in sys.modules if name.split(".")[0] == "grader"]:
             del sys.modules[name]  # the template runs as grader.warm_kernels
+        _die_with(template)
         from ipykernel.kernelapp import IPKernelApp
 
         app = IPKernelApp.instance()
         app.initialize(["-f", connection_file, "--HistoryManager.hist_file=:memory:"])
         app.start()
     finally:
+        os._exit(0)
+
+
+def _die_with(parent):
+    """Be killed when the template dies (killed with its worker): set after the change of
+    user id, which clears the setting."""
+    ctypes.CDLL(None, use_errno=True).prctl(PR_SET_PDEATHSIG, signal.SIGKILL, 0, 0, 0)
+    if os.getppid() != parent:  # it died before the setting took
         os._exit(0)
 
 

@@ -5,6 +5,7 @@ import json
 import nbformat
 import psutil
 import pytest
+from jupyter_client.connect import write_connection_file
 from nbformat.v4 import new_code_cell, new_notebook
 
 from grader.execution import execute
@@ -77,3 +78,36 @@ def test_a_kernel_that_exits_is_reported_and_the_template_lives_on(template, tmp
     assert outcome.kernel_died
     assert template.process.poll() is None
     assert _run(template, tmp_path, "print(40 + 2)").notebook["cells"][0]["outputs"]
+
+
+def _serving_kernel(template, tmp_path):
+    """A kernel forked from `template`, serving a connection file nobody uses."""
+    connection_file, _ = write_connection_file(fname=str(tmp_path / "kernel.json"))
+    pid = template.fork_kernel(connection_file, tmp_path, {"PATH": "/usr/bin:/bin"})
+    kernel = psutil.Process(pid)
+    assert kernel.is_running()
+    return kernel
+
+
+def _ends(process, seconds=10):
+    try:
+        process.wait(timeout=seconds)
+    except psutil.TimeoutExpired:
+        return process.status() == psutil.STATUS_ZOMBIE
+    return True
+
+
+def test_a_kernel_dies_with_its_template(tmp_path):
+    # A Dask worker killed mid-submission takes its template with it: the kernel must go too.
+    template = KernelTemplate()
+    kernel = _serving_kernel(template, tmp_path)
+    template.process.kill()
+    assert _ends(kernel)
+
+
+def test_a_template_whose_worker_is_gone_kills_its_kernels(tmp_path):
+    template = KernelTemplate()
+    kernel = _serving_kernel(template, tmp_path)
+    template.process.stdin.close()  # what the worker's death does to the pipe
+    assert _ends(kernel)
+    template.process.wait(timeout=10)
