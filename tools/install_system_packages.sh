@@ -3,7 +3,6 @@
 set -euo pipefail
 needed=()
 command -v chromium >/dev/null || needed+=(chromium)
-command -v bwrap >/dev/null || needed+=(bubblewrap)
 ls /usr/lib/postgresql/*/bin/initdb >/dev/null 2>&1 || needed+=(postgresql)
 if [ ${#needed[@]} -eq 0 ]; then
     exit 0
