@@ -199,7 +199,23 @@ def write_atomically(path, text):
     with tempfile.NamedTemporaryFile("w", dir=path.parent, prefix=f".{path.name}.",
                                      encoding="utf-8", newline="", delete=False) as temp:
         temp.write(text)
+    # A temporary file is private (0600); the result gets the mode any new file would get
+    # (the umask decides), so that a shared OUT stays readable by those who share it.
+    os.chmod(temp.name, 0o666 & ~_umask())
     os.replace(temp.name, path)
+
+
+def _umask():
+    """The process's umask, read without setting it: os.umask would change it for every
+    thread meanwhile."""
+    try:
+        with open("/proc/self/status", encoding="ascii") as status:
+            for line in status:
+                if line.startswith("Umask:"):
+                    return int(line.split()[1], 8)
+    except OSError:
+        pass
+    return 0o022  # no /proc (macOS): the usual default
 
 
 # The gradebook

@@ -16,7 +16,7 @@ import nbformat
 import pytest
 from nbgrader.api import Gradebook, MissingEntry, SubmittedAssignment
 
-from grader import lab
+from grader import lab, results
 from grader.course import Course, run_nbgrader
 from grader.prepare import HIDDEN_TESTS, public_text
 from grader.records import ERROR, GRADED, INVALID, TIMEOUT, ExerciseVerdict, SubmissionResult
@@ -262,3 +262,11 @@ def test_feedback_nbgrader_cannot_make_is_reported_and_the_rest_is_made(rerun):
     assert not (rerun.path / "feedback" / "hank").exists()
     assert feedback_file(rerun.path, "frank").is_file()
     assert "No feedback for: hank" in rerun.summary.describe()
+
+
+def test_results_are_readable_by_those_who_share_the_folder(tmp_path):
+    # Written through a temporary file, which is private: the result must not stay so.
+    path = tmp_path / "grades.csv"
+    results.write_atomically(path, "student_id\n")
+    assert path.stat().st_mode & 0o777 == 0o666 & ~results._umask()
+    assert path.stat().st_mode & 0o044  # group and others may read (usual umask 022)
