@@ -11,6 +11,7 @@ import os
 import secrets
 import tempfile
 import time
+from collections import Counter
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -69,12 +70,13 @@ def main(*, submissions, out, workers=None, scheduler=None, timeout=600, cell_ti
                             on_progress=on_progress, hidden_seed=hidden_seed)
         summary = write_results(Path(out), results, db_url=db, course=course.result())
     warnings = [*intake.warnings, *protected.missing]  # said once per run
+    level = kernels_sandbox(results) or protected.level
     seconds = time.monotonic() - started
     warnings += write_run_report(out=out, facts=report.RunFacts(
         graded_at=graded_at, submissions=len(results), wall_seconds=round(seconds, 1),
-        workers=workers, sandbox=protected.level, timeout=timeout, cell_timeout=cell_timeout,
+        workers=workers, sandbox=level, timeout=timeout, cell_timeout=cell_timeout,
         memory_mb=memory_mb, hidden_seed=hidden_seed))
-    return AutogradeRun(results, summary, warnings, seconds, protected.level)
+    return AutogradeRun(results, summary, warnings, seconds, level)
 
 
 def write_run_report(*, out, facts):
@@ -87,6 +89,16 @@ def write_run_report(*, out, facts):
         return [f"the report could not be written ({type(error).__name__}: {error}); "
                 f"build it again with: python -m grader report {out}"]
     return []
+
+
+def kernels_sandbox(results):
+    """What confined the kernels, as the machines that ran them said (with --scheduler,
+    other machines than this one): one level, or each level with its count."""
+    levels = Counter(result.sandbox for result in results if result.sandbox)
+    if len(levels) <= 1:
+        return next(iter(levels), "")
+    return ", ".join(f"{level} ({count} submission{'' if count == 1 else 's'})"
+                     for level, count in sorted(levels.items()))
 
 
 @dataclass
@@ -172,7 +184,7 @@ def finish(student_id, outcome, notes):
     notes = [*notes, _cell_timeout_note(notebook)]
     detail = " ".join(_sentence(note) for note in [why, *notes] if note)
     return SubmissionResult(student_id, status, detail, verdicts, notebook,
-                            outcome.get("seconds", 0.0))
+                            outcome.get("seconds", 0.0), outcome.get("sandbox", ""))
 
 
 def _cell_error(outcome, exercise):

@@ -37,6 +37,7 @@ class SubmissionResult:
     verdicts: dict[str, ExerciseVerdict] = field(default_factory=dict)
     notebook: dict | None = None  # the graded notebook (nbformat JSON), when there is one
     seconds: float = 0.0
+    sandbox: str = ""  # what confined the kernel, as the machine that ran it said
 
     @property
     def score(self):

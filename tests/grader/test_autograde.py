@@ -12,6 +12,8 @@ from pathlib import Path
 import corpus
 
 from grader import lab
+from grader.autograde import kernels_sandbox
+from grader.records import SubmissionResult
 
 CSV_COLUMNS = ["student_id", "UNQ_C1", "UNQ_C2", "score", "max_score", "status", "detail"]
 # A few submissions graded again one at a time, from a zip: the same rows must come back.
@@ -109,3 +111,13 @@ def test_a_folder_without_students_writes_an_empty_grade_sheet(tmp_path):
     assert result.returncode == 0, result.stderr
     assert _rows(tmp_path / "out") == {}
     shutil.rmtree(tmp_path / "out")
+
+
+def test_the_run_says_what_confined_the_kernels_as_their_machines_said():
+    def graded(sandbox):
+        return SubmissionResult("s", "graded", sandbox=sandbox)
+    assert kernels_sandbox([]) == ""
+    assert kernels_sandbox([graded("namespaces+cgroups")] * 3) == "namespaces+cgroups"
+    assert kernels_sandbox([graded("namespaces+cgroups"), graded("cgroups"),
+                            graded("cgroups"), graded("")]) == \
+        "cgroups (2 submissions), namespaces+cgroups (1 submission)"
