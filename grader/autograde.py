@@ -168,7 +168,8 @@ def grade_submission(task, support_files):
                            kernel_template=_kernel_template, hidden_seed=task.hidden_seed)
     return {**outcome.__dict__, "seconds": time.monotonic() - started,
             "hidden_seed": task.hidden_seed,
-            "memory_mb": task.limits.memory_mb, "sandbox": protection().level}
+            "memory_mb": task.limits.memory_mb,
+            "sandbox": protection(enabled=task.limits.confine).level}
 
 
 def finish(student_id, outcome, notes):

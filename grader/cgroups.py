@@ -65,6 +65,10 @@ class KernelCgroup:
             (self.dirs[0] / "memory.swap.max").write_text("0")
             (self.dirs[0] / "pids.max").write_text(str(max_processes))
 
+    def procs_files(self):
+        """The files a process writes its pid to, to join the group (it must be root)."""
+        return tuple(str(directory / "cgroup.procs") for directory in self.dirs)
+
     def add(self, pid):
         for directory in self.dirs:
             (directory / "cgroup.procs").write_text(str(pid))

@@ -23,7 +23,7 @@ from traitlets import Bool, Dict, Int
 
 from grader import cgroups, isolation
 from grader.prepare import grade_id, skipped
-from grader.warm_kernels import warm_kernel_manager
+from grader.warm_kernels import KernelSetup, warm_kernel_manager
 
 MARKER = "__GRADER_ANSWER__"
 TIMEOUT_ERROR = "CellTimeoutError"
@@ -175,11 +175,13 @@ def execute(notebook, *, workdir, capture_cells, cell_timeout, timeout, kernel_t
 
     executor = CaptureExecute(timeout=cell_timeout, capture_cells=capture_cells,
                               kernel_name="python3", on_capture=capture, kernel_env=kernel_env)
-    watchdog = KernelWatchdog(executor, timeout, _cgroup(memory_mb, max_processes))
+    cgroup = _cgroup(memory_mb, max_processes)
+    watchdog = KernelWatchdog(executor, timeout, cgroup)
     executor.on_kernel_started = watchdog.start
     try:
-        manager = (warm_kernel_manager(kernel_template, confinement, rlimits) if kernel_template
-                   else None)
+        setup = KernelSetup(confinement=confinement, rlimits=rlimits,
+                            cgroup_procs=cgroup.procs_files() if cgroup else ())
+        manager = warm_kernel_manager(kernel_template, setup) if kernel_template else None
         executor.preprocess(notebook, {"metadata": {"path": str(workdir)}}, km=manager)
     except DeadKernelError as error:
         outcome.kernel_died = not watchdog.fired

@@ -59,21 +59,30 @@ class RLimits:
             resource.setrlimit(resource.RLIMIT_FSIZE, (limit, limit))
 
 
+@dataclasses.dataclass(frozen=True)
+class KernelSetup:
+    """How a forked kernel sets itself up before it runs anything."""
+
+    confinement: isolation.Confinement | None = None  # its own private root, or none
+    rlimits: RLimits | None = None  # for what neither the root nor the cgroup enforces
+    # The cgroup.procs files of its cgroup, joined first thing: memory it allocates before
+    # joining would be charged to the template's group and escape the cap.
+    cgroup_procs: tuple[str, ...] = ()
+
+
 class KernelTemplate:
     """The worker's side: a template process started once and asked for kernels."""
 
     def __init__(self):
         self.process = None
 
-    def fork_kernel(self, connection_file, cwd, env, confinement=None, rlimits=None):
-        """A new kernel's pid; it serves `connection_file` from `cwd` with `env`, or, with
-        a `confinement` (grader.isolation), from its own private root. `rlimits` (RLimits)
-        stand in for the cgroup and the private root where those are missing."""
+    def fork_kernel(self, connection_file, cwd, env, setup=None):
+        """A new kernel's pid; it serves `connection_file` from `cwd` with `env`, set up
+        as `setup` (KernelSetup) says."""
         if self.process is None or self.process.poll() is not None:
             self.process = self._start()
         request = {"connection_file": connection_file, "cwd": str(cwd), "env": env,
-                   "confinement": confinement and dataclasses.asdict(confinement),
-                   "rlimits": rlimits and dataclasses.asdict(rlimits)}
+                   "setup": dataclasses.asdict(setup or KernelSetup())}
         self.process.stdin.write(json.dumps(request) + "\n")
         self.process.stdin.flush()
         reply = self.process.stdout.readline()
@@ -139,35 +148,33 @@ class ForkedKernelProvisioner(LocalProvisioner):
     """LocalProvisioner whose kernel process is forked by the template, not launched."""
 
     template = None  # set by warm_kernel_manager
-    confinement = None
-    rlimits = None
+    setup = None
 
     async def launch_kernel(self, cmd, **kwargs):
         connection_file = cmd[cmd.index("-f") + 1]
         pid = await asyncio.to_thread(self.template.fork_kernel, connection_file,
                                       kwargs.get("cwd") or os.getcwd(),
-                                      dict(kwargs.get("env") or os.environ), self.confinement,
-                                      self.rlimits)
+                                      dict(kwargs.get("env") or os.environ), self.setup)
         self.process = ForkedProcess(pid)
         self.pid = self.pgid = pid  # the kernel leads a session of its own
         self.cwd = kwargs.get("cwd")
         return self.connection_info
 
 
-def warm_kernel_manager(template, confinement=None, rlimits=None):
-    """An AsyncKernelManager whose kernel will come from `template`; with a `confinement`
-    it talks to the kernel over ipc sockets in `confinement.socket_dir` (a confined kernel
-    has no network, loopback included)."""
-    if confinement is None:
+def warm_kernel_manager(template, setup=None):
+    """An AsyncKernelManager whose kernel will come from `template`, set up as `setup`
+    (KernelSetup) says; a confined kernel is talked to over ipc sockets in its socket
+    directory (it has no network, loopback included)."""
+    setup = setup or KernelSetup()
+    if setup.confinement is None:
         manager = AsyncKernelManager(kernel_name="python3")
     else:
         manager = AsyncKernelManager(kernel_name="python3", transport="ipc",
-                                     ip=os.path.join(confinement.socket_dir, "kernel"))
+                                     ip=os.path.join(setup.confinement.socket_dir, "kernel"))
     provisioner = ForkedKernelProvisioner(kernel_id=manager.kernel_id or "",
                                           kernel_spec=manager.kernel_spec, parent=manager)
     provisioner.template = template
-    provisioner.confinement = confinement
-    provisioner.rlimits = rlimits
+    provisioner.setup = setup
     manager.provisioner = provisioner
     return manager
 
@@ -197,7 +204,11 @@ def serve():
 def _become_kernel(request):
     """In the forked child: detach from the template and run an IPython kernel."""
     template = os.getppid()
+    setup = request["setup"]
     try:
+        for procs in setup["cgroup_procs"]:  # first: all it will ever allocate is charged there
+            with open(procs, "w") as file:
+                file.write(str(os.getpid()))
         os.setsid()
         for signum in (signal.SIGCHLD, signal.SIGINT, signal.SIGTERM):
             signal.signal(signum, signal.SIG_DFL)
@@ -205,14 +216,14 @@ def _become_kernel(request):
         for fd in (0, 1, 2):  # never write into the template's pipes
             os.dup2(devnull, fd)
         resource.setrlimit(resource.RLIMIT_CORE, (0, 0))  # no core dumps of a big kernel
-        if request.get("rlimits"):
-            RLimits(**request["rlimits"]).apply()
+        if setup["rlimits"]:
+            RLimits(**setup["rlimits"]).apply()
         sys.path[:] = [path for path in sys.path if path not in ("", "/", str(LAB_ROOT))]
         environment = dict(request["env"])
         environment.pop("PYTHONPATH", None)
         connection_file = request["connection_file"]
-        if request.get("confinement"):
-            confinement = isolation.Confinement(**request["confinement"])
+        if setup["confinement"]:
+            confinement = isolation.Confinement(**setup["confinement"])
             connection_file = _confined_connection_file(connection_file, confinement)
             isolation.confine_or_explain(confinement, _python_paths())
             environment = isolation.kernel_environment(environment)
