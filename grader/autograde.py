@@ -25,7 +25,7 @@ from grader.intake import collect_submissions
 from grader.prepare import grade_id, prepare
 from grader.records import ERROR, GRADED, INVALID, TIMEOUT, SubmissionResult
 from grader.results import gradebook_url, open_results_course, write_results
-from grader.sandbox import FULL, Limits, protection, run_notebook
+from grader.sandbox import Limits, protection, run_notebook
 from grader.support_files import read_support_files, support_dir
 from grader.verdicts import DEFAULT_HIDDEN_SEED, judge, verdict_message
 from grader.warm_kernels import KernelTemplate
@@ -107,7 +107,7 @@ class AutogradeRun:
     summary: object
     warnings: list
     seconds: float
-    sandbox: str = FULL
+    sandbox: str  # what confined the kernels (Protection.level, as their machines said)
 
 
 def grade_all(submissions, *, support_files, limits, workers=1, scheduler=None,

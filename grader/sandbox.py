@@ -28,8 +28,6 @@ from grader.execution import execute
 from grader.verdicts import DEFAULT_HIDDEN_SEED, HIDDEN_SEED_VARIABLE
 from grader.warm_kernels import RLimits
 
-FULL = "namespaces+cgroups"
-
 
 @dataclass(frozen=True)
 class Limits:
