@@ -186,19 +186,19 @@ def serve():
     for module in WARM_MODULES:
         __import__(module)
     signal.signal(signal.SIGCHLD, signal.SIG_IGN)  # kernels are reaped without waiting
-    kernels = []
     for line in sys.stdin:
         request = json.loads(line)
         pid = os.fork()
         if pid == 0:
             _become_kernel(request)
-        kernels.append(pid)
         sys.stdout.write(json.dumps({"pid": pid}) + "\n")
         sys.stdout.flush()
     # The worker is gone (closed, or killed with a kernel running): so are its kernels.
-    for pid in kernels:
-        with contextlib.suppress(ProcessLookupError):
-            os.kill(pid, signal.SIGKILL)
+    # Its live children are exactly those; a list of pids forked would also name pids
+    # reused since by other processes.
+    for kernel in psutil.Process().children():
+        with contextlib.suppress(psutil.NoSuchProcess):
+            kernel.kill()
 
 
 def _become_kernel(request):
