@@ -8,28 +8,37 @@ With a scheduler address the batch runs on that cluster; without, on a LocalClus
 worker processes started here for the batch: the same tasks, the same code either way.
 
 A worker that dies (killed, out of memory, its machine lost) takes the submission it was
-grading with it; Dask runs that submission again on another worker. A submission that was
-on two workers when they died is not tried a third time: it becomes that student's error.
+grading with it; the coordinator submits it again, to go to another worker. A submission
+that two workers died grading is not tried a third time: it becomes that student's error.
+One that only waited on a dying worker is not to blame: it is submitted again.
 """
 
+import collections
 import contextlib
 import gc
 import importlib
 import uuid
 
 import dask
-from distributed import Client, LocalCluster, WorkerPlugin, as_completed
+from distributed import Client, LocalCluster, WorkerPlugin, as_completed, get_worker
 from distributed.scheduler import KilledWorker
+from distributed.utils import sync
 
 from grader.support_files import write_under
 
-# Workers a submission may be on when they die before it counts as the cause: the first
-# death is retried elsewhere, the second is final (Dask's default, 3, would let one
-# submission take down four workers).
-ALLOWED_FAILURES = 1
+# Dask blames a worker's death on every task assigned to it, started or not, and tries each
+# again until the count passes its `allowed-failures`. The grader sets that to 0 on the
+# scheduler and decides itself, from the starts and ends the workers report: a submission
+# that two workers died grading is not tried a third time; one that only waited on a dying worker is
+# submitted again, up to ATTEMPTS times in all.
+ALLOWED_FAILURES = 0
+FATAL_UNFINISHED_RUNS = 2
+ATTEMPTS = 5
 WORKER_DIED_TWICE = "the grading worker died twice while grading this submission"
+WORKERS_KEPT_DYING = (f"Dask workers died {ATTEMPTS} times while this submission waited "
+                      "to be graded")
 CONNECT_SECONDS = 30  # to reach the scheduler, then again for a first worker to join
-SUPPORT_FILES_KEY = "grader-support-files-{digest}"
+SUPPORT_FILES_KEY = "grader-support-files-{digest}-{sent}"
 
 
 class ClusterError(RuntimeError):
@@ -100,37 +109,87 @@ def run_tasks(client, tasks, *, grade, support_files, on_outcome):
     (a bug of ours, a worker dying twice) becomes {"error": why}, never an exception."""
     _prepare_workers(client, grade.__module__)
     scheduler = client.scheduler.address
-    support = _send_support_files(client, support_files)
+    support = _SupportFiles(client, support_files)
+    # One task group per batch, ("grade-1a2b3c4d", student id, attempt), as Dask shows it:
+    # the batch's keys differ from any other batch's on a shared scheduler.
+    batch = f"grade-{uuid.uuid4().hex[:8]}"
+    runs = _UnfinishedRuns(client, topic=f"{batch}-runs")
     waiting = list(reversed(tasks))
     running = as_completed()
-    submitted = {}
-    # One task group per batch, ("grade-1a2b3c4d", student id), as Dask shows it: the
-    # batch's keys differ from any other batch's on a shared scheduler.
-    batch = f"grade-{uuid.uuid4().hex[:8]}"
+    submitted = {}  # key: (task, attempt)
+
+    def submit(task, attempt=1):
+        future = client.submit(_started_then, runs.topic, grade, task, support.future(),
+                               pure=False, key=(batch, task.student_id, attempt))
+        submitted[future.key] = task, attempt
+        running.add(future)
 
     def submit_more():
-        # No more submissions in the cluster than it has threads: Dask counts a worker's
-        # death against every task assigned to it, so a submission waiting on a worker
-        # that dies must not be blamed for it.
+        # No more submissions in the cluster than it has threads, so that few wait on a
+        # worker that may die.
         capacity = max(1, sum(client.nthreads().values()))
         while waiting and running.count() < capacity:
-            task = waiting.pop()
-            future = client.submit(grade, task, support, key=(batch, task.student_id),
-                                   pure=False)
-            submitted[future.key] = task
-            running.add(future)
+            submit(waiting.pop())
 
-    submit_more()
-    for future in running:
-        if client.status != "running":
-            # Dask cancels every future when the client loses its scheduler. Their error
-            # rows would replace good grades in the gradebook: stop before anything is
-            # written, and let the instructor grade the batch again.
-            raise ClusterError(f"lost the Dask scheduler at {scheduler} in "
-                               "the middle of the batch; nothing was written: grade the "
-                               "batch again")
-        submit_more()  # before the verdicts, so that the worker is not left idle meanwhile
-        on_outcome(submitted.pop(future.key), _outcome(future))
+    with runs:
+        submit_more()
+        for future in running:
+            if client.status != "running":
+                # Dask cancels every future when the client loses its scheduler. Their error
+                # rows would replace good grades in the gradebook: stop before anything is
+                # written, and let the instructor grade the batch again.
+                raise ClusterError(f"lost the Dask scheduler at {scheduler} in "
+                                   "the middle of the batch; nothing was written: grade the "
+                                   "batch again")
+            task, attempt = submitted.pop(future.key)
+            outcome = _outcome(future, runs.count(task.student_id))
+            if outcome is _WORKER_DIED and attempt < ATTEMPTS:
+                submit(task, attempt + 1)
+                continue
+            submit_more()  # before the verdicts, so that the worker is not left idle meanwhile
+            on_outcome(task, {"error": WORKERS_KEPT_DYING} if outcome is _WORKER_DIED
+                       else outcome)
+
+
+class _UnfinishedRuns:
+    """How many times each submission started on a worker and did not finish there: the
+    workers report both to the scheduler (`_started_then`), which forwards the reports to
+    this client. A finished submission may run again if the worker holding its result dies
+    before it reaches this process; that worker's death is not counted against it."""
+
+    def __init__(self, client, topic):
+        self.client, self.topic = client, topic
+        self.unfinished = collections.Counter()
+
+    def __enter__(self):
+        # Sent before any task: the scheduler subscribes this client before a task exists.
+        self.client.subscribe_topic(self.topic, self._on_event)
+        return self
+
+    def __exit__(self, *exc_info):
+        with contextlib.suppress(Exception):  # the scheduler may be gone: nothing to undo
+            self.client.unsubscribe_topic(self.topic)
+
+    def _on_event(self, event):
+        _timestamp, (student_id, what) = event
+        self.unfinished[student_id] += 1 if what == "started" else -1
+
+    def count(self, student_id):
+        return self.unfinished[student_id]
+
+
+def _started_then(topic, grade, task, support):
+    """Runs on the worker: grade, and report the start and the end."""
+    worker = get_worker()
+
+    def report(what):
+        # Awaited, not queued (Worker.log_event): a worker killed a moment later has told.
+        sync(worker.loop, worker.scheduler.log_event, topic=topic, msg=[task.student_id, what])
+
+    report("started")
+    outcome = grade(task, support)
+    report("finished")
+    return outcome
 
 
 def _prepare_workers(client, module):
@@ -159,24 +218,44 @@ class ReadyToGrade(WorkerPlugin):
         gc.freeze()
 
 
-def _send_support_files(client, support_files):
+class _SupportFiles:
     """The support files as the result of a task, so that Dask can compute them again on
-    another worker if every worker holding them dies (scattered data would be lost)."""
-    # Sent once per batch on purpose: Dask's warning about a large graph does not apply.
-    with dask.config.set({"distributed.admin.large-graph-warning-threshold": "1GiB"}):
-        return client.submit(_as_result, support_files, pure=False,
-                             key=SUPPORT_FILES_KEY.format(digest=support_files.digest))
+    another worker if every worker holding them dies (scattered data would be lost). Sent
+    once per batch, and again only if a worker died while computing them."""
+
+    def __init__(self, client, support_files):
+        self.client, self.support_files = client, support_files
+        self.sent = 0
+        self._future = None
+
+    def future(self):
+        if self._future is None or self._future.status in ("error", "cancelled"):
+            self.sent += 1
+            # Large on purpose, and once per batch: Dask's warning does not apply.
+            with dask.config.set({"distributed.admin.large-graph-warning-threshold": "1GiB"}):
+                self._future = self.client.submit(
+                    _as_result, self.support_files, pure=False,
+                    key=SUPPORT_FILES_KEY.format(digest=self.support_files.digest,
+                                                 sent=self.sent))
+        return self._future
 
 
 def _as_result(value):
     return value
 
 
-def _outcome(future):
+_WORKER_DIED = object()  # the outcome of a submission whose worker died before it finished
+
+
+def _outcome(future, unfinished_runs):
+    """What `future` returned, or why it has nothing to return. `unfinished_runs`: the
+    times its submission started on a worker and did not finish there, so far."""
     try:
         return future.result()
-    except KilledWorker:
-        return {"error": WORKER_DIED_TWICE}
+    except KilledWorker:  # a worker it was assigned to, or its support files were, died
+        if unfinished_runs >= FATAL_UNFINISHED_RUNS:
+            return {"error": WORKER_DIED_TWICE}
+        return _WORKER_DIED
     except Exception as error:  # a bug of ours must not stop the batch
         return {"error": f"grading failed: {type(error).__name__}: {error}"}
     finally:

@@ -16,6 +16,7 @@ import time
 import warnings
 
 import corpus
+import dying_grade
 import psutil
 import pytest
 from distributed import Client
@@ -25,6 +26,7 @@ from sqlalchemy.exc import SAWarning
 from grader import autograde, cluster, lab
 from grader.cli import build_parser
 from grader.course import COURSE_ID
+from grader.support_files import read_support_files
 from tools.loopback_cluster import loopback_cluster
 
 START_SECONDS = 120  # for the scheduler and both workers on a busy 2-core machine
@@ -221,3 +223,28 @@ def test_an_unreachable_scheduler_is_a_clear_error():
     with pytest.raises(cluster.ClusterError, match="cannot reach the Dask scheduler at "
                                                    "tcp://127.0.0.1:9"):
         unreachable.__enter__()
+
+
+def test_only_a_submission_running_when_its_worker_dies_is_blamed(monkeypatch, tmp_path):
+    # One worker process, which its nanny starts again each time it dies. The coordinator
+    # is made to believe the worker has three threads, as right after a worker's death
+    # when more submissions are in flight than threads are left: two wait behind the one
+    # that kills its worker, and Dask blames all three for each death.
+    support = read_support_files()
+    tasks = [dying_grade.Task("kills-its-worker", str(tmp_path), kills_its_worker=True),
+             dying_grade.Task("waits-1", str(tmp_path), kills_its_worker=False),
+             dying_grade.Task("waits-2", str(tmp_path), kills_its_worker=False)]
+    outcomes = {}
+    with cluster.connect(workers=1) as client:
+        monkeypatch.setattr(client, "nthreads", lambda: {"one worker": 3})
+        cluster.run_tasks(client, tasks, grade=dying_grade.grade, support_files=support,
+                          on_outcome=lambda task, outcome: outcomes.update(
+                              {task.student_id: outcome}))
+    assert outcomes == {
+        "kills-its-worker": {"error": cluster.WORKER_DIED_TWICE},
+        "waits-1": {"graded": "waits-1", "support_files": support.digest},
+        "waits-2": {"graded": "waits-2", "support_files": support.digest}}
+    victim, *waiting = (dying_grade.starts(tmp_path, task.student_id) for task in tasks)
+    assert victim == 2  # not a third time
+    # Once, or twice if the worker holding the result died before it was fetched.
+    assert all(starts in (1, 2) for starts in waiting)
