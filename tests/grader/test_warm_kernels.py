@@ -58,6 +58,13 @@ def test_a_kernel_cannot_import_the_grader(template, tmp_path):
     assert error["ename"] == "ModuleNotFoundError"
 
 
+def test_a_kernel_imports_what_the_grader_skips(template, tmp_path):
+    # The template is a grader process, which marks rfc3987_syntax missing (grader/__init__).
+    outcome = _run(template, tmp_path, "import jsonschema, rfc3987_syntax\n"
+                   "print('iri' in jsonschema.FormatChecker.checkers)")
+    assert _printed(outcome.notebook["cells"][0]) == "True\n"
+
+
 def test_an_endless_cell_is_interrupted_and_the_next_one_runs(template, tmp_path):
     outcome = _run(template, tmp_path, "while True:\n    pass", "print('next')",
                    cell_timeout=2)
