@@ -29,8 +29,8 @@ from grader.support_files import write_under
 # Dask blames a worker's death on every task assigned to it, started or not, and tries each
 # again until the count passes its `allowed-failures`. The grader sets that to 0 on the
 # scheduler and decides itself, from the starts and ends the workers report: a submission
-# that two workers died grading is not tried a third time; one that only waited on a dying worker is
-# submitted again, up to ATTEMPTS times in all.
+# that two workers died grading is not tried a third time; one that only waited on a dying
+# worker is submitted again, up to ATTEMPTS times in all.
 ALLOWED_FAILURES = 0
 FATAL_UNFINISHED_RUNS = 2
 ATTEMPTS = 5

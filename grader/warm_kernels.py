@@ -30,6 +30,7 @@ import psutil
 from jupyter_client.manager import AsyncKernelManager
 from jupyter_client.provisioning import LocalProvisioner
 
+import grader
 from grader import isolation
 from grader.lab import LAB_ROOT
 
@@ -246,8 +247,6 @@ def _become_kernel(request):
 
 def unskip_imports():
     """Take out the grader's marks of modules as missing (grader.SKIPPED_IMPORTS)."""
-    import grader
-
     for name in grader.SKIPPED_IMPORTS:
         if name in sys.modules and sys.modules[name] is None:
             del sys.modules[name]
