@@ -232,7 +232,7 @@ def _become_kernel(request):
             os.chdir(request["cwd"])
         os.environ.clear()
         os.environ.update(environment)
-        unskip_imports()
+        grader.unskip_imports()
         for name in [name for name in sys.modules if name.split(".")[0] == "grader"]:
             del sys.modules[name]  # the template runs as grader.warm_kernels
         _die_with(template)
@@ -243,13 +243,6 @@ def _become_kernel(request):
         app.start()
     finally:
         os._exit(0)
-
-
-def unskip_imports():
-    """Take out the grader's marks of modules as missing (grader.SKIPPED_IMPORTS)."""
-    for name in grader.SKIPPED_IMPORTS:
-        if name in sys.modules and sys.modules[name] is None:
-            del sys.modules[name]
 
 
 def _die_with(parent):
