@@ -59,9 +59,9 @@ for _path in (REPO_ROOT, CORPUS_PARENT):
 
 import corpus  # noqa: E402
 
-from grader import lab  # noqa: E402
-from grader.course import NbgraderError, create_course, run_nbgrader  # noqa: E402
-from grader.release import release  # noqa: E402
+from grader.course.course import NbgraderError, create_course, run_nbgrader  # noqa: E402
+from grader.course.release import release  # noqa: E402
+from grader.labs.c2_w2 import lab  # noqa: E402
 from tools.loopback_cluster import ClusterStartError, loopback_cluster  # noqa: E402
 
 OURS_1 = "ours, 1 worker"

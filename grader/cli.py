@@ -6,10 +6,10 @@ import sys
 import tempfile
 from pathlib import Path
 
-from grader.course import NbgraderError
+from grader.course.course import NbgraderError
+from grader.course.release import ReleaseExistsError, release
+from grader.publish.results import count_statuses, mean_score
 from grader.records import STATUSES
-from grader.release import ReleaseExistsError, release
-from grader.results import count_statuses, mean_score
 
 MAX_SCORE = 100
 
@@ -21,7 +21,7 @@ def _release(args):
 
 
 def _autograde(args):
-    from grader import autograde
+    from grader import pipeline as autograde
 
     progress = ProgressBar(sys.stderr) if sys.stderr.isatty() else None
     run = autograde.main(submissions=args.submissions, out=args.out, workers=args.workers,
@@ -43,7 +43,7 @@ def _autograde(args):
 
 
 def _report(args):
-    from grader.report import write_report
+    from grader.publish.report import write_report
 
     print(f"Report: {write_report(out=args.out)}")
     return 0
@@ -77,8 +77,8 @@ class ProgressBar:
 
 def _validate(args):
     from grader import validate
-    from grader.course import copy_support_files
-    from grader.intake import read_submitted_notebook
+    from grader.course.course import copy_support_files
+    from grader.intake.submissions import read_submitted_notebook
 
     notebook, problem = read_submitted_notebook(Path(args.notebook))
     if problem:
@@ -157,10 +157,10 @@ def _positive(text):
 
 def main(argv=None):
     args = build_parser().parse_args(argv)
-    from grader.cluster import ClusterError
-    from grader.intake import IntakeError
-    from grader.report import ReportError
-    from grader.results import FeedbackLeakError, ResultsError
+    from grader.intake.submissions import IntakeError
+    from grader.publish.report import ReportError
+    from grader.publish.results import FeedbackLeakError, ResultsError
+    from grader.run.cluster import ClusterError
 
     try:
         return args.run(args)

@@ -9,10 +9,10 @@ import copy
 import re
 from dataclasses import dataclass
 
-from grader import lab
-from grader.autograde import read_source
-from grader.prepare import grade_id, prepare, public_text
-from grader.sandbox import Limits, run_notebook
+from grader.intake.prepare import grade_id, prepare, public_text
+from grader.labs.c2_w2 import lab
+from grader.pipeline import read_source
+from grader.run.sandbox import Limits, run_notebook
 
 PASSED = "All tests passed!"
 ANSI_ESCAPE = re.compile(r"\x1b\[[0-9;]*[A-Za-z]")

@@ -13,8 +13,8 @@ from types import SimpleNamespace
 import nbformat
 import pytest
 
-from grader import lab
-from grader.release import release
+from grader.course.release import release
+from grader.labs.c2_w2 import lab
 
 CSV_COLUMNS = ["student_id", "UNQ_C1", "UNQ_C2", "score", "max_score", "status", "detail"]
 

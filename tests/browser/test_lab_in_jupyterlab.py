@@ -33,7 +33,7 @@ from browser_answers import (
 from browser_notebook import DIRTY, EXECUTED_PROMPT, NotebookPage, new_notebook_page
 from playwright.sync_api import expect
 
-from grader.lab import EXERCISE_TITLES
+from grader.labs.c2_w2.lab import EXERCISE_TITLES
 from grader.validate import PASSED
 
 pytestmark = [pytest.mark.slow, pytest.mark.timeout(300)]

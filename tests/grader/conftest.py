@@ -6,8 +6,8 @@ import sys
 import corpus
 import pytest
 
-from grader import lab
-from grader.release import release
+from grader.course.release import release
+from grader.labs.c2_w2 import lab
 
 
 @pytest.fixture(scope="session")

@@ -1,4 +1,4 @@
-"""A stand-in for `grader.autograde.grade_submission` in the cluster's tests: it counts its
+"""A stand-in for `grader.pipeline.grade_submission` in the cluster's tests: it counts its
 starts in files and kills its own Dask worker process when the task says so, as a
 submission that crashes its worker (out of memory, a kernel bug) would.
 

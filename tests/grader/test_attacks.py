@@ -28,8 +28,8 @@ import numpy as np
 import psutil
 import pytest
 
-from grader import lab
-from grader.verdicts import (
+from grader.labs.c2_w2 import lab
+from grader.labs.c2_w2.verdicts import (
     ACTIVATION_PROBE,
     DEFAULT_HIDDEN_SEED,
     judge,

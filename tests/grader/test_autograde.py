@@ -11,8 +11,8 @@ from pathlib import Path
 
 import corpus
 
-from grader import lab
-from grader.autograde import kernels_sandbox
+from grader.labs.c2_w2 import lab
+from grader.pipeline import kernels_sandbox
 from grader.records import SubmissionResult
 
 CSV_COLUMNS = ["student_id", "UNQ_C1", "UNQ_C2", "score", "max_score", "status", "detail"]

@@ -5,10 +5,10 @@ import psutil
 import pytest
 from nbformat.v4 import new_code_cell, new_notebook
 
-from grader import cgroups
-from grader.autograde import finish
-from grader.execution import execute
-from grader.warm_kernels import KernelTemplate
+from grader.pipeline import finish
+from grader.run import cgroups
+from grader.run.execution import execute
+from grader.run.warm_kernels import KernelTemplate
 
 pytestmark = pytest.mark.skipif(cgroups.unavailable_reason() is not None,
                                 reason=f"cgroups: {cgroups.unavailable_reason()}")

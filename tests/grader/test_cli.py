@@ -4,8 +4,8 @@ import io
 import subprocess
 import sys
 
-from grader import lab
 from grader.cli import ProgressBar, summary
+from grader.labs.c2_w2 import lab
 from grader.records import ExerciseVerdict, SubmissionResult
 
 

@@ -23,10 +23,12 @@ from distributed import Client
 from nbgrader.api import Gradebook
 from sqlalchemy.exc import SAWarning
 
-from grader import autograde, cluster, lab
+from grader import pipeline as autograde
 from grader.cli import build_parser
-from grader.course import COURSE_ID
-from grader.support_files import read_support_files
+from grader.course.course import COURSE_ID
+from grader.labs.c2_w2 import lab
+from grader.run import cluster
+from grader.run.support_files import read_support_files
 from tools.loopback_cluster import loopback_cluster
 
 START_SECONDS = 120  # for the scheduler and both workers on a busy 2-core machine

@@ -1,4 +1,4 @@
-"""grader.execution: answers captured from the test cells, whatever the rest of the notebook
+"""grader.run.execution: answers captured from the test cells, whatever the rest of the notebook
 does (errors, endless loops, a dying kernel, processes left behind, a flood of output).
 
 The notebooks are tiny and import nothing heavy, so each kernel starts and stops fast.
@@ -11,7 +11,7 @@ import psutil
 import pytest
 from nbformat.v4 import new_code_cell, new_notebook
 
-from grader.execution import MARKER, TIMEOUT_ERROR, execute
+from grader.run.execution import MARKER, TIMEOUT_ERROR, execute
 
 CAPTURE = {"X_test": "X", "Y_test": "Y"}
 ANSWER = {"cases": [{"z": [1.0, 2.0], "a": [0.27, 0.73]}]}

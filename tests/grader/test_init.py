@@ -4,11 +4,11 @@ import json
 import subprocess
 import sys
 
-from grader import lab
+from grader.labs.c2_w2 import lab
 
 PROBE = """
 import json, sys
-import grader.autograde  # first, as in every grader process (python -m grader, a worker)
+import grader.pipeline  # first, as in every grader process (python -m grader, a worker)
 import nbformat
 notebook = nbformat.read("C2_W2_Assignment.ipynb", as_version=4)
 nbformat.validate(notebook)

@@ -1,4 +1,4 @@
-"""grader.intake: every accepted layout, every broken notebook, every unsafe zip."""
+"""grader.intake.submissions: every accepted layout, every broken notebook, every unsafe zip."""
 
 import json
 import os
@@ -10,8 +10,9 @@ import pytest
 from nbformat import v3
 from nbformat.v4 import new_code_cell, new_markdown_cell, new_notebook
 
-from grader import intake, lab
-from grader.intake import IntakeError, collect_submissions
+from grader.intake import submissions as intake
+from grader.intake.submissions import IntakeError, collect_submissions
+from grader.labs.c2_w2 import lab
 from grader.records import INVALID
 
 NAME = lab.NOTEBOOK_NAME

@@ -17,9 +17,9 @@ import pytest
 from nbgrader.api import Gradebook
 from sqlalchemy.exc import SAWarning
 
-from grader import lab
-from grader.course import COURSE_ID
-from grader.results import ResultsError, gradebook_url
+from grader.course.course import COURSE_ID
+from grader.labs.c2_w2 import lab
+from grader.publish.results import ResultsError, gradebook_url
 
 # A few of the corpus's students: full marks, one exercise wrong, no readable notebook.
 SOME_STUDENTS = ["invalid-truncated", "ok-vectorised-softmax-no-input",

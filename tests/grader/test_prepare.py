@@ -1,4 +1,4 @@
-"""grader.prepare: the source notebook decides the structure, the student only the answers."""
+"""grader.intake.prepare: the source decides the structure, the student only the answers."""
 
 import ast
 import copy
@@ -15,7 +15,7 @@ from nbformat.v4 import (
 )
 from nbgrader.preprocessors import ClearHiddenTests
 
-from grader.prepare import SKIP_TAG, grade_id, prepare, public_text, skipped
+from grader.intake.prepare import SKIP_TAG, grade_id, prepare, public_text, skipped
 
 SOLUTION = "def f():\n    ### BEGIN SOLUTION\n    return 1\n    ### END SOLUTION\n"
 STUB = "def f():\n    pass  # your code here\n"

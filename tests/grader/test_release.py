@@ -10,8 +10,13 @@ import pytest
 from jupyter_client.kernelspec import KernelSpecManager
 from jupyter_client.manager import start_new_kernel
 
-from grader import lab
-from grader.release import ReleaseCheckError, ReleaseExistsError, check_student_version, release
+from grader.course.release import (
+    ReleaseCheckError,
+    ReleaseExistsError,
+    check_student_version,
+    release,
+)
+from grader.labs.c2_w2 import lab
 from tools.run_notebook import read_notebook, run_notebook
 
 KERNEL_INFO_TIMEOUT = 60  # seconds: a kernel starting on a busy 2-core machine

@@ -19,9 +19,11 @@ from pathlib import Path
 import corpus
 import pytest
 
-from grader import autograde, lab, report
+from grader import pipeline as autograde
+from grader.labs.c2_w2 import lab
+from grader.publish import report
+from grader.publish.results import VERDICTS_JSON, write_grades_csv, write_verdicts_json
 from grader.records import GRADED, INVALID, STATUSES, TIMEOUT, ExerciseVerdict, SubmissionResult
-from grader.results import VERDICTS_JSON, write_grades_csv, write_verdicts_json
 
 CHROMIUM = Path("/usr/bin/chromium")
 FIGURE_IDS = {"score-histogram", "exercise-marks-figure"}

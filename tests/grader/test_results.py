@@ -16,17 +16,18 @@ import nbformat
 import pytest
 from nbgrader.api import Gradebook, MissingEntry, SubmittedAssignment
 
-from grader import lab, results
-from grader.course import Course, run_nbgrader
-from grader.prepare import HIDDEN_TESTS, public_text
-from grader.records import ERROR, GRADED, INVALID, TIMEOUT, ExerciseVerdict, SubmissionResult
-from grader.results import (
+from grader.course.course import Course, run_nbgrader
+from grader.intake.prepare import HIDDEN_TESTS, public_text
+from grader.labs.c2_w2 import lab
+from grader.publish import results
+from grader.publish.results import (
     CSV_COLUMNS,
     FeedbackLeakError,
     ResultsError,
     move_feedback,
     write_results,
 )
+from grader.records import ERROR, GRADED, INVALID, TIMEOUT, ExerciseVerdict, SubmissionResult
 
 # nbgrader's own Gradebook.add_submission builds its objects in a way SQLAlchemy 2 warns
 # about; the rows are written all the same.

@@ -11,10 +11,11 @@ import nbformat
 import pytest
 from nbformat.v4 import new_code_cell, new_notebook
 
-from grader import isolation, lab
-from grader.execution import execute
-from grader.sandbox import OFF, Limits, fallback_rlimits, protection, run_notebook
-from grader.warm_kernels import KernelTemplate
+from grader.labs.c2_w2 import lab
+from grader.run import isolation
+from grader.run.execution import execute
+from grader.run.sandbox import OFF, Limits, fallback_rlimits, protection, run_notebook
+from grader.run.warm_kernels import KernelTemplate
 
 REPORT = """
 import json, os, resource

@@ -4,7 +4,7 @@ Each attacker answers both exercises right, then, in a cell after the tests and 
 the notebook knows it is being graded (NBGRADER_EXECUTION, as nbgrader sets it), tries to
 read or write what is not theirs, reach the network, kill other processes, escape the
 sandbox or exhaust the machine, and prints a report of what worked. The sandbox
-(grader.isolation, grader.cgroups) must make every attempt fail, or stop the kernel, while
+(grader.run.isolation, grader.run.cgroups) must make every attempt fail, or stop the kernel, while
 the honest students beside them get exactly their points.
 
 Needs what the sandbox needs: root, Linux namespaces and cgroups (CI has them).
@@ -25,8 +25,9 @@ import nbformat
 import psutil
 import pytest
 
-from grader import isolation, lab
-from grader.sandbox import protection
+from grader.labs.c2_w2 import lab
+from grader.run import isolation
+from grader.run.sandbox import protection
 
 NOTEBOOK = lab.NOTEBOOK_NAME
 MEMORY_MB = 1536

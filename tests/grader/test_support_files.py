@@ -1,8 +1,9 @@
 """The release files as data: read once by the coordinator, written once per worker."""
 
-from grader import lab, support_files
-from grader.course import copy_support_files
-from grader.support_files import read_support_files, support_dir, write_support_files
+from grader.course.course import copy_support_files
+from grader.labs.c2_w2 import lab
+from grader.run import support_files
+from grader.run.support_files import read_support_files, support_dir, write_support_files
 
 
 def _tree(root):

@@ -7,7 +7,8 @@ import corpus
 import nbformat
 import pytest
 
-from grader import intake, lab
+from grader.intake import submissions as intake
+from grader.labs.c2_w2 import lab
 
 C1_FAILS = "UNQ_C1 (my_softmax): public tests FAIL"
 C1_PASSES = "UNQ_C1 (my_softmax): public tests pass"

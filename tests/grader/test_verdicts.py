@@ -17,9 +17,8 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
-from grader import lab, verdicts
-from grader.records import ExerciseVerdict
-from grader.verdicts import (
+from grader.labs.c2_w2 import lab, verdicts
+from grader.labs.c2_w2.verdicts import (
     EXERCISE_POINTS,
     HIDDEN_SEED_VARIABLE,
     VERDICTS,
@@ -29,6 +28,7 @@ from grader.verdicts import (
     softmax_verdict,
     verdict_message,
 )
+from grader.records import ExerciseVerdict
 
 # ---------------------------------------------------------------- the capture code
 

@@ -8,8 +8,8 @@ import pytest
 from jupyter_client.connect import write_connection_file
 from nbformat.v4 import new_code_cell, new_notebook
 
-from grader.execution import execute
-from grader.warm_kernels import KernelTemplate
+from grader.run.execution import execute
+from grader.run.warm_kernels import KernelTemplate
 
 REPORT = """
 import json, os, sys

@@ -4,7 +4,7 @@ import re
 
 import pytest
 
-from grader import lab
+from grader.labs.c2_w2 import lab
 from tools.run_notebook import read_notebook
 
 SECTIONS = [

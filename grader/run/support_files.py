@@ -11,7 +11,7 @@ import threading
 from dataclasses import dataclass
 from pathlib import Path
 
-from grader import lab
+from grader.labs.c2_w2 import lab
 
 
 @dataclass(frozen=True, eq=False)

@@ -8,7 +8,7 @@ It is built only from files grading leaves in OUT, so `python -m grader report O
 rebuild it at any time without grading again:
 
     grades.csv      scores, status and detail per student (the source of truth)
-    verdicts.json   per student and exercise, the verdict messages (grader.results)
+    verdicts.json   per student and exercise, the verdict messages (grader.publish.results)
     run.json        the facts of the grading run (written here, by autograde)
 
 Everything a student wrote or caused (ids, details, messages) goes through html.escape.
@@ -30,10 +30,10 @@ from dataclasses import asdict, dataclass, fields
 from datetime import UTC, datetime
 from pathlib import Path
 
-from grader import lab
+from grader.labs.c2_w2 import lab
+from grader.labs.c2_w2.verdicts import EXERCISE_POINTS
+from grader.publish.results import CSV_COLUMNS, VERDICTS_JSON, write_atomically
 from grader.records import ERROR, GRADED, INVALID, STATUSES, TIMEOUT
-from grader.results import CSV_COLUMNS, VERDICTS_JSON, write_atomically
-from grader.verdicts import EXERCISE_POINTS
 
 REPORT_HTML = "report.html"
 RUN_JSON = "run.json"

@@ -31,8 +31,8 @@ from jupyter_client.manager import AsyncKernelManager
 from jupyter_client.provisioning import LocalProvisioner
 
 import grader
-from grader import isolation
-from grader.lab import LAB_ROOT
+from grader.labs.c2_w2.lab import LAB_ROOT
+from grader.run import isolation
 
 PR_SET_PDEATHSIG = 1
 WARM_MODULES = ("numpy", "tensorflow", "tensorflow.keras.models", "tensorflow.keras.layers",
@@ -99,7 +99,7 @@ class KernelTemplate:
         # orders of strings are then the same in every run, as the grades must be.
         env = {**os.environ, "PYTHONPATH": str(LAB_ROOT), "PYTHONHASHSEED": "0"}
         return subprocess.Popen(
-            [sys.executable, "-m", "grader.warm_kernels"], cwd="/", env=env,
+            [sys.executable, "-m", "grader.run.warm_kernels"], cwd="/", env=env,
             stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL,
             text=True, bufsize=1)
 
@@ -234,7 +234,7 @@ def _become_kernel(request):
         os.environ.update(environment)
         grader.unskip_imports()
         for name in [name for name in sys.modules if name.split(".")[0] == "grader"]:
-            del sys.modules[name]  # the template runs as grader.warm_kernels
+            del sys.modules[name]  # the template runs as grader.run.warm_kernels
         _die_with(template)
         from ipykernel.kernelapp import IPKernelApp
 

@@ -4,12 +4,12 @@ Each submission gets a fresh directory holding only the lab's support files and 
 notebook. Where Linux allows (root, namespaces, cgroups), its kernel then runs confined:
 
     file system  a private root with the system read-only and a copy of that directory
-                 (grader.isolation): no source notebook, gradebook, output or other student
+                 (grader.run.isolation): no source notebook, gradebook, output or other student
     network      none, loopback included
     users        a user id of its own, no capabilities; /proc shows only its processes
-    resources    a cgroup with a memory cap and a process cap (grader.cgroups); a cell time
+    resources    a cgroup with a memory cap and a process cap (grader.run.cgroups); a cell time
                  limit, a submission time limit, an output cap per cell
-    afterwards   every process it started is killed (grader.execution.KernelWatchdog)
+    afterwards   every process it started is killed (grader.run.execution.KernelWatchdog)
 
 Where it cannot (not root, macOS, a container that forbids namespaces), grading goes on
 with what is left and `protection().missing` says, once per run, what is not enforced.
@@ -23,10 +23,11 @@ from pathlib import Path
 
 import nbformat
 
-from grader import cgroups, isolation, lab
-from grader.execution import execute
-from grader.verdicts import DEFAULT_HIDDEN_SEED, HIDDEN_SEED_VARIABLE
-from grader.warm_kernels import RLimits
+from grader.labs.c2_w2 import lab
+from grader.labs.c2_w2.verdicts import DEFAULT_HIDDEN_SEED, HIDDEN_SEED_VARIABLE
+from grader.run import cgroups, isolation
+from grader.run.execution import execute
+from grader.run.warm_kernels import RLimits
 
 
 @dataclass(frozen=True)

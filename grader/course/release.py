@@ -7,8 +7,8 @@ from pathlib import Path
 
 import nbformat
 
-from grader import lab
-from grader.course import create_course, run_nbgrader
+from grader.course.course import create_course, run_nbgrader
+from grader.labs.c2_w2 import lab
 
 
 class ReleaseExistsError(FileExistsError):

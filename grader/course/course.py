@@ -13,8 +13,8 @@ import sys
 from dataclasses import dataclass
 from pathlib import Path
 
-from grader import lab
-from grader.support_files import read_support_files, write_support_files
+from grader.labs.c2_w2 import lab
+from grader.run.support_files import read_support_files, write_support_files
 
 CONFIG_TEMPLATE = """\
 # Written by grader.course: the configuration of a course made from the lab.
@@ -23,13 +23,13 @@ c.CourseDirectory.root = {root!r}
 c.CourseDirectory.db_url = {db_url!r}
 c.CourseDirectory.course_id = {course_id!r}
 """
-# Only for releasing: it imports grader.stubs, which an instructor running nbgrader's own
+# Only for releasing: it imports grader.course.stubs, which an instructor running nbgrader's own
 # commands in a results course (export, formgrader) would not have on the path.
 RELEASE_CONFIG = """
 from nbgrader.converters import GenerateAssignment
 from nbgrader.preprocessors import ClearSolutions
 
-from grader.stubs import ExerciseStubs
+from grader.course.stubs import ExerciseStubs
 
 c.ClearSolutions.code_stub = {{"python": ""}}
 c.ExerciseStubs.stubs = {stubs}
@@ -103,6 +103,6 @@ def _path():
 
 
 def _python_path():
-    # The config file imports grader.stubs, so the subprocess needs the lab root.
+    # The config file imports grader.course.stubs, so the subprocess needs the lab root.
     existing = os.environ.get("PYTHONPATH")
     return os.pathsep.join(filter(None, [str(lab.LAB_ROOT), existing]))

@@ -1,6 +1,6 @@
 """Grade a whole class: intake, then each submission in parallel, then the results.
 
-    SUBMISSIONS -> intake -> prepare -> run in a sandbox (Dask workers: grader.cluster)
+    SUBMISSIONS -> intake -> prepare -> run in a sandbox (Dask workers: grader.run.cluster)
                 -> verdicts (here, where no student code runs) -> results (here only)
 
 Each step is a plain function of plain data. Whatever happens to one submission becomes
@@ -19,16 +19,18 @@ from pathlib import Path
 
 import nbformat
 
-from grader import cluster, lab, report
-from grader.execution import TIMEOUT_ERROR
-from grader.intake import collect_submissions
-from grader.prepare import grade_id, prepare
+from grader.intake.prepare import grade_id, prepare
+from grader.intake.submissions import collect_submissions
+from grader.labs.c2_w2 import lab
+from grader.labs.c2_w2.verdicts import DEFAULT_HIDDEN_SEED, judge, verdict_message
+from grader.publish import report
+from grader.publish.results import gradebook_url, open_results_course, write_results
 from grader.records import ERROR, GRADED, INVALID, TIMEOUT, SubmissionResult
-from grader.results import gradebook_url, open_results_course, write_results
-from grader.sandbox import Limits, protection, run_notebook
-from grader.support_files import read_support_files, support_dir
-from grader.verdicts import DEFAULT_HIDDEN_SEED, judge, verdict_message
-from grader.warm_kernels import KernelTemplate
+from grader.run import cluster
+from grader.run.execution import TIMEOUT_ERROR
+from grader.run.sandbox import Limits, protection, run_notebook
+from grader.run.support_files import read_support_files, support_dir
+from grader.run.warm_kernels import KernelTemplate
 
 
 @dataclass(frozen=True)
@@ -50,7 +52,7 @@ def main(*, submissions, out, workers=None, scheduler=None, timeout=600, cell_ti
     Grading runs on the Dask cluster at `scheduler`, or on `workers` processes here.
     The hidden tests' inputs come from `hidden_seed`, by default a new secret per batch:
     a submission cannot carry answers worked out in advance. Kernels run in the sandbox
-    (grader.sandbox) as far as each machine allows, unless `sandbox` is False."""
+    (grader.run.sandbox) as far as each machine allows, unless `sandbox` is False."""
     started = time.monotonic()
     if hidden_seed is None:
         hidden_seed = secrets.randbelow(2**31)

@@ -21,9 +21,9 @@ from nbclient.util import run_sync
 from nbgrader.preprocessors import Execute, LimitOutput
 from traitlets import Bool, Dict, Int
 
-from grader import cgroups, isolation
-from grader.prepare import grade_id, skipped
-from grader.warm_kernels import KernelSetup, warm_kernel_manager
+from grader.intake.prepare import grade_id, skipped
+from grader.run import cgroups, isolation
+from grader.run.warm_kernels import KernelSetup, warm_kernel_manager
 
 MARKER = "__GRADER_ANSWER__"
 TIMEOUT_ERROR = "CellTimeoutError"
@@ -162,11 +162,11 @@ def execute(notebook, *, workdir, capture_cells, cell_timeout, timeout, kernel_t
             rlimits=None):
     """Run `notebook` (a NotebookNode, changed in place) with `workdir` as the kernel's
     working directory; stop it after `timeout` seconds, killing everything it started.
-    With a `kernel_template` (grader.warm_kernels), the kernel is forked from it, and with
-    a `confinement` too, it runs in a private root of its own (grader.isolation); with
-    `memory_mb` and `max_processes`, it runs in a cgroup of its own (grader.cgroups).
+    With a `kernel_template` (grader.run.warm_kernels), the kernel is forked from it, and with
+    a `confinement` too, it runs in a private root of its own (grader.run.isolation); with
+    `memory_mb` and `max_processes`, it runs in a cgroup of its own (grader.run.cgroups).
     `kernel_env` adds variables to the kernel's environment; a warm kernel applies
-    `rlimits` (grader.warm_kernels.RLimits) to itself."""
+    `rlimits` (grader.run.warm_kernels.RLimits) to itself."""
     outcome = ExecutionOutcome()
 
     def capture(exercise, answer, error):

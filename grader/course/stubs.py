@@ -1,7 +1,7 @@
 """An nbgrader preprocessor that clears solutions with a stub chosen per exercise.
 
 nbgrader's ClearSolutions has one stub per language; the lab needs a different one per
-graded cell (see grader.lab.EXERCISE_STUBS). It runs inside the nbgrader subprocess,
+graded cell (see grader.labs.c2_w2.lab.EXERCISE_STUBS). It runs inside the nbgrader subprocess,
 configured by the course's nbgrader_config.py.
 """
 

@@ -5,7 +5,7 @@ Layout of OUT:
 
     grades.csv                      one row per student, written atomically
     verdicts.json                   each student's points and verdict messages per exercise,
-                                    which grades.csv has no column for (grader.report)
+                                    which grades.csv has no column for (grader.publish.report)
     gradebook.db                    nbgrader's gradebook (unless another db_url is given)
     nbgrader/                       an nbgrader course on that gradebook: formgrader,
                                     `nbgrader export` and generate_feedback work in it
@@ -34,8 +34,8 @@ from nbgrader.api import Gradebook, MissingEntry
 from sqlalchemy.engine import make_url
 from sqlalchemy.exc import ArgumentError, SAWarning
 
-from grader import lab
-from grader.course import COURSE_ID, NbgraderError, create_course, run_nbgrader
+from grader.course.course import COURSE_ID, NbgraderError, create_course, run_nbgrader
+from grader.labs.c2_w2 import lab
 from grader.records import STATUSES
 
 MAX_SCORE = 100
@@ -52,7 +52,7 @@ POSTGRESQL_DRIVER = "postgresql+psycopg2"
 # GetGrades and CSSHTMLHeaderPreprocessor, so the hidden tests' source would be in the
 # students' HTML (jupyter/nbgrader#917, #1363).
 FEEDBACK_CONFIG = """
-# Written by grader.results: feedback must not show the hidden tests.
+# Written by grader.publish.results: feedback must not show the hidden tests.
 from nbgrader.converters import GenerateFeedback
 from nbgrader.preprocessors import ClearHiddenTests
 

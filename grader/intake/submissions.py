@@ -22,7 +22,7 @@ from pathlib import Path
 import nbformat
 from nbformat import validator
 
-from grader import lab
+from grader.labs.c2_w2 import lab
 from grader.records import INVALID
 
 MAX_NOTEBOOK_BYTES = 50 * 1024**2

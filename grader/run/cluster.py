@@ -24,7 +24,7 @@ from distributed import Client, LocalCluster, WorkerPlugin, as_completed, get_wo
 from distributed.scheduler import KilledWorker
 from distributed.utils import sync
 
-from grader.support_files import write_under
+from grader.run.support_files import write_under
 
 # Dask blames a worker's death on every task assigned to it, started or not, and tries each
 # again until the count passes its `allowed-failures`. The grader sets that to 0 on the

@@ -2,7 +2,7 @@
 
 from pathlib import Path
 
-LAB_ROOT = Path(__file__).resolve().parents[1]
+LAB_ROOT = Path(__file__).resolve().parents[3]
 ASSIGNMENT = "C2_W2"
 NOTEBOOK_NAME = "C2_W2_Assignment.ipynb"
 SOURCE_NOTEBOOK = LAB_ROOT / NOTEBOOK_NAME
