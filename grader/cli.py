@@ -1,60 +1,119 @@
-"""`python -m grader`: a thin command line over the grader's plain functions."""
+"""`python -m grader` (or `grader`): a thin command line over the grader's plain functions.
+
+    release    write a lab's student version
+    autograde  grade a class into OUT (resumes; adds to what OUT holds)
+    publish    write what the journal holds into the gradebook, grades.csv and the report
+    report     build OUT/report.html again
+    validate   run a notebook as the grader would, with the public tests only
+"""
 
 import argparse
-import os
+import logging
 import sys
 import tempfile
+from collections import Counter
 from pathlib import Path
 
-from grader.course.course import NbgraderError
-from grader.course.release import ReleaseExistsError, release
-from grader.publish.results import count_statuses, mean_score
+from grader import logs
+from grader.plugin import DEFAULT_LAB, LabError, load_lab
 from grader.records import STATUSES
+from grader.settings import Limits
 
-MAX_SCORE = 100
+log = logging.getLogger("grader.cli")
 
 
-def _release(args):
-    notebook = release(out=args.out, force=args.force)
+def _release(args, lab):
+    from grader.course.release import release
+
+    notebook = release(lab=lab, out=args.out, force=args.force)
     print(f"Released the student version: {notebook}")
     return 0
 
 
-def _autograde(args):
-    from grader import pipeline as autograde
+def _autograde(args, lab):
+    from grader.pipeline import autograde
 
-    progress = ProgressBar(sys.stderr) if sys.stderr.isatty() else None
-    run = autograde.main(submissions=args.submissions, out=args.out, workers=args.workers,
-                         scheduler=args.scheduler, timeout=args.timeout,
-                         cell_timeout=args.cell_timeout, memory_mb=args.memory_mb, db=args.db,
-                         hidden_seed=args.hidden_seed, disk_mb=args.disk_mb,
-                         sandbox=not args.no_sandbox,
-                         on_progress=progress)
-    for warning in run.warnings:
-        print(f"warning: {warning}", file=sys.stderr)
-    for student in run.summary.missing_feedback:
-        print(f"warning: no feedback could be made for {student} (see nbgrader's log in "
-              f"{Path(args.out) / 'nbgrader'})", file=sys.stderr)
-    print(summary(run.results, run.seconds, args.workers or os.cpu_count(), args.scheduler))
-    print(f"Grades: {Path(args.out) / 'grades.csv'}; feedback: {Path(args.out) / 'feedback'}")
-    if (Path(args.out) / "report.html").exists():
-        print(f"Report: {Path(args.out) / 'report.html'}")
-    return 0
+    limits = Limits(**{name: getattr(args, name) for name, _, _ in Limits.options()},
+                    confine=not args.no_sandbox)
+    progress = ProgressBar(sys.stderr) if sys.stderr.isatty() and args.verbosity >= 0 else None
+    batch = autograde(submissions=args.submissions, out=args.out, lab=lab, limits=limits,
+                      workers=args.workers, scheduler=args.scheduler, db=args.db,
+                      hidden_seed=args.hidden_seed, regrade=args.regrade,
+                      on_progress=progress)
+    for warning in batch.warnings:
+        log.warning(warning)
+    print(summary(batch, lab, args.scheduler))
+    _print_outputs(Path(args.out))
+    return _gradebook_exit(batch.gradebook_problem, batch.records, args.out)
 
 
-def _report(args):
+def _publish(args, lab):
+    from grader.pipeline import publish_again
+
+    records, problem = publish_again(out=args.out, lab=lab, db=args.db)
+    print(f"Published {len(records)} students from the journal in {args.out}.")
+    _print_outputs(Path(args.out))
+    return _gradebook_exit(problem, records, args.out)
+
+
+def _gradebook_exit(problem, records, out):
+    if problem is None:
+        return 0
+    pending = sum(not record.in_gradebook for record in records)
+    log.error("%d row(s) did not reach the gradebook (%s); grades.csv, the feedback and the"
+              " journal are complete. When the database is back: python -m grader publish %s",
+              pending, problem, out)
+    return 1
+
+
+def _print_outputs(out):
+    print(f"Grades: {out / 'grades.csv'}; feedback: {out / 'feedback'}")
+    if (out / "report.html").exists():
+        print(f"Report: {out / 'report.html'}")
+
+
+def _report(args, lab):
     from grader.publish.report import write_report
 
-    print(f"Report: {write_report(out=args.out)}")
+    print(f"Report: {write_report(out=args.out, lab=lab)}")
     return 0
 
 
-def summary(results, seconds, workers, scheduler=None):
-    counts, mean = count_statuses(results), mean_score(results)
-    statuses = ", ".join(f"{status} {counts[status]}" for status in STATUSES)
-    where = f"on the Dask cluster at {scheduler}" if scheduler else f"with {workers} workers"
-    return (f"Graded {len(results)} submissions in {seconds:.1f} s {where}: "
-            f"{statuses}; mean score {mean:.1f}/{MAX_SCORE}")
+def _validate(args, lab):
+    from grader import validate
+    from grader.course.course import copy_release_files
+    from grader.intake import read_submitted_notebook
+
+    notebook, problem = read_submitted_notebook(Path(args.notebook), lab)
+    if problem:
+        print(f"{args.notebook}: {problem}", file=sys.stderr)
+        return 2
+    with tempfile.TemporaryDirectory(prefix="grader-validate-") as support:
+        copy_release_files(lab, support)
+        checks, notes = validate.validate(notebook, lab=lab, support_dir=support)
+    print(validate.report(checks, notes))
+    return 0 if all(check.passed for check in checks) else 1
+
+
+def summary(batch, lab, scheduler=None):
+    """Two lines: what this batch did, and what OUT holds now."""
+    where = (f"on the Dask cluster at {scheduler} ({batch.workers} workers)" if scheduler
+             else f"with {batch.workers} workers")
+    graded = set(batch.graded)
+    this_batch = Counter(record.status for record in batch.records
+                         if record.student_id in graded)
+    everyone = Counter(record.status for record in batch.records)
+    mean = (sum(record.score for record in batch.records) / len(batch.records)
+            if batch.records else 0.0)
+    kept = f"; kept {len(batch.kept)} unchanged results" if batch.kept else ""
+    return (f"Graded {len(graded)} submissions in {batch.seconds:.1f} s {where}: "
+            f"{_counts(this_batch)}{kept}.\n"
+            f"OUT holds {len(batch.records)} students: {_counts(everyone)}; mean score "
+            f"{mean:.1f}/{lab.max_score:g}")
+
+
+def _counts(counter):
+    return ", ".join(f"{status} {counter[status]}" for status in STATUSES)
 
 
 class ProgressBar:
@@ -65,87 +124,82 @@ class ProgressBar:
     def __init__(self, stream):
         self.stream = stream
 
-    def __call__(self, done, total, result):
+    def __call__(self, done, total, record):
         filled = self.WIDTH * done // max(total, 1)
         bar = "#" * filled + "-" * (self.WIDTH - filled)
-        self.stream.write(f"\r[{bar}] {done}/{total} {result.student_id[:20]}: "
-                          f"{result.status}\x1b[K")
+        self.stream.write(f"\r[{bar}] {done}/{total} {record.student_id[:20]}: "
+                          f"{record.status}\x1b[K")
         if done == total:
             self.stream.write("\n")
         self.stream.flush()
 
 
-def _validate(args):
-    from grader import validate
-    from grader.course.course import copy_support_files
-    from grader.intake.submissions import read_submitted_notebook
-
-    notebook, problem = read_submitted_notebook(Path(args.notebook))
-    if problem:
-        print(f"{args.notebook}: {problem}", file=sys.stderr)
-        return 2
-    with tempfile.TemporaryDirectory(prefix="grader-validate-") as support:
-        copy_support_files(support)
-        checks, notes = validate.validate(notebook, support_dir=support)
-    print(validate.report(checks, notes))
-    return 0 if all(check.passed for check in checks) else 1
-
-
 def build_parser():
-    parser = argparse.ArgumentParser(prog="python -m grader", description=__doc__)
+    parser = argparse.ArgumentParser(prog="python -m grader", description=__doc__,
+                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--lab", default=DEFAULT_LAB, help="the lab plug-in: a module name or"
+                        f" a file (default {DEFAULT_LAB})")
+    loudness = parser.add_mutually_exclusive_group()
+    loudness.add_argument("-v", "--verbose", dest="verbosity", action="count", default=0,
+                          help="say more (tracebacks of the grader's own failures; -vv debug)")
+    loudness.add_argument("-q", "--quiet", dest="verbosity", action="store_const", const=-1,
+                          help="errors only")
     commands = parser.add_subparsers(dest="command", required=True)
+    _release_parser(commands)
+    _autograde_parser(commands)
+    publish = commands.add_parser("publish", help="write the journal's results into the"
+                                  " gradebook, grades.csv and the report (after a database"
+                                  " outage), without grading")
+    publish.add_argument("out", help="the folder autograde wrote (--out)")
+    publish.add_argument("--db", default=None, help="the gradebook URL (default: the one"
+                         " the batch used)")
+    publish.set_defaults(run=_publish)
+    report = commands.add_parser("report", help="build OUT/report.html again, without grading")
+    report.add_argument("out", help="the folder autograde wrote (--out)")
+    report.set_defaults(run=_report)
+    validate = commands.add_parser(
+        "validate", help="run a notebook as the grader would; report the public tests")
+    validate.add_argument("notebook")
+    validate.set_defaults(run=_validate)
+    return parser
 
-    release_parser = commands.add_parser(
+
+def _release_parser(commands):
+    release = commands.add_parser(
         "release", help="write the student version of the lab (solutions and hidden tests removed)")
-    release_parser.add_argument("--out", required=True, help="folder to write it to")
-    release_parser.add_argument("--force", action="store_true",
-                                help="replace an existing notebook in --out")
-    release_parser.set_defaults(run=_release)
+    release.add_argument("--out", required=True, help="folder to write it to")
+    release.add_argument("--force", action="store_true",
+                         help="replace an existing notebook in --out")
+    release.set_defaults(run=_release)
 
-    grade_parser = commands.add_parser(
-        "autograde", help="grade a folder (or .zip) of student submissions")
-    grade_parser.add_argument("submissions", help="one subfolder per student, nbgrader's "
-                              "submitted/<student>/C2_W2/ layout, or a .zip of either")
-    grade_parser.add_argument("--out", required=True, help="folder for grades, feedback, "
-                              "gradebook")
-    where = grade_parser.add_mutually_exclusive_group()
+
+def _autograde_parser(commands):
+    grade = commands.add_parser("autograde", help="grade a folder (or .zip) of student "
+                                "submissions into OUT; again on the same OUT, it resumes")
+    grade.add_argument("submissions", help="one subfolder per student, nbgrader's "
+                       "submitted/<student>/<assignment>/ layout, or a .zip of either")
+    grade.add_argument("--out", required=True, help="folder for grades, feedback, gradebook")
+    where = grade.add_mutually_exclusive_group()
     where.add_argument("--workers", type=_positive, default=None,
                        help="worker processes started on this machine, one submission each "
                        "at a time (default: the number of cores)")
     where.add_argument("--scheduler", default=None, metavar="ADDRESS",
                        help="grade on the running Dask cluster whose scheduler is at ADDRESS "
                        "(e.g. tcp://host:8786) instead of on this machine")
-    grade_parser.add_argument("--timeout", type=_positive, default=600,
-                              help="seconds one submission may take (default 600)")
-    grade_parser.add_argument("--cell-timeout", type=_positive, default=60,
-                              help="seconds one cell may take before it is interrupted "
-                              "(default 60)")
-    grade_parser.add_argument("--memory-mb", type=_positive, default=4096,
-                              help="memory one submission's kernel may use, with all it "
-                              "starts (default 4096)")
-    grade_parser.add_argument("--disk-mb", type=_positive, default=512,
-                              help="size of a kernel's private lab folder and of its /tmp, "
-                              "each (default 512)")
-    grade_parser.add_argument("--no-sandbox", action="store_true",
-                              help="run kernels unconfined, e.g. to debug a submission (a "
-                              "warning says what is then not enforced)")
-    grade_parser.add_argument("--db", default=None, help="gradebook SQLAlchemy URL, e.g. "
-                              "postgresql://user@host:5432/gradebook (default: sqlite in OUT)")
-    grade_parser.add_argument("--hidden-seed", type=int, default=None,
-                              help="seed of the hidden tests' inputs (default: a new secret "
-                              "one per batch; give one only to repeat a batch exactly)")
-    grade_parser.set_defaults(run=_autograde)
-
-    report_parser = commands.add_parser(
-        "report", help="build OUT/report.html again from a grading output, without grading")
-    report_parser.add_argument("out", help="the folder autograde wrote (--out)")
-    report_parser.set_defaults(run=_report)
-
-    validate_parser = commands.add_parser(
-        "validate", help="run a notebook as the grader would; report the public tests")
-    validate_parser.add_argument("notebook")
-    validate_parser.set_defaults(run=_validate)
-    return parser
+    for name, default, help_text in Limits.options():
+        grade.add_argument(f"--{name.replace('_', '-')}", type=_positive, default=default,
+                           help=f"{help_text} (default {default})")
+    grade.add_argument("--no-sandbox", action="store_true",
+                       help="run kernels unconfined, e.g. to debug a submission (a "
+                       "warning says what is then not enforced)")
+    grade.add_argument("--db", default=None, help="gradebook SQLAlchemy URL, e.g. "
+                       "postgresql://user@host:5432/gradebook (default: sqlite in OUT)")
+    grade.add_argument("--hidden-seed", type=int, default=None,
+                       help="seed of the hidden tests' inputs (default: a new secret one for "
+                       "a new OUT, OUT's own afterwards; give one only to repeat a batch)")
+    grade.add_argument("--regrade", action="store_true", help="grade every student again, "
+                       "even those whose submission and grader did not change")
+    grade.set_defaults(run=_autograde)
 
 
 def _positive(text):
@@ -157,14 +211,18 @@ def _positive(text):
 
 def main(argv=None):
     args = build_parser().parse_args(argv)
-    from grader.intake.submissions import IntakeError
+    logs.configure(args.verbosity)
+    from grader.course.course import NbgraderError
+    from grader.course.release import ReleaseExistsError
+    from grader.intake import IntakeError
+    from grader.publish.gradebook import GradebookError
+    from grader.publish.journal import JournalError
     from grader.publish.report import ReportError
-    from grader.publish.results import FeedbackLeakError, ResultsError
     from grader.run.cluster import ClusterError
 
     try:
-        return args.run(args)
-    except (ReleaseExistsError, NbgraderError, IntakeError, ResultsError, FeedbackLeakError,
-            ReportError, ClusterError, FileNotFoundError) as error:
+        return args.run(args, load_lab(args.lab))
+    except (ReleaseExistsError, NbgraderError, IntakeError, GradebookError, JournalError,
+            ReportError, ClusterError, LabError, FileNotFoundError) as error:
         print(f"error: {error}", file=sys.stderr)
         return 1

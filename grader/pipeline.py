@@ -1,244 +1,289 @@
-"""Grade a whole class: intake, then each submission in parallel, then the results.
+"""Grade a whole class: the pipeline a submission goes through, and the batch around it.
 
-    SUBMISSIONS -> intake -> prepare -> run in a sandbox (Dask workers: grader.run.cluster)
-                -> verdicts (here, where no student code runs) -> results (here only)
+    SUBMISSIONS
+      -> intake    one record per student folder           (grader.intake)
+      -> read      the notebook, or an `invalid` row        (per student, when its turn comes)
+      -> prepare   the student's answers on the lab's cells (grader.intake.prepare)
+      -> run       in its sandbox, on a Dask worker         (grader.run)
+      -> judge     verdicts, where no student code ran      (grader.judge)
+      -> publish   graded notebook, feedback, journal row, gradebook row, as each finishes
+                                                             (grader.publish)
+    then grades.csv, verdicts.json and the report, from the journal, for the whole OUT
 
-Each step is a plain function of plain data. Whatever happens to one submission becomes
-that student's status and detail; it never stops the batch.
+Every step of one student runs inside that student's error boundary: whatever fails, a
+fault of ours included, becomes that student's `error` row with a sentence (and its
+traceback in OUT/grader.log), never the batch's. Results are saved in the journal as they
+come, so a batch killed at any moment resumes where it stopped: running `autograde` again
+on the same OUT grades only the students whose submission or grading version changed
+(`regrade` grades everyone again). A batch adds to OUT; it never replaces the students
+already there.
 """
 
+import inspect
+import logging
 import os
-import secrets
 import tempfile
 import time
-from collections import Counter
-from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass
+from concurrent.futures import Future, ThreadPoolExecutor
+from dataclasses import asdict, dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
 
-import nbformat
-
-from grader.intake.prepare import grade_id, prepare
-from grader.intake.submissions import collect_submissions
-from grader.labs.c2_w2 import lab
-from grader.labs.c2_w2.verdicts import DEFAULT_HIDDEN_SEED, judge, verdict_message
+import grader
+from grader import logs
+from grader.intake import collect_submissions
+from grader.intake.notebook_file import NotGradable
+from grader.intake.prepare import prepare
+from grader.judge.status import sentence, status_and_detail
+from grader.judge.verdicts import judge_outcome
+from grader.plugin import load_lab
 from grader.publish import report
-from grader.publish.results import gradebook_url, open_results_course, write_results
-from grader.records import ERROR, GRADED, INVALID, TIMEOUT, SubmissionResult
+from grader.publish.gradebook import (
+    check_gradebook,
+    gradebook_url,
+    open_results_course,
+    results_course,
+)
+from grader.publish.grades_csv import (
+    GRADES_CSV,
+    VERDICTS_JSON,
+    write_grades_csv,
+    write_verdicts_json,
+)
+from grader.publish.journal import Journal, JournalError
+from grader.publish.publisher import Publisher
+from grader.records import ERROR, INVALID, StudentResult
+from grader.release_files import read_release_files
 from grader.run import cluster
-from grader.run.execution import TIMEOUT_ERROR
-from grader.run.sandbox import Limits, protection, run_notebook
-from grader.run.support_files import read_support_files, support_dir
-from grader.run.warm_kernels import KernelTemplate
+from grader.run.captures import CapturePlan
+from grader.run.worker import GradingTask, grade_submission
+from grader.settings import Limits
 
-
-@dataclass(frozen=True)
-class GradingTask:
-    """One submission, ready to travel to a worker process, on this machine or another:
-    plain data only (the release files travel beside it, once per worker)."""
-
-    student_id: str
-    notebook: dict
-    limits: Limits
-    hidden_seed: int = DEFAULT_HIDDEN_SEED  # the batch's hidden test inputs come from it
-
-
-def main(*, submissions, out, workers=None, scheduler=None, timeout=600, cell_timeout=60,
-         memory_mb=4096, disk_mb=512, sandbox=True, db=None, on_progress=None,
-         hidden_seed=None):
-    """Grade every student folder in `submissions` into `out`; return the results and a
-    summary. `on_progress(done, total, result)` is called as each student finishes.
-    Grading runs on the Dask cluster at `scheduler`, or on `workers` processes here.
-    The hidden tests' inputs come from `hidden_seed`, by default a new secret per batch:
-    a submission cannot carry answers worked out in advance. Kernels run in the sandbox
-    (grader.run.sandbox) as far as each machine allows, unless `sandbox` is False."""
-    started = time.monotonic()
-    if hidden_seed is None:
-        hidden_seed = secrets.randbelow(2**31)
-    graded_at = datetime.now(UTC).isoformat(timespec="seconds")
-    workers = workers or os.cpu_count() or 1
-    protected = protection(enabled=sandbox)
-    limits = Limits(cell_timeout=cell_timeout, timeout=timeout, memory_mb=memory_mb,
-                    disk_mb=disk_mb, confine=sandbox)
-    db = gradebook_url(out, db)  # a URL that is not one fails now, not after grading
-    with (tempfile.TemporaryDirectory(prefix="grader-") as scratch,
-          ThreadPoolExecutor(max_workers=1) as background):
-        intake = collect_submissions(Path(submissions), Path(scratch) / "intake")
-        # nbgrader's set-up of the gradebook takes seconds of a subprocess: meanwhile, grade.
-        course = background.submit(open_results_course, Path(out), db_url=db)
-        results = grade_all(intake.submissions, support_files=read_support_files(),
-                            limits=limits, workers=workers, scheduler=scheduler,
-                            on_progress=on_progress, hidden_seed=hidden_seed)
-        summary = write_results(Path(out), results, db_url=db, course=course.result())
-    warnings = [*intake.warnings, *protected.missing]  # said once per run
-    level = kernels_sandbox(results) or protected.level
-    seconds = time.monotonic() - started
-    warnings += write_run_report(out=out, facts=report.RunFacts(
-        graded_at=graded_at, submissions=len(results), wall_seconds=round(seconds, 1),
-        workers=workers, sandbox=level, timeout=timeout, cell_timeout=cell_timeout,
-        memory_mb=memory_mb, hidden_seed=hidden_seed))
-    return AutogradeRun(results, summary, warnings, seconds, level)
-
-
-def write_run_report(*, out, facts):
-    """run.json and report.html, after the grades. The grades are what counts: a report that
-    fails becomes a warning saying how to build it again, not a failed batch."""
-    try:
-        report.write_run_facts(out=out, facts=facts)
-        report.write_report(out=out)
-    except Exception as error:  # a bug of the report's must not hide grades already written
-        return [f"the report could not be written ({type(error).__name__}: {error}); "
-                f"build it again with: python -m grader report {out}"]
-    return []
-
-
-def kernels_sandbox(results):
-    """What confined the kernels, as the machines that ran them said (with --scheduler,
-    other machines than this one): one level, or each level with its count."""
-    levels = Counter(result.sandbox for result in results if result.sandbox)
-    if len(levels) <= 1:
-        return next(iter(levels), "")
-    return ", ".join(f"{level} ({count} submission{'' if count == 1 else 's'})"
-                     for level, count in sorted(levels.items()))
+log = logging.getLogger(__name__)
+OUR_FAULT = ("The grader failed while handling this submission (a fault of the grader's,"
+             " written to grader.log); grade it again.")
 
 
 @dataclass
-class AutogradeRun:
-    results: list
-    summary: object
-    warnings: list
+class BatchResult:
+    """What a batch did, for the command line and for a caller of `autograde`."""
+
+    records: list  # every student OUT holds now (grader.publish.journal.StudentRecord)
+    graded: list  # ids of the students this batch graded
+    kept: list  # ids whose earlier result was kept (unchanged submission and grader)
+    missing: list  # ids in OUT whose folder this batch's SUBMISSIONS did not hold
     seconds: float
-    sandbox: str  # what confined the kernels (Protection.level, as their machines said)
+    workers: int
+    sandbox: str
+    hidden_seed: int
+    warnings: list = field(default_factory=list)
+    gradebook_problem: str | None = None  # set when some rows did not reach the gradebook
 
 
-def grade_all(submissions, *, support_files, limits, workers=1, scheduler=None,
-              on_progress=None, hidden_seed=DEFAULT_HIDDEN_SEED):
-    """Grade gradable submissions on the Dask cluster at `scheduler`, or on `workers`
-    processes started here; one result per submission."""
-    source = read_source()
-    done = {}
-    report = _progress_reporter(len(submissions), done, on_progress)
-    for submission in submissions:
-        if submission.status == INVALID:
-            report(SubmissionResult(submission.student_id, INVALID, _sentence(submission.detail)))
-    tasks = {}
-    for submission in submissions:
-        if submission.status != INVALID:
-            prepared = prepare(submission.notebook, source)
-            notes = [submission.detail, *prepared.notes]
-            tasks[submission.student_id] = (
-                GradingTask(submission.student_id, prepared.notebook, limits, hidden_seed),
-                notes)
-    if tasks:  # no cluster to start for a class of unreadable files
-        _run_tasks(tasks, support_files=support_files, report=report,
-                   scheduler=scheduler, workers=min(workers, len(tasks)))
-    return sorted(done.values(), key=lambda result: result.student_id)
-
-
-def _progress_reporter(total, done, on_progress):
-    def report(result):
-        done[result.student_id] = result
-        if on_progress:
-            on_progress(len(done), total, result)
-    return report
-
-
-def _run_tasks(tasks, *, support_files, report, scheduler, workers):
-    """Grade {student: (task, notes)} on the cluster; report each result as it comes."""
-    def on_outcome(task, outcome):
-        report(finish(task.student_id, outcome, tasks[task.student_id][1]))
-
-    with cluster.connect(scheduler=scheduler, workers=workers) as client:
-        cluster.run_tasks(client, [task for task, _ in tasks.values()], grade=grade_submission,
-                          support_files=support_files, on_outcome=on_outcome)
-
-
-_kernel_template = None  # one per worker process, started on its first submission
-
-
-def grade_submission(task, support_files):
-    """Run one submission's notebook in its sandbox beside `support_files`; runs in a
-    worker process and returns only plain data (the verdicts are made by the coordinating
-    process)."""
-    global _kernel_template
-    if _kernel_template is None:
-        _kernel_template = KernelTemplate()
+def autograde(*, submissions, out, lab=None, limits=None, workers=None, scheduler=None,
+              db=None, hidden_seed=None, regrade=False, on_progress=None):
+    """Grade every student folder in `submissions` into `out` and return a BatchResult.
+    `on_progress(done, total, record)` is called as each student is saved. Grading runs on
+    the Dask cluster at `scheduler`, or on `workers` processes here (default: the cores).
+    The hidden inputs come from `hidden_seed`, by default a new secret one for a new OUT
+    and OUT's own afterwards."""
     started = time.monotonic()
-    outcome = run_notebook(task.notebook, support_dir=support_dir(support_files),
-                           capture_cells=lab.HIDDEN_TEST_CELLS, limits=task.limits,
-                           kernel_template=_kernel_template, hidden_seed=task.hidden_seed)
-    return {**outcome.__dict__, "seconds": time.monotonic() - started,
-            "hidden_seed": task.hidden_seed,
-            "memory_mb": task.limits.memory_mb,
-            "sandbox": protection(enabled=task.limits.confine).level}
+    lab = lab or load_lab()
+    limits = limits or Limits()
+    out = Path(out).resolve()
+    out.mkdir(parents=True, exist_ok=True)
+    db_url = gradebook_url(out, db)
+    check_gradebook(db_url)  # before grading: a class it cannot record is not graded
+    with logs.batch_log(out), Journal(out) as journal:
+        batch, seed = journal.begin_batch(lab=lab, seed=hidden_seed, regrade=regrade)
+        journal.set_fact("db", db)
+        run = _Run(lab=lab, limits=limits, journal=journal, batch=batch, seed=seed,
+                   regrade=regrade, version=grading_version(lab), on_progress=on_progress)
+        with (tempfile.TemporaryDirectory(prefix="grader-") as scratch,
+              ThreadPoolExecutor(1, "grader-course") as background):
+            intake = collect_submissions(Path(submissions), Path(scratch) / "intake", lab)
+            ready = background.submit(open_results_course, out, lab, db_url)
+            with Publisher(out=out, lab=lab, journal=journal, course=results_course(out, lab),
+                           gradebook_ready=ready, db_url=db_url, version=run.version,
+                           batch=batch) as publisher:
+                run.grade(intake.submissions, publisher, workers=workers, scheduler=scheduler)
+        result = run.result(started, intake, publisher)
+        write_class_files(out, journal, lab, facts=run.facts(result, limits, started))
+    return result
 
 
-def finish(student_id, outcome, notes):
-    """Verdicts, status and detail for one student, from the outcome's plain data."""
-    seed = outcome.get("hidden_seed", DEFAULT_HIDDEN_SEED)
-    verdicts = {exercise: judge(exercise, outcome.get("answers", {}).get(exercise),
-                                _cell_error(outcome, exercise), seed=seed)
-                for exercise in lab.EXERCISES}
-    notebook = outcome.get("notebook")
-    if notebook is not None:
-        show_verdicts(notebook, verdicts)
-    status, why = _status(outcome)
-    notes = [*notes, _cell_timeout_note(notebook)]
-    detail = " ".join(_sentence(note) for note in [why, *notes] if note)
-    return SubmissionResult(student_id, status, detail, verdicts, notebook,
-                            outcome.get("seconds", 0.0), outcome.get("sandbox", ""))
+class _Run:
+    """One batch: which students to grade, and each one's way through the pipeline."""
+
+    def __init__(self, *, lab, limits, journal, batch, seed, regrade, version, on_progress):
+        self.lab, self.limits, self.journal = lab, limits, journal
+        self.batch, self.seed, self.regrade, self.version = batch, seed, regrade, version
+        self.on_progress = on_progress
+        self.graded, self.kept, self.levels, self.unprotected = [], [], set(), set()
+        self.graded_at = datetime.now(UTC).isoformat(timespec="seconds")
+        self.workers = 0
+        self._total = self._done = 0
+
+    def grade(self, submissions, publisher, *, workers, scheduler):
+        todo = [submission for submission in submissions if not self._keep(submission)]
+        self.journal.mark_seen([submission.student_id for submission in submissions],
+                               self.batch)
+        self._total = len(todo)
+        self.publisher = publisher
+        tasks = self._tasks(todo)
+        if any(submission.status != INVALID for submission in todo):
+            with cluster.connect(scheduler=scheduler,
+                                 workers=max(1, min(workers or _cores(), len(todo)))) as client:
+                self.workers = len(client.nthreads())
+                cluster.run_tasks(client, tasks, grade=grade_submission,
+                                  support_files=read_release_files(self.lab),
+                                  on_outcome=self._on_outcome)
+        else:
+            for _ in tasks:  # only invalid rows: published as the generator runs
+                pass
+
+    def _keep(self, submission):
+        """Whether the student's saved result stands: same file, same grader, not regraded."""
+        if self.regrade or submission.status == INVALID:
+            return False
+        record = self.journal.record_of(submission.student_id)
+        keep = (record is not None and record.digest == submission.digest
+                and record.version == self.version and record.status != ERROR)
+        if keep:
+            self.kept.append(submission.student_id)
+        return keep
+
+    def _tasks(self, submissions):
+        """A GradingTask per gradable student, made only when the cluster can take it;
+        an invalid student's row is published on the way."""
+        self._notes = {}
+        for submission in submissions:
+            try:
+                task, notes = self._task(submission)
+            except NotGradable as not_gradable:
+                self._publish(self._invalid(submission, str(not_gradable)))
+                continue
+            except Exception:  # ours: this student's error row, the batch goes on
+                log.exception("preparing %s failed", submission.student_id)
+                self._publish(StudentResult(submission.student_id, ERROR, OUR_FAULT,
+                                            submission_hash=submission.digest))
+                continue
+            if task is None:
+                self._publish(self._invalid(submission, submission.detail))
+                continue
+            self._notes[task.student_id] = (notes, submission.digest)
+            yield task
+
+    def _task(self, submission):
+        if submission.status == INVALID:
+            return None, []
+        notebook, reading_notes = submission.read(self.lab)
+        prepared = prepare(notebook, self.lab.source)
+        notes = [submission.detail, *reading_notes, *prepared.notes]
+        plan = CapturePlan(self.lab.test_cells, self.lab.capture_source(), self.seed)
+        return GradingTask(submission.student_id, prepared.notebook, self.lab.notebook_name,
+                           plan, self.limits, self.lab.preload_modules), notes
+
+    def _invalid(self, submission, detail):
+        return StudentResult(submission.student_id, INVALID, sentence(detail),
+                             submission_hash=submission.digest)
+
+    def _on_outcome(self, task, outcome):
+        """Judge one run and queue its publishing: all of it this student's only."""
+        notes, digest = self._notes.pop(task.student_id)
+        try:
+            verdicts = judge_outcome(self.lab, outcome, self.seed)
+            status, detail = status_and_detail(outcome, notes)
+            result = StudentResult(task.student_id, status, detail, verdicts, outcome.notebook,
+                                   outcome.seconds, outcome.sandbox, digest)
+            self.levels.add(outcome.sandbox)
+            self.unprotected.update(outcome.unprotected)
+        except Exception:
+            log.exception("judging %s failed", task.student_id)
+            result = StudentResult(task.student_id, ERROR, OUR_FAULT, submission_hash=digest)
+        self._publish(result)
+
+    def _publish(self, result):
+        self.graded.append(result.student_id)
+        self.publisher.publish(result, on_done=self._progress)
+
+    def _progress(self, record):  # in the publisher's thread, once per student, in order
+        self._done += 1
+        if self.on_progress is not None:
+            self.on_progress(self._done, self._total, record)
+
+    def result(self, started, intake, publisher):
+        ids = {submission.student_id for submission in intake.submissions}
+        missing = [record.student_id for record in self.journal.records()
+                   if record.student_id not in ids]
+        # What the machines that ran the kernels said they could not enforce (with
+        # --scheduler, other machines than this one).
+        warnings = list(intake.warnings) + sorted(self.unprotected)
+        if missing:
+            warnings.append(f"{len(missing)} student(s) in the output have no folder in these"
+                            f" submissions; their earlier results are kept:"
+                            f" {', '.join(missing[:10])}{' ...' if len(missing) > 10 else ''}")
+        return BatchResult(records=self.journal.records(), graded=sorted(self.graded),
+                           kept=sorted(self.kept), missing=missing,
+                           seconds=time.monotonic() - started, workers=self.workers,
+                           sandbox=", ".join(sorted(level for level in self.levels if level)),
+                           hidden_seed=self.seed, warnings=warnings,
+                           gradebook_problem=publisher.gradebook_problem)
+
+    def facts(self, result, limits, started):
+        return report.RunFacts(
+            graded_at=self.graded_at, submissions=len(result.graded),
+            wall_seconds=round(time.monotonic() - started, 1), workers=result.workers,
+            sandbox=result.sandbox, timeout=limits.timeout, cell_timeout=limits.cell_timeout,
+            memory_mb=limits.memory_mb, hidden_seed=self.seed)
 
 
-def _cell_error(outcome, exercise):
-    if exercise in outcome.get("answers", {}):
-        return outcome.get("cell_errors", {}).get(exercise)
-    if outcome.get("timed_out"):
-        return "the notebook ran out of time before this exercise was tested"
-    if outcome.get("kernel_died"):
-        return "kernel died"
-    return outcome.get("error") or "the test cell did not run"
+def publish_again(*, out, lab, db=None):
+    """Write what the journal in `out` holds into the gradebook (the rows it lacks: after a
+    database outage), grades.csv, verdicts.json and the report, without grading; return
+    (every record, why the gradebook stopped taking rows or None)."""
+    out = Path(out).resolve()
+    if not Journal.exists(out):
+        raise JournalError(f"no journal in {out}: grade the class there first")
+    with logs.batch_log(out), Journal(out) as journal:
+        db_url = gradebook_url(out, db or journal.fact("db"))
+        check_gradebook(db_url)
+        ready = Future()
+        ready.set_result(open_results_course(out, lab, db_url))
+        publisher = Publisher(out=out, lab=lab, journal=journal,
+                              course=results_course(out, lab), gradebook_ready=ready,
+                              db_url=db_url, version="", batch=0)
+        publisher.close()  # writes the rows the gradebook lacks
+        write_class_files(out, journal, lab)
+        return journal.records(), publisher.gradebook_problem
 
 
-def _cell_timeout_note(notebook):
-    cells = (notebook or {}).get("cells", [])
-    timed_out = sum(1 for cell in cells for output in cell.get("outputs", [])
-                    if output.get("ename") == TIMEOUT_ERROR)
-    if not timed_out:
-        return ""
-    return (f"{timed_out} cell(s) ran past the time limit for one cell and were stopped "
-            "(an endless loop?); the cells after them still ran.")
+def write_class_files(out, journal, lab, *, facts=None):
+    """grades.csv, verdicts.json and the report, for every student the journal holds.
+    The grades are what counts: a report that fails becomes a warning, not a failed batch."""
+    records = journal.records()
+    write_grades_csv(Path(out) / GRADES_CSV, records, lab)
+    write_verdicts_json(Path(out) / VERDICTS_JSON, records)
+    if facts is not None:
+        journal.set_fact("run", asdict(facts))
+        report.write_run_facts(out=out, facts=facts)
+    try:
+        report.write_report(out=out, lab=lab)
+    except Exception:
+        log.exception("the report could not be written; build it again with: python -m"
+                      " grader report %s", out)
 
 
-def _sentence(note):
-    note = note.strip()
-    if not note:
-        return note
-    return note[0].upper() + note[1:] + ("" if note.endswith(".") else ".")
+def grading_version(lab):
+    """Two batches with the same grading version grade a submission alike: the engine's
+    code, the lab's plug-in, its source notebook and its release files."""
+    plugin_folder = Path(inspect.getfile(type(lab))).parent
+    lab_digest = grader.digest_of({
+        "plugin": grader.source_digest(plugin_folder).encode(),
+        "notebook": lab.source_notebook.read_bytes(),
+        "release": read_release_files(lab).digest.encode()})
+    return f"{grader.engine_version()}/{lab_digest[:12]}"
 
 
-def _status(outcome):
-    if outcome.get("timed_out"):
-        return TIMEOUT, "Grading stopped: the notebook ran past its time limit."
-    if outcome.get("kernel_died") and outcome.get("memory_exceeded"):
-        return ERROR, (f"The notebook used more than its {outcome.get('memory_mb')} MB of "
-                       "memory and was stopped; tests after that got no points.")
-    if outcome.get("kernel_died"):
-        return ERROR, ("The notebook's kernel stopped while grading (a cell may have used "
-                       "too much memory or ended the process); tests after that got no points.")
-    if outcome.get("error"):
-        return ERROR, f"Grading failed: {outcome['error']}."
-    return GRADED, ""
-
-
-def show_verdicts(notebook, verdicts):
-    """Put each verdict's message under its test cell, where the feedback shows it."""
-    for cell in notebook["cells"]:
-        exercise = lab.HIDDEN_TEST_CELLS.get(grade_id(cell))
-        if exercise in verdicts:
-            cell.setdefault("outputs", []).append(nbformat.v4.new_output(
-                "stream", name="stdout", text=verdict_message(verdicts[exercise]) + "\n"))
-
-
-def read_source():
-    return nbformat.read(str(lab.SOURCE_NOTEBOOK), as_version=4)
+def _cores():
+    return os.cpu_count() or 1

@@ -1,16 +1,115 @@
-"""Plain data that travels between the grader's steps: no notebooks, kernels or files.
+"""The plain data that travels between the grader's stages: no notebooks open, no kernels,
+no files. Everything here can be pickled to a Dask worker and back, and saved as JSON.
 
 A submission's result is data, whatever happened to it: a status column in the grades,
-never an exception that stops the batch.
+never an exception that stops the batch. Nothing here is an English sentence to be parsed
+back: what went wrong is a kind (an enum); sentences are made from it once, for people.
 """
 
-from dataclasses import dataclass, field
+from dataclasses import asdict, dataclass, field
+from enum import StrEnum
 
 GRADED = "graded"
 TIMEOUT = "timeout"
 ERROR = "error"
 INVALID = "invalid"
 STATUSES = (GRADED, TIMEOUT, ERROR, INVALID)
+
+
+class FailureKind(StrEnum):
+    """Why an exercise's test produced no answer, or how its test cell ended."""
+
+    RAISED = "raised"  # the code raised: error_name and error_value say what
+    CELL_TIMED_OUT = "cell_timed_out"  # ran past its time and was interrupted
+    OUT_OF_TIME = "out_of_time"  # the exercise's share of the time was used up before its test
+    NOTEBOOK_TIMED_OUT = "notebook_timed_out"  # the kernel was stopped at the time limit
+    KERNEL_DIED = "kernel_died"
+    MEMORY_EXCEEDED = "memory_exceeded"
+    SANDBOX_FAILED = "sandbox_failed"
+    GRADING_FAILED = "grading_failed"  # a fault of the grader's, not the student's
+    IMITATED = "imitated"  # more than one answer line: something else printed one
+    NO_ANSWER = "no_answer"  # the capture ended without printing an answer
+
+
+@dataclass(frozen=True)
+class Failure:
+    kind: FailureKind
+    error_name: str = ""  # RAISED: the exception's class name, e.g. "NameError"
+    error_value: str = ""  # RAISED: its message, the student's own text (quote, never parse)
+
+    @classmethod
+    def raised(cls, name, value):
+        return cls(FailureKind.RAISED, str(name), str(value))
+
+
+@dataclass(frozen=True)
+class ExerciseRun:
+    """What one exercise's test gave: the answer its capture collected, or why there is none."""
+
+    exercise: str
+    answer: dict | None = None  # JSON data the lab's capture returned
+    failure: Failure | None = None  # set when answer is None
+    test_cell_error: Failure | None = None  # how the (public) test cell ended, if it failed
+
+
+class RunEnd(StrEnum):
+    """How the run of one notebook ended."""
+
+    FINISHED = "finished"
+    TIMED_OUT = "timed_out"  # stopped at the submission's time limit
+    KERNEL_DIED = "kernel_died"
+    MEMORY_EXCEEDED = "memory_exceeded"
+    SANDBOX_FAILED = "sandbox_failed"  # no kernel: the sandbox could not be set up
+    GRADING_FAILED = "grading_failed"  # a fault of ours, on the worker or in the cluster
+    WORKER_DIED = "worker_died"  # the worker process died twice grading it
+
+
+# Why an exercise has no answer when the run ended before its test.
+UNREACHED = {
+    RunEnd.FINISHED: FailureKind.NO_ANSWER,
+    RunEnd.TIMED_OUT: FailureKind.NOTEBOOK_TIMED_OUT,
+    RunEnd.KERNEL_DIED: FailureKind.KERNEL_DIED,
+    RunEnd.MEMORY_EXCEEDED: FailureKind.MEMORY_EXCEEDED,
+    RunEnd.SANDBOX_FAILED: FailureKind.SANDBOX_FAILED,
+    RunEnd.GRADING_FAILED: FailureKind.GRADING_FAILED,
+    RunEnd.WORKER_DIED: FailureKind.GRADING_FAILED,
+}
+
+
+def unreached(exercise, end):
+    """The ExerciseRun of an exercise whose test the run never got to."""
+    return ExerciseRun(exercise, None, Failure(UNREACHED[end]))
+
+
+@dataclass(frozen=True)
+class RunOutcome:
+    """What a worker sends back for one submission."""
+
+    exercises: dict  # exercise id -> ExerciseRun, for every exercise of the lab
+    end: RunEnd = RunEnd.FINISHED
+    reason: str = ""  # for SANDBOX_FAILED and GRADING_FAILED: the grader's own words
+    notebook: dict | None = None  # the graded notebook (nbformat JSON), outputs capped
+    cell_timeouts: int = 0  # cells interrupted at their time limit
+    cells_not_run: int = 0  # cells left out when their exercise's time was used up
+    output_dropped: bool = False  # the submission's output budget ran out
+    seconds: float = 0.0
+    sandbox: str = ""  # what confined the kernel, as the machine that ran it says
+    unprotected: tuple = ()  # what that machine could not enforce, in the grader's words
+    memory_mb: int = 0
+
+    @classmethod
+    def failed(cls, exercises, end, reason=""):
+        """The outcome of a submission that never ran to the end of its tests."""
+        return cls({exercise: unreached(exercise, end) for exercise in exercises}, end, reason)
+
+
+@dataclass(frozen=True)
+class Message:
+    """One thing a student should know about an exercise. `kind` names the mistake
+    (e.g. "softmax.unnormalised"): the report groups students by it."""
+
+    kind: str
+    text: str
 
 
 @dataclass(frozen=True)
@@ -20,24 +119,34 @@ class ExerciseVerdict:
     exercise: str  # the nbgrader grade_id of the answer cell, e.g. "UNQ_C1"
     points: float
     max_points: float
-    messages: tuple[str, ...] = ()
+    messages: tuple = ()  # of Message
 
     @property
     def full_marks(self):
         return self.points == self.max_points
 
+    def to_json(self):
+        return {"points": self.points, "max_points": self.max_points,
+                "messages": [asdict(message) for message in self.messages]}
+
+    @classmethod
+    def from_json(cls, exercise, data):
+        messages = tuple(Message(**message) for message in data.get("messages", ()))
+        return cls(exercise, data["points"], data["max_points"], messages)
+
 
 @dataclass
-class SubmissionResult:
-    """Everything the results step needs about one student."""
+class StudentResult:
+    """Everything the publish stage needs about one student."""
 
     student_id: str
     status: str
     detail: str = ""
-    verdicts: dict[str, ExerciseVerdict] = field(default_factory=dict)
-    notebook: dict | None = None  # the graded notebook (nbformat JSON), when there is one
+    verdicts: dict = field(default_factory=dict)  # exercise -> ExerciseVerdict
+    notebook: dict | None = None  # the graded notebook, until it is written
     seconds: float = 0.0
     sandbox: str = ""  # what confined the kernel, as the machine that ran it said
+    submission_hash: str = ""  # of the submitted notebook file: a resumed batch keeps it
 
     @property
     def score(self):

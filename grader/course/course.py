@@ -1,4 +1,4 @@
-"""A throwaway nbgrader course built from the lab, and running nbgrader inside it.
+"""An nbgrader course built from a lab, and running nbgrader inside it.
 
 nbgrader changes the working directory of the process it runs in (os.chdir in
 converters/base.py), so it always runs here as a subprocess with its own cwd: our own
@@ -13,8 +13,8 @@ import sys
 from dataclasses import dataclass
 from pathlib import Path
 
-from grader.labs.c2_w2 import lab
-from grader.run.support_files import read_support_files, write_support_files
+import grader
+from grader.release_files import read_release_files, write_release_files
 
 CONFIG_TEMPLATE = """\
 # Written by grader.course: the configuration of a course made from the lab.
@@ -40,11 +40,6 @@ c.GenerateAssignment.preprocessors = [
 """
 
 
-# nbgrader's default course id, "", makes no row in its course table, which PostgreSQL's
-# foreign keys then refuse (sqlite does not check them); the gradebook is opened with it too.
-COURSE_ID = "C2_W2_lab"
-
-
 class NbgraderError(RuntimeError):
     """nbgrader exited with an error; the message carries the end of its log."""
 
@@ -52,34 +47,41 @@ class NbgraderError(RuntimeError):
 @dataclass(frozen=True)
 class Course:
     root: Path
+    lab: object  # grader.plugin.Lab
 
     @property
     def source_dir(self):
-        return self.root / "source" / lab.ASSIGNMENT
+        return self.root / "source" / self.lab.assignment
 
     @property
     def release_dir(self):
-        return self.root / "release" / lab.ASSIGNMENT
+        return self.root / "release" / self.lab.assignment
+
+    def autograded_notebook(self, student_id):
+        return (self.root / "autograded" / student_id / self.lab.assignment
+                / self.lab.notebook_name)
 
 
-def create_course(root, *, db_url=None, for_release=True):
-    """Lay out an nbgrader course in `root` whose only assignment is the lab; with
-    `for_release`, its generate_assignment puts our exercise stubs in the student version."""
-    course = Course(Path(root).resolve())
+def create_course(root, lab, *, db_url=None, for_release=True):
+    """Lay out an nbgrader course in `root` whose only assignment is `lab`; with
+    `for_release`, its generate_assignment puts the lab's stubs in the student version."""
+    course = Course(Path(root).resolve(), lab)
     course.source_dir.mkdir(parents=True, exist_ok=True)
-    shutil.copy2(lab.SOURCE_NOTEBOOK, course.source_dir / lab.NOTEBOOK_NAME)
-    copy_support_files(course.source_dir)
+    shutil.copy2(lab.source_notebook, course.source_dir / lab.notebook_name)
+    copy_release_files(lab, course.source_dir)
     db_url = db_url or f"sqlite:///{course.root / 'gradebook.db'}"
-    config = CONFIG_TEMPLATE.format(root=str(course.root), db_url=db_url, course_id=COURSE_ID)
+    config = CONFIG_TEMPLATE.format(root=str(course.root), db_url=db_url,
+                                    course_id=lab.course_id)
     if for_release:
-        config += RELEASE_CONFIG.format(stubs=json.dumps(lab.EXERCISE_STUBS))
+        stubs = {exercise.id: exercise.stub for exercise in lab.exercises}
+        config += RELEASE_CONFIG.format(stubs=json.dumps(stubs))
     (course.root / "nbgrader_config.py").write_text(config)
     return course
 
 
-def copy_support_files(destination):
+def copy_release_files(lab, destination):
     """Copy the files the notebook needs beside it (helpers, data, images, style)."""
-    return write_support_files(read_support_files(), destination)
+    return write_release_files(read_release_files(lab), destination)
 
 
 def run_nbgrader(course, *args, timeout=600):
@@ -103,6 +105,7 @@ def _path():
 
 
 def _python_path():
-    # The config file imports grader.course.stubs, so the subprocess needs the lab root.
+    # The release config imports grader.course.stubs: the subprocess needs the grader.
     existing = os.environ.get("PYTHONPATH")
-    return os.pathsep.join(filter(None, [str(lab.LAB_ROOT), existing]))
+    return os.pathsep.join(filter(None, [str(Path(grader.__file__).resolve().parents[1]),
+                                         existing]))

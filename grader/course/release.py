@@ -1,4 +1,4 @@
-"""The student version of the lab: nbgrader's generate_assignment plus the support files."""
+"""The student version of a lab: nbgrader's generate_assignment plus the release files."""
 
 import copy
 import shutil
@@ -7,29 +7,29 @@ from pathlib import Path
 
 import nbformat
 
+from grader import cells
 from grader.course.course import create_course, run_nbgrader
-from grader.labs.c2_w2 import lab
 
 
 class ReleaseExistsError(FileExistsError):
     """The output folder already holds a notebook, perhaps with a student's work."""
 
 
-def release(*, out, force=False):
-    """Write the student version of the lab into `out`; return the notebook's path.
+def release(*, lab, out, force=False):
+    """Write the student version of `lab` into `out`; return the notebook's path.
 
     Refuses to overwrite an existing notebook unless `force`: it may hold a student's work.
     """
     out = Path(out)
-    notebook = out / lab.NOTEBOOK_NAME
+    notebook = out / lab.notebook_name
     if notebook.exists() and not force:
         raise ReleaseExistsError(
             f"{notebook} already exists and may hold work; use --force to replace it")
     with tempfile.TemporaryDirectory(prefix="grader-release-") as scratch:
-        course = create_course(scratch)
-        run_nbgrader(course, "generate_assignment", lab.ASSIGNMENT, "--force")
-        released = course.release_dir / lab.NOTEBOOK_NAME
-        check_student_version(released)
+        course = create_course(scratch, lab)
+        run_nbgrader(course, "generate_assignment", lab.assignment, "--force")
+        released = course.release_dir / lab.notebook_name
+        check_student_version(released, lab)
         write_kernel_metadata(released)
         out.mkdir(parents=True, exist_ok=True)
         shutil.copytree(course.release_dir, out, dirs_exist_ok=True)
@@ -68,16 +68,16 @@ class ReleaseCheckError(RuntimeError):
     """The generated student version is not what students must get."""
 
 
-def check_student_version(path):
+def check_student_version(path, lab):
     """Refuse a student version that still holds a solution or lacks an exercise stub.
 
     nbgrader only logs a broken nbgrader_config.py and goes on with its defaults, so
     this is what catches a release made without our stubs.
     """
     notebook = nbformat.read(str(path), as_version=4)
-    sources = {cell.metadata.get("nbgrader", {}).get("grade_id"): cell.source
-               for cell in notebook.cells}
-    for grade_id, stub in lab.EXERCISE_STUBS.items():
+    sources = {cells.grade_id(cell): cell.source for cell in notebook.cells}
+    for exercise in lab.exercises:
+        grade_id, stub = exercise.id, exercise.stub
         source = sources.get(grade_id, "")
         if "BEGIN SOLUTION" in source or stub not in source or "NotImplementedError" in source:
             raise ReleaseCheckError(f"{grade_id} in the student version is not stubbed as "

@@ -1,12 +1,14 @@
 """An nbgrader preprocessor that clears solutions with a stub chosen per exercise.
 
 nbgrader's ClearSolutions has one stub per language; the lab needs a different one per
-graded cell (see grader.labs.c2_w2.lab.EXERCISE_STUBS). It runs inside the nbgrader subprocess,
+graded cell (grader.plugin.Exercise.stub). It runs inside the nbgrader subprocess,
 configured by the course's nbgrader_config.py.
 """
 
 from nbgrader.preprocessors import ClearSolutions
 from traitlets import Dict, Unicode
+
+from grader import cells
 
 
 class ExerciseStubs(ClearSolutions):
@@ -18,7 +20,7 @@ class ExerciseStubs(ClearSolutions):
     ).tag(config=True)
 
     def _replace_solution_region(self, cell, language):
-        grade_id = cell.metadata.get("nbgrader", {}).get("grade_id")
+        grade_id = cells.grade_id(cell)
         if grade_id not in self.stubs:
             return super()._replace_solution_region(cell, language)
         default_stubs = self.code_stub

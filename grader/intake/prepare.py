@@ -9,42 +9,25 @@
 - Cells the student added always run, where the student put them. nbgrader metadata on
   them that the source does not know (a cell marked "graded, 1000 points") is dropped.
 - Cells the source tags `skip-autograde` (training, plots) are marked to be skipped.
+- Test cells keep only their public part: the hidden tests never reach the kernel (the
+  grader captures each exercise with the lab's own code, grader.run.captures).
 """
 
 import copy
-import re
 from dataclasses import dataclass, field
 
 import nbformat
 
+from grader import cells
+from grader.cells import GRADER_METADATA, grade_id, is_answer_cell, is_test_cell
+
 SKIP_TAG = "skip-autograde"
-# Whole lines, indented or not, with one or more '#', as nbgrader's ClearHiddenTests reads them.
-HIDDEN_TESTS = re.compile(r"^[ \t]*#+ *BEGIN HIDDEN TESTS.*?^[ \t]*#+ *END HIDDEN TESTS[^\n]*\n?",
-                          re.MULTILINE | re.DOTALL)
-GRADER_METADATA = "grader"  # our own cell metadata key: {"skip": true}
 
 
 @dataclass
 class PreparedNotebook:
     notebook: nbformat.NotebookNode
     notes: list[str] = field(default_factory=list)
-
-
-def grade_id(cell):
-    return cell.get("metadata", {}).get("nbgrader", {}).get("grade_id")
-
-
-def is_answer_cell(cell):
-    return bool(cell.get("metadata", {}).get("nbgrader", {}).get("solution"))
-
-
-def is_test_cell(cell):
-    return bool(cell.get("metadata", {}).get("nbgrader", {}).get("grade"))
-
-
-def public_text(source):
-    """A test cell's source as students see it: the hidden region removed."""
-    return HIDDEN_TESTS.sub("", _text(source))
 
 
 def prepare(submitted, source):
@@ -84,12 +67,12 @@ def _sort_submitted_cells(cells, source):
 
 def _test_cell_notes(submitted_cells, source):
     """Say which test cells had been deleted or edited (both are restored)."""
-    submitted = {grade_id(cell): _text(cell.get("source", "")) for cell in submitted_cells}
+    submitted = {grade_id(cell): cells.source(cell) for cell in submitted_cells}
     notes = []
     for cell in filter(is_test_cell, source.cells):
         if grade_id(cell) not in submitted:
             notes.append(f"The test cell {grade_id(cell)} had been deleted; it was restored.")
-        elif submitted[grade_id(cell)].strip() != public_text(cell.source).strip():
+        elif submitted[grade_id(cell)].strip() != cells.public_text(cell.source).strip():
             notes.append(f"The test cell {grade_id(cell)} had been edited; it was restored.")
     return notes
 
@@ -109,14 +92,16 @@ def _fresh(source_cell):
     cell = copy.deepcopy(source_cell)
     if cell.cell_type == "code":
         cell.outputs, cell.execution_count = [], None
-    if SKIP_TAG in cell.metadata.get("tags", []):
+    if is_test_cell(cell):
+        cell.source = cells.public_text(cell.source)
+    if SKIP_TAG in cells.tags(cell):
         cell.metadata[GRADER_METADATA] = {"skip": True}
     return cell
 
 
 def _answer(source_cell, student_cell):
     cell = _fresh(source_cell)
-    cell.source = _text(student_cell.get("source", ""))
+    cell.source = cells.source(student_cell)
     return cell
 
 
@@ -129,7 +114,7 @@ def _missing_answer(source_cell):
 def _as_student_cell(cell):
     """A cell the source does not know: the student's own, without any grading metadata."""
     kind = cell.get("cell_type")
-    source = _text(cell.get("source", ""))
+    source = cells.source(cell)
     if kind == "code":
         return nbformat.v4.new_code_cell(source)
     if kind == "markdown":
@@ -137,16 +122,8 @@ def _as_student_cell(cell):
     return nbformat.v4.new_raw_cell(source)
 
 
-def _text(source):
-    return "".join(source) if isinstance(source, list) else str(source)
-
-
 def _give_unique_ids(cells):
     # Copied cells share an id, which nbformat 4.5 forbids; numbering by position keeps
     # the result the same every time the same submission is prepared.
     for index, cell in enumerate(cells):
         cell.id = f"cell-{index:03d}"
-
-
-def skipped(cell):
-    return bool(cell.get("metadata", {}).get(GRADER_METADATA, {}).get("skip"))

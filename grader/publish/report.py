@@ -20,7 +20,6 @@ rows as there are students. A group is shown by its most common wording.
 """
 
 import base64
-import csv
 import html
 import io
 import json
@@ -30,9 +29,8 @@ from dataclasses import asdict, dataclass, fields
 from datetime import UTC, datetime
 from pathlib import Path
 
-from grader.labs.c2_w2 import lab
-from grader.labs.c2_w2.verdicts import EXERCISE_POINTS
-from grader.publish.results import CSV_COLUMNS, VERDICTS_JSON, write_atomically
+from grader.publish.files import write_atomically
+from grader.publish.journal import Journal, JournalError
 from grader.records import ERROR, GRADED, INVALID, STATUSES, TIMEOUT
 
 REPORT_HTML = "report.html"
@@ -81,101 +79,73 @@ class StudentRow:
 
 @dataclass(frozen=True)
 class GradingOutput:
-    rows: list  # of StudentRow, in grades.csv's order
-    run: RunFacts | None  # None when run.json is missing (an older grader)
-    has_verdicts: bool  # False when verdicts.json is missing (an older grader)
+    rows: list  # of StudentRow, by student id
+    run: RunFacts | None  # None when the run's facts were never saved
 
 
 # ---------------------------------------------------------------- entry points
 
 def write_run_facts(*, out, facts):
-    """Save the run's facts beside the grades, so that a rebuilt report still has them."""
+    """Save the run's facts beside the grades, for people and scripts to read."""
     path = Path(out) / RUN_JSON
     write_atomically(path, json.dumps(asdict(facts), indent=1) + "\n")
     return path
 
 
-def write_report(*, out, generated_at=None):
-    """Build OUT/report.html from the grading output in `out`; return its path."""
+def write_report(*, out, lab, generated_at=None):
+    """Build OUT/report.html from the journal in `out`; return its path."""
     out = Path(out)
-    grading = read_grading_output(out=out)
+    grading = read_grading_output(out=out, lab=lab)
     generated_at = generated_at or datetime.now(UTC)
     path = out / REPORT_HTML
-    write_atomically(path, report_html(grading=grading, generated_at=generated_at))
+    write_atomically(path, report_html(grading=grading, generated_at=generated_at, lab=lab))
     return path
 
 
 # ---------------------------------------------------------------- reading OUT
 
-def read_grading_output(*, out):
+def read_grading_output(*, out, lab):
     out = Path(out)
     if not out.is_dir():
         raise ReportError(f"no grading output at {out}: the folder does not exist")
-    grades_csv = out / "grades.csv"
-    if not grades_csv.is_file():
-        raise ReportError(f"no grades.csv in {out}: grade the class there first "
+    if not Journal.exists(out):
+        raise ReportError(f"no journal in {out}: grade the class there first "
                           "(python -m grader autograde SUBMISSIONS --out OUT)")
-    verdicts = _read_json(out / VERDICTS_JSON)
-    if verdicts is not None and not isinstance(verdicts, dict):
-        raise ReportError(f"{out / VERDICTS_JSON} does not hold verdicts per student")
-    rows = _read_grades(grades_csv, verdicts or {})
-    run = _read_json(out / RUN_JSON)
-    return GradingOutput(rows=rows, run=_run_facts(run, out) if run is not None else None,
-                         has_verdicts=verdicts is not None)
-
-
-def _read_json(path):
-    if not path.is_file():
-        return None
     try:
-        return json.loads(path.read_text(encoding="utf-8"))
-    except (UnicodeDecodeError, json.JSONDecodeError) as error:
-        raise ReportError(f"{path} is not readable JSON: {error}") from None
+        with Journal(out) as journal:
+            rows = [_student_row(record, lab) for record in journal.records()]
+            run = journal.fact("run")
+    except (JournalError, ValueError, KeyError, TypeError) as error:
+        raise ReportError(f"the journal in {out} cannot be read: {error}") from None
+    return GradingOutput(rows=rows, run=_run_facts(run, out) if run is not None else None)
 
 
 def _run_facts(data, out):
     if not isinstance(data, dict) or not all(_is_a(data.get(field.name), field.type)
                                              for field in fields(RunFacts)):
         names = ", ".join(field.name for field in fields(RunFacts))
-        raise ReportError(f"{out / RUN_JSON} does not hold the run's facts ({names})")
+        raise ReportError(f"the journal in {out} does not hold the run's facts ({names})")
     return RunFacts(**{field.name: data.get(field.name) for field in fields(RunFacts)})
 
 
 def _is_a(value, kind):
     if kind is float:  # JSON writes 600.0 as 600
         kind = (int, float)
+    if kind == int | None:
+        return value is None or (isinstance(value, int) and not isinstance(value, bool))
     return isinstance(value, kind) and not isinstance(value, bool)
 
 
-def _read_grades(path, verdicts):
-    with path.open(newline="", encoding="utf-8") as file:
-        reader = csv.DictReader(file)
-        try:
-            if tuple(reader.fieldnames or ()) != CSV_COLUMNS:
-                raise ReportError(f"{path} does not have the grader's columns "
-                                  f"({', '.join(CSV_COLUMNS)})")
-            return [_student_row(row, verdicts.get(row["student_id"], {})) for row in reader]
-        except ReportError:
-            raise
-        # ValueError includes UnicodeDecodeError; the others come from a damaged verdicts.json.
-        except (ValueError, TypeError, AttributeError, csv.Error) as error:
-            raise ReportError(f"{path}, line {reader.line_num}: {error}") from None
-
-
-def _student_row(row, verdicts):
-    if row["status"] not in STATUSES:
-        raise ValueError(f"unknown status {row['status']!r}; known: {', '.join(STATUSES)}")
-    recorded = {exercise: verdicts.get(exercise, {}) for exercise in lab.EXERCISES}
+def _student_row(record, lab):
+    verdicts = record.verdicts
     return StudentRow(
-        student_id=row["student_id"],
-        points={exercise: float(row[exercise]) for exercise in lab.EXERCISES},
-        max_points={exercise: float(recorded[exercise].get("max_points", EXERCISE_POINTS))
-                    for exercise in lab.EXERCISES},
-        score=float(row["score"]), max_score=float(row["max_score"]),
-        status=row["status"], detail=row["detail"],
-        messages={exercise: tuple(str(message) for message in
-                                  recorded[exercise].get("messages", ()))
-                  for exercise in lab.EXERCISES})
+        student_id=record.student_id,
+        points={e: verdicts[e].points if e in verdicts else 0.0 for e in lab.exercise_ids},
+        max_points={e: lab.points[e] for e in lab.exercise_ids},
+        score=record.score, max_score=lab.max_score, status=record.status,
+        detail=record.detail,
+        messages={e: tuple(message.text for message in verdicts[e].messages)
+                  if e in verdicts else () for e in lab.exercise_ids})
 
 
 # ---------------------------------------------------------------- what the report counts
@@ -287,11 +257,11 @@ def score_histogram_figure(bins):
     return figure
 
 
-def exercise_marks_figure(marks):
+def exercise_marks_figure(marks, lab):
     """One horizontal bar per exercise, split into shares of full, partial and zero marks."""
     figure = new_figure(width=7, height=0.9 + 0.6 * len(marks))
     axes = figure.add_subplot()
-    labels = [f"{exercise} {lab.EXERCISE_TITLES.get(exercise, '')}" for exercise in marks]
+    labels = [f"{exercise} {lab.exercise(exercise).title}" for exercise in marks]
     left = [0.0] * len(marks)
     for kind in MARKS:
         shares = [_share(counts[kind], sum(counts.values())) for counts in marks.values()]
@@ -314,25 +284,24 @@ def _share(count, total):
 
 # ---------------------------------------------------------------- the page
 
-def report_html(*, grading, generated_at):
+def report_html(*, grading, generated_at, lab):
     rows = grading.rows
-    sections = [_summary_section(rows), _scores_section(rows), _exercises_section(rows),
-                _mistakes_section(grading), _review_section(rows), _run_section(grading)]
+    sections = [_summary_section(rows), _scores_section(rows), _exercises_section(rows, lab),
+                _mistakes_section(grading, lab), _review_section(rows), _run_section(grading)]
     stamp = generated_at.astimezone(UTC).isoformat(timespec="seconds")
     return f"""<!DOCTYPE html>
 <html lang="en">
 <head>
 <meta charset="utf-8">
 <meta name="viewport" content="width=device-width, initial-scale=1">
-<title>{lab.ASSIGNMENT}: grading report</title>
+<title>{lab.assignment}: grading report</title>
 <style>{STYLE}</style>
 </head>
 <body>
 <header>
-<h1>{lab.ASSIGNMENT}: the class at a glance</h1>
+<h1>{lab.assignment}: the class at a glance</h1>
 <p id="generated">Built <time id="generated-at" datetime="{stamp}">{_when(stamp)}</time> from
-grades.csv, {VERDICTS_JSON} and {RUN_JSON}; rebuild it with
-<code>python -m grader report OUT</code>.</p>
+the grading journal; rebuild it with <code>python -m grader report OUT</code>.</p>
 </header>
 <main>
 {"".join(sections)}</main>
@@ -416,49 +385,45 @@ def _scores_section(rows):
             "</details></section>\n")
 
 
-def _exercises_section(rows):
+def _exercises_section(rows, lab):
     scored = scored_rows(rows)
     head = '<section id="exercises"><h2>Marks per exercise</h2>\n'
     if not scored:
         return (head + '<p id="no-marks" class="note">No submission could be graded, so '
                 "there are no marks to show.</p></section>\n")
-    marks = {exercise: exercise_marks(scored, exercise) for exercise in lab.EXERCISES}
+    marks = {exercise: exercise_marks(scored, exercise) for exercise in lab.exercise_ids}
     header = "".join(f'<th class="count">{kind}</th>' for kind in MARKS)
-    body = "".join(_marks_row(exercise, counts) for exercise, counts in marks.items())
+    body = "".join(_marks_row(exercise, counts, lab) for exercise, counts in marks.items())
     return (head + f"<p>Share of the {len(scored)} submissions that ran with full, partial and "
             "zero marks in each exercise.</p>\n"
             f'<img id="exercise-marks-figure" alt="Full, partial and zero marks per exercise" '
-            f'src="{png_data_uri(exercise_marks_figure(marks))}">\n'
+            f'src="{png_data_uri(exercise_marks_figure(marks, lab))}">\n'
             f'<table id="exercise-marks"><tr><th>exercise</th>{header}</tr>{body}</table>'
             "</section>\n")
 
 
-def _marks_row(exercise, counts):
+def _marks_row(exercise, counts, lab):
     total = sum(counts.values())
     cells = "".join(f'<td class="count" data-marks="{kind}" data-count="{counts[kind]}">'
                     f"{counts[kind]} ({_share(counts[kind], total):.0%})</td>" for kind in MARKS)
-    title = lab.EXERCISE_TITLES.get(exercise, "")
+    title = lab.exercise(exercise).title
     return f'<tr data-exercise="{exercise}"><th>{exercise} {title}</th>{cells}</tr>'
 
 
-def _mistakes_section(grading):
+def _mistakes_section(grading, lab):
     head = ('<section id="mistakes"><h2>Where students went wrong</h2>\n'
             "<p class=\"note\">The verdicts' messages per exercise, the most widespread first. "
             "Messages that differ only in numbers or quoted names (a student's values, layer "
             "names, variable names) count as one mistake, shown in its most common wording."
             "</p>\n")
-    if not grading.has_verdicts:
-        return (head + f'<p id="no-verdicts" class="note">This grading output has no '
-                f"{VERDICTS_JSON} (it was graded by an older grader), so the messages are not "
-                "known here; each student's feedback holds them.</p></section>\n")
     scored = scored_rows(grading.rows)
-    return head + "".join(_exercise_mistakes(scored, exercise)
-                          for exercise in lab.EXERCISES) + "</section>\n"
+    return head + "".join(_exercise_mistakes(scored, exercise, lab)
+                          for exercise in lab.exercise_ids) + "</section>\n"
 
 
-def _exercise_mistakes(rows, exercise):
+def _exercise_mistakes(rows, exercise, lab):
     groups = mistake_groups(rows, exercise)
-    title = f"{exercise} {lab.EXERCISE_TITLES.get(exercise, '')}"
+    title = f"{exercise} {lab.exercise(exercise).title}"
     head = f'<section class="exercise-mistakes" data-exercise="{exercise}"><h3>{title}</h3>\n'
     if not groups:
         return head + '<p class="no-mistakes">No mistakes: every submission that ran got full ' \
@@ -530,9 +495,8 @@ def _run_section(grading):
     head = '<section id="run"><h2>The grading run</h2>\n'
     run = grading.run
     if run is None:
-        return (head + f'<p id="no-run-facts" class="note">This grading output has no '
-                f"{RUN_JSON} (it was graded by an older grader): when and how it ran is not "
-                "known.</p></section>\n")
+        return (head + '<p id="no-run-facts" class="note">The journal holds no facts of the'
+                " grading run: when and how it ran is not known.</p></section>\n")
     per_submission = run.wall_seconds / run.submissions if run.submissions else 0.0
     facts = [
         ("graded_at", "When", _when(run.graded_at)),

@@ -1,8 +1,8 @@
 """Where submissions are graded: a Dask cluster, remote or embedded on this machine.
 
     coordinating process                          Dask workers (here or on other machines)
-    intake, prepare, verdicts, results  --task-->  grade(task, support files): sandbox,
-    (the only writer of the gradebook)  <--dict--  warm kernel, plain outcome back
+    intake, prepare, judge, publish     --task-->  grade(task, support files): sandbox,
+    (the only writer of OUT)            <--data--  warm kernel, a RunOutcome back
 
 With a scheduler address the batch runs on that cluster; without, on a LocalCluster of
 worker processes started here for the batch: the same tasks, the same code either way.
@@ -24,7 +24,9 @@ from distributed import Client, LocalCluster, WorkerPlugin, as_completed, get_wo
 from distributed.scheduler import KilledWorker
 from distributed.utils import sync
 
-from grader.run.support_files import write_under
+import grader
+from grader.records import RunEnd, RunOutcome
+from grader.run.execution import short_error
 
 # Dask blames a worker's death on every task assigned to it, started or not, and tries each
 # again until the count passes its `allowed-failures`. The grader sets that to 0 on the
@@ -51,7 +53,12 @@ def connect(*, scheduler=None, workers=1, timeout=CONNECT_SECONDS):
     processes started here and stopped on leaving."""
     if scheduler:
         with _remote_client(scheduler, timeout) as client:
-            yield _checked(client, timeout)
+            previous = _checked(client, timeout)
+            try:
+                yield client
+            finally:  # a shared scheduler serves others after this batch: as it was
+                with contextlib.suppress(Exception):
+                    client.run_on_scheduler(_set_allowed_failures, previous)
         return
     # No dashboard; the scheduler's small HTTP server (health, metrics) still listens, on
     # a free loopback port rather than 8787, which another cluster here may hold.
@@ -59,7 +66,8 @@ def connect(*, scheduler=None, workers=1, timeout=CONNECT_SECONDS):
                        dashboard_address=None,
                        scheduler_kwargs={"dashboard_address": "127.0.0.1:0"}) as local,
           Client(local) as client):
-        yield _checked(client, timeout)
+        _checked(client, timeout)
+        yield client
 
 
 @contextlib.contextmanager
@@ -73,7 +81,8 @@ def _remote_client(scheduler, timeout):
 
 
 def _checked(client, timeout):
-    """The client, once its cluster has a worker and retries as grading needs."""
+    """Check that the cluster has a worker, and set its retries as grading needs; return
+    the scheduler's setting before."""
     try:
         client.wait_for_workers(1, timeout=timeout)
     except TimeoutError:
@@ -85,10 +94,9 @@ def _checked(client, timeout):
         raise ClusterError("every Dask worker must run one thread (dask worker --nthreads 1);"
                            f" these run more: {threaded}")
     try:
-        client.run_on_scheduler(_set_allowed_failures, ALLOWED_FAILURES)
+        return client.run_on_scheduler(_set_allowed_failures, ALLOWED_FAILURES)
     except ImportError as error:
         raise ClusterError(_cannot_run_the_grader("the Dask scheduler", error)) from None
-    return client
 
 
 def _cannot_run_the_grader(who, error):
@@ -100,13 +108,16 @@ def _cannot_run_the_grader(who, error):
 def _set_allowed_failures(allowed, dask_scheduler=None):
     # The scheduler reads this setting when a worker dies, so changing it applies at once
     # (a remote scheduler need not have been started with it).
+    previous = dask_scheduler.allowed_failures
     dask_scheduler.allowed_failures = allowed
+    return previous
 
 
 def run_tasks(client, tasks, *, grade, support_files, on_outcome):
-    """Run `grade(task, support_files)` on the cluster for every task and call
-    `on_outcome(task, outcome)` here as each finishes. `grade` returns a dict; a failure
-    (a bug of ours, a worker dying twice) becomes {"error": why}, never an exception."""
+    """Run `grade(task, support_files)` on the cluster for every task (a
+    grader.run.worker.GradingTask) and call `on_outcome(task, outcome)` here as each
+    finishes. `grade` returns a RunOutcome; a failure (a bug of ours, a worker dying twice)
+    becomes a failed RunOutcome, never an exception."""
     _prepare_workers(client, grade.__module__)
     scheduler = client.scheduler.address
     support = _SupportFiles(client, support_files)
@@ -114,7 +125,7 @@ def run_tasks(client, tasks, *, grade, support_files, on_outcome):
     # the batch's keys differ from any other batch's on a shared scheduler.
     batch = f"grade-{uuid.uuid4().hex[:8]}"
     runs = _UnfinishedRuns(client, topic=f"{batch}-runs")
-    waiting = list(reversed(tasks))
+    waiting = iter(tasks)  # made one at a time, as the cluster can take them
     running = as_completed()
     submitted = {}  # key: (task, attempt)
 
@@ -128,8 +139,11 @@ def run_tasks(client, tasks, *, grade, support_files, on_outcome):
         # No more submissions in the cluster than it has threads, so that few wait on a
         # worker that may die.
         capacity = max(1, sum(client.nthreads().values()))
-        while waiting and running.count() < capacity:
-            submit(waiting.pop())
+        while running.count() < capacity:
+            task = next(waiting, None)
+            if task is None:
+                return
+            submit(task)
 
     with runs:
         submit_more()
@@ -142,13 +156,14 @@ def run_tasks(client, tasks, *, grade, support_files, on_outcome):
                                    "the middle of the batch; nothing was written: grade the "
                                    "batch again")
             task, attempt = submitted.pop(future.key)
-            outcome = _outcome(future, runs.count(task.student_id))
+            outcome = _outcome(future, task, runs.count(task.student_id))
             if outcome is _WORKER_DIED and attempt < ATTEMPTS:
                 submit(task, attempt + 1)
                 continue
             submit_more()  # before the verdicts, so that the worker is not left idle meanwhile
-            on_outcome(task, {"error": WORKERS_KEPT_DYING} if outcome is _WORKER_DIED
-                       else outcome)
+            if outcome is _WORKER_DIED:
+                outcome = _failed(task, RunEnd.WORKER_DIED, WORKERS_KEPT_DYING)
+            on_outcome(task, outcome)
 
 
 class _UnfinishedRuns:
@@ -194,23 +209,34 @@ def _started_then(topic, grade, task, support):
 
 def _prepare_workers(client, module):
     try:
-        client.register_plugin(ReadyToGrade(module))
+        client.register_plugin(ReadyToGrade(module, grader.engine_version()))
+    except OtherGrader as error:
+        raise ClusterError(str(error)) from None
     except Exception as error:  # Dask re-raises a worker's failure as a plain Exception
+        if "runs another version of the grader" in str(error):
+            raise ClusterError(str(error)) from None
         raise ClusterError(_cannot_run_the_grader("a Dask worker", error)) from None
 
 
+class OtherGrader(RuntimeError):
+    """A worker runs another version of the grader than the coordinator."""
+
+
 class ReadyToGrade(WorkerPlugin):
-    """Sets up every worker process, a replacement for one that died included: the support
-    files go into the worker's own folder, and the grading code is imported before the
-    first submission arrives."""
+    """Sets up every worker process, a replacement for one that died included: it refuses
+    to grade with another version of the grader than the coordinator's, and imports the
+    grading code before the first submission arrives."""
 
     name = "grader-ready-to-grade"
 
-    def __init__(self, module):
-        self.module = module
+    def __init__(self, module, version):
+        self.module, self.version = module, version
 
     def setup(self, worker):
-        write_under(worker.local_directory)
+        if grader.engine_version() != self.version:
+            raise OtherGrader(f"the Dask worker at {worker.address} runs another version of"
+                              f" the grader ({grader.engine_version()}) than the coordinating"
+                              f" machine ({self.version}): update its checkout and restart it")
         importlib.import_module(self.module)
         # What the imports made lives as long as the process. Frozen, the collector never
         # walks it again, and the process exits at once instead of spending seconds
@@ -247,16 +273,23 @@ def _as_result(value):
 _WORKER_DIED = object()  # the outcome of a submission whose worker died before it finished
 
 
-def _outcome(future, unfinished_runs):
+def _outcome(future, task, unfinished_runs):
     """What `future` returned, or why it has nothing to return. `unfinished_runs`: the
     times its submission started on a worker and did not finish there, so far."""
     try:
-        return future.result()
+        outcome = future.result()
     except KilledWorker:  # a worker it was assigned to, or its support files were, died
         if unfinished_runs >= FATAL_UNFINISHED_RUNS:
-            return {"error": WORKER_DIED_TWICE}
+            return _failed(task, RunEnd.WORKER_DIED, WORKER_DIED_TWICE)
         return _WORKER_DIED
     except Exception as error:  # a bug of ours must not stop the batch
-        return {"error": f"grading failed: {type(error).__name__}: {error}"}
+        return _failed(task, RunEnd.GRADING_FAILED, short_error(error))
     finally:
         future.release()  # the graded notebook need not stay in the worker's memory
+    if not isinstance(outcome, RunOutcome):
+        return _failed(task, RunEnd.GRADING_FAILED, "the worker sent back no outcome")
+    return outcome
+
+
+def _failed(task, end, reason):
+    return RunOutcome.failed(task.plan.test_cells.values(), end, reason)

@@ -1,52 +1,66 @@
-"""Run one prepared notebook in a kernel and capture what its hidden tests print.
+"""Run one prepared notebook in a kernel, and capture each exercise's answer as data.
 
-This never judges: the hidden tests only print the student's answers as data (a
-`__GRADER_ANSWER__` line), taken out of the cell's output as soon as the cell has run,
-and the coordinating process turns them into points. Answers captured before a later
-hang or crash are kept.
+This never judges. After each exercise's test cell (its public part: the hidden tests are
+not in the notebook) the lab's capture code is sent to the kernel (grader.run.captures);
+what it prints is taken apart here and never joins the notebook. Each exercise gets its
+share of the time (grader.run.budget), the whole submission one output budget in bytes,
+and answers captured before a later hang or crash are kept.
 """
 
 import contextlib
-import json
+import dataclasses
 import os
 import subprocess
 import threading
 import time
-from dataclasses import dataclass, field
 
 import nbformat
 import psutil
-from nbclient.exceptions import DeadKernelError
+from nbclient.exceptions import CellExecutionComplete, DeadKernelError
 from nbclient.util import run_sync
 from nbgrader.preprocessors import Execute, LimitOutput
-from traitlets import Bool, Dict, Int
+from traitlets import Bool
 
-from grader.intake.prepare import grade_id, skipped
-from grader.run import cgroups, isolation
+from grader import cells
+from grader.records import ExerciseRun, Failure, FailureKind, RunEnd, RunOutcome, unreached
+from grader.run import captures, cgroups, isolation
+from grader.run.budget import TimeBudget
 from grader.run.warm_kernels import KernelSetup, warm_kernel_manager
 
-MARKER = "__GRADER_ANSWER__"
 TIMEOUT_ERROR = "CellTimeoutError"
+# Kernel messages whose content is kept in the notebook, and so counted against the budget.
+COUNTED_MESSAGES = ("stream", "display_data", "execute_result", "error",
+                    "update_display_data", "comm_open", "comm_msg")
+NOT_RUN_NOTE = "[grader: this cell was not run: the time for this exercise was used up]\n"
 
 
-class CaptureExecute(Execute):
-    """nbgrader's Execute (per-cell timeout with interrupt) that skips the cells marked
-    to skip and takes the answers out of the hidden test cells as soon as each ran."""
+class GradingExecute(Execute):
+    """nbgrader's Execute (timeouts that interrupt, errors that do not stop the run), with
+    each exercise's capture after its test cell, time shared between the exercises, the
+    cells the grader marks to skip left out, and one output budget for the submission."""
 
-    capture_cells = Dict(help="test cell grade_id -> exercise id").tag(config=True)
     # A cell that ignores the interrupt must not end the run with nbclient's exception
     # (answers captured so far lost): the next cells time out until the watchdog fires.
     raise_on_iopub_timeout = Bool(False).tag(config=True)
-    max_output_bytes = Int(2 * 10**6, help="output kept per cell").tag(config=True)
 
-    def __init__(self, *args, on_capture=None, kernel_env=None, **kwargs):
+    def __init__(self, *args, plan=None, code=None, budget, output_bytes, kernel_env=None,
+                 **kwargs):
         super().__init__(*args, **kwargs)
+        self.plan, self.code, self.budget = plan, code, budget
+        self.output_bytes = output_bytes
         self.kernel_env = kernel_env or {}
-        self.on_capture = on_capture or (lambda exercise, answer, error: None)
         self.on_kernel_started = lambda: None
-        self._output_bytes = {}  # cell index -> bytes of output seen
+        self.runs = {}  # exercise -> ExerciseRun
+        self.cell_timeouts = self.cells_not_run = 0
+        self.output_dropped = False
+        self._output_used = 0
+        self._next_timeout = None
+        self.timeout_func = lambda cell: self._next_timeout
+        self._segments = []
+        self._capture = None  # the capture in progress
 
     def on_notebook_start(self, **kwargs):
+        self.budget.restart()
         self.on_kernel_started()
 
     async def async_start_new_kernel(self, **kwargs):
@@ -59,144 +73,227 @@ class CaptureExecute(Execute):
 
     start_new_kernel = run_sync(async_start_new_kernel)
 
-    def preprocess_cell(self, cell, resources, index):
-        if skipped(cell):
-            return cell, resources
-        return super().preprocess_cell(cell, resources, index)
+    def preprocess(self, nb, resources=None, km=None):
+        self._segments = exercise_segments(nb.cells, self._test_cells)
+        return super().preprocess(nb, resources, km=km)
 
-    def output(self, outs, msg, display_id, cell_index):
-        """Keep at most `max_output_bytes` of what one cell shows, as it arrives: a cell
-        printing hundreds of megabytes must not hold them in the grader's memory."""
-        size = _message_size(msg)
-        shown = self._output_bytes.get(cell_index, 0)
-        self._output_bytes[cell_index] = shown + size
-        if shown + size <= self.max_output_bytes or _carries_answer(msg):
-            return super().output(outs, msg, display_id, cell_index)
-        if shown <= self.max_output_bytes:  # the first message over the cap: say so, once
-            outs.append(nbformat.v4.new_output(
-                "stream", name="stderr",
-                text=f"\n[grader: this cell's output passed {self.max_output_bytes // 10**6} MB;"
-                     " the rest was not kept]\n"))
-        return None
+    @property
+    def _test_cells(self):
+        return self.plan.test_cells if self.plan else {}
+
+    def preprocess_cell(self, cell, resources, index):
+        if cells.skipped(cell):
+            return cell, resources
+        segment = self._segments[index]
+        exercise = self._test_cells.get(cells.grade_id(cell))
+        test_cell_error = None
+        if cell.cell_type == "code" and cell.source.strip():
+            test_cell_error = self._run_cell(cell, resources, index, segment)
+        if exercise:
+            self.runs[exercise] = self._capture_exercise(exercise, segment, test_cell_error)
+        return cell, resources
+
+    def _run_cell(self, cell, resources, index, segment):
+        """Run one cell in the time its segment has left; how it failed, or None."""
+        self._next_timeout = self.budget.cell_seconds(segment)
+        if self._next_timeout is None:
+            self.cells_not_run += 1
+            cell.outputs = [nbformat.v4.new_output("stream", name="stderr", text=NOT_RUN_NOTE)]
+            return Failure(FailureKind.OUT_OF_TIME)
+        super().preprocess_cell(cell, resources, index)
+        failure = first_error(cell)
+        if failure is not None and failure.kind is FailureKind.CELL_TIMED_OUT:
+            self.cell_timeouts += 1
+        return failure
+
+    # ------------------------------------------------------------------ the capture
+
+    def _capture_exercise(self, exercise, segment, test_cell_error):
+        source, nonce = captures.request_code(self.code, exercise, self.plan.seed)
+        capture = _Capture(len(self.nb.cells))
+        self.nb.cells.append(nbformat.v4.new_code_cell(source))  # never part of the result
+        self._capture, self._next_timeout = capture, self.budget.capture_seconds(segment)
+        try:
+            self.execute_cell(self.nb.cells[capture.index], capture.index, store_history=False)
+        finally:
+            self.nb.cells.pop()
+            self._capture = None
+            self.code_cells_executed -= 1  # not one of the notebook's cells
+        answer, failure = captures.read_answer("".join(capture.text), nonce)
+        if answer is None and failure is None:
+            failure = capture.failure()
+        return ExerciseRun(exercise, answer, failure, test_cell_error)
 
     def on_cell_executed(self, **kwargs):
+        capture = self._capture
+        if capture is not None and kwargs.get("cell_index") == capture.index:
+            capture.reply = kwargs.get("execute_reply")
+            return
         super().on_cell_executed(**kwargs)
-        cell = kwargs["cell"]
-        exercise = self.capture_cells.get(grade_id(cell))
-        if exercise:
-            answer, problem = take_answer(cell, exercise)
-            error = problem or (cell_error(cell) if answer is None else None)
-            self.on_capture(exercise, answer, error)
+
+    # ------------------------------------------------------------------ what comes back
+
+    def process_message(self, msg, cell, cell_index):
+        msg_type = msg.get("msg_type")
+        capture = self._capture
+        if capture is not None and cell_index == capture.index and msg_type != "status":
+            capture.take(msg)
+            return None
+        if msg_type in COUNTED_MESSAGES and not self._within_budget(msg, cell):
+            return None
+        try:
+            return super().process_message(msg, cell, cell_index)
+        except CellExecutionComplete:
+            raise
+        except Exception:  # a malformed message (a kernel can send anything): drop it
+            cell.outputs.append(nbformat.v4.new_output(
+                "stream", name="stderr", text="[grader: a malformed output was dropped]\n"))
+            return None
+
+    def _within_budget(self, msg, cell):
+        """Count the message against the submission's output budget; False when over it."""
+        size = message_size(msg)
+        if self._output_used + size <= self.output_bytes:
+            self._output_used += size
+            return True
+        if not self.output_dropped:  # say so once, in the cell where it happened
+            self.output_dropped = True
+            self._output_used = self.output_bytes
+            megabytes = self.output_bytes / 10**6
+            cell.outputs.append(nbformat.v4.new_output("stream", name="stderr", text=(
+                f"\n[grader: this submission's output passed {megabytes:g} MB;"
+                " the rest was not kept]\n")))
+        return False
 
 
-def _message_size(msg):
-    content = msg.get("content", {})
-    if "text" in content:
-        return len(content["text"])
-    return sum(len(str(value)) for value in content.get("data", {}).values())
+@dataclasses.dataclass
+class _Capture:
+    index: int  # where its temporary cell sits while it runs
+    text: list = dataclasses.field(default_factory=list)
+    size: int = 0
+    error: Failure | None = None
+    reply: dict | None = None
+
+    def take(self, msg):
+        content = msg.get("content") or {}
+        if msg.get("msg_type") == "error" and self.error is None:
+            self.error = Failure.raised(content.get("ename", ""), content.get("evalue", ""))
+        elif msg.get("msg_type") == "stream" and content.get("name") == "stdout":
+            text = content.get("text")
+            if isinstance(text, str) and self.size + len(text) <= captures.MAX_CAPTURE_BYTES:
+                self.text.append(text)
+                self.size += len(text)
+
+    def failure(self):
+        """Why the capture gave no answer, from its reply and the errors it showed."""
+        content = (self.reply or {}).get("content") or {}
+        if content.get("ename") == TIMEOUT_ERROR:
+            return Failure(FailureKind.CELL_TIMED_OUT)
+        if self.error is not None:
+            return self.error
+        if content.get("status") == "error":
+            return Failure.raised(content.get("ename", ""), content.get("evalue", ""))
+        return Failure(FailureKind.NO_ANSWER)
 
 
-def _carries_answer(msg):
-    return MARKER in msg.get("content", {}).get("text", "")
+def exercise_segments(notebook_cells, test_cells):
+    """Each cell's segment: the number of exercises whose test cell comes before it (so
+    the cells up to and including the first test cell are segment 0)."""
+    segments, segment = [], 0
+    for cell in notebook_cells:
+        segments.append(segment)
+        if cells.grade_id(cell) in test_cells:
+            segment += 1
+    return segments
 
 
-IMITATED = "ImitatedAnswer"
-
-
-def take_answer(cell, exercise):
-    """Remove the exercise's answer lines from the cell's stdout; return (answer, problem).
-
-    The hidden test prints exactly one line. More than one means something else in the
-    kernel printed an imitation (student code called by the test, or a hook run after the
-    cell): then nothing is believed, and `problem` says so.
-    """
-    prefix = f"{MARKER} {exercise} "
-    answers = []
-    for output in cell.get("outputs", []):
-        if output.get("output_type") != "stream" or output.get("name") != "stdout":
-            continue
-        kept = []
-        for line in output.text.splitlines(keepends=True):
-            if line.startswith(prefix):
-                answers.append(_parse(line[len(prefix):]))
-            elif MARKER not in line:
-                kept.append(line)
-        output.text = "".join(kept)
-    cell.outputs = [o for o in cell.outputs if o.get("output_type") != "stream" or o.text]
-    if len(answers) > 1:
-        return None, f"{IMITATED}: the test cell printed {len(answers)} answer lines"
-    return (answers[0] if answers else None), None
-
-
-def _parse(text):
-    try:
-        answer = json.loads(text)
-    except ValueError:
-        return None
-    return answer if isinstance(answer, dict) else None
-
-
-def cell_error(cell):
-    """The first error a cell raised, as 'Name: message', or None."""
-    for output in cell.get("outputs", []):
-        if output.get("output_type") == "error":
-            return f"{output.get('ename')}: {output.get('evalue')}".strip()
+def first_error(cell):
+    """How a cell failed, from its outputs: timed out (its interrupt shows as an error
+    too), else its first error, or None."""
+    errors = [output for output in cell.get("outputs", [])
+              if output.get("output_type") == "error"]
+    if any(output.get("ename") == TIMEOUT_ERROR for output in errors):
+        return Failure(FailureKind.CELL_TIMED_OUT)
+    if errors:
+        return Failure.raised(errors[0].get("ename", ""), errors[0].get("evalue", ""))
     return None
 
 
-@dataclass
-class ExecutionOutcome:
-    """What came back from running one notebook; plain data."""
+def message_size(msg):
+    content = msg.get("content")
+    if not isinstance(content, dict):
+        return 0
+    size = len(str(content.get("text", "")))
+    for key in ("data", "traceback"):
+        value = content.get(key)
+        if isinstance(value, dict):
+            size += sum(len(str(item)) for item in value.values())
+        elif value is not None:
+            size += len(str(value))
+    return size + len(str(content.get("evalue", "")))
 
-    answers: dict = field(default_factory=dict)  # exercise -> captured answer or None
-    cell_errors: dict = field(default_factory=dict)  # exercise -> "Name: message" or None
-    notebook: dict | None = None
-    kernel_died: bool = False
-    timed_out: bool = False
-    memory_exceeded: bool = False
-    error: str | None = None
 
-
-def execute(notebook, *, workdir, capture_cells, cell_timeout, timeout, kernel_template=None,
-            memory_mb=None, max_processes=None, confinement=None, kernel_env=None,
-            rlimits=None):
+def execute(notebook, *, workdir, cell_timeout, timeout, output_bytes=4 * 10**6, plan=None,
+            kernel_template=None, memory_mb=None, max_processes=None, confinement=None,
+            kernel_env=None, rlimits=None):
     """Run `notebook` (a NotebookNode, changed in place) with `workdir` as the kernel's
-    working directory; stop it after `timeout` seconds, killing everything it started.
-    With a `kernel_template` (grader.run.warm_kernels), the kernel is forked from it, and with
-    a `confinement` too, it runs in a private root of its own (grader.run.isolation); with
-    `memory_mb` and `max_processes`, it runs in a cgroup of its own (grader.run.cgroups).
-    `kernel_env` adds variables to the kernel's environment; a warm kernel applies
-    `rlimits` (grader.run.warm_kernels.RLimits) to itself."""
-    outcome = ExecutionOutcome()
-
-    def capture(exercise, answer, error):
-        outcome.answers[exercise] = answer
-        outcome.cell_errors[exercise] = error
-
-    executor = CaptureExecute(timeout=cell_timeout, capture_cells=capture_cells,
-                              kernel_name="python3", on_capture=capture, kernel_env=kernel_env)
+    working directory, capturing what `plan` (captures.CapturePlan) says; stop it after
+    `timeout` seconds, killing everything it started. With a `kernel_template`
+    (grader.run.warm_kernels), the kernel is forked from it, and with a `confinement` too,
+    it runs in a private root of its own (grader.run.isolation); with `memory_mb` and
+    `max_processes`, in a cgroup of its own (grader.run.cgroups). `kernel_env` adds
+    variables to the kernel's environment; a warm kernel applies `rlimits`
+    (grader.run.warm_kernels.RLimits) to itself. Returns a RunOutcome."""
+    exercises = len(plan.test_cells) if plan else 0
+    executor = GradingExecute(
+        plan=plan, code=captures.compile_capture(plan.source) if plan else None,
+        budget=TimeBudget(timeout=timeout, cell_timeout=cell_timeout, exercises=exercises),
+        output_bytes=output_bytes, kernel_name="python3", kernel_env=kernel_env,
+        timeout=int(cell_timeout))
     cgroup = _cgroup(memory_mb, max_processes)
-    watchdog = KernelWatchdog(executor, timeout, cgroup)
+    watchdog = KernelWatchdog(executor, timeout + KILL_GRACE_SECONDS, cgroup)
     executor.on_kernel_started = watchdog.start
+    end, reason = RunEnd.FINISHED, ""
     try:
         setup = KernelSetup(confinement=confinement, rlimits=rlimits,
                             cgroup_procs=cgroup.procs_files() if cgroup else ())
         manager = warm_kernel_manager(kernel_template, setup) if kernel_template else None
         executor.preprocess(notebook, {"metadata": {"path": str(workdir)}}, km=manager)
-    except DeadKernelError as error:
-        outcome.kernel_died = not watchdog.fired
-        outcome.error = None if watchdog.fired else f"the kernel stopped: {error}".strip()
-    except Exception:
-        reason = confinement and isolation.failure(confinement)
-        if not reason:
-            raise
-        outcome.error = f"the sandbox could not be set up for this submission ({reason})"
+    except DeadKernelError:
+        end = RunEnd.TIMED_OUT if watchdog.fired else RunEnd.KERNEL_DIED
+    except Exception as error:  # no kernel, a fault of ours, a kernel that broke nbclient
+        end, reason = _failed_run(error, watchdog, confinement)
     finally:
         watchdog.stop()
-    outcome.timed_out = watchdog.fired
-    outcome.memory_exceeded = watchdog.memory_exceeded
-    outcome.notebook, _ = LimitOutput().preprocess(notebook, {})
-    return outcome
+    if watchdog.fired:
+        end = RunEnd.TIMED_OUT
+    elif end is RunEnd.KERNEL_DIED and watchdog.memory_exceeded:
+        end = RunEnd.MEMORY_EXCEEDED
+    notebook, _ = LimitOutput().preprocess(notebook, {})
+    runs = {exercise: executor.runs.get(exercise) or unreached(exercise, end)
+            for exercise in (plan.test_cells.values() if plan else ())}
+    return RunOutcome(exercises=runs, end=end, reason=reason, notebook=notebook,
+                      cell_timeouts=executor.cell_timeouts,
+                      cells_not_run=executor.cells_not_run,
+                      output_dropped=executor.output_dropped)
+
+
+KILL_GRACE_SECONDS = 10  # past the time limit, for a cell that ignores its interrupts
+
+
+def _failed_run(error, watchdog, confinement):
+    if watchdog.fired:
+        return RunEnd.TIMED_OUT, ""
+    reason = confinement and isolation.failure(confinement)
+    if reason:
+        return RunEnd.SANDBOX_FAILED, f"the sandbox could not be set up ({reason})"
+    return RunEnd.GRADING_FAILED, short_error(error)
+
+
+def short_error(error, limit=300):
+    """An exception of ours in a few words, for an instructor."""
+    text = " ".join(f"{type(error).__name__}: {error}".split())
+    return text if len(text) <= limit else text[:limit - 1] + "…"
 
 
 def _cgroup(memory_mb, max_processes):

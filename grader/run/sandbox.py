@@ -15,6 +15,7 @@ Where it cannot (not root, macOS, a container that forbids namespaces), grading 
 with what is left and `protection().missing` says, once per run, what is not enforced.
 """
 
+import dataclasses
 import functools
 import shutil
 import tempfile
@@ -23,24 +24,10 @@ from pathlib import Path
 
 import nbformat
 
-from grader.labs.c2_w2 import lab
-from grader.labs.c2_w2.verdicts import DEFAULT_HIDDEN_SEED, HIDDEN_SEED_VARIABLE
 from grader.run import cgroups, isolation
 from grader.run.execution import execute
 from grader.run.warm_kernels import RLimits
-
-
-@dataclass(frozen=True)
-class Limits:
-    cell_timeout: int = 60  # seconds one cell may run before it is interrupted
-    timeout: int = 600  # seconds for the whole submission
-    memory_mb: int = 4096  # memory of the kernel and all it starts (where cgroups exist)
-    max_processes: int = 1024  # processes and threads, likewise
-    disk_mb: int = 512  # the kernel's private lab directory and /tmp, each (confined only)
-    # A private root, no network, an own user id, a cgroup: as far as the machine running
-    # the kernel allows (decided there, not by the coordinator, which may be another one).
-    # Off only on request (--no-sandbox), e.g. to debug a submission.
-    confine: bool = True
+from grader.settings import Limits
 
 
 @dataclass(frozen=True)
@@ -87,27 +74,31 @@ def _available_protection():
                       missing=tuple(missing))
 
 
-def run_notebook(notebook, *, support_dir, capture_cells, limits, kernel_template=None,
-                 hidden_seed=DEFAULT_HIDDEN_SEED):
-    """Execute `notebook` (a dict) beside copies of `support_dir`'s files, its hidden tests
-    drawing their inputs from `hidden_seed`; plain outcome."""
+def run_notebook(notebook, *, support_dir, notebook_name, limits=None, plan=None,
+                 kernel_template=None):
+    """Execute `notebook` (a dict) as `notebook_name` beside copies of `support_dir`'s
+    files, capturing what `plan` (grader.run.captures.CapturePlan) says; a RunOutcome
+    saying what confined the kernel."""
+    limits = limits or Limits()
+    here = protection(enabled=limits.confine)
     with tempfile.TemporaryDirectory(prefix="grader-submission-") as scratch:
         workdir = Path(scratch) / "lab"
         # Copies, not links: a link would let one student's code change another's files.
         shutil.copytree(support_dir, workdir)
         node = nbformat.from_dict(notebook)
-        nbformat.write(node, str(workdir / lab.NOTEBOOK_NAME))
-        here = protection(enabled=limits.confine)
+        nbformat.write(node, str(workdir / notebook_name))
         confinement = None
         if kernel_template is not None and here.namespaces:
             confinement = _confinement(Path(scratch), workdir, limits)
-        return execute(node, workdir=workdir, capture_cells=capture_cells,
-                       cell_timeout=limits.cell_timeout, timeout=limits.timeout,
-                       kernel_template=kernel_template,
-                       memory_mb=limits.memory_mb if here.cgroups else None,
-                       max_processes=limits.max_processes, confinement=confinement,
-                       kernel_env=grading_environment(hidden_seed),
-                       rlimits=fallback_rlimits(here, limits))
+        outcome = execute(node, workdir=workdir, plan=plan, cell_timeout=limits.cell_timeout,
+                          timeout=limits.timeout, output_bytes=limits.output_bytes,
+                          kernel_template=kernel_template,
+                          memory_mb=limits.memory_mb if here.cgroups else None,
+                          max_processes=limits.max_processes, confinement=confinement,
+                          kernel_env=grading_environment(),
+                          rlimits=fallback_rlimits(here, limits))
+    return dataclasses.replace(outcome, sandbox=here.level, unprotected=here.missing,
+                               memory_mb=limits.memory_mb)
 
 
 def fallback_rlimits(here, limits):
@@ -116,11 +107,12 @@ def fallback_rlimits(here, limits):
                    file_mb=None if here.namespaces else limits.disk_mb)
 
 
-def grading_environment(hidden_seed):
+def grading_environment():
     """What a grading kernel finds in its environment, besides the usual."""
     # NBGRADER_EXECUTION as nbgrader's autograder sets it: notebooks written for nbgrader
-    # may test it (e.g. to skip slow cells).
-    return {HIDDEN_SEED_VARIABLE: str(hidden_seed), "NBGRADER_EXECUTION": "autograde"}
+    # may test it (e.g. to skip slow cells). The hidden inputs' seed is not here: the
+    # kernel only meets it inside the capture, after the student's cells.
+    return {"NBGRADER_EXECUTION": "autograde"}
 
 
 def _confinement(scratch, workdir, limits):

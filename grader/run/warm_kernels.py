@@ -25,19 +25,19 @@ import signal
 import subprocess
 import sys
 import time
+from pathlib import Path
 
 import psutil
 from jupyter_client.manager import AsyncKernelManager
 from jupyter_client.provisioning import LocalProvisioner
 
 import grader
-from grader.labs.c2_w2.lab import LAB_ROOT
 from grader.run import isolation
 
 PR_SET_PDEATHSIG = 1
-WARM_MODULES = ("numpy", "tensorflow", "tensorflow.keras.models", "tensorflow.keras.layers",
-                "tensorflow.keras.activations", "matplotlib", "matplotlib.pyplot",
-                "ipykernel.kernelapp")
+# Where the grader package lives: the template imports it from there; kernels must not.
+GRADER_ROOT = str(Path(grader.__file__).resolve().parents[1])
+KERNEL_MODULES = ("ipykernel.kernelapp",)  # what every kernel needs, preloaded for all labs
 
 
 @dataclasses.dataclass(frozen=True)
@@ -72,9 +72,11 @@ class KernelSetup:
 
 
 class KernelTemplate:
-    """The worker's side: a template process started once and asked for kernels."""
+    """The worker's side: a template process started once and asked for kernels. It
+    imports `preload` (a lab's heavy modules) before it forks the first."""
 
-    def __init__(self):
+    def __init__(self, preload=()):
+        self.preload = tuple(preload)
         self.process = None
 
     def fork_kernel(self, connection_file, cwd, env, setup=None):
@@ -97,9 +99,9 @@ class KernelTemplate:
         # notes) is nobody's business.
         # A fixed hash seed: every kernel is a copy of this process, so set and dict
         # orders of strings are then the same in every run, as the grades must be.
-        env = {**os.environ, "PYTHONPATH": str(LAB_ROOT), "PYTHONHASHSEED": "0"}
+        env = {**os.environ, "PYTHONPATH": GRADER_ROOT, "PYTHONHASHSEED": "0"}
         return subprocess.Popen(
-            [sys.executable, "-m", "grader.run.warm_kernels"], cwd="/", env=env,
+            [sys.executable, "-m", "grader.run.warm_kernels", *self.preload], cwd="/", env=env,
             stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL,
             text=True, bufsize=1)
 
@@ -182,9 +184,9 @@ def warm_kernel_manager(template, setup=None):
 
 # ---------------------------------------------------------------- the template process
 
-def serve():
-    """Import the warm modules, then fork a kernel for every request on stdin."""
-    for module in WARM_MODULES:
+def serve(preload):
+    """Import the modules to preload, then fork a kernel for every request on stdin."""
+    for module in (*preload, *KERNEL_MODULES):
         __import__(module)
     signal.signal(signal.SIGCHLD, signal.SIG_IGN)  # kernels are reaped without waiting
     for line in sys.stdin:
@@ -219,7 +221,7 @@ def _become_kernel(request):
         resource.setrlimit(resource.RLIMIT_CORE, (0, 0))  # no core dumps of a big kernel
         if setup["rlimits"]:
             RLimits(**setup["rlimits"]).apply()
-        sys.path[:] = [path for path in sys.path if path not in ("", "/", str(LAB_ROOT))]
+        sys.path[:] = [path for path in sys.path if path not in ("", "/", GRADER_ROOT)]
         environment = dict(request["env"])
         environment.pop("PYTHONPATH", None)
         connection_file = request["connection_file"]
@@ -273,4 +275,4 @@ def _python_paths():
 
 
 if __name__ == "__main__":
-    serve()
+    serve(sys.argv[1:])

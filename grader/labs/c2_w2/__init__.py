@@ -1,0 +1,53 @@
+"""The C2_W2 lab as a grader plug-in: everything the engine knows about it, declared once.
+
+    in_kernel.py        the hidden inputs and the capture, run in the student's kernel
+    softmax.py          the judge of UNQ_C1 (my_softmax)
+    model.py            the judge of UNQ_C2 (the Sequential model)
+    nbgrader_tests.py   the hidden tests plain nbgrader runs, written into the notebook
+
+The lab's own files (the source notebook, its helpers, data and figures) live at the
+repository's root, the students' side; this package only describes them.
+"""
+
+from pathlib import Path
+
+from grader.labs.c2_w2 import in_kernel
+from grader.labs.c2_w2.model import judge_model
+from grader.labs.c2_w2.softmax import judge_softmax
+from grader.plugin import Exercise, Lab
+
+
+class C2W2(Lab):
+    assignment = "C2_W2"
+    notebook_name = "C2_W2_Assignment.ipynb"
+    root = Path(__file__).resolve().parents[3]
+    release_files = ("autils.py", "lab_utils_softmax.py", "softmax_explorer_model.py",
+                     "public_tests.py", "deeplearning.mplstyle", "data", "images")
+    # nbgrader's default course id, "", makes no row in its course table, which
+    # PostgreSQL's foreign keys then refuse (sqlite does not check them).
+    course_id = "C2_W2_lab"
+    exercises = (
+        # UNQ_C1's stub keeps `a` defined so that running the untouched notebook reaches
+        # the public test, which then explains what is missing, instead of stopping at a
+        # NameError in the demo line before it.
+        Exercise("UNQ_C1", "UNQ_C1_test", "my_softmax",
+                 stub="a = None   # replace None: compute the softmax of z"),
+        Exercise("UNQ_C2", "UNQ_C2_test", "Sequential model"),
+    )
+    # Imported once by each worker's kernel template, so that no submission pays for them.
+    # Libraries that hook into a running IPython when imported (ipywidgets, ipympl) are
+    # not preloaded: imported in the template, their hooks would never be installed.
+    preload_modules = ("numpy", "tensorflow", "tensorflow.keras.models",
+                       "tensorflow.keras.layers", "tensorflow.keras.activations",
+                       "matplotlib", "matplotlib.pyplot")
+    default_seed = in_kernel.DEFAULT_SEED
+    _judges = {"UNQ_C1": judge_softmax, "UNQ_C2": judge_model}
+
+    def capture_source(self):
+        return Path(in_kernel.__file__).read_text(encoding="utf-8")
+
+    def judge(self, run, seed):
+        return self._judges[run.exercise](run, seed)
+
+
+LAB = C2W2()

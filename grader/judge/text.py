@@ -1,0 +1,77 @@
+"""Helpers for a lab's judges: reading captured data that cannot be trusted, and writing
+numbers and a student's own error text into one-line messages."""
+
+import re
+
+import numpy as np
+
+
+class Unreadable(Exception):
+    """The captured data is not what the capture code can return: malformed or tampered."""
+
+
+def number_array(value):
+    """`value` as a float array if it is a rectangular (nested) list of numbers, else None."""
+    try:
+        array = np.array(value)
+    except Exception:  # ragged lists, absurd nesting: all just mean "not an array"
+        return None
+    # Strings, None, dicts, bools and ints too big for int64 give other kinds.
+    if array.dtype.kind not in "iuf":
+        return None
+    return array.astype(float)
+
+
+def fmt(values):
+    """Numbers for a message: one line, 4 significant digits, long arrays elided."""
+    if np.ndim(values) == 0:  # array2string writes 1.0 as "1.", which ends sentences badly
+        return f"{float(values):.4g}"
+    text = np.array2string(np.asarray(values, dtype=float), precision=3, suppress_small=True,
+                           threshold=12, edgeitems=3, separator=", ", max_line_width=10_000)
+    return " ".join(text.split())  # 2-D arrays print a row per line; messages are one line
+
+
+def listed(items):
+    return ", ".join(str(item) for item in items)
+
+
+_ANSI_ESCAPE = re.compile(r"\x1b\[[0-9;]*[A-Za-z]")
+# Keras wraps errors in lines that say nothing about the mistake.
+_BOILERPLATE = re.compile(r"^(Exception encountered when calling|Arguments received by|•)")
+
+
+def quote(text, limit=200):
+    """A student's text (an error message, a name), short and on one line: no colour codes,
+    no Keras wrapping."""
+    text = _ANSI_ESCAPE.sub("", str(text))
+    lines = [line.strip() for line in text.splitlines()]
+    kept = [line for line in lines if line and not _BOILERPLATE.match(line)]
+    text = " ".join(" ".join(kept or lines).split())
+    return text if len(text) <= limit else text[:limit - 1] + "…"
+
+
+def quote_error(failure, limit=200):
+    """A RAISED failure as 'Name: message', quoted."""
+    name = quote(failure.error_name, limit=60)
+    value = quote(failure.error_value, limit=limit)
+    return f"{name}: {value}" if value else name
+
+
+def optional_text(entry, key):
+    """entry[key] if it is text, None if absent; Unreadable otherwise."""
+    value = entry.get(key)
+    if value is not None and not isinstance(value, str):
+        raise Unreadable(f"{key} that is not text")
+    return value
+
+
+def captured_error(entry, key):
+    """A {"error_name", "error_value"} record the capture made of an exception, as
+    'Name: message', or None when entry has no such key."""
+    value = entry.get(key)
+    if value is None:
+        return None
+    if not isinstance(value, dict):
+        raise Unreadable(f"{key} that is not an error record")
+    return quote(f"{optional_text(value, 'error_name') or ''}: "
+                 f"{optional_text(value, 'error_value') or ''}")

@@ -1,0 +1,159 @@
+"""The lab plug-in: everything the engine needs to know about one lab, behind one interface.
+
+The engine (intake, run, judge, publish) never imports a lab. A lab is a subclass of `Lab`
+in a module of its own (this repository's is `grader.labs.c2_w2`; a test's lives under
+tests/), loaded by name or path with `load_lab`, and passed to the engine as an object.
+What a worker needs of it (the capture code, the modules to preload) travels as plain
+data, so a Dask worker never imports the lab either.
+
+A lab declares:
+- where its source notebook (the nbgrader source, reference solutions and hidden tests
+  inside) and the files students get beside it live;
+- its exercises: the answer cell, the test cell after which it is captured, a title, the
+  stub students get in place of the solution; points come from the source notebook's test
+  cells (nbgrader's `points`), their only source;
+- `capture_source()`: Python source of a function `capture(exercise, namespace, seed)`
+  that runs in the student's kernel after the exercise's test cell and returns plain JSON
+  data about the student's answer (it decides nothing);
+- `judge(run, seed)`: the verdict on one exercise from that data (a
+  grader.records.ExerciseRun: the captured answer, or why there is none), in the grader's
+  own process.
+"""
+
+import abc
+import functools
+import importlib
+import importlib.util
+from dataclasses import dataclass
+from pathlib import Path
+
+import nbformat
+
+from grader import cells
+
+DEFAULT_LAB = "grader.labs.c2_w2"
+
+
+@dataclass(frozen=True)
+class Exercise:
+    id: str  # the nbgrader grade_id of the answer cell, e.g. "UNQ_C1"
+    test_cell: str  # the grade_id of the test cell after which it is captured
+    title: str  # a few words for people, e.g. "my_softmax"
+    stub: str = ""  # what replaces the reference solution in the student version
+
+
+@dataclass(frozen=True)
+class Judgement:
+    """A lab's verdict on one exercise: the share of its points earned, and why not all."""
+
+    score: float  # 0.0 to 1.0
+    messages: tuple = ()  # of grader.records.Message
+
+
+class LabError(ValueError):
+    """A lab plug-in that cannot be loaded or does not fit its source notebook."""
+
+
+class Lab(abc.ABC):
+    """Subclass, set the class attributes, implement `capture_source` and `judge`."""
+
+    assignment: str  # nbgrader's assignment id, e.g. "C2_W2"
+    notebook_name: str  # e.g. "C2_W2_Assignment.ipynb"
+    root: Path  # holds the source notebook and the release files
+    release_files: tuple = ()  # files and folders students get beside the notebook
+    course_id: str  # the nbgrader course id of the gradebook
+    exercises: tuple = ()  # of Exercise, in notebook order
+    preload_modules: tuple = ()  # imported once by each worker's kernel template
+    default_seed: int = 0  # of the hidden inputs, where no batch seed is given
+
+    @abc.abstractmethod
+    def capture_source(self):
+        """Python source defining `capture(exercise, namespace, seed) -> dict`; it runs in
+        the student's kernel and may import nothing from the grader."""
+
+    @abc.abstractmethod
+    def judge(self, run, seed):
+        """The Judgement of one exercise from `run` (grader.records.ExerciseRun: its
+        captured answer, or None and the Failure that says why), for the hidden inputs
+        drawn from `seed`. It may raise grader.judge.text.Unreadable for data that the
+        capture cannot have made."""
+
+    @property
+    def source_notebook(self):
+        return self.root / self.notebook_name
+
+    @functools.cached_property
+    def source(self):
+        """The source notebook (an nbformat NotebookNode, read once: do not change it)."""
+        try:
+            return nbformat.read(str(self.source_notebook), as_version=4)
+        except (OSError, ValueError) as error:
+            raise LabError(f"cannot read the lab's source notebook "
+                           f"{self.source_notebook}: {error}") from error
+
+    @functools.cached_property
+    def points(self):
+        """Points per exercise, from the source notebook's test cells (nbgrader's)."""
+        by_test_cell = {cells.grade_id(cell): cells.points(cell)
+                        for cell in self.source.get("cells", []) if cells.is_test_cell(cell)}
+        missing = [e.test_cell for e in self.exercises if e.test_cell not in by_test_cell]
+        if missing:
+            raise LabError(f"the source notebook has no test cell {', '.join(missing)}")
+        return {exercise.id: by_test_cell[exercise.test_cell] for exercise in self.exercises}
+
+    @property
+    def max_score(self):
+        return sum(self.points.values())
+
+    @property
+    def exercise_ids(self):
+        return tuple(exercise.id for exercise in self.exercises)
+
+    @property
+    def test_cells(self):
+        """grade_id of each exercise's test cell -> the exercise id."""
+        return {exercise.test_cell: exercise.id for exercise in self.exercises}
+
+    def exercise(self, exercise_id):
+        return next(exercise for exercise in self.exercises if exercise.id == exercise_id)
+
+    def hidden_source_lines(self):
+        """Lines only the hidden tests and the capture code hold, to look for in anything a
+        student can read. Short and common lines are left out: they prove nothing."""
+        hidden = "".join(cells.hidden_text(cells.source(cell))
+                         for cell in self.source.get("cells", []))
+        lines = {line.strip() for line in (hidden + self.capture_source()).splitlines()}
+        public = {line.strip() for cell in self.source.get("cells", [])
+                  for line in cells.public_text(cells.source(cell)).splitlines()}
+        return frozenset(line for line in lines - public
+                         if len(line) >= 24 and not line.startswith("#"))
+
+
+def load_lab(spec=DEFAULT_LAB):
+    """The Lab a module defines, by module name (`grader.labs.c2_w2`) or file path
+    (`tests/grader/tiny_lab/lab.py`): the module's `LAB` object."""
+    spec = str(spec)
+    try:
+        if spec.endswith(".py") or "/" in spec:
+            module = _module_from_path(Path(spec))
+        else:
+            module = importlib.import_module(spec)
+    except (ImportError, OSError, SyntaxError) as error:
+        raise LabError(f"cannot load the lab {spec!r}: {error}") from error
+    lab = getattr(module, "LAB", None)
+    if not isinstance(lab, Lab):
+        raise LabError(f"the lab module {spec!r} defines no LAB (a grader.plugin.Lab)")
+    return lab
+
+
+def _module_from_path(path):
+    path = path.resolve()
+    if path.is_dir():
+        path = path / "__init__.py"
+    name = f"grader_lab_{abs(hash(str(path))):x}"
+    module_spec = importlib.util.spec_from_file_location(name, path)
+    if module_spec is None or module_spec.loader is None:
+        raise ImportError(f"{path} is not a Python module")
+    module = importlib.util.module_from_spec(module_spec)
+    module_spec.loader.exec_module(module)
+    return module

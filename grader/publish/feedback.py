@@ -1,0 +1,142 @@
+"""Each student's feedback page, made as their result arrives.
+
+The graded notebook, with each exercise's verdict under its test cell, rendered to one HTML
+page with nbgrader's own feedback template (so it looks like what `nbgrader
+generate_feedback` makes), its outputs sanitised (grader.publish.sanitize). The page is
+checked for the hidden tests' source (in its text and in anything base64-encoded in it)
+before it is kept: a page that would show it is refused, for that student only, and the
+reason goes into their row.
+
+    OUT/feedback/<student>/<notebook>.html
+"""
+
+import base64
+import binascii
+import copy
+import functools
+import html
+import os
+import re
+import shutil
+import threading
+from dataclasses import dataclass
+from pathlib import Path
+
+import nbformat
+import nbgrader
+from nbconvert import HTMLExporter
+from traitlets.config import Config
+
+from grader import cells
+from grader.judge.verdicts import verdict_text
+from grader.publish.files import write_atomically
+from grader.publish.sanitize import SanitizeOutputs
+
+_NBGRADER = Path(nbgrader.__file__).parent / "server_extensions" / "formgrader"
+TEMPLATES = _NBGRADER / "templates"
+BOOTSTRAP_CSS = _NBGRADER / "static" / "node_modules" / "bootstrap" / "dist" / "css"
+BASE64_RUN = re.compile(r"[A-Za-z0-9+/=\n]{40,}")
+TAG = re.compile(r"<[^>]*>")
+LEAK_LINES = 2
+
+WRITTEN = "written"
+NONE = "none"  # no graded notebook: nothing to show (an invalid submission)
+REFUSED = "refused"
+
+
+@dataclass(frozen=True)
+class FeedbackState:
+    state: str  # WRITTEN, NONE or REFUSED
+    reason: str = ""  # for REFUSED: a sentence for the student's row
+
+
+class FeedbackWriter:
+    """Writes feedback pages into OUT/feedback; one exporter for the batch (setting up
+    nbconvert's templates costs seconds, each page then a fraction of one)."""
+
+    def __init__(self, lab, out):
+        self.lab = lab
+        self.folder = Path(out) / "feedback"
+        self.hidden_lines = lab.hidden_source_lines()
+        self._lock = threading.Lock()  # an exporter is not made for several threads
+
+    @functools.cached_property
+    def exporter(self):
+        config = Config()
+        config.HTMLExporter.template_name = "feedback"
+        config.HTMLExporter.extra_template_basedirs = [str(TEMPLATES)]
+        config.HTMLExporter.extra_template_paths = [str(BOOTSTRAP_CSS)]
+        exporter = HTMLExporter(config=config)
+        exporter.register_preprocessor(SanitizeOutputs(), enabled=True)
+        return exporter
+
+    def path(self, student_id):
+        return self.folder / student_id / f"{Path(self.lab.notebook_name).stem}.html"
+
+    def write(self, result, notebook):
+        """Write the page of `result` from its graded `notebook` (with the verdicts shown,
+        see add_verdict_outputs), or remove an old page when there is no notebook; the
+        FeedbackState."""
+        if notebook is None:
+            self.remove(result.student_id)
+            return FeedbackState(NONE)
+        page = self.render(result, notebook)
+        if self.leak(page):
+            self.remove(result.student_id)
+            return FeedbackState(REFUSED, "No feedback page was made: it would have shown"
+                                          " the hidden tests' code (printed by a cell).")
+        write_atomically(self.path(result.student_id), page)
+        return FeedbackState(WRITTEN)
+
+    def remove(self, student_id):
+        path = self.path(student_id)
+        if path.exists():
+            os.remove(path)
+        if path.parent.exists() and not any(path.parent.iterdir()):
+            shutil.rmtree(path.parent, ignore_errors=True)
+
+    def render(self, result, notebook):
+        notebook = nbformat.from_dict(copy.deepcopy(notebook))
+        _set_scores(notebook, result.verdicts, self.lab)
+        resources = {"nbgrader": {"notebook": Path(self.lab.notebook_name).stem,
+                                  "score": result.score, "max_score": self.lab.max_score,
+                                  "late_penalty": 0}}
+        with self._lock:
+            page, _ = self.exporter.from_notebook_node(notebook, resources=resources)
+        return page
+
+    def leak(self, page):
+        """The lines of the hidden tests' source found in `page` (in its text, its markup
+        or anything base64-encoded in it), if at least LEAK_LINES of them: one line alone
+        may be one a student wrote too."""
+        text = html.unescape(TAG.sub("", page))
+        haystacks = (page, text, *(_decoded(run) for run in BASE64_RUN.findall(page)))
+        found = {line for line in self.hidden_lines
+                 if any(line in haystack for haystack in haystacks)}
+        return sorted(found) if len(found) >= LEAK_LINES else None
+
+
+def add_verdict_outputs(notebook, verdicts, lab):
+    """Put each verdict's text under its exercise's test cell, where a student reads it."""
+    for cell in notebook.cells:
+        exercise = lab.test_cells.get(cells.grade_id(cell))
+        if exercise in verdicts:
+            cell.setdefault("outputs", []).append(nbformat.v4.new_output(
+                "stream", name="stdout", text=verdict_text(verdicts[exercise]) + "\n"))
+
+
+def _set_scores(notebook, verdicts, lab):
+    """nbgrader's score fields on the test cells, which its feedback template shows."""
+    for cell in notebook.cells:
+        exercise = lab.test_cells.get(cells.grade_id(cell))
+        if exercise in verdicts:
+            cell.metadata.nbgrader["score"] = verdicts[exercise].points
+            cell.metadata.nbgrader["points"] = verdicts[exercise].max_points
+
+
+def _decoded(run):
+    try:
+        return base64.b64decode("".join(run.split()) + "==", validate=False).decode(
+            "utf-8", "ignore")
+    except (binascii.Error, ValueError):
+        return ""

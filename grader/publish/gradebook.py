@@ -1,0 +1,160 @@
+"""nbgrader's gradebook, and the nbgrader course in OUT that reads it.
+
+    OUT/gradebook.db        nbgrader's gradebook (unless --db names another database)
+    OUT/nbgrader/           an nbgrader course on it: formgrader, `nbgrader export` and
+                            generate_feedback work there
+    OUT/nbgrader/autograded/<student>/<assignment>/<notebook>   the graded notebook
+
+The gradebook is checked before grading starts (connect, create tables), so that a batch
+never grades a class it cannot record. A database that fails later costs nothing else:
+each student's row says in the journal whether it reached the gradebook, and
+`python -m grader publish OUT` (or the next `autograde`) writes those that did not.
+
+In nbgrader's model a submission is a set of notebooks that formgrader and
+generate_feedback read from autograded/. A student without a graded notebook (status
+invalid) is therefore added as a student with no submission, which nbgrader's export and
+formgrader already count as 0 points, instead of a submission whose notebook is missing.
+"""
+
+import contextlib
+import shutil
+import warnings
+from pathlib import Path
+
+from nbgrader.api import Gradebook, MissingEntry
+from sqlalchemy import create_engine, text
+from sqlalchemy.engine import make_url
+from sqlalchemy.exc import ArgumentError, SAWarning, SQLAlchemyError
+
+from grader.course.course import Course, create_course, run_nbgrader
+
+# SQLAlchemy 2.1 reads a bare postgresql:// as psycopg 3; the driver installed
+# (requirements.txt) is psycopg2, so such a URL is given that driver explicitly.
+POSTGRESQL_DRIVER = "postgresql+psycopg2"
+CONNECT_SECONDS = 10  # a database host that does not answer must not hang the batch
+
+
+class GradebookError(RuntimeError):
+    """The gradebook cannot be reached or written."""
+
+
+def gradebook_url(out, db_url):
+    """The gradebook's SQLAlchemy URL: `db_url`, or sqlite in `out`."""
+    if not db_url:
+        return f"sqlite:///{Path(out).resolve() / 'gradebook.db'}"
+    try:
+        url = make_url(db_url)
+    except ArgumentError as error:
+        raise GradebookError(f"the gradebook URL {db_url!r} is not a database URL "
+                             "(e.g. postgresql://user@host:5432/gradebook)") from error
+    if url.drivername == "postgresql":
+        url = url.set(drivername=POSTGRESQL_DRIVER)
+    if url.drivername.startswith("postgresql") and "connect_timeout" not in url.query:
+        url = url.update_query_dict({"connect_timeout": str(CONNECT_SECONDS)})
+    return url.render_as_string(hide_password=False)
+
+
+def check_gradebook(db_url):
+    """Connect to the gradebook's database, or GradebookError saying why. (Its tables are
+    made by nbgrader with the results course, open_results_course, while grading goes on.)"""
+    engine = create_engine(db_url)
+    try:
+        with engine.connect() as connection:
+            connection.execute(text("SELECT 1"))
+    except (SQLAlchemyError, OSError) as error:
+        raise GradebookError(f"cannot use the gradebook at {_shown(db_url)}: "
+                             f"{_first_line(error)}") from None
+    finally:
+        engine.dispose()
+
+
+def results_course(out, lab):
+    """The nbgrader course in OUT (its folders; open_results_course makes it)."""
+    return Course(Path(out).resolve() / "nbgrader", lab)
+
+
+def open_results_course(out, lab, db_url):
+    """Make the nbgrader course in `out`, with the assignment, its grade cells and the
+    gradebook's tables in the database. It runs nbgrader (seconds): the caller may do it
+    while grading goes on."""
+    course = create_course(results_course(out, lab).root, lab, db_url=db_url,
+                           for_release=False)
+    # Run every time: it records the assignment if new and follows changes of the
+    # source notebook (points, cells); with the same source it changes nothing.
+    run_nbgrader(course, "generate_assignment", lab.assignment, "--force")
+    return course
+
+
+class GradebookWriter:
+    """Writes students' rows into the gradebook, one at a time, as results arrive."""
+
+    def __init__(self, lab, db_url):
+        self.lab = lab
+        try:
+            self.gradebook = Gradebook(db_url, course_id=lab.course_id)
+        except Exception as error:
+            raise GradebookError(_first_line(error)) from error
+
+    def close(self):
+        with contextlib.suppress(Exception):
+            self.gradebook.close()
+
+    def record(self, record):
+        """Write one journal record (grader.publish.journal.StudentRecord)."""
+        try:
+            with _quiet():
+                self._record(record)
+        except Exception as error:
+            with contextlib.suppress(Exception):
+                self.gradebook.db.rollback()
+            raise GradebookError(_first_line(error)) from error
+
+    def _record(self, record):
+        self.gradebook.update_or_create_student(record.student_id)
+        if not record.has_notebook:
+            self._forget_submission(record.student_id)
+            return
+        self.gradebook.update_or_create_submission(self.lab.assignment, record.student_id)
+        notebook_id = Path(self.lab.notebook_name).stem
+        for exercise in self.lab.exercises:
+            grade = self.gradebook.find_grade(exercise.test_cell, notebook_id,
+                                              self.lab.assignment, record.student_id)
+            verdict = record.verdicts.get(exercise.id)
+            grade.auto_score = float(verdict.points if verdict else 0)
+            # As nbgrader's autograde does: a score a grader gave by hand stays in force and
+            # the cell is flagged for review; otherwise the automatic score is final.
+            grade.needs_manual_grade = grade.manual_score is not None
+        self.gradebook.db.commit()
+
+    def _forget_submission(self, student_id):
+        """Drop what an earlier run recorded for a student who now has no notebook."""
+        with contextlib.suppress(MissingEntry):
+            self.gradebook.remove_submission(self.lab.assignment, student_id)
+
+
+def remove_graded_notebook(course, student_id):
+    assignment_dir = course.autograded_notebook(student_id).parent
+    shutil.rmtree(assignment_dir, ignore_errors=True)
+    with contextlib.suppress(OSError):  # the student's folder, unless it holds more
+        assignment_dir.parent.rmdir()
+
+
+@contextlib.contextmanager
+def _quiet():
+    # nbgrader's add_submission makes SQLAlchemy warn about autoflush on rows it then
+    # writes correctly; the warnings would only alarm the instructor reading the terminal.
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", category=SAWarning)
+        yield
+
+
+def _first_line(error):
+    text = str(error).strip().splitlines()
+    return f"{type(error).__name__}: {text[0] if text else ''}".strip()
+
+
+def _shown(db_url):
+    try:
+        return make_url(db_url).render_as_string(hide_password=True)
+    except ArgumentError:
+        return "the given URL"

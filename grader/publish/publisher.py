@@ -1,0 +1,146 @@
+"""Publishing each student's result the moment it exists, in a thread of its own, while the
+rest of the class is still being graded:
+
+    graded notebook  -> OUT/nbgrader/autograded/<student>/<assignment>/<notebook>
+    feedback page    -> OUT/feedback/<student>/<notebook>.html
+    the journal row  -> OUT/journal.sqlite (from here on, the result survives a crash)
+    the gradebook    -> nbgrader's gradebook, then the row is marked as written
+
+Each student is one error boundary: whatever fails while publishing one student (a fault
+of ours included) is logged with its traceback, said in that student's row, and costs no
+other student anything. The graded notebook leaves memory once written.
+"""
+
+import concurrent.futures
+import copy
+import dataclasses
+import logging
+
+import nbformat
+
+from grader.judge.status import sentence
+from grader.publish.feedback import NONE, REFUSED, FeedbackWriter, add_verdict_outputs
+from grader.publish.files import write_atomically
+from grader.publish.gradebook import GradebookError, GradebookWriter, remove_graded_notebook
+from grader.records import ERROR
+
+log = logging.getLogger(__name__)
+FEEDBACK_FAILED = ("No feedback page could be made (a fault of the grader's, written to"
+                   " grader.log); the grade stands.")
+PUBLISH_FAILED = "The grader failed while saving this result (see grader.log)."
+
+
+class Publisher:
+    """Publishes results as they are given to `publish`, one at a time, in order."""
+
+    def __init__(self, *, out, lab, journal, course, gradebook_ready, db_url, version, batch):
+        self.lab, self.journal, self.course = lab, journal, course
+        # A Future: nbgrader makes the course and the gradebook's tables meanwhile.
+        self.gradebook_ready = gradebook_ready
+        self.db_url, self.version, self.batch = db_url, version, batch
+        self.feedback = FeedbackWriter(lab, out)
+        self.gradebook_problem = None  # why the gradebook stopped taking rows, if it did
+        self._gradebook = None
+        self._thread = concurrent.futures.ThreadPoolExecutor(1, "grader-publish")
+        self._pending = []
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc_info):
+        self.close()
+
+    def publish(self, result, on_done=None):
+        """Queue `result` (a StudentResult); `on_done(record)` runs once it is saved."""
+        self._pending.append(self._thread.submit(self._publish, result, on_done))
+
+    def close(self):
+        """Wait for every queued result, then write the gradebook rows still missing."""
+        for future in self._pending:
+            future.result()
+        self._thread.shutdown(wait=True)
+        self.write_pending_gradebook_rows()
+        if self._gradebook is not None:
+            self._gradebook.close()
+
+    # ------------------------------------------------------------ one student
+
+    def _publish(self, result, on_done):
+        try:
+            record = self._save(result)
+        except Exception:  # a fault of ours: this student's row says so, nobody else's
+            log.exception("publishing %s failed", result.student_id)
+            record = self._save_failure(result)
+        self._to_gradebook(record)
+        if on_done is not None:
+            on_done(record)
+
+    def _save(self, result):
+        course = self.course
+        notebook = result.notebook
+        result.notebook = None  # it leaves memory with this function
+        if notebook is not None:
+            notebook = nbformat.from_dict(copy.deepcopy(notebook))
+            add_verdict_outputs(notebook, result.verdicts, self.lab)
+            write_atomically(course.autograded_notebook(result.student_id),
+                             nbformat.writes(notebook))
+        else:
+            remove_graded_notebook(course, result.student_id)
+        feedback, detail = self._feedback(result, notebook)
+        result = dataclasses.replace(result, detail=detail)
+        self.journal.record(result, version=self.version, batch=self.batch,
+                            has_notebook=notebook is not None, feedback=feedback)
+        return self.journal.record_of(result.student_id)
+
+    def _feedback(self, result, notebook):
+        try:
+            state = self.feedback.write(result, notebook)
+        except Exception:
+            log.exception("the feedback of %s could not be made", result.student_id)
+            self.feedback.remove(result.student_id)
+            return NONE, _joined(result.detail, FEEDBACK_FAILED)
+        if state.state == REFUSED:
+            log.warning("feedback refused for %s: %s", result.student_id, state.reason)
+            return state.state, _joined(result.detail, state.reason)
+        return state.state, result.detail
+
+    def _save_failure(self, result):
+        """The row of a student whose publishing failed: an error, without notebook."""
+        failed = dataclasses.replace(result, status=ERROR, notebook=None,
+                                     detail=_joined(PUBLISH_FAILED, result.detail))
+        try:
+            self.feedback.remove(result.student_id)
+            remove_graded_notebook(self.course, result.student_id)
+        except Exception:
+            log.exception("removing the outputs of %s failed", result.student_id)
+        self.journal.record(failed, version="", batch=self.batch, has_notebook=False,
+                            feedback=NONE)
+        return self.journal.record_of(result.student_id)
+
+    # ------------------------------------------------------------ the gradebook
+
+    def _to_gradebook(self, record):
+        if self.gradebook_problem is not None:
+            return  # it stopped taking rows: the journal keeps them for `grader publish`
+        try:
+            if self._gradebook is None:
+                self.gradebook_ready.result()
+                self._gradebook = GradebookWriter(self.lab, self.db_url)
+            self._gradebook.record(record)
+        except Exception as error:
+            self.gradebook_problem = str(error) if isinstance(error, GradebookError) \
+                else f"{type(error).__name__}: {error}"
+            log.error("the gradebook stopped taking rows (%s); they are kept in the journal",
+                      self.gradebook_problem)
+            return
+        self.journal.mark_in_gradebook(record.student_id)
+
+    def write_pending_gradebook_rows(self):
+        """Write the rows the gradebook does not have yet (from this or an earlier batch)."""
+        for record in self.journal.records():
+            if not record.in_gradebook:
+                self._to_gradebook(record)
+
+
+def _joined(*notes):
+    return " ".join(sentence(note) for note in notes if note)

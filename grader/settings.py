@@ -1,0 +1,42 @@
+"""Every setting a grading run has, with its default, written once.
+
+The command line builds its options from these fields (their metadata holds the flag's
+help), the library call `grader.pipeline.autograde(...)` takes them as keyword arguments,
+and `Limits` travels to the workers with each submission.
+"""
+
+from dataclasses import dataclass, field, fields
+
+
+def _setting(default, help_text):
+    return field(default=default, metadata={"help": help_text})
+
+
+@dataclass(frozen=True)
+class Limits:
+    """What one submission may use. Decided by the coordinator, enforced by the worker that
+    runs it, as far as that machine allows."""
+
+    timeout: int = _setting(600, "seconds one submission may take; each exercise gets its "
+                                 "share, so a cell that never ends costs only its exercise")
+    cell_timeout: int = _setting(60, "seconds one cell may take before it is interrupted")
+    memory_mb: int = _setting(4096, "memory one submission's kernel may use, with all it "
+                                    "starts")
+    disk_mb: int = _setting(512, "size of a kernel's private lab folder and of its /tmp, each")
+    max_processes: int = _setting(1024, "processes and threads one kernel may run at once")
+    output_mb: int = _setting(4, "output one submission may print, in all its cells "
+                                 "together (MB); the rest is dropped with a note")
+    # A private root, no network, an own user id, a cgroup: as far as the machine running
+    # the kernel allows (decided there, not by the coordinator, which may be another one).
+    # Off only on request (--no-sandbox), e.g. to debug a submission.
+    confine: bool = _setting(True, "run each kernel in the sandbox")
+
+    @property
+    def output_bytes(self):
+        return self.output_mb * 10**6
+
+    @classmethod
+    def options(cls):
+        """(name, default, help) of each numeric limit, for the command line."""
+        return [(item.name, item.default, item.metadata["help"]) for item in fields(cls)
+                if item.name != "confine"]
