@@ -61,7 +61,7 @@ import corpus  # noqa: E402
 
 from grader.course.course import NbgraderError, create_course, run_nbgrader  # noqa: E402
 from grader.course.release import release  # noqa: E402
-from grader.labs.c2_w2 import lab  # noqa: E402
+from grader.labs.c2_w2 import LAB as lab  # noqa: E402
 from tools.loopback_cluster import ClusterStartError, loopback_cluster  # noqa: E402
 
 OURS_1 = "ours, 1 worker"
@@ -99,7 +99,7 @@ def student_ids(count):
 
 def reference_submission(release_dir):
     """The released notebook with the reference answers typed in, as a student would."""
-    released = nbformat.read(str(Path(release_dir) / lab.NOTEBOOK_NAME), as_version=4)
+    released = nbformat.read(str(Path(release_dir) / lab.notebook_name), as_version=4)
     return corpus.answered(released, corpus.STABLE, corpus.MODEL)
 
 
@@ -109,16 +109,16 @@ def build_class(release_dir, class_dir, copies):
     class_dir = Path(class_dir)
     for student in student_ids(copies):
         (class_dir / student).mkdir(parents=True)
-        nbformat.write(notebook, str(class_dir / student / lab.NOTEBOOK_NAME))
+        nbformat.write(notebook, str(class_dir / student / lab.notebook_name))
     return class_dir
 
 
 def submitted_notebook(course_root, student):
-    return Path(course_root) / "submitted" / student / lab.ASSIGNMENT / lab.NOTEBOOK_NAME
+    return Path(course_root) / "submitted" / student / lab.assignment / lab.notebook_name
 
 
 def autograded_notebook(course_root, student):
-    return Path(course_root) / "autograded" / student / lab.ASSIGNMENT / lab.NOTEBOOK_NAME
+    return Path(course_root) / "autograded" / student / lab.assignment / lab.notebook_name
 
 
 def place_for_nbgrader(class_dir, course_root, students):
@@ -126,7 +126,7 @@ def place_for_nbgrader(class_dir, course_root, students):
     for student in students:
         destination = submitted_notebook(course_root, student)
         destination.parent.mkdir(parents=True, exist_ok=True)
-        shutil.copy2(Path(class_dir) / student / lab.NOTEBOOK_NAME, destination)
+        shutil.copy2(Path(class_dir) / student / lab.notebook_name, destination)
 
 
 # --- Checks: a benchmark of a broken grader means nothing -------------------------------------
@@ -170,7 +170,7 @@ def read_plain_scores(db_url):
     with warnings.catch_warnings(), Gradebook(db_url) as gradebook:
         warnings.simplefilter("ignore", category=SAWarning)
         return {submission.student.id: (submission.score, submission.max_score)
-                for submission in gradebook.assignment_submissions(lab.ASSIGNMENT)}
+                for submission in gradebook.assignment_submissions(lab.assignment)}
 
 
 def plain_score_problems(scores, students):
@@ -246,7 +246,7 @@ def grading_place(setup, workers, folder):
 def prepare_plain_course(root, class_dir, students):
     """An nbgrader course made from the lab, assignment generated, submissions in place."""
     course = create_course(root)
-    run_nbgrader(course, "generate_assignment", lab.ASSIGNMENT, "--force")
+    run_nbgrader(course, "generate_assignment", lab.assignment, "--force")
     place_for_nbgrader(class_dir, course.root, students)
     return course
 
@@ -259,7 +259,7 @@ def run_plain(course, students, runs):
     for run in range(1, runs + 1):
         shutil.rmtree(course.root / "autograded", ignore_errors=True)
         started = time.perf_counter()
-        run_nbgrader(course, "autograde", lab.ASSIGNMENT, "--force", timeout=limit)
+        run_nbgrader(course, "autograde", lab.assignment, "--force", timeout=limit)
         seconds = time.perf_counter() - started
         check_plain_graded(course.root, db_url, students)
         timings.append(report_run(Timing(PLAIN, run, seconds, len(students)), runs))
@@ -390,7 +390,7 @@ def parse_args(argv):
 def benchmark(args, scratch):
     scratch = Path(scratch)
     students = student_ids(args.copies)
-    release_dir = release(out=scratch / "release").parent
+    release_dir = release(lab=lab, out=scratch / "release").parent
     class_dir = build_class(release_dir, scratch / "class", args.copies)
     plain_students = students[:args.plain_copies]
     course = prepare_plain_course(scratch / "plain-course", class_dir, plain_students)

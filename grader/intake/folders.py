@@ -59,7 +59,13 @@ class Submission:
     def read(self, lab):
         """(notebook, notes) from the file, which must not have changed since intake, or
         NotGradable with the detail the student reads."""
-        notebook, notes, _ = read_notebook(self.notebook_path, lab, self.digest)
+        try:
+            notebook, notes, _ = read_notebook(self.notebook_path, lab, self.digest)
+        except NotGradable:
+            raise
+        # One student's file must never stop the batch, even by a way of breaking we missed.
+        except Exception as error:
+            raise NotGradable(UNREADABLE) from error
         return notebook, notes
 
 

@@ -4,7 +4,7 @@ judge says the rest: what the student's code did wrong."""
 
 from grader.records import FailureKind, Message
 
-_NOT_YOURS = " This is not your mistake: please ask your instructor to grade it again."
+_NOT_YOURS = " This is not your mistake. Please ask your instructor to grade it again."
 
 _SENTENCES = {
     FailureKind.CELL_TIMED_OUT: (

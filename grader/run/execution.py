@@ -270,7 +270,7 @@ def execute(notebook, *, workdir, cell_timeout, timeout, output_bytes=4 * 10**6,
     elif end is RunEnd.KERNEL_DIED and watchdog.memory_exceeded:
         end = RunEnd.MEMORY_EXCEEDED
     notebook, _ = LimitOutput().preprocess(notebook, {})
-    runs = {exercise: executor.runs.get(exercise) or unreached(exercise, end)
+    runs = {exercise: _as_ended(executor.runs.get(exercise), end) or unreached(exercise, end)
             for exercise in (plan.test_cells.values() if plan else ())}
     return RunOutcome(exercises=runs, end=end, reason=reason, notebook=notebook,
                       cell_timeouts=executor.cell_timeouts,
@@ -279,6 +279,15 @@ def execute(notebook, *, workdir, cell_timeout, timeout, output_bytes=4 * 10**6,
 
 
 KILL_GRACE_SECONDS = 10  # past the time limit, for a cell that ignores its interrupts
+
+
+def _as_ended(run, end):
+    """A capture that timed out in a run stopped at the time limit waited on a kernel stuck
+    in an earlier cell (one that ignored its interrupt): the notebook ran out of time."""
+    if (run is not None and end is RunEnd.TIMED_OUT and run.failure is not None
+            and run.failure.kind is FailureKind.CELL_TIMED_OUT):
+        return dataclasses.replace(run, failure=Failure(FailureKind.NOTEBOOK_TIMED_OUT))
+    return run
 
 
 def _failed_run(error, watchdog, confinement):

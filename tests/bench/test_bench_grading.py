@@ -14,7 +14,7 @@ import nbformat
 import pytest
 
 from grader.course.release import release
-from grader.labs.c2_w2 import lab
+from grader.labs.c2_w2 import LAB as lab
 
 CSV_COLUMNS = ["student_id", "UNQ_C1", "UNQ_C2", "score", "max_score", "status", "detail"]
 
@@ -28,7 +28,7 @@ def bench():
 @pytest.fixture(scope="module")
 def release_dir(tmp_path_factory):
     out = tmp_path_factory.mktemp("release")
-    return release(out=out).parent
+    return release(lab=lab, out=out).parent
 
 
 def _answer_source(notebook, grade_id):
@@ -50,19 +50,19 @@ def test_build_class_makes_one_folder_per_student_with_one_notebook(bench, relea
     class_dir = bench.build_class(release_dir, tmp_path / "class", 3)
     assert sorted(path.name for path in class_dir.iterdir()) == bench.student_ids(3)
     for folder in class_dir.iterdir():
-        assert [path.name for path in folder.iterdir()] == [lab.NOTEBOOK_NAME]
+        assert [path.name for path in folder.iterdir()] == [lab.notebook_name]
 
 
 def test_every_notebook_has_the_reference_answers_typed_in(bench, release_dir, tmp_path):
     import corpus
 
     class_dir = bench.build_class(release_dir, tmp_path / "class", 2)
-    released = nbformat.read(str(release_dir / lab.NOTEBOOK_NAME), as_version=4)
+    released = nbformat.read(str(release_dir / lab.notebook_name), as_version=4)
     for folder in class_dir.iterdir():
-        notebook = nbformat.read(str(folder / lab.NOTEBOOK_NAME), as_version=4)
+        notebook = nbformat.read(str(folder / lab.notebook_name), as_version=4)
         softmax, model = _answer_source(notebook, "UNQ_C1"), _answer_source(notebook, "UNQ_C2")
         assert all(line in softmax for line in corpus.STABLE.splitlines())
-        assert lab.EXERCISE_STUBS["UNQ_C1"] not in softmax
+        assert lab.exercise("UNQ_C1").stub not in softmax
         assert 'Dense(25, activation=\'relu\', name="L1")' in model
         assert softmax != _answer_source(released, "UNQ_C1")
         assert model != _answer_source(released, "UNQ_C2")
@@ -73,7 +73,7 @@ def test_place_for_nbgrader_uses_the_submitted_layout(bench, tmp_path):
     class_dir = tmp_path / "class"
     for student in bench.student_ids(3):
         (class_dir / student).mkdir(parents=True)
-        (class_dir / student / lab.NOTEBOOK_NAME).write_text(f"notebook of {student}")
+        (class_dir / student / lab.notebook_name).write_text(f"notebook of {student}")
     bench.place_for_nbgrader(class_dir, tmp_path / "course", bench.student_ids(2))
     placed = sorted(path.relative_to(tmp_path / "course").as_posix()
                     for path in (tmp_path / "course").rglob("*.ipynb"))

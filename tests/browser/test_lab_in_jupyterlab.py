@@ -33,7 +33,7 @@ from browser_answers import (
 from browser_notebook import DIRTY, EXECUTED_PROMPT, NotebookPage, new_notebook_page
 from playwright.sync_api import expect
 
-from grader.labs.c2_w2.lab import EXERCISE_TITLES
+from grader.labs.c2_w2 import LAB
 from grader.validate import PASSED
 
 pytestmark = [pytest.mark.slow, pytest.mark.timeout(300)]
@@ -273,7 +273,7 @@ def test_saved_notebook_passes_grader_validate(completed, screenshots):
                             timeout=VALIDATE_TIMEOUT)
     assert result.returncode == 0, result.stdout + result.stderr
     for exercise in EXERCISES:
-        assert f"{exercise} ({EXERCISE_TITLES[exercise]}): public tests pass" in result.stdout
+        assert f"{exercise} ({LAB.exercise(exercise).title}): public tests pass" in result.stdout
 
 
 def test_unnormalised_softmax_shows_the_public_test_failure(chromium, lab_server, screenshots):

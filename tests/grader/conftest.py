@@ -7,14 +7,14 @@ import corpus
 import pytest
 
 from grader.course.release import release
-from grader.labs.c2_w2 import lab
+from grader.labs.c2_w2 import LAB
 
 
 @pytest.fixture(scope="session")
 def released_lab(tmp_path_factory):
     """The student version of the lab, as `grader release` makes it (do not modify)."""
     out = tmp_path_factory.mktemp("released-lab")
-    release(out=out)
+    release(lab=LAB, out=out)
     return out
 
 
@@ -32,6 +32,6 @@ def graded(class_dir, tmp_path_factory):
     result = subprocess.run(
         [sys.executable, "-m", "grader", "autograde", str(class_dir), "--out", str(out),
          "--cell-timeout", "10", "--workers", "2"],
-        capture_output=True, text=True, cwd=lab.LAB_ROOT, timeout=900)
+        capture_output=True, text=True, cwd=LAB.root, timeout=900)
     assert result.returncode == 0, result.stderr
     return out, result

@@ -27,8 +27,6 @@ import nbformat
 import numpy as np
 import psutil
 import pytest
-
-from grader.labs.c2_w2 import lab
 from grader.labs.c2_w2.verdicts import (
     ACTIVATION_PROBE,
     DEFAULT_HIDDEN_SEED,
@@ -38,7 +36,9 @@ from grader.labs.c2_w2.verdicts import (
     softmax_hidden_inputs,
 )
 
-NOTEBOOK = lab.NOTEBOOK_NAME
+from grader.labs.c2_w2 import LAB as lab
+
+NOTEBOOK = lab.notebook_name
 CSV_COLUMNS = ["student_id", "UNQ_C1", "UNQ_C2", "score", "max_score", "status", "detail"]
 CELL_TIMEOUT = 8
 # In the batch's environment, so every process it starts carries it: other grading on the
@@ -440,7 +440,7 @@ def graded(released_lab, tmp_path_factory):
     result = subprocess.run(
         [sys.executable, "-m", "grader", "autograde", str(submissions), "--out", str(out),
          "--workers", "2", "--cell-timeout", str(CELL_TIMEOUT), "--timeout", "120"],
-        capture_output=True, text=True, cwd=lab.LAB_ROOT, timeout=600,
+        capture_output=True, text=True, cwd=lab.root, timeout=600,
         env={**os.environ, MARK: BATCH})
     # A template process may take a moment to see its worker gone and end.
     deadline = time.monotonic() + 10
@@ -457,7 +457,7 @@ def _rows(out):
 
 
 def _autograded(out, student):
-    path = out / "nbgrader" / "autograded" / student / lab.ASSIGNMENT / NOTEBOOK
+    path = out / "nbgrader" / "autograded" / student / lab.assignment / NOTEBOOK
     return nbformat.read(str(path), as_version=4)
 
 
@@ -545,7 +545,7 @@ def test_the_rewriting_attacks_work_when_the_hidden_inputs_are_known(released_la
     result = subprocess.run(
         [sys.executable, "-m", "grader", "autograde", str(tmp_path / "submissions"), "--out",
          str(out), "--workers", "2", "--hidden-seed", str(DEFAULT_HIDDEN_SEED)],
-        capture_output=True, text=True, cwd=lab.LAB_ROOT, timeout=600)
+        capture_output=True, text=True, cwd=lab.root, timeout=600)
     assert result.returncode == 0, result.stderr
     rows = _rows(out)
     assert [rows[student]["score"] for student in students] == ["100", "100"], rows

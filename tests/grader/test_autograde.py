@@ -11,7 +11,7 @@ from pathlib import Path
 
 import corpus
 
-from grader.labs.c2_w2 import lab
+from grader.labs.c2_w2 import LAB as lab
 from grader.pipeline import kernels_sandbox
 from grader.records import SubmissionResult
 
@@ -25,7 +25,7 @@ def _autograde(submissions, out, *extra):
     return subprocess.run(
         [sys.executable, "-m", "grader", "autograde", str(submissions), "--out", str(out),
          "--cell-timeout", "10", *extra],
-        capture_output=True, text=True, cwd=lab.LAB_ROOT, timeout=900)
+        capture_output=True, text=True, cwd=lab.root, timeout=900)
 
 
 def _rows(out):
@@ -55,7 +55,7 @@ def test_summary_counts_statuses_and_mean(graded):
 
 
 def _feedback_text(out, student):
-    page = (out / "feedback" / student / lab.NOTEBOOK_NAME.replace(".ipynb", ".html")).read_text()
+    page = (out / "feedback" / student / lab.notebook_name.replace(".ipynb", ".html")).read_text()
     return page, html.unescape(re.sub(r"<[^>]+>", " ", page))
 
 

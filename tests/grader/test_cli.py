@@ -5,7 +5,7 @@ import subprocess
 import sys
 
 from grader.cli import ProgressBar, summary
-from grader.labs.c2_w2 import lab
+from grader.labs.c2_w2 import LAB as lab
 from grader.records import ExerciseVerdict, SubmissionResult
 
 
@@ -37,6 +37,6 @@ def test_progress_bar_redraws_one_line_and_ends_it():
 def test_bad_arguments_are_refused_before_any_work(tmp_path):
     result = subprocess.run([sys.executable, "-m", "grader", "autograde", str(tmp_path),
                              "--out", str(tmp_path / "out"), "--workers", "0"],
-                            capture_output=True, text=True, cwd=lab.LAB_ROOT)
+                            capture_output=True, text=True, cwd=lab.root)
     assert result.returncode == 2 and "must be a positive number" in result.stderr
     assert not (tmp_path / "out").exists()

@@ -26,7 +26,7 @@ from sqlalchemy.exc import SAWarning
 from grader import pipeline as autograde
 from grader.cli import build_parser
 from grader.course.course import COURSE_ID
-from grader.labs.c2_w2 import lab
+from grader.labs.c2_w2 import LAB as lab
 from grader.run import cluster
 from grader.run.support_files import read_support_files
 from tools.loopback_cluster import loopback_cluster
@@ -71,7 +71,7 @@ def _gradebook_scores(out):
           Gradebook(f"sqlite:///{out / 'gradebook.db'}", course_id=COURSE_ID) as gradebook):
         warnings.simplefilter("ignore", category=SAWarning)
         return [(submission.student.id, submission.score)
-                for submission in gradebook.assignment_submissions(lab.ASSIGNMENT)]
+                for submission in gradebook.assignment_submissions(lab.assignment)]
 
 
 def test_the_cluster_gives_the_rows_of_grading_on_this_machine(dask_scheduler, class_dir,
@@ -80,7 +80,7 @@ def test_the_cluster_gives_the_rows_of_grading_on_this_machine(dask_scheduler, c
     result = subprocess.run(
         [sys.executable, "-m", "grader", "autograde", str(some), "--out", str(tmp_path / "out"),
          "--cell-timeout", "10", "--scheduler", dask_scheduler],
-        capture_output=True, text=True, cwd=lab.LAB_ROOT, timeout=600)
+        capture_output=True, text=True, cwd=lab.root, timeout=600)
     assert result.returncode == 0, result.stderr
     assert f"on the Dask cluster at {dask_scheduler}" in result.stdout
     here, _ = graded  # the whole corpus, graded by worker processes on this machine

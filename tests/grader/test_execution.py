@@ -1,7 +1,10 @@
-"""grader.run.execution: answers captured from the test cells, whatever the rest of the notebook
-does (errors, endless loops, a dying kernel, processes left behind, a flood of output).
+"""grader.run.execution: each exercise captured after its test cell, over the kernel's own
+channel, whatever the rest of the notebook does (errors, endless loops, a dying kernel,
+processes left behind, floods of output, imitations of the capture).
 
-The notebooks are tiny and import nothing heavy, so each kernel starts and stops fast.
+The notebooks are tiny and import nothing heavy, and the capture here is a small one of
+the test's own (the lab's is tested in tests/grader/labs/), so each kernel starts and
+stops fast.
 """
 
 import contextlib
@@ -11,15 +14,20 @@ import psutil
 import pytest
 from nbformat.v4 import new_code_cell, new_notebook
 
-from grader.run.execution import MARKER, TIMEOUT_ERROR, execute
+from grader.records import FailureKind, RunEnd
+from grader.run.budget import TimeBudget
+from grader.run.captures import MARKER, CapturePlan
+from grader.run.execution import TIMEOUT_ERROR, GradingExecute, execute
 
-CAPTURE = {"X_test": "X", "Y_test": "Y"}
-ANSWER = {"cases": [{"z": [1.0, 2.0], "a": [0.27, 0.73]}]}
-
-
-def answer_code(exercise, answer):
-    """What a hidden test prints: its exercise's answer as one line of JSON."""
-    return f'import json\nprint("\\n{MARKER} {exercise} " + json.dumps({answer!r}))'
+# What the tests capture: the value the student's `answer_<exercise>()` returns.
+CAPTURE = '''
+def capture(exercise, namespace, seed):
+    function = namespace.get("answer_" + exercise)
+    if function is None:
+        return {"missing": True}
+    return {"value": function(), "seed": seed}
+'''
+PLAN = CapturePlan({"X_test": "X", "Y_test": "Y"}, CAPTURE, seed=7)
 
 
 def cell(code, grade_id=None, **metadata):
@@ -30,9 +38,13 @@ def cell(code, grade_id=None, **metadata):
     return new_code_cell(code, metadata=metadata)
 
 
-def run(workdir, *cells, cell_timeout=10, timeout=30):
-    return execute(new_notebook(cells=list(cells)), workdir=workdir, capture_cells=CAPTURE,
-                   cell_timeout=cell_timeout, timeout=timeout)
+def answers(exercise="X", value=1):
+    return cell(f"def answer_{exercise}():\n    return {value!r}")
+
+
+def run(workdir, *cells, cell_timeout=10, timeout=30, output_bytes=4 * 10**6, plan=PLAN):
+    return execute(new_notebook(cells=list(cells)), workdir=workdir, plan=plan,
+                   cell_timeout=cell_timeout, timeout=timeout, output_bytes=output_bytes)
 
 
 def printed(outcome, index):
@@ -45,90 +57,148 @@ def enames(outcome, index):
             if output.get("output_type") == "error"]
 
 
+def answer(outcome, exercise):
+    return outcome.exercises[exercise].answer
+
+
+def failure_kind(outcome, exercise):
+    failure = outcome.exercises[exercise].failure
+    return failure.kind if failure else None
+
+
 # --- Capture --------------------------------------------------------------------------------
 
-def test_the_test_cells_answer_is_captured_and_its_line_taken_out(tmp_path):
-    outcome = run(tmp_path, cell(f"print('before')\n{answer_code('X', ANSWER)}\nprint('after')",
-                                 "X_test"))
-    assert outcome.answers == {"X": ANSWER}
-    assert outcome.cell_errors == {"X": None}
-    text = printed(outcome, 0)
-    assert "before" in text and "after" in text
-    assert MARKER not in text and "cases" not in text
-    assert not (outcome.timed_out or outcome.kernel_died or outcome.error)
+def test_each_exercise_is_captured_after_its_test_cell_and_nothing_of_it_shows(tmp_path):
+    outcome = run(tmp_path, answers("X", [1.0, 2.0]), cell("print('test X')", "X_test"),
+                  answers("Y", "y"), cell("print('test Y')", "Y_test"))
+    assert answer(outcome, "X") == {"value": [1.0, 2.0], "seed": 7}
+    assert answer(outcome, "Y") == {"value": "y", "seed": 7}
+    assert outcome.end is RunEnd.FINISHED
+    assert len(outcome.notebook.cells) == 4  # the captures' cells never join the notebook
+    for index in range(4):
+        assert MARKER not in printed(outcome, index) and "capture" not in printed(outcome, index)
+    assert printed(outcome, 1) == "test X\n"
 
 
-def test_a_fake_answer_printed_by_a_students_cell_is_ignored(tmp_path):
-    fake = answer_code("X", {"cases": "all right"})
-    outcome = run(tmp_path, cell(fake, "X"), cell("print('no answer here')", "X_test"),
-                  cell(fake))
-    assert outcome.answers == {"X": None}
-    assert "no answer here" in printed(outcome, 1)
+def test_the_capture_sees_the_state_at_its_test_cell(tmp_path):
+    outcome = run(tmp_path, answers("X", "first"), cell("pass", "X_test"),
+                  answers("X", "redefined later"), cell("pass", "Y_test"))
+    assert answer(outcome, "X")["value"] == "first"
 
 
-@pytest.mark.parametrize("when", ["before", "after"])
-def test_an_imitated_answer_line_in_the_test_cell_voids_the_answer(tmp_path, when):
-    # Student code the test calls, or a hook run after the cell, may print an imitation
-    # before or after the hidden test's own line: neither can then be believed.
-    student = cell("import json\ndef f():\n"
-                   f"    print('\\n{MARKER} X ' + json.dumps({{'cases': 'fake'}}))\n", "X")
-    order = ["f()", answer_code("X", ANSWER)]
-    test = "\n".join(order if when == "before" else order[::-1])
-    outcome = run(tmp_path, student, cell(test, "X_test"))
-    assert outcome.answers == {"X": None}
-    assert outcome.cell_errors["X"].startswith("ImitatedAnswer")
-    assert MARKER not in printed(outcome, 1)
+def test_fake_answer_lines_printed_by_students_cells_are_ignored(tmp_path):
+    fake = (f"print('\\n{MARKER} 0123 {{\"value\": 100}}')\n"
+            f"print('\\n{MARKER} X {{\"value\": 100}}')")
+    outcome = run(tmp_path, answers("X", 1), cell(fake), cell("pass", "X_test"), cell(fake))
+    assert answer(outcome, "X") == {"value": 1, "seed": 7}
 
 
-def test_an_answer_line_for_another_exercise_in_a_test_cell_is_ignored(tmp_path):
-    outcome = run(tmp_path, cell(f"{answer_code('Y', {'cases': 'smuggled'})}\n"
-                                 f"{answer_code('X', ANSWER)}", "X_test"))
-    assert outcome.answers == {"X": ANSWER}
-    assert "Y" not in outcome.answers
-    assert MARKER not in printed(outcome, 0)
+def test_an_answer_imitated_from_inside_the_capture_voids_it(tmp_path):
+    # Student code the capture calls can read the capture's frame, nonce included, and
+    # print a line of its own: with two lines, neither is believed.
+    imitator = cell("import sys\n"
+                    "def answer_X():\n"
+                    "    frame = sys._getframe(2)\n"
+                    "    nonce = frame.f_locals['nonce']\n"
+                    f"    print('\\n{MARKER} ' + nonce + ' {{\"value\": 100}}')\n"
+                    "    return 1")
+    outcome = run(tmp_path, imitator, cell("pass", "X_test"))
+    assert answer(outcome, "X") is None
+    assert failure_kind(outcome, "X") is FailureKind.IMITATED
 
 
-def test_a_test_cell_that_raises_before_printing_gives_no_answer_and_names_the_error(
-        tmp_path):
-    outcome = run(tmp_path,
-                  cell(f"raise ValueError('model is not defined')\n{answer_code('X', ANSWER)}",
-                       "X_test"),
-                  cell(answer_code("Y", ANSWER), "Y_test"))
-    assert outcome.answers == {"X": None, "Y": ANSWER}
-    assert outcome.cell_errors == {"X": "ValueError: model is not defined", "Y": None}
+def test_the_capture_runs_even_when_the_test_cell_raised(tmp_path):
+    outcome = run(tmp_path, answers("X", 3), cell("raise ValueError('public test broke')",
+                                                  "X_test"),
+                  cell("pass", "Y_test"))
+    run_x = outcome.exercises["X"]
+    assert run_x.answer == {"value": 3, "seed": 7}
+    assert run_x.test_cell_error.error_name == "ValueError"
+    assert run_x.test_cell_error.error_value == "public test broke"
+    assert answer(outcome, "Y") == {"missing": True}
+
+
+def test_a_capture_broken_by_the_student_says_how(tmp_path):
+    outcome = run(tmp_path, cell("def answer_X():\n    raise KeyError('mine')"),
+                  cell("pass", "X_test"))
+    failure = outcome.exercises["X"].failure
+    assert failure.kind is FailureKind.RAISED and failure.error_name == "KeyError"
+
+
+def test_a_capture_leaves_no_trace_in_the_kernel_a_later_cell_can_print(tmp_path):
+    outcome = run(tmp_path, answers("X", 1), cell("pass", "X_test"),
+                  cell("import linecache\n"
+                       "print([line for lines in linecache.cache.values()\n"
+                       "       for line in (lines[2] if len(lines) > 2 else [])\n"
+                       "       if 'def ' + 'capture' in line])\n"
+                       "print(sorted(k for k in globals() if 'grader' in k))\n"
+                       "print(len(In), 'cells in history')"))
+    assert printed(outcome, 2) == "[]\n[]\n4 cells in history\n"
 
 
 # --- Time limits ----------------------------------------------------------------------------
 
 def test_an_endless_loop_is_interrupted_and_the_cells_after_it_still_run(tmp_path):
     outcome = run(tmp_path, cell("while True:\n    pass"), cell("print('still running')"),
-                  cell(answer_code("X", ANSWER), "X_test"), cell_timeout=2)
+                  answers("X", 1), cell("pass", "X_test"), cell_timeout=2)
     assert TIMEOUT_ERROR in enames(outcome, 0)
     assert printed(outcome, 1) == "still running\n"
-    assert outcome.answers == {"X": ANSWER}
-    assert not (outcome.timed_out or outcome.kernel_died or outcome.error)
+    assert answer(outcome, "X")["value"] == 1
+    assert outcome.end is RunEnd.FINISHED and outcome.cell_timeouts == 1
+
+
+def test_an_endless_answer_costs_only_its_exercise_even_with_a_small_total_time(tmp_path):
+    # --timeout below --cell-timeout: the endless exercise uses up its own share only.
+    endless = cell("def answer_X():\n    while True:\n        pass")
+    outcome = run(tmp_path, endless, cell("answer_X()", "X_test"),
+                  answers("Y", "fine"), cell("pass", "Y_test"), cell_timeout=60, timeout=16)
+    assert failure_kind(outcome, "X") is FailureKind.CELL_TIMED_OUT
+    assert answer(outcome, "Y") == {"value": "fine", "seed": 7}
+    assert outcome.end is RunEnd.FINISHED
+
+
+def test_cells_with_no_time_left_are_left_out_and_said_so(tmp_path):
+    outcome = run(tmp_path, cell("import time\ntime.sleep(60)"), cell("print('late')"),
+                  answers("X", 1), cell("pass", "X_test"), cell_timeout=60, timeout=8)
+    assert outcome.cells_not_run >= 1
+    assert "not run" in printed(outcome, 1)
+    assert outcome.exercises["X"].test_cell_error.kind in (FailureKind.OUT_OF_TIME,
+                                                            FailureKind.CELL_TIMED_OUT)
 
 
 def test_a_cell_that_ignores_the_interrupt_is_stopped_by_the_notebooks_time_limit(tmp_path):
     started = time.monotonic()
-    outcome = run(tmp_path, cell(answer_code("X", ANSWER), "X_test"),
+    outcome = run(tmp_path, answers("X", 1), cell("pass", "X_test"),
                   cell("import signal\nsignal.signal(signal.SIGINT, signal.SIG_IGN)\n"
                        "while True:\n    pass"),
                   *[cell("print('later')") for _ in range(10)],
-                  cell(answer_code("Y", ANSWER), "Y_test"), cell_timeout=2, timeout=6)
-    assert outcome.timed_out
-    assert not outcome.kernel_died
-    assert outcome.answers == {"X": ANSWER}
-    assert time.monotonic() - started < 20
+                  cell("pass", "Y_test"), cell_timeout=2, timeout=6)
+    assert outcome.end is RunEnd.TIMED_OUT
+    assert answer(outcome, "X")["value"] == 1
+    assert failure_kind(outcome, "Y") is FailureKind.NOTEBOOK_TIMED_OUT
+    assert time.monotonic() - started < 40
 
 
 def test_a_cell_that_ends_the_kernel_keeps_the_answers_captured_before(tmp_path):
-    outcome = run(tmp_path, cell(answer_code("X", ANSWER), "X_test"),
-                  cell("import os\nos._exit(1)"), cell(answer_code("Y", ANSWER), "Y_test"))
-    assert outcome.kernel_died
-    assert not outcome.timed_out
-    assert outcome.answers == {"X": ANSWER}
-    assert "kernel" in outcome.error
+    outcome = run(tmp_path, answers("X", 1), cell("pass", "X_test"),
+                  cell("import os\nos._exit(1)"), cell("pass", "Y_test"))
+    assert outcome.end is RunEnd.KERNEL_DIED
+    assert answer(outcome, "X")["value"] == 1
+    assert failure_kind(outcome, "Y") is FailureKind.KERNEL_DIED
+
+
+def test_the_time_budget_shares_the_time_between_exercises():
+    now = [0.0]
+    budget = TimeBudget(timeout=100, cell_timeout=60, exercises=2, clock=lambda: now[0])
+    assert budget.capture_reserve == pytest.approx(12.5)
+    assert budget.cell_seconds(0) == pytest.approx(37.5)  # 50 - 12.5, below 60
+    now[0] = 49.9
+    assert budget.cell_seconds(0) is None  # only the capture's reserve is left
+    assert budget.capture_seconds(0) == pytest.approx(12.5)
+    assert budget.cell_seconds(1) == pytest.approx(37.6)  # until 100 - 12.5
+    now[0] = 30.0  # segment 0 finished early: segment 1 gets what it left
+    assert budget.cell_seconds(1) == pytest.approx(57.5)
+    assert budget.cell_seconds(2) == pytest.approx(60)  # the tail: capped per cell
 
 
 # --- What the notebook leaves behind, what it does not run, how much it prints ---------------
@@ -159,17 +229,15 @@ def test_cells_marked_skipped_do_not_run(tmp_path):
     outcome = run(tmp_path,
                   cell("open('skipped.txt', 'w').close()\nprint('skipped ran')",
                        grader={"skip": True}),
-                  cell(answer_code("X", ANSWER), "X_test", grader={"skip": True}),
                   cell("open('ran.txt', 'w').close()\nprint('ran')"))
-    assert [c.outputs for c in outcome.notebook.cells[:2]] == [[], []]
-    assert [c.execution_count for c in outcome.notebook.cells[:2]] == [None, None]
-    assert outcome.answers == {}
-    assert printed(outcome, 2) == "ran\n"
+    assert outcome.notebook.cells[0].outputs == []
+    assert outcome.notebook.cells[0].execution_count is None
+    assert printed(outcome, 1) == "ran\n"
     assert (tmp_path / "ran.txt").exists()  # the kernel runs in workdir
     assert not (tmp_path / "skipped.txt").exists()
 
 
-def test_a_flood_of_output_is_truncated(tmp_path):
+def test_a_flood_of_output_in_one_cell_is_truncated(tmp_path):
     outcome = run(tmp_path, cell("for i in range(100_000):\n    print(i)"),
                   cell("print('next')"))
     text = printed(outcome, 0)
@@ -177,3 +245,43 @@ def test_a_flood_of_output_is_truncated(tmp_path):
     assert "... Output truncated ..." in text
     assert len(text.splitlines()) <= 1001
     assert printed(outcome, 1) == "next\n"
+
+
+def test_the_output_budget_is_one_for_the_whole_submission(tmp_path):
+    # Many cells, each under any per-cell cap: together they stop at the budget.
+    def flood():
+        return cell("print('x' * 400_000)")
+    outcome = run(tmp_path, answers("X", 1), *[flood() for _ in range(8)],
+                  cell("pass", "X_test"), output_bytes=10**6)
+    kept = sum(len(printed(outcome, index)) for index in range(len(outcome.notebook.cells)))
+    assert kept < 1.1 * 10**6
+    notes = [index for index in range(10) if "output passed 1 MB" in printed(outcome, index)]
+    assert len(notes) == 1
+    assert outcome.output_dropped
+    assert answer(outcome, "X")["value"] == 1  # the capture is not part of the budget
+
+
+def test_display_updates_count_against_the_budget(tmp_path):
+    outcome = run(tmp_path, cell("from IPython.display import display, update_display\n"
+                                 "display('start', display_id='d')\n"
+                                 "for _ in range(50):\n"
+                                 "    update_display('y' * 100_000, display_id='d')"),
+                  output_bytes=10**6)
+    assert outcome.output_dropped
+    shown = str(outcome.notebook.cells[0].outputs)
+    assert len(shown) < 1.2 * 10**6
+
+
+def test_a_malformed_message_is_dropped_not_fatal():
+    executor = GradingExecute(budget=TimeBudget(timeout=10, cell_timeout=5, exercises=0),
+                              output_bytes=10**6, kernel_name="python3")
+    target = new_code_cell("x")
+    executor.nb = new_notebook(cells=[target])
+    for content in ({"name": "stdout", "text": 42}, {"data": 5, "metadata": None},
+                    {"name": None}, "not a dict"):
+        for msg_type in ("stream", "display_data", "execute_result", "error"):
+            executor.process_message({"msg_type": msg_type, "content": content,
+                                      "header": {"msg_type": msg_type}, "parent_header": {},
+                                      "metadata": {}}, target, 0)
+    assert all(output.get("output_type") in ("stream", "display_data", "execute_result",
+                                             "error") for output in target.outputs)

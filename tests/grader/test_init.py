@@ -4,7 +4,7 @@ import json
 import subprocess
 import sys
 
-from grader.labs.c2_w2 import lab
+from grader.labs.c2_w2 import LAB as lab
 
 PROBE = """
 import json, sys
@@ -25,5 +25,5 @@ print(json.dumps({"caught": caught, "lark": "lark" in sys.modules}))
 def test_the_grader_skips_the_iri_grammar_and_still_validates_notebooks():
     # Run in a fresh interpreter: pytest's own process may have imported anything.
     result = subprocess.run([sys.executable, "-c", PROBE], capture_output=True, text=True,
-                            cwd=lab.LAB_ROOT, timeout=120, check=True)
+                            cwd=lab.root, timeout=120, check=True)
     assert json.loads(result.stdout) == {"caught": True, "lark": False}

@@ -4,18 +4,23 @@ import json
 import os
 import stat
 import zipfile
+from dataclasses import dataclass
+from pathlib import Path
+from types import SimpleNamespace
 
 import nbformat
 import pytest
 from nbformat import v3
 from nbformat.v4 import new_code_cell, new_markdown_cell, new_notebook
 
-from grader.intake import submissions as intake
-from grader.intake.submissions import IntakeError, collect_submissions
-from grader.labs.c2_w2 import lab
+from grader import cells
+from grader.intake import IntakeError, collect_submissions, notebook_file
+from grader.intake import folders as intake
+from grader.intake.notebook_file import NotGradable
+from grader.labs.c2_w2 import LAB as lab
 from grader.records import INVALID
 
-NAME = lab.NOTEBOOK_NAME
+NAME = lab.notebook_name
 
 
 # --- Factories ------------------------------------------------------------------------------
@@ -26,7 +31,7 @@ def answer_cell(grade_id, source="pass"):
         "schema_version": 3}})
 
 
-def lab_notebook(grade_ids=lab.EXERCISES):
+def lab_notebook(grade_ids=lab.exercise_ids):
     return new_notebook(cells=[new_markdown_cell("# Softmax"),
                                *(answer_cell(grade_id) for grade_id in grade_ids)])
 
@@ -39,7 +44,7 @@ def write_notebook(path, notebook=None):
 
 def add_student(folder, student_id, *, nbgrader=False, name=NAME, notebook=None):
     """A student's folder in `folder`, plain or nbgrader's; returns the notebook's path."""
-    student = folder / student_id / (lab.ASSIGNMENT if nbgrader else "")
+    student = folder / student_id / (lab.assignment if nbgrader else "")
     return write_notebook(student / name, notebook)
 
 
@@ -60,8 +65,34 @@ def zip_entries(zip_path, entries):
     return zip_path
 
 
+@dataclass(frozen=True)
+class Read:
+    """A student folder after intake and the pipeline's reading step."""
+
+    student_id: str
+    notebook_path: Path | None
+    status: str | None
+    detail: str
+    notebook: dict | None
+
+
 def collect(path, tmp_path):
-    return collect_submissions(path, tmp_path / "scratch")
+    result = collect_submissions(path, tmp_path / "scratch", lab)
+    return SimpleNamespace(submissions=tuple(map(read, result.submissions)),
+                           warnings=result.warnings)
+
+
+def read(submission):
+    if submission.status == INVALID:
+        return Read(submission.student_id, submission.notebook_path, INVALID,
+                    submission.detail, None)
+    try:
+        notebook, notes = submission.read(lab)
+    except NotGradable as not_gradable:
+        return Read(submission.student_id, submission.notebook_path, INVALID,
+                    str(not_gradable), None)
+    detail = "; ".join(note for note in [submission.detail, *notes] if note)
+    return Read(submission.student_id, submission.notebook_path, None, detail, notebook)
 
 
 def by_id(result):
@@ -84,8 +115,8 @@ def student_with_file(tmp_path, data, name=NAME):
 def assert_gradable(submission, detail=""):
     assert submission.status is None, submission.detail
     assert submission.detail == detail
-    grade_ids = {intake._grade_id(cell) for cell in submission.notebook["cells"]}
-    assert set(lab.EXERCISES) <= grade_ids
+    grade_ids = {cells.grade_id(cell) for cell in submission.notebook["cells"]}
+    assert set(lab.exercise_ids) <= grade_ids
 
 
 def assert_invalid(submission, detail):
@@ -112,18 +143,18 @@ def test_nbgrader_submitted_folder(tmp_path):
     submitted = tmp_path / "course" / "submitted"
     add_student(submitted, "alice", nbgrader=True)
     add_student(submitted, "bob", nbgrader=True)
-    (submitted / "bob" / lab.ASSIGNMENT / "timestamp.txt").write_text("2024-01-01 10:00:00")
+    (submitted / "bob" / lab.assignment / "timestamp.txt").write_text("2024-01-01 10:00:00")
     result = collect(submitted, tmp_path)
     assert sorted(by_id(result)) == ["alice", "bob"]
     for submission in result.submissions:
         assert_gradable(submission)
-        assert submission.notebook_path.parent.name == lab.ASSIGNMENT
+        assert submission.notebook_path.parent.name == lab.assignment
 
 
 def test_nbgrader_course_root(tmp_path):
     course = tmp_path / "course"
     add_student(course / "submitted", "alice", nbgrader=True)
-    write_notebook(course / "source" / lab.ASSIGNMENT / NAME)
+    write_notebook(course / "source" / lab.assignment / NAME)
     (course / "gradebook.db").write_bytes(b"")
     result = collect(course, tmp_path)
     assert list(by_id(result)) == ["alice"]
@@ -271,20 +302,20 @@ def _python_file():
 
 
 BROKEN = {
-    "empty": (b"", intake.EMPTY),
-    "blank": (b"  \n\n", intake.EMPTY),
-    "truncated JSON": (_truncated(), intake.NOT_JSON),
-    "malformed JSON": (b'{"cells": [,]}', intake.NOT_JSON),
-    "not JSON at all": (b"hello there, world!", intake.NOT_JSON),
-    "python file": (_python_file(), intake.PYTHON_FILE),
-    "JSON object, no notebook": (b'{"name": "alice", "score": 10}', intake.NOT_A_NOTEBOOK),
-    "JSON list": (b"[1, 2, 3]", intake.NOT_A_NOTEBOOK),
+    "empty": (b"", notebook_file.EMPTY),
+    "blank": (b"  \n\n", notebook_file.EMPTY),
+    "truncated JSON": (_truncated(), notebook_file.NOT_JSON),
+    "malformed JSON": (b'{"cells": [,]}', notebook_file.NOT_JSON),
+    "not JSON at all": (b"hello there, world!", notebook_file.NOT_JSON),
+    "python file": (_python_file(), notebook_file.PYTHON_FILE),
+    "JSON object, no notebook": (b'{"name": "alice", "score": 10}', notebook_file.NOT_A_NOTEBOOK),
+    "JSON list": (b"[1, 2, 3]", notebook_file.NOT_A_NOTEBOOK),
     "nbformat 4 without cells": (b'{"nbformat": 4, "nbformat_minor": 5, "metadata": {}}',
-                                 intake.NOT_A_NOTEBOOK),
-    "binary garbage": (bytes(range(256)) * 4, intake.NOT_TEXT),
-    "zeros": (b"\x00" * 100, intake.NOT_TEXT),
-    "latin-1 text": ('{"cells": "café"}'.encode("latin-1"), intake.NOT_TEXT),
-    "no cells": (nbformat.writes(new_notebook()).encode(), intake.NO_CELLS),
+                                 notebook_file.NOT_A_NOTEBOOK),
+    "binary garbage": (bytes(range(256)) * 4, notebook_file.NOT_TEXT),
+    "zeros": (b"\x00" * 100, notebook_file.NOT_TEXT),
+    "latin-1 text": ('{"cells": "café"}'.encode("latin-1"), notebook_file.NOT_TEXT),
+    "no cells": (nbformat.writes(new_notebook()).encode(), notebook_file.NO_CELLS),
     "future format": (b'{"nbformat": 5, "cells": []}',
                       "the notebook is in format version 5, which the grader does not know"),
 }
@@ -320,7 +351,7 @@ def test_duplicated_graded_cell_is_gradable_with_a_note(tmp_path):
                                    "copy counts, as when you run the notebook")
 
 
-def _v3_notebook(grade_ids=lab.EXERCISES):
+def _v3_notebook(grade_ids=lab.exercise_ids):
     cells = [v3.new_code_cell(input="pass", metadata={"nbgrader": {"grade_id": grade_id}})
              for grade_id in grade_ids]
     return v3.writes_json(v3.new_notebook(worksheets=[v3.new_worksheet(cells=cells)]))
@@ -356,7 +387,8 @@ def test_what_nbformat_cannot_repair_is_invalid(tmp_path):
     content = json.loads(nbformat.writes(lab_notebook()))
     content["cells"][1]["outputs"] = "not a list"
     data = json.dumps(content).encode()
-    assert_invalid(only(collect(student_with_file(tmp_path, data), tmp_path)), intake.DAMAGED)
+    damaged = only(collect(student_with_file(tmp_path, data), tmp_path))
+    assert_invalid(damaged, notebook_file.DAMAGED)
 
 
 @pytest.mark.parametrize("depth", [500, 100_000])
@@ -373,7 +405,7 @@ def test_byte_order_mark_is_accepted(tmp_path):
 
 
 def test_oversized_notebook_is_invalid_and_says_so(tmp_path, monkeypatch):
-    monkeypatch.setattr(intake, "MAX_NOTEBOOK_BYTES", 1024**2)
+    monkeypatch.setattr(notebook_file, "MAX_NOTEBOOK_BYTES", 1024**2)
     data = nbformat.writes(lab_notebook()).encode() + b" " * (3 * 1024**2)
     assert_invalid(only(collect(student_with_file(tmp_path, data), tmp_path)),
                    "the notebook is 3 MB, more than the 1 MB limit; clear its outputs and "
@@ -384,7 +416,7 @@ def test_a_fifo_named_like_a_notebook_is_not_read(tmp_path):
     submissions = tmp_path / "submissions"
     (submissions / "alice").mkdir(parents=True)
     os.mkfifo(submissions / "alice" / NAME)
-    assert_invalid(only(collect(submissions, tmp_path)), intake.NOT_A_FILE)
+    assert_invalid(only(collect(submissions, tmp_path)), notebook_file.NOT_A_FILE)
 
 
 # --- Links ----------------------------------------------------------------------------------

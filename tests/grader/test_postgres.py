@@ -18,7 +18,7 @@ from nbgrader.api import Gradebook
 from sqlalchemy.exc import SAWarning
 
 from grader.course.course import COURSE_ID
-from grader.labs.c2_w2 import lab
+from grader.labs.c2_w2 import LAB as lab
 from grader.publish.results import ResultsError, gradebook_url
 
 # A few of the corpus's students: full marks, one exercise wrong, no readable notebook.
@@ -83,7 +83,7 @@ def _scores(db_url):
     with (warnings.catch_warnings(), Gradebook(db_url, course_id=COURSE_ID) as gradebook):
         warnings.simplefilter("ignore", category=SAWarning)
         scores = {student.id: None for student in gradebook.students}
-        for submission in gradebook.assignment_submissions(lab.ASSIGNMENT):
+        for submission in gradebook.assignment_submissions(lab.assignment):
             scores[submission.student.id] = (submission.score, submission.max_score)
         return scores
 
@@ -107,7 +107,7 @@ def test_grades_in_postgresql_equal_grades_in_sqlite(postgres_url, class_dir, gr
     result = subprocess.run(
         [sys.executable, "-m", "grader", "autograde", str(some), "--out", str(out),
          "--cell-timeout", "10", "--workers", "2", "--db", postgres_url],
-        capture_output=True, text=True, cwd=lab.LAB_ROOT, timeout=600)
+        capture_output=True, text=True, cwd=lab.root, timeout=600)
     assert result.returncode == 0, result.stderr
     assert not (out / "gradebook.db").exists()  # the grades went to PostgreSQL
     in_sqlite, _ = graded  # the whole corpus in the default sqlite gradebook

@@ -15,7 +15,8 @@ from nbformat.v4 import (
 )
 from nbgrader.preprocessors import ClearHiddenTests
 
-from grader.intake.prepare import SKIP_TAG, grade_id, prepare, public_text, skipped
+from grader.cells import grade_id, public_text, skipped
+from grader.intake.prepare import SKIP_TAG, prepare
 
 SOLUTION = "def f():\n    ### BEGIN SOLUTION\n    return 1\n    ### END SOLUTION\n"
 STUB = "def f():\n    pass  # your code here\n"
@@ -110,7 +111,7 @@ def test_the_untouched_student_version_gives_the_source_structure_and_no_notes()
     assert layout(prepared) == SOURCE_ORDER
     assert prepared.notes == []
     assert cells_of(prepared, "A")[0].source == STUB
-    assert cells_of(prepared, "A_test")[0].source == TEST
+    assert cells_of(prepared, "A_test")[0].source == PUBLIC_TEST
     assert prepared.notebook.metadata == source_notebook().metadata
     nbformat.validate(prepared.notebook)
 
@@ -125,7 +126,7 @@ def test_prepare_changes_neither_the_submission_nor_the_source():
 
 # --- Given and test cells come from the source ----------------------------------------------
 
-def test_edited_given_and_test_cells_are_restored_from_the_source_with_the_hidden_tests():
+def test_edited_given_and_test_cells_are_restored_from_the_source_without_hidden_tests():
     cells = released_cells()
     cells[0].source = "# My own title"
     cells[1].source = "x = 1000  # easier"
@@ -133,12 +134,21 @@ def test_edited_given_and_test_cells_are_restored_from_the_source_with_the_hidde
     cells[3].metadata["nbgrader"]["points"] = 1000
     prepared = prepare(submitted(cells), source_notebook())
     assert layout(prepared) == SOURCE_ORDER
-    for cell_id in ("intro", "setup", "A_test"):
+    for cell_id in ("intro", "setup"):
         [cell] = cells_of(prepared, cell_id)
         assert cell.source == source_text(cell_id)
     [test] = cells_of(prepared, "A_test")
-    assert HIDDEN in test.source
+    assert test.source == PUBLIC_TEST
     assert test.metadata["nbgrader"]["points"] == 50
+
+
+def test_no_prepared_cell_holds_the_hidden_tests():
+    # The hidden tests never reach the kernel: the grader captures with the lab's own code.
+    cells = released_cells()
+    cells.insert(2, student_cell(HIDDEN))  # a student who pasted them in gets them as text
+    prepared = prepare(submitted(cells), source_notebook())
+    sources = [cell.source for cell in prepared.notebook.cells if grade_id(cell)]
+    assert not any("BEGIN HIDDEN TESTS" in source for source in sources)
 
 
 def test_an_edited_test_cell_is_noted():
@@ -153,7 +163,7 @@ def test_a_deleted_test_cell_is_restored_where_it_was_and_noted():
     del cells[3]
     prepared = prepare(submitted(cells), source_notebook())
     assert layout(prepared) == SOURCE_ORDER
-    assert cells_of(prepared, "A_test")[0].source == TEST
+    assert cells_of(prepared, "A_test")[0].source == PUBLIC_TEST
     assert prepared.notes == ["The test cell A_test had been deleted; it was restored."]
 
 
@@ -249,7 +259,7 @@ def test_a_students_cell_claiming_a_test_cells_grade_id_does_not_replace_it(wher
         cells.insert(0, claim)
     prepared = prepare(submitted(cells), source_notebook())
     [test] = cells_of(prepared, "A_test")
-    assert test.source == TEST
+    assert test.source == PUBLIC_TEST
     assert [grade_id(cell) for cell in prepared.notebook.cells
             if cell.metadata.get("nbgrader", {}).get("grade")] == ["A_test"]
     assert layout(prepared).index("A_test") == SOURCE_ORDER.index("A_test")

@@ -16,7 +16,7 @@ from grader.course.release import (
     check_student_version,
     release,
 )
-from grader.labs.c2_w2 import lab
+from grader.labs.c2_w2 import LAB as lab
 from tools.run_notebook import read_notebook, run_notebook
 
 KERNEL_INFO_TIMEOUT = 60  # seconds: a kernel starting on a busy 2-core machine
@@ -25,7 +25,7 @@ KERNEL_INFO_TIMEOUT = 60  # seconds: a kernel starting on a busy 2-core machine
 @pytest.fixture(scope="module")
 def released(tmp_path_factory):
     out = tmp_path_factory.mktemp("release")
-    return release(out=out)
+    return release(lab=lab, out=out)
 
 
 def _cells_by_grade_id(notebook):
@@ -34,15 +34,15 @@ def _cells_by_grade_id(notebook):
 
 
 def test_release_holds_the_notebook_and_every_support_file(released):
-    for name in lab.SUPPORT_FILES:
+    for name in lab.release_files:
         assert (released.parent / name).exists(), name
     assert (released.parent / "data" / "X.npy").stat().st_size == \
-        (lab.LAB_ROOT / "data" / "X.npy").stat().st_size
+        (lab.root / "data" / "X.npy").stat().st_size
 
 
 def test_solutions_are_replaced_by_stubs_inside_the_code_markers(released):
     cells = _cells_by_grade_id(read_notebook(released))
-    for grade_id, stub in lab.EXERCISE_STUBS.items():
+    for grade_id, stub in ((e.id, e.stub) for e in lab.exercises):
         source = cells[grade_id].source
         start = source.index("### START CODE HERE ###")
         end = source.index("### END CODE HERE ###")
@@ -64,7 +64,7 @@ def test_no_solution_marker_and_no_output_anywhere(released):
 def test_given_cells_are_locked_and_answer_cells_editable(released):
     for grade_id, cell in _cells_by_grade_id(read_notebook(released)).items():
         editable = cell.metadata.get("editable", True)
-        assert editable == (grade_id in lab.EXERCISES), grade_id
+        assert editable == (grade_id in lab.exercise_ids), grade_id
 
 
 def test_student_version_holds_the_kernel_metadata_jupyterlab_writes(released):
@@ -106,21 +106,21 @@ def test_kernel_metadata_equals_what_the_installed_kernel_reports(released):
 def test_existing_notebook_is_never_overwritten_without_force(released):
     released.write_text("a student's work")
     with pytest.raises(ReleaseExistsError):
-        release(out=released.parent)
+        release(lab=lab, out=released.parent)
     assert released.read_text() == "a student's work"
-    release(out=released.parent, force=True)
+    release(lab=lab, out=released.parent, force=True)
     check_student_version(released)
 
 
 def test_check_refuses_a_notebook_that_still_has_a_solution():
     with pytest.raises(ReleaseCheckError):
-        check_student_version(lab.SOURCE_NOTEBOOK)
+        check_student_version(lab.source_notebook)
 
 
 def test_cli_reports_an_existing_release_as_an_error(released):
     result = subprocess.run([sys.executable, "-m", "grader", "release", "--out",
                              str(released.parent)], capture_output=True, text=True,
-                            cwd=lab.LAB_ROOT)
+                            cwd=lab.root)
     assert result.returncode == 1
     assert "already exists" in result.stderr and "--force" in result.stderr
 
@@ -140,7 +140,7 @@ def test_a_student_who_completes_the_release_sees_both_tests_pass(released_lab, 
     import corpus
 
     shutil.copytree(released_lab, tmp_path / "lab")
-    notebook = corpus.answered(read_notebook(tmp_path / "lab" / lab.NOTEBOOK_NAME),
+    notebook = corpus.answered(read_notebook(tmp_path / "lab" / lab.notebook_name),
                                corpus.LOOP, corpus.MODEL)
     run = run_notebook(notebook, tmp_path / "lab")
     assert run.errors() == [] and run.stderr_texts() == []

@@ -20,7 +20,7 @@ import corpus
 import pytest
 
 from grader import pipeline as autograde
-from grader.labs.c2_w2 import lab
+from grader.labs.c2_w2 import LAB as lab
 from grader.publish import report
 from grader.publish.results import VERDICTS_JSON, write_grades_csv, write_verdicts_json
 from grader.records import GRADED, INVALID, STATUSES, TIMEOUT, ExerciseVerdict, SubmissionResult
@@ -187,12 +187,12 @@ def test_corpus_report_histogram_and_marks_match_the_grades(corpus_report):
     for exercise, marks in exercise_marks(page).items():
         points = [float(row[exercise]) for row in ran]
         assert marks == {"full": points.count(50), "partial": 0, "zero": points.count(0)}
-    assert set(exercise_marks(page)) == set(lab.EXERCISES)
+    assert set(exercise_marks(page)) == set(lab.exercise_ids)
 
 
 def test_corpus_report_names_each_mistake_and_the_students_it_affects(corpus_report):
     _, page = corpus_report
-    for exercise in lab.EXERCISES:
+    for exercise in lab.exercise_ids:
         rows = mistakes(page, exercise)
         for _, _, students, count in rows:
             assert count == len(students) == len(set(students))
@@ -202,7 +202,7 @@ def test_corpus_report_names_each_mistake_and_the_students_it_affects(corpus_rep
                             if row["status"] != INVALID and row[exercise] == "0"}, exercise
     for student, row in _expected().items():
         if row["feedback_contains"]:
-            told = [text for exercise in lab.EXERCISES
+            told = [text for exercise in lab.exercise_ids
                     for _, texts, students, _ in mistakes(page, exercise)
                     if student in students for text in texts]
             assert any(row["feedback_contains"] in text for text in told), student
@@ -317,7 +317,7 @@ def test_an_all_invalid_batch_reports_without_figures(tmp_path):
     broken = sorted(corpus.BROKEN_FILES.iterdir())[:2]
     for path in broken:
         (submissions / path.stem).mkdir(parents=True)
-        shutil.copy(path, submissions / path.stem / lab.NOTEBOOK_NAME)
+        shutil.copy(path, submissions / path.stem / lab.notebook_name)
     out = tmp_path / "out"
     # The real command: the report is written by autograde itself, after the grades.
     result = _grader("autograde", str(submissions), "--out", str(out))
@@ -408,7 +408,7 @@ def test_a_report_that_fails_is_a_warning_not_a_lost_batch(tmp_path, monkeypatch
 
 def _grader(*args):
     return subprocess.run([sys.executable, "-m", "grader", *args], capture_output=True,
-                          text=True, cwd=lab.LAB_ROOT, timeout=600)
+                          text=True, cwd=lab.root, timeout=600)
 
 
 @pytest.mark.parametrize("prepare, says", [

@@ -18,7 +18,7 @@ from nbgrader.api import Gradebook, MissingEntry, SubmittedAssignment
 
 from grader.course.course import Course, run_nbgrader
 from grader.intake.prepare import HIDDEN_TESTS, public_text
-from grader.labs.c2_w2 import lab
+from grader.labs.c2_w2 import LAB as lab
 from grader.publish import results
 from grader.publish.results import (
     CSV_COLUMNS,
@@ -34,7 +34,7 @@ from grader.records import ERROR, GRADED, INVALID, TIMEOUT, ExerciseVerdict, Sub
 pytestmark = pytest.mark.filterwarnings("ignore::sqlalchemy.exc.SAWarning")
 
 UNICODE_ID = "Zoë Ñúñez 学生"
-SOURCE = nbformat.read(str(lab.SOURCE_NOTEBOOK), as_version=4)
+SOURCE = nbformat.read(str(lab.source_notebook), as_version=4)
 
 
 def verdict(exercise, points, *messages):
@@ -113,17 +113,17 @@ def test_summary_counts_statuses_and_averages_scores(out):
 
 def test_gradebook_holds_each_students_scores_out_of_100(out):
     with Gradebook(f"sqlite:///{out.path / 'gradebook.db'}", course_id="") as gradebook:
-        assert gradebook.find_assignment(lab.ASSIGNMENT).max_score == 100
+        assert gradebook.find_assignment(lab.assignment).max_score == 100
         assert {student.id for student in gradebook.students} == set(EXPECTED_SCORES)
         for student_id in WITH_NOTEBOOK:
-            submission = gradebook.find_submission(lab.ASSIGNMENT, student_id)
+            submission = gradebook.find_submission(lab.assignment, student_id)
             assert submission.score == EXPECTED_SCORES[student_id], student_id
             assert submission.max_score == 100
             assert not submission.needs_manual_grade
-        bob_c2 = gradebook.find_grade("UNQ_C2_test", "C2_W2_Assignment", lab.ASSIGNMENT, "bob")
+        bob_c2 = gradebook.find_grade("UNQ_C2_test", "C2_W2_Assignment", lab.assignment, "bob")
         assert (bob_c2.auto_score, bob_c2.max_score) == (12.5, 50)
         with pytest.raises(MissingEntry):
-            gradebook.find_submission(lab.ASSIGNMENT, "erin")
+            gradebook.find_submission(lab.assignment, "erin")
 
 
 def test_nbgrader_export_shows_the_same_scores(out, tmp_path):
@@ -138,7 +138,7 @@ def test_nbgrader_export_shows_the_same_scores(out, tmp_path):
 def test_graded_notebooks_are_where_formgrader_reads_them(out):
     autograded = out.path / "nbgrader" / "autograded"
     assert {path.name for path in autograded.iterdir()} == WITH_NOTEBOOK
-    notebook = nbformat.read(str(autograded / UNICODE_ID / lab.ASSIGNMENT / lab.NOTEBOOK_NAME),
+    notebook = nbformat.read(str(autograded / UNICODE_ID / lab.assignment / lab.notebook_name),
                              as_version=4)
     assert "my_softmax does not add up to 1." in nbformat.writes(notebook)
 
@@ -201,7 +201,7 @@ def test_unsafe_or_duplicate_student_ids_are_refused_before_anything_is_written(
 
 
 def test_feedback_that_shows_hidden_tests_is_never_kept(tmp_path):
-    made = tmp_path / "nbgrader_feedback" / "amy" / lab.ASSIGNMENT / "C2_W2_Assignment.html"
+    made = tmp_path / "nbgrader_feedback" / "amy" / lab.assignment / "C2_W2_Assignment.html"
     made.parent.mkdir(parents=True)
     made.write_text("<pre>### BEGIN HIDDEN TESTS</pre>")
     with pytest.raises(FeedbackLeakError):
@@ -245,8 +245,8 @@ def test_rerun_updates_scores_without_duplicating_anything(rerun):
             ["alice", "bob", "frank", "hank"]
         submissions = gradebook.db.query(SubmittedAssignment).all()
         assert sorted(s.student.id for s in submissions) == ["alice", "frank", "hank"]
-        assert gradebook.find_submission(lab.ASSIGNMENT, "alice").score == 75
-        assert gradebook.find_submission(lab.ASSIGNMENT, "frank").score == 50
+        assert gradebook.find_submission(lab.assignment, "alice").score == 75
+        assert gradebook.find_submission(lab.assignment, "frank").score == 50
     assert [row[0] for row in read_csv(rerun.path / "grades.csv")[1:]] == \
         ["alice", "bob", "frank", "hank"]
 

@@ -11,7 +11,7 @@ import nbformat
 import pytest
 from nbformat.v4 import new_code_cell, new_notebook
 
-from grader.labs.c2_w2 import lab
+from grader.labs.c2_w2 import LAB as lab
 from grader.run import isolation
 from grader.run.execution import execute
 from grader.run.sandbox import OFF, Limits, fallback_rlimits, protection, run_notebook
@@ -113,16 +113,16 @@ def test_a_sandbox_that_cannot_be_made_is_that_submissions_error(template, tmp_p
 
 
 def test_no_sandbox_grades_and_says_once_what_is_missing(released_lab, tmp_path):
-    release = nbformat.read(str(released_lab / lab.NOTEBOOK_NAME), as_version=4)
+    release = nbformat.read(str(released_lab / lab.notebook_name), as_version=4)
     for student in ("one", "two"):
-        path = tmp_path / "submissions" / student / lab.NOTEBOOK_NAME
+        path = tmp_path / "submissions" / student / lab.notebook_name
         path.parent.mkdir(parents=True)
         nbformat.write(corpus.answered(release, corpus.STABLE, corpus.MODEL), str(path))
     out = tmp_path / "out"
     result = subprocess.run(
         [sys.executable, "-m", "grader", "autograde", str(tmp_path / "submissions"), "--out",
          str(out), "--workers", "1", "--no-sandbox"],
-        capture_output=True, text=True, cwd=lab.LAB_ROOT, timeout=600)
+        capture_output=True, text=True, cwd=lab.root, timeout=600)
     assert result.returncode == 0, result.stderr
     assert result.stderr.count("--no-sandbox") == 1, result.stderr
     with (out / "grades.csv").open(newline="") as file:

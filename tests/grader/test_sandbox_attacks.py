@@ -25,11 +25,11 @@ import nbformat
 import psutil
 import pytest
 
-from grader.labs.c2_w2 import lab
+from grader.labs.c2_w2 import LAB as lab
 from grader.run import isolation
 from grader.run.sandbox import protection
 
-NOTEBOOK = lab.NOTEBOOK_NAME
+NOTEBOOK = lab.notebook_name
 MEMORY_MB = 1536
 # In the batch's environment, so that every process it starts carries it; NBGRADER_ variables
 # are among the few a confined kernel keeps.
@@ -259,14 +259,14 @@ def graded(released_lab, tmp_path_factory):
     submissions = tmp_path_factory.mktemp("sandbox-attacks") / "submissions"
     out = submissions.parent / "out"
     listener = Listener()
-    values = {"SOURCE": str(lab.SOURCE_NOTEBOOK), "LAB_ROOT": str(lab.LAB_ROOT),
+    values = {"SOURCE": str(lab.source_notebook), "LAB_ROOT": str(lab.root),
               "OTHER": str(submissions / "honest-one" / NOTEBOOK), "OUT": str(out),
               "PORT": listener.port}
     for student, (build, *_) in CLASS.items():
         path = submissions / student / NOTEBOOK
         path.parent.mkdir(parents=True)
         nbformat.write(build(release, values), str(path))
-    watched = [lab.SOURCE_NOTEBOOK, *sorted((lab.LAB_ROOT).glob("*.py")),
+    watched = [lab.source_notebook, *sorted((lab.root).glob("*.py")),
                *sorted(submissions.glob("*/*.ipynb"))]
     memory = KernelMemoryWatch()
     batch = uuid.uuid4().hex
@@ -275,7 +275,7 @@ def graded(released_lab, tmp_path_factory):
             [sys.executable, "-m", "grader", "autograde", str(submissions), "--out", str(out),
              "--workers", "2", "--memory-mb", str(MEMORY_MB), "--cell-timeout", "60",
              "--timeout", "240"],
-            capture_output=True, text=True, cwd=lab.LAB_ROOT, timeout=900,
+            capture_output=True, text=True, cwd=lab.root, timeout=900,
             env={**os.environ, MARK: batch})
     finally:
         memory.close()
@@ -307,7 +307,7 @@ def _rows(out):
 
 
 def _report(out, student):
-    path = out / "nbgrader" / "autograded" / student / lab.ASSIGNMENT / NOTEBOOK
+    path = out / "nbgrader" / "autograded" / student / lab.assignment / NOTEBOOK
     text = "".join(output.get("text", "") for cell in nbformat.read(str(path), 4).cells
                    for output in cell.get("outputs", []))
     line = next(line for line in text.splitlines() if line.startswith(REPORT))
@@ -382,7 +382,7 @@ def test_memory_stays_under_the_cap(graded):
 def test_a_flood_of_output_is_cut_not_kept(graded):
     report = _report(graded["out"], "attack-print-flood")
     assert report["printed MB"] == 300
-    path = (graded["out"] / "nbgrader" / "autograded" / "attack-print-flood" / lab.ASSIGNMENT
+    path = (graded["out"] / "nbgrader" / "autograded" / "attack-print-flood" / lab.assignment
             / NOTEBOOK)
     assert path.stat().st_size < 5 * 10**6
 

@@ -1,7 +1,7 @@
 """The release files as data: read once by the coordinator, written once per worker."""
 
 from grader.course.course import copy_support_files
-from grader.labs.c2_w2 import lab
+from grader.labs.c2_w2 import LAB as lab
 from grader.run import support_files
 from grader.run.support_files import read_support_files, support_dir, write_support_files
 
@@ -13,12 +13,12 @@ def _tree(root):
 
 def test_every_support_file_is_read_with_its_content_and_no_cache():
     support = read_support_files()
-    for name in lab.SUPPORT_FILES:
-        source = lab.LAB_ROOT / name
+    for name in lab.release_files:
+        source = lab.root / name
         if source.is_file():
             assert support.files[name] == source.read_bytes()
-    assert support.files["data/X.npy"] == (lab.LAB_ROOT / "data" / "X.npy").read_bytes()
-    assert {name.split("/")[0] for name in support.files} == set(lab.SUPPORT_FILES)
+    assert support.files["data/X.npy"] == (lab.root / "data" / "X.npy").read_bytes()
+    assert {name.split("/")[0] for name in support.files} == set(lab.release_files)
     assert not [name for name in support.files if "__pycache__" in name]
 
 

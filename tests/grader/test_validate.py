@@ -8,7 +8,7 @@ import nbformat
 import pytest
 
 from grader.intake import submissions as intake
-from grader.labs.c2_w2 import lab
+from grader.labs.c2_w2 import LAB as lab
 
 C1_FAILS = "UNQ_C1 (my_softmax): public tests FAIL"
 C1_PASSES = "UNQ_C1 (my_softmax): public tests pass"
@@ -30,7 +30,7 @@ CASES = {
 def _start(path):
     return subprocess.Popen([sys.executable, "-m", "grader", "validate", str(path)],
                             stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
-                            cwd=lab.LAB_ROOT)
+                            cwd=lab.root)
 
 
 def _finish(process):
@@ -45,13 +45,13 @@ def _finish(process):
 @pytest.fixture(scope="module")
 def validated(released_lab, tmp_path_factory):
     """Each case validated once, all at the same time: each run starts TensorFlow."""
-    release = nbformat.read(str(released_lab / lab.NOTEBOOK_NAME), as_version=4)
+    release = nbformat.read(str(released_lab / lab.notebook_name), as_version=4)
     folder = tmp_path_factory.mktemp("validate")
     running = {}
     for case, answers in CASES.items():
-        path = released_lab / lab.NOTEBOOK_NAME  # read only, never changed
+        path = released_lab / lab.notebook_name  # read only, never changed
         if answers is not None:
-            path = folder / case / lab.NOTEBOOK_NAME
+            path = folder / case / lab.notebook_name
             path.parent.mkdir()
             nbformat.write(corpus.answered(release, *answers), str(path))
         running[case] = _start(path)
@@ -90,7 +90,7 @@ def test_a_wrong_softmax_fails_only_its_exercise(validated):
 
 
 def test_an_unreadable_file_is_refused_with_the_intakes_message(tmp_path):
-    path = tmp_path / lab.NOTEBOOK_NAME
+    path = tmp_path / lab.notebook_name
     path.write_bytes(b"")
     result = _finish(_start(path))
     assert result.returncode == 2

@@ -4,7 +4,7 @@ import re
 
 import pytest
 
-from grader.labs.c2_w2 import lab
+from grader.labs.c2_w2 import LAB as lab
 from tools.run_notebook import read_notebook
 
 SECTIONS = [
@@ -19,7 +19,7 @@ SECTIONS = [
 
 @pytest.fixture(scope="module")
 def notebook():
-    return read_notebook(lab.SOURCE_NOTEBOOK)
+    return read_notebook(lab.source_notebook)
 
 
 def _markdown(notebook):
@@ -53,7 +53,7 @@ def test_every_image_the_text_shows_exists(notebook):
     images = re.findall(r'src="(images/[^"]+)"', _markdown(notebook))
     assert len(images) == 4
     for image in images:
-        assert (lab.LAB_ROOT / image).is_file(), image
+        assert (lab.root / image).is_file(), image
 
 
 def test_every_cell_has_a_unique_nbgrader_id(notebook):
@@ -63,13 +63,13 @@ def test_every_cell_has_a_unique_nbgrader_id(notebook):
 
 def test_only_the_two_graded_cells_are_open_to_the_student(notebook):
     open_cells = [cell for cell in notebook.cells if not _nbgrader(cell)["locked"]]
-    assert [_nbgrader(cell)["grade_id"] for cell in open_cells] == list(lab.EXERCISES)
+    assert [_nbgrader(cell)["grade_id"] for cell in open_cells] == list(lab.exercise_ids)
     for cell in open_cells:
         assert _nbgrader(cell)["solution"] is True
         assert cell.source.startswith(f"# {_nbgrader(cell)['grade_id']}\n# GRADED CELL")
 
 
-@pytest.mark.parametrize("grade_id", lab.EXERCISES)
+@pytest.mark.parametrize("grade_id", lab.exercise_ids)
 def test_solution_sits_inside_the_code_markers(notebook, grade_id):
     cell = next(c for c in notebook.cells if _nbgrader(c)["grade_id"] == grade_id)
     lines = [line.strip() for line in cell.source.splitlines()]
@@ -78,14 +78,14 @@ def test_solution_sits_inside_the_code_markers(notebook, grade_id):
     assert order == sorted(order)
 
 
-@pytest.mark.parametrize("exercise", lab.EXERCISES)
+@pytest.mark.parametrize("exercise", lab.exercise_ids)
 def test_each_exercise_has_a_50_point_test_cell_with_hidden_tests(notebook, exercise):
     cells = [c for c in notebook.cells if _nbgrader(c)["grade"]]
     cell = next(c for c in cells if _nbgrader(c)["grade_id"] == f"{exercise}_test")
     assert _nbgrader(cell)["points"] == 50 and _nbgrader(cell)["locked"]
     hidden = cell.source.split("### BEGIN HIDDEN TESTS")[1].split("### END HIDDEN TESTS")[0]
     assert f"__GRADER_ANSWER__ {exercise}" in hidden
-    assert len(cells) == len(lab.EXERCISES)
+    assert len(cells) == len(lab.exercise_ids)
 
 
 def test_public_tests_sit_in_unit_test_markers(notebook):
