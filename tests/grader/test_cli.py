@@ -1,33 +1,50 @@
 """The command line: a thin layer, so only what it adds is tested here."""
 
 import io
+import logging
 import subprocess
 import sys
 
+from grader import logs
 from grader.cli import ProgressBar, summary
 from grader.labs.c2_w2 import LAB as lab
-from grader.records import ExerciseVerdict, SubmissionResult
+from grader.pipeline import BatchResult
+from grader.publish.journal import StudentRecord
+from grader.records import ExerciseVerdict
 
 
-def _result(student, status, points=()):
+def _record(student, status, points=()):
     verdicts = {f"UNQ_C{i + 1}": ExerciseVerdict(f"UNQ_C{i + 1}", p, 50)
                 for i, p in enumerate(points)}
-    return SubmissionResult(student, status, "", verdicts)
+    return StudentRecord(student, status, "", verdicts)
 
 
-def test_summary_counts_every_status_and_the_mean_score():
-    results = [_result("a", "graded", (50, 50)), _result("b", "graded", (50, 0)),
-               _result("c", "invalid"), _result("d", "timeout", (0, 0))]
-    assert summary(results, 12.34, 2) == (
-        "Graded 4 submissions in 12.3 s with 2 workers: graded 2, timeout 1, error 0, "
-        "invalid 1; mean score 37.5/100")
+def _batch(records, graded, kept=()):
+    return BatchResult(records=records, graded=list(graded), kept=list(kept), missing=[],
+                       seconds=12.34, workers=2, sandbox="namespaces+cgroups",
+                       hidden_seed=1)
+
+
+def test_summary_says_what_the_batch_did_and_what_out_holds():
+    records = [_record("a", "graded", (50, 50)), _record("b", "graded", (50, 0)),
+               _record("c", "invalid"), _record("d", "timeout", (0, 0))]
+    assert summary(_batch(records, ["b", "c", "d"], kept=["a"]), lab) == (
+        "Graded 3 submissions in 12.3 s with 2 workers: graded 1, timeout 1, error 0, "
+        "invalid 1; kept 1 unchanged results.\n"
+        "OUT holds 4 students: graded 2, timeout 1, error 0, invalid 1; mean score 37.5/100")
+
+
+def test_summary_names_the_cluster():
+    text = summary(_batch([_record("a", "graded", (50, 50))], ["a"]), lab,
+                   "tcp://10.0.0.1:8786")
+    assert "on the Dask cluster at tcp://10.0.0.1:8786 (2 workers)" in text
 
 
 def test_progress_bar_redraws_one_line_and_ends_it():
     stream = io.StringIO()
     bar = ProgressBar(stream)
-    bar(1, 2, _result("alice", "graded"))
-    bar(2, 2, _result("bob", "invalid"))
+    bar(1, 2, _record("alice", "graded"))
+    bar(2, 2, _record("bob", "invalid"))
     text = stream.getvalue()
     assert text.count("\r") == 2 and text.endswith("\n")
     assert "1/2 alice: graded" in text and "2/2 bob: invalid" in text
@@ -40,3 +57,45 @@ def test_bad_arguments_are_refused_before_any_work(tmp_path):
                             capture_output=True, text=True, cwd=lab.root)
     assert result.returncode == 2 and "must be a positive number" in result.stderr
     assert not (tmp_path / "out").exists()
+
+
+def test_every_limit_has_its_option_and_default_from_the_settings():
+    from grader.cli import build_parser
+    from grader.settings import Limits
+
+    args = build_parser().parse_args(["autograde", "S", "--out", "O"])
+    for name, default, _ in Limits.options():
+        assert getattr(args, name) == default
+    args = build_parser().parse_args(["autograde", "S", "--out", "O", "--output-mb", "9"])
+    assert args.output_mb == 9
+
+
+def test_an_unknown_lab_is_a_clear_error(tmp_path):
+    result = subprocess.run([sys.executable, "-m", "grader", "--lab", "no.such.lab", "report",
+                             str(tmp_path)], capture_output=True, text=True, cwd=lab.root)
+    assert result.returncode == 1
+    assert result.stderr.startswith("error: cannot load the lab 'no.such.lab'")
+
+
+def test_publish_without_a_journal_is_a_clear_error(tmp_path):
+    result = subprocess.run([sys.executable, "-m", "grader", "publish", str(tmp_path)],
+                            capture_output=True, text=True, cwd=lab.root)
+    assert result.returncode == 1 and "no journal" in result.stderr
+
+
+def test_terminal_messages_are_one_line_and_tracebacks_come_with_verbose():
+    for verbosity, shows_traceback in ((0, False), (1, True)):
+        stream = io.StringIO()
+        logs.configure(verbosity, stream)
+        try:
+            raise RuntimeError("deep inside")
+        except RuntimeError:
+            logging.getLogger("grader.test").exception("something failed")
+        text = stream.getvalue()
+        assert text.startswith("ERROR: something failed")
+        assert ("Traceback" in text) == shows_traceback
+    stream = io.StringIO()
+    logs.configure(-1, stream)
+    logging.getLogger("grader.test").warning("only said without -q")
+    assert stream.getvalue() == ""
+    logs.configure(0)

@@ -109,12 +109,12 @@ def test_existing_notebook_is_never_overwritten_without_force(released):
         release(lab=lab, out=released.parent)
     assert released.read_text() == "a student's work"
     release(lab=lab, out=released.parent, force=True)
-    check_student_version(released)
+    check_student_version(released, lab)
 
 
 def test_check_refuses_a_notebook_that_still_has_a_solution():
     with pytest.raises(ReleaseCheckError):
-        check_student_version(lab.source_notebook)
+        check_student_version(lab.source_notebook, lab)
 
 
 def test_cli_reports_an_existing_release_as_an_error(released):

@@ -7,7 +7,7 @@ import corpus
 import nbformat
 import pytest
 
-from grader.intake import submissions as intake
+from grader.intake import notebook_file
 from grader.labs.c2_w2 import LAB as lab
 
 C1_FAILS = "UNQ_C1 (my_softmax): public tests FAIL"
@@ -15,7 +15,7 @@ C1_PASSES = "UNQ_C1 (my_softmax): public tests pass"
 C2_FAILS = "UNQ_C2 (Sequential model): public tests FAIL"
 C2_PASSES = "UNQ_C2 (Sequential model): public tests pass"
 # What only the hidden tests hold: never shown by validate.
-SECRETS = ("__GRADER_ANSWER__", "_grader_capture", "HIDDEN TESTS", "default_rng(2026")
+SECRETS = ("__GRADER_ANSWER__", "_hidden_test", "HIDDEN TESTS", "default_rng(", "def capture")
 
 
 # The notebooks validated, each as a student would leave it: answers typed into UNQ_C1 and
@@ -94,5 +94,5 @@ def test_an_unreadable_file_is_refused_with_the_intakes_message(tmp_path):
     path.write_bytes(b"")
     result = _finish(_start(path))
     assert result.returncode == 2
-    assert result.stderr.strip() == f"{path}: {intake.EMPTY}"
+    assert result.stderr.strip() == f"{path}: {notebook_file.EMPTY}"
     assert result.stdout == ""
