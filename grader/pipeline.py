@@ -28,7 +28,7 @@ from grader.publish.results import gradebook_url, open_results_course, write_res
 from grader.records import ERROR, GRADED, INVALID, TIMEOUT, SubmissionResult
 from grader.run import cluster
 from grader.run.execution import TIMEOUT_ERROR
-from grader.run.sandbox import Limits, protection, run_notebook
+from grader.run.sandbox import Limits, protection, run_notebook, without_cgroups
 from grader.run.support_files import read_support_files, support_dir
 from grader.run.warm_kernels import KernelTemplate
 
@@ -71,7 +71,8 @@ def main(*, submissions, out, workers=None, scheduler=None, timeout=600, cell_ti
                             limits=limits, workers=workers, scheduler=scheduler,
                             on_progress=on_progress, hidden_seed=hidden_seed)
         summary = write_results(Path(out), results, db_url=db, course=course.result())
-    warnings = [*intake.warnings, *protected.missing]  # said once per run
+    warnings = [*intake.warnings, *protected.missing,  # said once per run
+                *without_cgroups([result.sandbox for result in results], protected)]
     level = kernels_sandbox(results) or protected.level
     seconds = time.monotonic() - started
     warnings += write_run_report(out=out, facts=report.RunFacts(

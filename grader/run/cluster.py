@@ -24,6 +24,7 @@ from distributed import Client, LocalCluster, WorkerPlugin, as_completed, get_wo
 from distributed.scheduler import KilledWorker
 from distributed.utils import sync
 
+from grader.run import cgroups
 from grader.run.support_files import write_under
 
 # Dask blames a worker's death on every task assigned to it, started or not, and tries each
@@ -55,11 +56,16 @@ def connect(*, scheduler=None, workers=1, timeout=CONNECT_SECONDS):
         return
     # No dashboard; the scheduler's small HTTP server (health, metrics) still listens, on
     # a free loopback port rather than 8787, which another cluster here may hold.
-    with (LocalCluster(n_workers=workers, threads_per_worker=1, processes=True,
-                       dashboard_address=None,
-                       scheduler_kwargs={"dashboard_address": "127.0.0.1:0"}) as local,
-          Client(local) as client):
-        yield _checked(client, timeout)
+    try:
+        with (LocalCluster(n_workers=workers, threads_per_worker=1, processes=True,
+                           dashboard_address=None,
+                           scheduler_kwargs={"dashboard_address": "127.0.0.1:0"}) as local,
+              Client(local) as client):
+            yield _checked(client, timeout)
+    finally:
+        # A worker killed while grading left its kernel's cgroup behind: its workers gone,
+        # the batch removes what they left (a batch killed itself: the next one, as it starts).
+        cgroups.remove_stale()
 
 
 @contextlib.contextmanager

@@ -7,6 +7,7 @@ hang or crash are kept.
 """
 
 import contextlib
+import dataclasses
 import json
 import os
 import subprocess
@@ -23,7 +24,7 @@ from traitlets import Bool, Dict, Int
 
 from grader.intake.prepare import grade_id, skipped
 from grader.run import cgroups, isolation
-from grader.run.warm_kernels import KernelSetup, warm_kernel_manager
+from grader.run.warm_kernels import KernelSetup, RLimits, warm_kernel_manager
 
 MARKER = "__GRADER_ANSWER__"
 TIMEOUT_ERROR = "CellTimeoutError"
@@ -175,7 +176,7 @@ def execute(notebook, *, workdir, capture_cells, cell_timeout, timeout, kernel_t
 
     executor = CaptureExecute(timeout=cell_timeout, capture_cells=capture_cells,
                               kernel_name="python3", on_capture=capture, kernel_env=kernel_env)
-    cgroup = _cgroup(memory_mb, max_processes)
+    cgroup, rlimits = _cgroup(memory_mb, max_processes, rlimits)
     watchdog = KernelWatchdog(executor, timeout, cgroup)
     executor.on_kernel_started = watchdog.start
     try:
@@ -199,10 +200,16 @@ def execute(notebook, *, workdir, capture_cells, cell_timeout, timeout, kernel_t
     return outcome
 
 
-def _cgroup(memory_mb, max_processes):
-    if memory_mb is None or cgroups.unavailable_reason():
-        return None
-    return cgroups.KernelCgroup(memory_mb=memory_mb, max_processes=max_processes)
+def _cgroup(memory_mb, max_processes, rlimits):
+    """The kernel's cgroup and its rlimits. A cgroup that cannot be made is said once per
+    process (grader.run.cgroups) and never fails the submission: its memory cap becomes a
+    per-process one, as where there are no cgroups (grader.run.sandbox.fallback_rlimits)."""
+    if memory_mb is None:
+        return None, rlimits
+    cgroup = cgroups.kernel_cgroup(memory_mb=memory_mb, max_processes=max_processes)
+    if cgroup is None:
+        rlimits = dataclasses.replace(rlimits or RLimits(), memory_mb=memory_mb)
+    return cgroup, rlimits
 
 
 class KernelWatchdog:
