@@ -19,8 +19,9 @@ in D's (or grader's) `cgroup.subtree_control` before any kernel's group is made.
 
 A group is named after the process that made it (`kernel-<pid namespace>-<pid>-<start
 time>-<random>`), so that a later run can tell a group whose maker is gone (a worker or a
-whole batch killed) and remove it, killing what is left in it; the groups of a grader
-still running on the machine are never touched. The probe does that first, then makes,
+whole batch killed) and remove it, killing what is left in it; a group of a grader still
+running on the machine is only removed once it has been empty for long (its kernel is in
+it from start to end). The probe does that first, then makes,
 fills, kills and removes one trial group: a machine where any of that fails gets no
 cgroups, and `unavailable_reason()` says why, once per run (the kernels then cap their
 memory with rlimits, grader.run.sandbox.fallback_rlimits). A kernel's group that cannot be
@@ -47,8 +48,8 @@ PARENT = "grader"  # holds the kernels' groups where the grader has no delegated
 SUPERVISOR = "supervisor"  # in a delegated cgroup: the leaf the grader's own processes move to
 CONTROLLERS = ("memory", "pids")
 DELEGATE_XATTRS = ("trusted.delegate", "user.delegate")  # systemd marks delegated cgroups so
-# A group whose maker cannot be told (named by an older grader, or in another pid namespace)
-# is only removed once it is empty and this old: it may belong to a grader still running.
+# A group whose maker may still run (or cannot be told: named by an older grader, or in
+# another pid namespace) is only removed once it is empty and this old.
 STALE_EMPTY_SECONDS = 600
 _NAME = re.compile(r"kernel-(\d+)-(\d+)-(\d+)-[0-9a-f]+")
 
@@ -284,11 +285,14 @@ class KernelCgroup:
                     time.sleep(0.02)
 
     def stale(self):
-        """Whether the group is left over: its maker is gone, or, when its maker cannot be
-        told, it has been empty since long ago."""
+        """Whether the group is left over: its maker is gone, or it is empty and was made
+        long ago (a kernel is in its group from its first second to its last; this also
+        covers groups whose maker cannot be told, named by an older grader or made in
+        another pid namespace)."""
         owner = _NAME.fullmatch(self.name)
-        if owner and int(owner[1]) == _identity()[0]:
-            return not _alive(int(owner[2]), int(owner[3]))
+        if (owner and int(owner[1]) == _identity()[0]
+                and not _alive(int(owner[2]), int(owner[3]))):
+            return True
         try:
             present = [d for d in self.dirs if self.files.exists(d)]
             return (not self.pids()

@@ -249,6 +249,7 @@ def test_groups_whose_maker_is_gone_are_removed_with_what_is_in_them(fake, sleep
     orphan = scope / f"kernel-{namespace}-{_dead_pid()}-{start}-0badcafe"
     reused = scope / f"kernel-{namespace}-{pid}-{start + 1}-0badcafe"  # same pid, not us
     mine = hierarchy.kernel_cgroup(memory_mb=100, max_processes=8)
+    mine_but_forgotten = hierarchy.kernel_cgroup(memory_mb=100, max_processes=8)
     fresh_legacy, old_legacy, busy_legacy, foreign = (
         scope / "kernel-0123456789ab", scope / "kernel-ba9876543210",
         scope / "kernel-aaaaaaaaaaaa", scope / f"kernel-{namespace + 1}-1-1-0badcafe")
@@ -258,10 +259,11 @@ def test_groups_whose_maker_is_gone_are_removed_with_what_is_in_them(fake, sleep
     fake.write(orphan / "cgroup.procs", str(daemon.pid))
     fake.write(busy_legacy / "cgroup.procs", str(sleepers().pid))
     long_ago = time.time() - cgroups.STALE_EMPTY_SECONDS - 60
-    for group in (old_legacy, busy_legacy, foreign):
+    for group in (old_legacy, busy_legacy, foreign, mine_but_forgotten.dirs[0]):
         os.utime(group, (long_ago, long_ago))
     removed = hierarchy.remove_stale()
-    assert sorted(removed) == sorted([orphan.name, reused.name, old_legacy.name, foreign.name])
+    assert sorted(removed) == sorted([orphan.name, reused.name, old_legacy.name, foreign.name,
+                                      mine_but_forgotten.name])
     assert _dead(daemon)
     assert sorted(_kernel_groups(fake)) == sorted(
         [mine.dirs[0], fresh_legacy, busy_legacy])  # ours, or maybe another grader's
