@@ -502,8 +502,9 @@ def failed(error):
 
 def remove_stale():
     """Remove the groups left by graders that are gone (e.g. the workers of a cluster that
-    just closed); nothing where there are no cgroups."""
-    found = hierarchy()
+    just closed); nothing where there are no cgroups or this process never looked for them
+    (a batch without the sandbox)."""
+    found = _probed.get(os.getpid(), (None, None))[0]
     if found is not None:
         with contextlib.suppress(OSError):
             found.remove_stale()

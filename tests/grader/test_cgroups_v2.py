@@ -301,7 +301,7 @@ def test_a_kernel_whose_group_cannot_be_made_runs_with_rlimits_and_it_is_said_on
         assert outcome.error is None and not outcome.kernel_died
         assert outcome.notebook["cells"][0]["outputs"][0]["text"] == "True\n"  # capped
     assert [path.name for path, _ in fake.writes].count("memory.max") == 2  # trial, 1st
-    assert len(caplog.records) == 1  # once, not per student
+    assert len([r for r in caplog.records if r.name == cgroups.__name__]) == 1  # not twice
     assert _kernel_groups(fake) == []
     reason = cgroups.unavailable_reason()
     assert "a kernel's cgroup could not be made" in reason and "memory.max" in reason
