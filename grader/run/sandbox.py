@@ -95,16 +95,16 @@ def _available_protection(no_namespaces, no_cgroups):
 
 
 def without_cgroups(levels, here):
-    """One warning when kernels ran without the cgroups `here` has (the level each kernel's
-    worker reported): their group could not be made there, and the worker's log says why."""
+    """One warning when kernels ran without the cgroups `here` has, from the level each
+    kernel's worker reported: a worker that could not make one logged why, once."""
     if not here.cgroups:
         return []  # `here.missing` says so already
     count = sum(1 for level in levels if level and "cgroups" not in level.split("+"))
     if not count:
         return []
-    return [f"{count} submission{'' if count == 1 else 's'} ran without a cgroup: a kernel's "
-            "cgroup could not be made on its worker (the worker's log says why), so the "
-            "memory of those kernels was capped per process (rlimits) and not as a whole"]
+    return [f"{count} submission{'' if count == 1 else 's'} ran without a cgroup (their "
+            "worker could not make one: its log says why), so those kernels had no process "
+            "cap and their memory was capped per process (rlimits), not as a whole"]
 
 
 def run_notebook(notebook, *, support_dir, capture_cells, limits, kernel_template=None,
