@@ -1,4 +1,5 @@
-# `make lab` opens the lab in JupyterLab; `make test` runs every test. Both set up .venv first.
+# `make lab` opens the lab in JupyterLab; `make test` runs every test. Both set up .venv first;
+# `make test` also installs the system packages its tests start (Chromium, PostgreSQL) if missing.
 PYTHON ?= python3
 VENV := .venv
 PY := $(VENV)/bin/python
@@ -6,7 +7,7 @@ STAMP := $(VENV)/.installed
 STUDENT_DIR ?= student
 LAB_PORT ?= 8888
 
-.PHONY: setup student lab test lint data figures bench clean
+.PHONY: setup system-packages student lab test lint data figures bench clean
 
 setup: $(STAMP)
 
@@ -30,7 +31,12 @@ lab: student
 	cd $(STUDENT_DIR) && $(CURDIR)/$(PY) $(CURDIR)/tools/student_lab.py \
 		--ServerApp.port=$(LAB_PORT) C2_W2_Assignment.ipynb
 
-test: setup
+# What the tests start besides Python: Chromium (browser tests), PostgreSQL (gradebook
+# tests); installed with apt, through sudo when not root, only when missing.
+system-packages:
+	@bash tools/install_system_packages.sh
+
+test: setup system-packages
 	$(PY) -m ruff check .
 	$(PY) -m pytest
 

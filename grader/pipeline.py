@@ -24,6 +24,7 @@ import logging
 import os
 import tempfile
 import time
+from collections import Counter
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import asdict, dataclass, field
 from datetime import UTC, datetime
@@ -56,6 +57,7 @@ from grader.records import ERROR, INVALID, StudentResult
 from grader.release_files import read_release_files
 from grader.run import cluster
 from grader.run.captures import CapturePlan
+from grader.run.sandbox import Protection, without_cgroups
 from grader.run.worker import GradingTask, grade_submission
 from grader.settings import Limits
 
@@ -119,7 +121,7 @@ class _Run:
         self.lab, self.limits, self.journal = lab, limits, journal
         self.batch, self.seed, self.regrade, self.version = batch, seed, regrade, version
         self.on_progress = on_progress
-        self.graded, self.kept, self.levels, self.unprotected = [], [], set(), set()
+        self.graded, self.kept, self.levels, self.unprotected = [], [], [], set()
         self.graded_at = datetime.now(UTC).isoformat(timespec="seconds")
         self.workers = 0
         self._total = self._done = 0
@@ -196,7 +198,7 @@ class _Run:
             status, detail = status_and_detail(outcome, notes)
             result = StudentResult(task.student_id, status, detail, verdicts, outcome.notebook,
                                    outcome.seconds, outcome.sandbox, digest)
-            self.levels.add(outcome.sandbox)
+            self.levels.append(outcome.sandbox)
             self.unprotected.update(outcome.unprotected)
         except Exception:
             log.exception("judging %s failed", task.student_id)
@@ -218,7 +220,9 @@ class _Run:
                    if record.student_id not in ids]
         # What the machines that ran the kernels said they could not enforce (with
         # --scheduler, other machines than this one).
-        warnings = list(intake.warnings) + sorted(self.unprotected)
+        warnings = [*intake.warnings, *sorted(self.unprotected), *without_cgroups(
+            self.levels, Protection(namespaces=False, cgroups=any(
+                "cgroups" in level.split("+") for level in self.levels)))]
         if missing:
             warnings.append(f"{len(missing)} student(s) in the output have no folder in these"
                             f" submissions; their earlier results are kept:"
@@ -226,7 +230,7 @@ class _Run:
         return BatchResult(records=self.journal.records(), graded=sorted(self.graded),
                            kept=sorted(self.kept), missing=missing,
                            seconds=time.monotonic() - started, workers=self.workers,
-                           sandbox=", ".join(sorted(level for level in self.levels if level)),
+                           sandbox=kernels_sandbox(self.levels),
                            hidden_seed=self.seed, warnings=warnings,
                            gradebook_problem=publisher.gradebook_problem)
 
@@ -283,6 +287,16 @@ def grading_version(lab):
         "notebook": lab.source_notebook.read_bytes(),
         "release": read_release_files(lab).digest.encode()})
     return f"{grader.engine_version()}/{lab_digest[:12]}"
+
+
+def kernels_sandbox(levels):
+    """What confined the kernels, as the machines that ran them said (with --scheduler,
+    other machines than this one): one level, or each level with its count."""
+    counts = Counter(level for level in levels if level)
+    if len(counts) <= 1:
+        return next(iter(counts), "")
+    return ", ".join(f"{level} ({count} submission{'' if count == 1 else 's'})"
+                     for level, count in sorted(counts.items()))
 
 
 def _cores():

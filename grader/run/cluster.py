@@ -26,6 +26,7 @@ from distributed.utils import sync
 
 import grader
 from grader.records import RunEnd, RunOutcome
+from grader.run import cgroups
 from grader.run.execution import short_error
 
 # Dask blames a worker's death on every task assigned to it, started or not, and tries each
@@ -62,12 +63,17 @@ def connect(*, scheduler=None, workers=1, timeout=CONNECT_SECONDS):
         return
     # No dashboard; the scheduler's small HTTP server (health, metrics) still listens, on
     # a free loopback port rather than 8787, which another cluster here may hold.
-    with (LocalCluster(n_workers=workers, threads_per_worker=1, processes=True,
-                       dashboard_address=None,
-                       scheduler_kwargs={"dashboard_address": "127.0.0.1:0"}) as local,
-          Client(local) as client):
-        _checked(client, timeout)
-        yield client
+    try:
+        with (LocalCluster(n_workers=workers, threads_per_worker=1, processes=True,
+                           dashboard_address=None,
+                           scheduler_kwargs={"dashboard_address": "127.0.0.1:0"}) as local,
+              Client(local) as client):
+            _checked(client, timeout)
+            yield client
+    finally:
+        # A worker killed while grading left its kernel's cgroup behind: its workers gone,
+        # the batch removes what they left (a batch killed itself: the next one, as it starts).
+        cgroups.remove_stale()
 
 
 @contextlib.contextmanager

@@ -25,7 +25,7 @@ from grader import cells
 from grader.records import ExerciseRun, Failure, FailureKind, RunEnd, RunOutcome, unreached
 from grader.run import captures, cgroups, isolation
 from grader.run.budget import TimeBudget
-from grader.run.warm_kernels import KernelSetup, warm_kernel_manager
+from grader.run.warm_kernels import KernelSetup, RLimits, warm_kernel_manager
 
 TIMEOUT_ERROR = "CellTimeoutError"
 # Kernel messages whose content is kept in the notebook, and so counted against the budget.
@@ -250,7 +250,7 @@ def execute(notebook, *, workdir, cell_timeout, timeout, output_bytes=4 * 10**6,
         budget=TimeBudget(timeout=timeout, cell_timeout=cell_timeout, exercises=exercises),
         output_bytes=output_bytes, kernel_name="python3", kernel_env=kernel_env,
         timeout=int(cell_timeout))
-    cgroup = _cgroup(memory_mb, max_processes)
+    cgroup, rlimits = _cgroup(memory_mb, max_processes, rlimits)
     watchdog = KernelWatchdog(executor, timeout + KILL_GRACE_SECONDS, cgroup)
     executor.on_kernel_started = watchdog.start
     end, reason = RunEnd.FINISHED, ""
@@ -305,10 +305,16 @@ def short_error(error, limit=300):
     return text if len(text) <= limit else text[:limit - 1] + "…"
 
 
-def _cgroup(memory_mb, max_processes):
-    if memory_mb is None or cgroups.unavailable_reason():
-        return None
-    return cgroups.KernelCgroup(memory_mb=memory_mb, max_processes=max_processes)
+def _cgroup(memory_mb, max_processes, rlimits):
+    """The kernel's cgroup and its rlimits. A cgroup that cannot be made is said once per
+    process (grader.run.cgroups) and never fails the submission: its memory cap becomes a
+    per-process one, as where there are no cgroups (grader.run.sandbox.fallback_rlimits)."""
+    if memory_mb is None:
+        return None, rlimits
+    cgroup = cgroups.kernel_cgroup(memory_mb=memory_mb, max_processes=max_processes)
+    if cgroup is None:
+        rlimits = dataclasses.replace(rlimits or RLimits(), memory_mb=memory_mb)
+    return cgroup, rlimits
 
 
 class KernelWatchdog:

@@ -53,25 +53,45 @@ OFF = Protection(namespaces=False, cgroups=False, missing=(
 
 
 def protection(*, enabled=True):
-    """What confines a kernel on this machine (OFF when not `enabled`)."""
-    return _available_protection() if enabled else OFF
+    """What confines a kernel on this machine (OFF when not `enabled`). Each is tried once
+    per process; cgroups are off from the first kernel whose group could not be made."""
+    if not enabled:
+        return OFF
+    return _available_protection(_namespaces_missing(), cgroups.unavailable_reason())
 
 
 @functools.cache
-def _available_protection():
-    """Which protections this machine allows, tried once per process."""
-    no_namespaces = isolation.unavailable_reason()
-    no_cgroups = cgroups.unavailable_reason()
+def _namespaces_missing():
+    return isolation.unavailable_reason()
+
+
+@functools.cache
+def _available_protection(no_namespaces, no_cgroups):
+    """What the machine allows, given why namespaces and cgroups are missing (None: not)."""
     missing = []
     if no_namespaces:
         missing.append(f"{no_namespaces}: kernels are not confined; a submission can read "
                        "every file the grader can (other submissions, the source notebook), "
                        "write where the grader can and open network connections")
     if no_cgroups:
-        missing.append(f"{no_cgroups}: kernels run without a memory cap or a process cap, "
-                       "and a process a student detaches from the kernel may outlive grading")
+        missing.append(f"{no_cgroups}: kernels run without a process cap, their memory is "
+                       "capped per process only (rlimits), and a process a student detaches "
+                       "from the kernel may outlive grading")
     return Protection(namespaces=no_namespaces is None, cgroups=no_cgroups is None,
                       missing=tuple(missing))
+
+
+def without_cgroups(levels, here):
+    """One warning when kernels ran without the cgroups `here` has, from the level each
+    kernel's worker reported: a worker that could not make one logged why, once."""
+    if not here.cgroups:
+        return []  # `here.missing` says so already
+    count = sum(1 for level in levels if level and "cgroups" not in level.split("+"))
+    if not count:
+        return []
+    return [f"{count} submission{'' if count == 1 else 's'} ran without a cgroup (their "
+            "worker could not make one: its log says why), so those kernels had no process "
+            "cap and their memory was capped per process (rlimits), not as a whole"]
 
 
 def run_notebook(notebook, *, support_dir, notebook_name, limits=None, plan=None,

@@ -1,13 +1,25 @@
-"""Each kernel in a cgroup of its own: memory and process caps, and nothing survives it."""
+"""Each kernel in a cgroup of its own: memory and process caps, and nothing survives it.
 
+These run on the machine's own cgroups (cgroup v1 here, the hierarchy `cgroups.find` finds);
+tests/grader/test_cgroups_v2.py covers cgroup v2.
+"""
+
+import json
+import os
+import subprocess
+import sys
+
+import cgroup_grade
 import nbformat
 import psutil
 import pytest
+from fake_cgroupfs import _alive
 from nbformat.v4 import new_code_cell, new_notebook
 
 from grader.pipeline import finish
-from grader.run import cgroups
+from grader.run import cgroups, cluster
 from grader.run.execution import execute
+from grader.run.support_files import read_support_files
 from grader.run.warm_kernels import KernelTemplate
 
 pytestmark = pytest.mark.skipif(cgroups.unavailable_reason() is not None,
@@ -26,8 +38,19 @@ def template():
 
 def _run(workdir, *sources, template=None, memory_mb=300, max_processes=64):
     notebook = nbformat.from_dict(new_notebook(cells=[new_code_cell(s) for s in sources]))
-    return execute(notebook, workdir=workdir, capture_cells={}, cell_timeout=20, timeout=60,
-                   kernel_template=template, memory_mb=memory_mb, max_processes=max_processes)
+    outcome = execute(notebook, workdir=workdir, capture_cells={}, cell_timeout=20,
+                      timeout=60, kernel_template=template, memory_mb=memory_mb,
+                      max_processes=max_processes)
+    assert _groups(made_by=os.getpid()) == []  # every group made for a kernel is removed
+    assert cgroups.unavailable_reason() is None  # and none failed
+    return outcome
+
+
+def _groups(made_by=None):
+    """The kernels' groups on this machine (made by process `made_by`)."""
+    prefix = "kernel-" if made_by is None else f"kernel-{cgroups._identity()[0]}-{made_by}-"
+    return sorted({name for parent in cgroups.hierarchy().parents
+                   for name in os.listdir(parent) if name.startswith(prefix)})
 
 
 def _sleepers(seconds):
@@ -69,3 +92,53 @@ def test_honest_work_runs_under_the_caps(tmp_path, template):
                    template=template, memory_mb=4096, max_processes=1024)
     assert not outcome.kernel_died and not outcome.memory_exceeded
     assert "1000.0" in outcome.notebook["cells"][0]["outputs"][0]["text"]
+
+
+GRADER = """
+import json, subprocess, sys
+from grader.run import cgroups
+group = cgroups.kernel_cgroup(memory_mb=200, max_processes=16)
+detached = subprocess.Popen(["sleep", "1952"], start_new_session=True)
+group.add(detached.pid)
+print(json.dumps([group.name, detached.pid]), flush=True)
+sys.stdin.readline()  # killed meanwhile
+"""
+
+
+def _grader(project_root):
+    """A grader process that made a kernel's group with a detached process in it, and waits."""
+    process = subprocess.Popen([sys.executable, "-c", GRADER], stdin=subprocess.PIPE,
+                               stdout=subprocess.PIPE, text=True, cwd=project_root,
+                               env={**os.environ, "PYTHONPATH": str(project_root)})
+    name, pid = json.loads(process.stdout.readline())
+    return process, name, pid
+
+
+def test_the_groups_of_a_killed_grader_are_removed_when_the_next_starts(project_root):
+    killed, its_group, its_process = _grader(project_root)
+    running, other_group, other_process = _grader(project_root)
+    try:
+        killed.kill()
+        killed.wait()
+        assert its_group in _groups() and _alive(its_process)
+        cgroups.find()  # what each grader process does first
+        assert its_group not in _groups() and not _alive(its_process)
+        assert other_group in _groups() and _alive(other_process)  # still running: kept
+    finally:
+        running.kill()
+        running.wait()
+    cgroups.remove_stale()
+    assert other_group not in _groups() and not _alive(other_process)
+
+
+def test_a_worker_killed_while_its_kernel_has_a_group_leaves_nothing(tmp_path):
+    outcomes = []
+    with cluster.connect(workers=1) as client:
+        cluster.run_tasks(client, [cgroup_grade.Task("crashes-its-worker", str(tmp_path))],
+                          grade=cgroup_grade.grade, support_files=read_support_files(),
+                          on_outcome=lambda task, outcome: outcomes.append(outcome))
+    assert outcomes == [{"error": cluster.WORKER_DIED_TWICE}]
+    started = cgroup_grade.records(tmp_path, "crashes-its-worker")
+    assert len(started) == 2  # the second worker removed the first's group as it started
+    for name, pid in started:  # and the batch, as it ended, the second's
+        assert name not in _groups() and not _alive(int(pid))

@@ -1,0 +1,116 @@
+"""`make test` installs what its tests start besides Python, when missing: Chromium and
+PostgreSQL, with apt-get, through sudo when not root. Run here with a PATH of stand-ins
+(apt-get and sudo that only write down how they were called, an `id` that says which user
+runs it), since this machine has both packages and nothing is to be installed for real."""
+
+import os
+import shutil
+import subprocess
+
+import pytest
+
+SCRIPT = "tools/install_system_packages.sh"
+RECORDER = """#!/bin/sh
+echo "{name} $* [DEBIAN_FRONTEND=$DEBIAN_FRONTEND]" >> "$CALLS"
+{then}
+"""
+
+
+@pytest.fixture
+def machine(tmp_path):
+    """A PATH with the tools the script uses and stand-ins; `run(uid, has=...)` runs it."""
+    bin_dir = tmp_path / "bin"
+    bin_dir.mkdir()
+    for tool in ("bash", "env", "ls", "cat", "printf"):
+        (bin_dir / tool).symlink_to(shutil.which(tool))
+    stand_ins = {"apt-get": RECORDER.format(name="apt-get", then=""),
+                 "sudo": RECORDER.format(name="sudo", then='exec "$@"'),
+                 "id": '#!/bin/sh\necho "$FAKE_UID"\n',
+                 "chromium": "#!/bin/sh\n"}
+    postgresql = tmp_path / "postgresql"
+    calls = tmp_path / "calls"
+
+    def run(uid=0, has=("apt-get", "sudo", "id")):
+        for name, text in stand_ins.items():
+            path = bin_dir / name
+            path.unlink(missing_ok=True)
+            if name in has:
+                path.write_text(text)
+                path.chmod(0o755)
+        if "postgresql" in has:
+            (postgresql / "15" / "bin").mkdir(parents=True, exist_ok=True)
+            (postgresql / "15" / "bin" / "initdb").write_text("")
+        else:
+            shutil.rmtree(postgresql, ignore_errors=True)
+        calls.write_text("")
+        env = {"PATH": str(bin_dir), "CALLS": str(calls), "FAKE_UID": str(uid),
+               "POSTGRESQL_LIB": str(postgresql)}
+        result = subprocess.run([str(bin_dir / "bash"), SCRIPT], env=env, capture_output=True,
+                                text=True, cwd=os.getcwd())
+        return result, calls.read_text().splitlines()
+
+    return run
+
+
+@pytest.fixture(autouse=True)
+def _at_the_project_root(project_root, monkeypatch):
+    monkeypatch.chdir(project_root)
+
+
+def test_as_root_it_installs_what_is_missing_with_apt_and_says_so(machine):
+    result, calls = machine(uid=0)
+    assert result.returncode == 0, result.stderr
+    assert calls == [
+        "apt-get update -qq [DEBIAN_FRONTEND=noninteractive]",
+        "apt-get install -y -qq --no-install-recommends chromium postgresql "
+        "[DEBIAN_FRONTEND=noninteractive]"]
+    assert result.stdout.splitlines()[0] == (
+        "make test: installing chromium postgresql (Chromium for the browser tests and "
+        "PostgreSQL for the gradebook tests) with apt-get")
+
+
+def test_as_a_user_it_goes_through_sudo(machine):
+    result, calls = machine(uid=1000)
+    assert result.returncode == 0, result.stderr
+    assert calls == [
+        "sudo env DEBIAN_FRONTEND=noninteractive apt-get update -qq [DEBIAN_FRONTEND=]",
+        "apt-get update -qq [DEBIAN_FRONTEND=noninteractive]",
+        "sudo env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "
+        "--no-install-recommends chromium postgresql [DEBIAN_FRONTEND=]",
+        "apt-get install -y -qq --no-install-recommends chromium postgresql "
+        "[DEBIAN_FRONTEND=noninteractive]"]
+    assert "with sudo apt-get" in result.stdout
+
+
+def test_only_what_is_missing(machine):
+    result, calls = machine(uid=1000, has=("apt-get", "sudo", "id", "chromium"))
+    assert result.returncode == 0, result.stderr
+    assert calls[-1] == ("apt-get install -y -qq --no-install-recommends postgresql "
+                         "[DEBIAN_FRONTEND=noninteractive]")
+    assert "installing postgresql (PostgreSQL for the gradebook tests)" in result.stdout
+
+
+def test_nothing_missing_nothing_done_nothing_said(machine):
+    result, calls = machine(uid=1000, has=("apt-get", "sudo", "id", "chromium", "postgresql"))
+    assert (result.returncode, result.stdout, result.stderr, calls) == (0, "", "", [])
+
+
+def test_without_apt_or_sudo_it_says_what_to_do(machine):
+    result, calls = machine(uid=0, has=("sudo", "id", "chromium"))
+    assert result.returncode == 1 and calls == []
+    assert "no apt-get" in result.stderr and "postgresql" in result.stderr
+    result, calls = machine(uid=1000, has=("apt-get", "id"))
+    assert result.returncode == 1 and calls == []
+    assert "run it as root, or install sudo" in result.stderr
+
+
+def test_make_test_installs_them_and_make_lab_does_not(project_root):
+    def planned(target):
+        return subprocess.run(["make", "-n", "-W", "requirements.txt", target],
+                              capture_output=True, text=True, cwd=project_root,
+                              check=True).stdout
+    test = planned("test").splitlines()
+    assert test.index(f"bash {SCRIPT}") < test.index(".venv/bin/python -m pytest")
+    assert SCRIPT not in planned("lab")
+    ci = (project_root / ".ci" / "run").read_text().splitlines()
+    assert [line for line in ci if line and not line.startswith("#")][-1] == "make test"
