@@ -97,11 +97,6 @@ class RunOutcome:
     unprotected: tuple = ()  # what that machine could not enforce, in the grader's words
     memory_mb: int = 0
 
-    @classmethod
-    def failed(cls, exercises, end, reason=""):
-        """The outcome of a submission that never ran to the end of its tests."""
-        return cls({exercise: unreached(exercise, end) for exercise in exercises}, end, reason)
-
 
 @dataclass(frozen=True)
 class Message:

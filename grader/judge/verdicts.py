@@ -7,7 +7,7 @@ more than that one verdict.
 """
 
 from grader.judge.text import Unreadable
-from grader.records import ExerciseRun, ExerciseVerdict, Failure, FailureKind, Message
+from grader.records import ExerciseRun, ExerciseVerdict, Message, unreached
 
 MAX_MESSAGES = 3
 
@@ -16,9 +16,9 @@ def judge_outcome(lab, outcome, seed):
     """exercise id -> ExerciseVerdict for every exercise of `lab`."""
     verdicts = {}
     for exercise in lab.exercises:
-        run = outcome.exercises.get(exercise.id) if outcome else None
-        if not isinstance(run, ExerciseRun):
-            run = ExerciseRun(exercise.id, None, Failure(FailureKind.GRADING_FAILED))
+        run = outcome.exercises.get(exercise.id)
+        if not isinstance(run, ExerciseRun):  # the run ended before its test (or never began)
+            run = unreached(exercise.id, outcome.end)
         verdicts[exercise.id] = judge_exercise(lab, exercise, run, seed)
     return verdicts
 

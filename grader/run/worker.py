@@ -40,8 +40,7 @@ def grade_submission(task, support_files):
                                notebook_name=task.notebook_name, limits=task.limits,
                                plan=task.plan, kernel_template=_template(task.preload))
     except Exception as error:  # a fault of ours: this submission's error, not the batch's
-        outcome = RunOutcome.failed(task.plan.test_cells.values(), RunEnd.GRADING_FAILED,
-                                    short_error(error))
+        outcome = RunOutcome({}, RunEnd.GRADING_FAILED, short_error(error))
     return dataclasses.replace(outcome, seconds=time.monotonic() - started)
 
 

@@ -4,6 +4,7 @@ These run on the machine's own cgroups (cgroup v1 here, the hierarchy `cgroups.f
 tests/grader/test_cgroups_v2.py covers cgroup v2.
 """
 
+import dataclasses
 import json
 import os
 import subprocess
@@ -16,10 +17,12 @@ import pytest
 from fake_cgroupfs import _alive
 from nbformat.v4 import new_code_cell, new_notebook
 
-from grader.pipeline import finish
+from grader.judge.status import status_and_detail
+from grader.labs.c2_w2 import LAB
+from grader.records import RunEnd
+from grader.release_files import read_release_files
 from grader.run import cgroups, cluster
 from grader.run.execution import execute
-from grader.run.support_files import read_support_files
 from grader.run.warm_kernels import KernelTemplate
 
 pytestmark = pytest.mark.skipif(cgroups.unavailable_reason() is not None,
@@ -38,7 +41,7 @@ def template():
 
 def _run(workdir, *sources, template=None, memory_mb=300, max_processes=64):
     notebook = nbformat.from_dict(new_notebook(cells=[new_code_cell(s) for s in sources]))
-    outcome = execute(notebook, workdir=workdir, capture_cells={}, cell_timeout=20,
+    outcome = execute(notebook, workdir=workdir, cell_timeout=20,
                       timeout=60, kernel_template=template, memory_mb=memory_mb,
                       max_processes=max_processes)
     assert _groups(made_by=os.getpid()) == []  # every group made for a kernel is removed
@@ -62,16 +65,16 @@ def _sleepers(seconds):
 def test_memory_beyond_the_cap_stops_the_kernel_not_the_machine(tmp_path, template, warm):
     outcome = _run(tmp_path, "hog = bytearray(800 * 1024 * 1024)\nhog[::4096] = b'1' * 204800",
                    "print('after')", template=template if warm else None)
-    assert outcome.kernel_died and outcome.memory_exceeded
-    result = finish("hog", {**outcome.__dict__, "memory_mb": 300}, [])
-    assert result.status == "error" and "300 MB of memory" in result.detail
+    assert outcome.end is RunEnd.MEMORY_EXCEEDED
+    status, detail = status_and_detail(dataclasses.replace(outcome, memory_mb=300))
+    assert status == "error" and "300 MB of memory" in detail
 
 
 @pytest.mark.parametrize(("warm", "seconds"), [(False, 1601), (True, 1602)])
 def test_a_double_forked_daemon_does_not_outlive_grading(tmp_path, template, warm, seconds):
     outcome = _run(tmp_path, DAEMON.format(seconds=seconds), "import time\ntime.sleep(0.5)",
                    template=template if warm else None)
-    assert not outcome.kernel_died
+    assert outcome.end is not RunEnd.KERNEL_DIED
     assert _sleepers(seconds) == []
 
 
@@ -90,7 +93,7 @@ def test_the_process_cap_stops_a_fork_storm(tmp_path, template):
 def test_honest_work_runs_under_the_caps(tmp_path, template):
     outcome = _run(tmp_path, "import numpy as np\nprint(np.ones(1000).sum())",
                    template=template, memory_mb=4096, max_processes=1024)
-    assert not outcome.kernel_died and not outcome.memory_exceeded
+    assert outcome.end is RunEnd.FINISHED
     assert "1000.0" in outcome.notebook["cells"][0]["outputs"][0]["text"]
 
 
@@ -135,9 +138,10 @@ def test_a_worker_killed_while_its_kernel_has_a_group_leaves_nothing(tmp_path):
     outcomes = []
     with cluster.connect(workers=1) as client:
         cluster.run_tasks(client, [cgroup_grade.Task("crashes-its-worker", str(tmp_path))],
-                          grade=cgroup_grade.grade, support_files=read_support_files(),
+                          grade=cgroup_grade.grade, support_files=read_release_files(LAB),
                           on_outcome=lambda task, outcome: outcomes.append(outcome))
-    assert outcomes == [{"error": cluster.WORKER_DIED_TWICE}]
+    assert [(outcome.end, outcome.reason) for outcome in outcomes] == [
+        (RunEnd.WORKER_DIED, cluster.WORKER_DIED_TWICE)]
     started = cgroup_grade.records(tmp_path, "crashes-its-worker")
     assert len(started) == 2  # the second worker removed the first's group as it started
     for name, pid in started:  # and the batch, as it ended, the second's

@@ -27,6 +27,7 @@ import pytest
 from fake_cgroupfs import FakeCgroup2
 from nbformat.v4 import new_code_cell, new_notebook
 
+from grader.records import RunEnd
 from grader.run import cgroups, sandbox
 from grader.run.execution import execute
 from grader.run.warm_kernels import KernelTemplate
@@ -293,12 +294,12 @@ def test_a_kernel_whose_group_cannot_be_made_runs_with_rlimits_and_it_is_said_on
     report = ("import resource\n"
               "print(resource.getrlimit(resource.RLIMIT_AS)[0] != resource.RLIM_INFINITY)")
     with caplog.at_level(logging.WARNING, logger=cgroups.__name__):
-        outcomes = [execute(_notebook(report), workdir=tmp_path, capture_cells={},
+        outcomes = [execute(_notebook(report), workdir=tmp_path,
                             cell_timeout=20, timeout=60, kernel_template=template,
                             memory_mb=2000, max_processes=64)
                     for _ in range(2)]
     for outcome in outcomes:
-        assert outcome.error is None and not outcome.kernel_died
+        assert outcome.end is RunEnd.FINISHED and not outcome.reason
         assert outcome.notebook["cells"][0]["outputs"][0]["text"] == "True\n"  # capped
     assert [path.name for path, _ in fake.writes].count("memory.max") == 2  # trial, 1st
     assert len([r for r in caplog.records if r.name == cgroups.__name__]) == 1  # not twice

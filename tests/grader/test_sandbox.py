@@ -12,6 +12,7 @@ import pytest
 from nbformat.v4 import new_code_cell, new_notebook
 
 from grader.labs.c2_w2 import LAB as lab
+from grader.records import RunEnd
 from grader.run import isolation
 from grader.run.execution import execute
 from grader.run.sandbox import OFF, Limits, fallback_rlimits, protection, run_notebook
@@ -39,10 +40,10 @@ def template():
     template.close()
 
 
-def _run(template, support_dir, limits, *sources, hidden_seed=7):
+def _run(template, support_dir, limits, *sources):
     notebook = new_notebook(cells=[new_code_cell(source) for source in sources])
-    outcome = run_notebook(notebook, support_dir=support_dir, capture_cells={},
-                           limits=limits, kernel_template=template, hidden_seed=hidden_seed)
+    outcome = run_notebook(notebook, support_dir=support_dir, notebook_name="lab.ipynb",
+                           limits=limits, kernel_template=template)
     return [_printed(cell) for cell in outcome.notebook["cells"]]
 
 
@@ -74,18 +75,19 @@ def test_without_the_sandbox_a_kernel_limits_itself(template, support_dir):
     facts = json.loads(report)
     assert facts["address_space"] != resource.RLIM_INFINITY
     assert facts["file_size"] == 20 * 2**20
-    assert (facts["seed"], facts["execution"]) == ("7", "autograde")
+    # The hidden inputs' seed is never in a kernel's environment: only in its capture.
+    assert (facts["seed"], facts["execution"]) == (None, "autograde")
     assert "MemoryError" in memory
     assert "File too large" in big_file or "OSError" in big_file
 
 
 @pytest.mark.skipif(not protection().namespaces, reason="needs Linux namespaces (root)")
 def test_with_the_sandbox_a_kernel_is_confined(template, support_dir):
-    (report,) = _run(template, support_dir, Limits(cell_timeout=30), REPORT, hidden_seed=11)
+    (report,) = _run(template, support_dir, Limits(cell_timeout=30), REPORT)
     facts = json.loads(report)
     assert facts["uid"] >= isolation.FIRST_UID
     assert facts["cwd"] == isolation.LAB_DIR
-    assert (facts["seed"], facts["execution"]) == ("11", "autograde")
+    assert (facts["seed"], facts["execution"]) == (None, "autograde")
 
 
 def test_kernel_environment_keeps_no_secrets():
@@ -106,10 +108,11 @@ def test_a_sandbox_that_cannot_be_made_is_that_submissions_error(template, tmp_p
     broken = isolation.Confinement(mount_point=str(tmp_path / "missing"),
                                    lab_source=str(tmp_path), socket_dir=str(sockets))
     notebook = nbformat.from_dict(new_notebook(cells=[new_code_cell("print('hello')")]))
-    outcome = execute(notebook, workdir=tmp_path, capture_cells={}, cell_timeout=10,
+    outcome = execute(notebook, workdir=tmp_path, cell_timeout=10,
                       timeout=60, kernel_template=template, confinement=broken)
-    assert outcome.error.startswith("the sandbox could not be set up"), outcome.error
-    assert "mount" in outcome.error
+    assert outcome.end is RunEnd.SANDBOX_FAILED
+    assert outcome.reason.startswith("the sandbox could not be set up"), outcome.reason
+    assert "mount" in outcome.reason
 
 
 def test_no_sandbox_grades_and_says_once_what_is_missing(released_lab, tmp_path):

@@ -8,6 +8,8 @@ import pytest
 from jupyter_client.connect import write_connection_file
 from nbformat.v4 import new_code_cell, new_notebook
 
+from grader.labs.c2_w2 import LAB
+from grader.records import RunEnd
 from grader.run.execution import execute
 from grader.run.warm_kernels import KernelTemplate
 
@@ -22,14 +24,14 @@ print(json.dumps({"pid": os.getpid(), "cwd": os.getcwd(),
 
 @pytest.fixture(scope="module")
 def template():
-    template = KernelTemplate()
+    template = KernelTemplate(LAB.preload_modules)
     yield template
     template.close()
 
 
 def _run(template, workdir, *sources, cell_timeout=10, timeout=60):
     notebook = new_notebook(cells=[new_code_cell(source) for source in sources])
-    outcome = execute(nbformat.from_dict(notebook), workdir=workdir, capture_cells={},
+    outcome = execute(nbformat.from_dict(notebook), workdir=workdir,
                       cell_timeout=cell_timeout, timeout=timeout, kernel_template=template)
     return outcome
 
@@ -69,7 +71,7 @@ def test_an_endless_cell_is_interrupted_and_the_next_one_runs(template, tmp_path
     outcome = _run(template, tmp_path, "while True:\n    pass", "print('next')",
                    cell_timeout=2)
     assert "next" in _printed(outcome.notebook["cells"][1])
-    assert not outcome.timed_out and not outcome.kernel_died
+    assert outcome.end is RunEnd.FINISHED
 
 
 def test_kernel_and_its_children_are_gone_afterwards(template, tmp_path):
@@ -82,7 +84,7 @@ def test_kernel_and_its_children_are_gone_afterwards(template, tmp_path):
 
 def test_a_kernel_that_exits_is_reported_and_the_template_lives_on(template, tmp_path):
     outcome = _run(template, tmp_path, "import os\nos._exit(3)", "print('never')")
-    assert outcome.kernel_died
+    assert outcome.end is RunEnd.KERNEL_DIED
     assert template.process.poll() is None
     assert _run(template, tmp_path, "print(40 + 2)").notebook["cells"][0]["outputs"]
 
@@ -106,14 +108,14 @@ def _ends(process, seconds=10):
 
 def test_a_kernel_dies_with_its_template(tmp_path):
     # A Dask worker killed mid-submission takes its template with it: the kernel must go too.
-    template = KernelTemplate()
+    template = KernelTemplate(LAB.preload_modules)
     kernel = _serving_kernel(template, tmp_path)
     template.process.kill()
     assert _ends(kernel)
 
 
 def test_a_template_whose_worker_is_gone_kills_its_kernels(tmp_path):
-    template = KernelTemplate()
+    template = KernelTemplate(LAB.preload_modules)
     kernel = _serving_kernel(template, tmp_path)
     template.process.stdin.close()  # what the worker's death does to the pipe
     assert _ends(kernel)
