@@ -52,5 +52,12 @@ figures: setup
 bench: setup
 	$(PY) bench/bench_notebook.py
 
+# Never deletes a student's work: student/ goes only when it surely holds no notebook.
 clean:
-	rm -rf $(VENV) $(STUDENT_DIR) .pytest_cache .ruff_cache
+	rm -rf $(VENV) .pytest_cache .ruff_cache
+	@if [ ! -e $(STUDENT_DIR) ]; then :; \
+	elif found=$$(find $(STUDENT_DIR) -name '*.ipynb' -print -quit) && [ -z "$$found" ]; then \
+		rm -rf $(STUDENT_DIR); \
+	else \
+		echo "Keeping $(STUDENT_DIR)/: it holds your notebook. Delete it yourself to start again."; \
+	fi

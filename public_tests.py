@@ -1,10 +1,12 @@
 """Public tests for the lab "Neural Networks for Handwritten Digit Recognition, Multiclass".
 
 The notebook runs `test_my_softmax(my_softmax)` and `test_model(model, 10, 400)`.
-Each prints a green "All tests passed!" and returns True, or prints in red what is
-wrong and returns False. They never raise and never write to stderr: a student who
-runs a half-done notebook should read a clear message, not a traceback. Points are
-decided elsewhere, by hidden tests.
+Each prints a green "All tests passed!" or, in red, what is wrong, and returns None:
+each call is the last line of its cell, where a returned value would be echoed under
+the message. `softmax_problems` and `model_problems` return the messages as a list
+(empty when all is well) for code that needs the verdict. The tests never raise and
+never write to stderr: a student who runs a half-done notebook should read a clear
+message, not a traceback. Points are decided elsewhere, by hidden tests.
 
 `test_model` runs between building the model and training it, so it must leave the
 student's model and every random state as it found them; otherwise the student's

@@ -8,12 +8,12 @@ from grader.labs.c2_w2 import LAB as lab
 from tools.run_notebook import read_notebook
 
 SECTIONS = [
-    "1 - Packages", "2 - ReLU Activation", "3 - Softmax Function", "Exercise 1",
-    "4 - Neural Networks", "4.1 Problem Statement", "4.2 Dataset", "4.2.1 View the variables",
-    "4.2.2 Check the dimensions of your variables", "4.2.3 Visualizing the Data",
-    "4.3 Model representation", "4.4 Tensorflow Model Implementation",
-    "4.5 Softmax placement", "Exercise 2", "Epochs and batches", "Loss (cost)", "Prediction",
-    "Congratulations!",
+    "1 - Importing the packages", "2 - The ReLU activation", "3 - The softmax function",
+    "Exercise 1", "4 - A network for ten digits", "4.1 The task", "4.2 The data",
+    "4.2.1 A first look at X and y", "4.2.2 The shapes of X and y", "4.2.3 Seeing the digits",
+    "4.3 The shape of the network", "4.4 Building the model in TensorFlow",
+    "4.5 Where the softmax goes", "Exercise 2", "Epochs, batches and the progress log",
+    "Following the loss", "Making predictions", "Well done!",
 ]
 
 
