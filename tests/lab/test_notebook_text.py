@@ -7,7 +7,7 @@ from types import SimpleNamespace
 import pytest
 
 from autils import widgvis
-from grader import lab
+from grader.labs.c2_w2 import LAB as lab
 from tools.run_notebook import read_notebook, run_notebook
 
 MATH = re.compile(r"\$\$.*?\$\$|\$[^$\n]+\$", re.DOTALL)
@@ -19,7 +19,7 @@ HIDDEN_TESTS = re.compile(r"### BEGIN HIDDEN TESTS.*?### END HIDDEN TESTS\n?", r
 
 @pytest.fixture(scope="module")
 def notebook():
-    return read_notebook(lab.SOURCE_NOTEBOOK)
+    return read_notebook(lab.source_notebook)
 
 
 def _markdown_cells(notebook):
@@ -71,7 +71,7 @@ def test_exercise_2_says_why_the_input_layer_is_needed(notebook):
 def test_a_model_without_input_passes_the_test_and_stops_at_the_weights(project_root):
     """Why exercise 2's text insists on the Input line: the public test lets the model
     through (with a note), and the cell that reads the weights then fails."""
-    notebook = read_notebook(lab.SOURCE_NOTEBOOK)
+    notebook = read_notebook(lab.source_notebook)
     weights_cell = next(c for c in notebook.cells
                         if c.cell_type == "code" and "layer1.get_weights()" in c.source)
     cells = notebook.cells[:notebook.cells.index(weights_cell) + 1]

@@ -11,10 +11,10 @@ import re
 
 import pytest
 
-from grader import lab
+from grader.labs.c2_w2 import LAB as lab
 from tools.run_notebook import read_notebook
 
-SPECIFICATION_DIR = lab.LAB_ROOT.parent / "shared" / "seed"
+SPECIFICATION_DIR = lab.root.parent / "shared" / "seed"
 MAX_SHARED_RUN = 8
 
 FENCED_CODE = re.compile(r"^[ \t>]*(```|~~~).*?^[ \t>]*\1[^\n]*$", re.MULTILINE | re.DOTALL)
@@ -63,7 +63,7 @@ def specification_words():
 
 
 def notebook_markdown_words():
-    notebook = read_notebook(lab.SOURCE_NOTEBOOK)
+    notebook = read_notebook(lab.source_notebook)
     return [plain_words(cell.source) for cell in notebook.cells if cell.cell_type == "markdown"]
 
 

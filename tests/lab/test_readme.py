@@ -9,14 +9,14 @@ import numpy as np
 import pytest
 
 import public_tests
-from grader import lab
+from grader.labs.c2_w2 import LAB as lab
 
 ANSI_ESCAPE = re.compile(r"\x1b\[[0-9;]*[A-Za-z]")
 QUOTED = re.compile(r'"([^"]+)"')
 
 
 def _students_section():
-    readme = (lab.LAB_ROOT / "README.md").read_text(encoding="utf-8")
+    readme = (lab.root / "README.md").read_text(encoding="utf-8")
     return readme.split("## For students", 1)[1].split("\n## ", 1)[0]
 
 

@@ -11,8 +11,8 @@ from urllib.parse import urlsplit
 
 import pytest
 
-from grader import lab
-from grader.release import release
+from grader.course.release import release
+from grader.labs.c2_w2 import LAB as lab
 from tools.run_notebook import read_notebook
 
 # Project sites with versioned, long-lived pages, and the DOI resolver.
@@ -70,7 +70,7 @@ def test_references_are_found_and_judged(tmp_path):
 @pytest.fixture(scope="module")
 def released(tmp_path_factory):
     out = tmp_path_factory.mktemp("release")
-    return read_notebook(release(out=out)), out
+    return read_notebook(release(lab=lab, out=out)), out
 
 
 def test_every_reference_of_the_released_text_resolves(released):
@@ -85,6 +85,6 @@ def test_every_reference_of_the_released_text_resolves(released):
 
 def test_the_release_has_the_same_text_as_the_source(released):
     notebook, _ = released
-    source = read_notebook(lab.SOURCE_NOTEBOOK)
+    source = read_notebook(lab.source_notebook)
     assert [c.source for c in notebook.cells if c.cell_type == "markdown"] == \
         [c.source for c in source.cells if c.cell_type == "markdown"]

@@ -9,14 +9,14 @@ import subprocess
 
 import pytest
 
-from grader import lab
+from grader.labs.c2_w2 import LAB as lab
 
 RELEASE_FILES = ["autils.py", "public_tests.py", "data/X.npy", "images/relu.png"]
 
 
 @pytest.fixture
 def project(tmp_path):
-    shutil.copy(lab.LAB_ROOT / "Makefile", tmp_path / "Makefile")
+    shutil.copy(lab.root / "Makefile", tmp_path / "Makefile")
     for made in [".venv/bin/python", ".pytest_cache/README.md", ".ruff_cache/CACHEDIR.TAG",
                  *(f"student/{name}" for name in RELEASE_FILES)]:
         (tmp_path / made).parent.mkdir(parents=True, exist_ok=True)
