@@ -129,9 +129,10 @@ def _set_scores(notebook, verdicts, lab):
     """nbgrader's score fields on the test cells, which its feedback template shows."""
     for cell in notebook.cells:
         exercise = lab.test_cells.get(cells.grade_id(cell))
-        if exercise in verdicts:
-            cell.metadata.nbgrader["score"] = verdicts[exercise].points
-            cell.metadata.nbgrader["points"] = verdicts[exercise].max_points
+        if exercise is not None:
+            verdict = verdicts.get(exercise)
+            cell.metadata.nbgrader["score"] = verdict.points if verdict else 0.0
+            cell.metadata.nbgrader["points"] = lab.points[exercise]
 
 
 def _decoded(run):

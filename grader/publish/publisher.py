@@ -12,15 +12,15 @@ other student anything. The graded notebook leaves memory once written.
 """
 
 import concurrent.futures
-import copy
 import dataclasses
+import json
 import logging
 
 import nbformat
 
 from grader.judge.status import sentence
 from grader.publish.feedback import NONE, REFUSED, FeedbackWriter, add_verdict_outputs
-from grader.publish.files import write_atomically
+from grader.publish.files import is_safe_student_id, write_atomically
 from grader.publish.gradebook import GradebookError, GradebookWriter, remove_graded_notebook
 from grader.records import ERROR
 
@@ -28,6 +28,7 @@ log = logging.getLogger(__name__)
 FEEDBACK_FAILED = ("No feedback page could be made (a fault of the grader's, written to"
                    " grader.log); the grade stands.")
 PUBLISH_FAILED = "The grader failed while saving this result (see grader.log)."
+UNSAFE_ID = "The student id cannot name a folder (a path separator or '..'); rename it."
 
 
 class Publisher:
@@ -66,6 +67,12 @@ class Publisher:
     # ------------------------------------------------------------ one student
 
     def _publish(self, result, on_done):
+        if not is_safe_student_id(result.student_id):  # never a path outside OUT
+            log.error("refused to publish the unsafe student id %r", result.student_id)
+            self.journal.record(dataclasses.replace(result, status=ERROR, detail=UNSAFE_ID),
+                                version="", batch=self.batch, has_notebook=False,
+                                feedback=NONE)
+            return
         try:
             record = self._save(result)
         except Exception:  # a fault of ours: this student's row says so, nobody else's
@@ -79,8 +86,8 @@ class Publisher:
         course = self.course
         notebook = result.notebook
         result.notebook = None  # it leaves memory with this function
-        if notebook is not None:
-            notebook = nbformat.from_dict(copy.deepcopy(notebook))
+        if notebook is not None:  # read as nbformat reads a file: sources joined, checked
+            notebook = nbformat.reads(json.dumps(notebook), as_version=4)
             add_verdict_outputs(notebook, result.verdicts, self.lab)
             write_atomically(course.autograded_notebook(result.student_id),
                              nbformat.writes(notebook))
