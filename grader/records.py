@@ -50,6 +50,7 @@ class ExerciseRun:
     answer: dict | None = None  # JSON data the lab's capture returned
     failure: Failure | None = None  # set when answer is None
     test_cell_error: Failure | None = None  # how the (public) test cell ended, if it failed
+    answer_cell_error: Failure | None = None  # how the answer cell ended, if it failed
 
 
 class RunEnd(StrEnum):

@@ -5,6 +5,8 @@ import re
 
 import numpy as np
 
+from grader.records import FailureKind
+
 
 class Unreadable(Exception):
     """The captured data is not what the capture code can return: malformed or tampered."""
@@ -75,3 +77,12 @@ def captured_error(entry, key):
         raise Unreadable(f"{key} that is not an error record")
     return quote(f"{optional_text(value, 'error_name') or ''}: "
                  f"{optional_text(value, 'error_value') or ''}")
+
+
+def answer_cell_stopped(run):
+    """' (its cell stopped with Name: message)' when the exercise's answer cell raised,
+    for a sentence about a name the tests could not find; '' otherwise."""
+    failure = run.answer_cell_error
+    if failure is None or failure.kind is not FailureKind.RAISED:
+        return ""
+    return f" (its cell stopped with {quote_error(failure)})"

@@ -58,6 +58,7 @@ class GradingExecute(Execute):
         self.timeout_func = lambda cell: self._next_timeout
         self._segments = []
         self._capture = None  # the capture in progress
+        self._answer_errors = {}  # exercise -> how its answer cell failed
 
     def on_notebook_start(self, **kwargs):
         self.budget.restart()
@@ -86,11 +87,15 @@ class GradingExecute(Execute):
             return cell, resources
         segment = self._segments[index]
         exercise = self._test_cells.get(cells.grade_id(cell))
-        test_cell_error = None
+        failure = None
         if cell.cell_type == "code" and cell.source.strip():
-            test_cell_error = self._run_cell(cell, resources, index, segment)
+            failure = self._run_cell(cell, resources, index, segment)
+        if cells.grade_id(cell) in self._test_cells.values():  # an exercise's answer cell
+            self._answer_errors[cells.grade_id(cell)] = failure  # the last copy counts
         if exercise:
-            self.runs[exercise] = self._capture_exercise(exercise, segment, test_cell_error)
+            self.runs[exercise] = dataclasses.replace(
+                self._capture_exercise(exercise, segment, failure),
+                answer_cell_error=self._answer_errors.get(exercise))
         return cell, resources
 
     def _run_cell(self, cell, resources, index, segment):

@@ -15,7 +15,14 @@ from itertools import pairwise
 import numpy as np
 
 from grader.judge.failures import failure_message
-from grader.judge.text import Unreadable, captured_error, fmt, number_array, quote
+from grader.judge.text import (
+    Unreadable,
+    answer_cell_stopped,
+    captured_error,
+    fmt,
+    number_array,
+    quote,
+)
 from grader.labs.c2_w2.in_kernel import ACTIVATION_PROBE, MODEL_BATCH_SHAPE, model_hidden_batch
 from grader.plugin import Judgement
 from grader.records import Message
@@ -74,9 +81,10 @@ def _messages(run, seed):
     if not isinstance(captured, dict):
         raise Unreadable("not a record")
     if captured.get("missing") == "model":
-        return [Message("model.missing", "There is no `model` when the tests run: build it"
-                        " with Sequential([...]) in the UNQ_C2 cell, assign it to `model`, and"
-                        " run that cell without errors.")]
+        return [Message("model.missing", f"There is no `model` when the tests run"
+                        f"{answer_cell_stopped(run)}: build it with Sequential([...]) in the"
+                        " UNQ_C2 cell, assign it to `model`, and run that cell without"
+                        " errors.")]
     layers = _model_layers(captured)
     for stage in (_structure_problems, _weight_problems,
                   functools.partial(_forward_problems, seed=seed)):

@@ -10,7 +10,15 @@ from dataclasses import dataclass
 import numpy as np
 
 from grader.judge.failures import failure_message
-from grader.judge.text import Unreadable, captured_error, fmt, listed, number_array, quote
+from grader.judge.text import (
+    Unreadable,
+    answer_cell_stopped,
+    captured_error,
+    fmt,
+    listed,
+    number_array,
+    quote,
+)
 from grader.labs.c2_w2.in_kernel import ORDINARY, softmax_hidden_inputs
 from grader.plugin import Judgement
 from grader.records import Message
@@ -80,8 +88,9 @@ def _messages(run, seed):
     if not isinstance(run.answer, dict):
         raise Unreadable("not a record")
     if run.answer.get("missing") == SUBJECT:
-        return [Message("softmax.missing", "my_softmax is not defined when the tests run: run"
-                        " its cell without errors and keep the name my_softmax.")]
+        return [Message("softmax.missing", "my_softmax is not defined when the tests run"
+                        f"{answer_cell_stopped(run)}: run its cell without errors and keep the"
+                        " name my_softmax.")]
     cases = _cases(run.answer, seed)
     if cases is None:
         return [Message("softmax.tampered", "The hidden test inputs were changed while grading:"

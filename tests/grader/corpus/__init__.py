@@ -72,7 +72,41 @@ ANSWERS = {
     "wrong-model-no-bias": (STABLE, MODEL.replace("name=\"L1\"", "name=\"L1\", use_bias=False")),
     "wrong-both-untouched-stubs": (None, None),
     "timeout-softmax-infinite-loop": ("while True:\n    pass", MODEL),
+    # What real classes hand in, beside the textbook mistakes above.
+    "wrong-model-cell-raises": (STABLE, MODEL.replace("Dense(15", "Dens(15")),
+    "wrong-model-units-as-strings": (STABLE, MODEL.replace("Dense(25", "Dense('25'")),
+    "wrong-softmax-syntax-error": ("a = np.exp(z) / (np.sum(np.exp(z))", MODEL),
+    "wrong-softmax-hangs-on-hidden-inputs": (
+        "while np.min(z) < -20:  # fine on every public input\n    pass\n" + STABLE, MODEL),
+    "wrong-softmax-raises-on-hidden-inputs": (
+        "if 0 < np.max(z) < 0.01:\n    raise ValueError('values too small')\n" + STABLE,
+        MODEL),
+    "wrong-softmax-adds-a-tiny-constant": ("ez = np.exp(z)\na = ez / (np.sum(ez) + 1e-9)",
+                                           MODEL),
+    "ok-softmax-returns-a-list": ("a = list(np.exp(z) / np.sum(np.exp(z)))", MODEL),
 }
+# Answered right, with a cell of the student's own after the answer cells: each must cost
+# nothing, and the feedback must stay clean.
+EXTRA_CELLS = {
+    "ok-cell-prints-hidden-tests-marker": "print('### BEGIN HIDDEN TESTS')\n"
+                                          "print('### END HIDDEN TESTS')",
+    "ok-prints-own-notebook-base64": "import base64\n"
+                                     "print(base64.b64encode(open('C2_W2_Assignment.ipynb',"
+                                     " 'rb').read()).decode())",
+    "ok-compile-and-fit-before-the-test": "model.compile(loss=tf.keras.losses."
+                                          "SparseCategoricalCrossentropy(from_logits=True),"
+                                          " optimizer=tf.keras.optimizers.Adam(0.001))\n"
+                                          "model.fit(X, y, epochs=1, verbose=0)",
+    "ok-cell-raises-keyboardinterrupt": "raise KeyboardInterrupt",
+    "ok-prints-a-lone-surrogate": "print('half a character: \\ud800')",
+    "ok-shows-a-script": "from IPython.display import HTML, display\n"
+                         "display(HTML('<b>bold</b><script>alert(\"xss\")</script>'))",
+}
+# An extra cell whose nbgrader metadata is not a dict: nbformat accepts it.
+ODD_METADATA = {"ok-null-nbgrader-metadata": None, "ok-string-nbgrader-metadata": "UNQ_C1",
+                "ok-list-nbgrader-metadata": ["UNQ_C1_test"]}
+# A folder name a spreadsheet would read as a formula.
+FORMULA_STUDENT = "=1+1"
 
 
 def build(release_dir, destination):
@@ -85,6 +119,12 @@ def build(release_dir, destination):
     _write(destination / "ok-duplicated-answer-cell" / NOTEBOOK, _duplicated(release))
     _write(destination / "ok-test-cell-deleted" / NOTEBOOK, _test_cell_deleted(release))
     _write(destination / "ok-broken-extra-cell" / NOTEBOOK, _broken_extra_cell(release))
+    for student, code in EXTRA_CELLS.items():
+        _write(destination / student / NOTEBOOK, _with_extra_cell(release, code))
+    for student, metadata in ODD_METADATA.items():
+        _write(destination / student / NOTEBOOK,
+               _with_extra_cell(release, "print('mine')", {"nbgrader": metadata}))
+    _write(destination / FORMULA_STUDENT / NOTEBOOK, answered(release, STABLE, MODEL))
     for broken in sorted(BROKEN_FILES.iterdir()):
         student = "invalid-" + broken.stem.replace("_", "-")
         (destination / student).mkdir(parents=True)
@@ -138,6 +178,14 @@ def _broken_extra_cell(release):
     notebook = answered(release, STABLE, MODEL)
     index = notebook.cells.index(_cell(notebook, "UNQ_C1"))
     notebook.cells.insert(index + 1, nbformat.v4.new_code_cell("1 / 0  # trying things out"))
+    return notebook
+
+
+def _with_extra_cell(release, code, metadata=None):
+    """Answered right, with a cell of the student's own right after the model cell."""
+    notebook = answered(release, STABLE, MODEL)
+    index = notebook.cells.index(_cell(notebook, "UNQ_C2"))
+    notebook.cells.insert(index + 1, nbformat.v4.new_code_cell(code, metadata=metadata or {}))
     return notebook
 
 
