@@ -54,7 +54,11 @@ class CaptureExecute(Execute):
         # grader's output; a student's prints reach the notebook through the kernel.
         kwargs.setdefault("stdout", subprocess.DEVNULL)
         kwargs.setdefault("stderr", subprocess.DEVNULL)
-        kwargs["env"] = {**os.environ, **kwargs.get("env", {}), **self.kernel_env}
+        # Only the allow-listed variables, confined or not, and a TMPDIR and HOME of its own
+        # (the submission's directory: the grader's may not exist where the kernel runs).
+        cwd = kwargs.get("cwd") or self.resources.get("metadata", {}).get("path") or os.getcwd()
+        kwargs["env"] = isolation.kernel_environment(
+            {**os.environ, **kwargs.get("env", {}), **self.kernel_env}, scratch=cwd)
         await super().async_start_new_kernel(**kwargs)
 
     start_new_kernel = run_sync(async_start_new_kernel)
@@ -186,8 +190,8 @@ def execute(notebook, *, workdir, capture_cells, cell_timeout, timeout, kernel_t
     except DeadKernelError as error:
         outcome.kernel_died = not watchdog.fired
         outcome.error = None if watchdog.fired else f"the kernel stopped: {error}".strip()
-    except Exception:
-        reason = confinement and isolation.failure(confinement)
+    except Exception as error:
+        reason = isolation.failure(error)
         if not reason:
             raise
         outcome.error = f"the sandbox could not be set up for this submission ({reason})"
