@@ -272,7 +272,8 @@ class ForkedKernelProvisioner(LocalProvisioner):
 def warm_kernel_manager(template, setup=None):
     """An AsyncKernelManager whose kernel will come from `template`, set up as `setup`
     (KernelSetup) says; a confined kernel is talked to over ipc sockets in its socket
-    directory (it has no network, loopback included), named afresh for each kernel."""
+    directory (it has no network, loopback included), named afresh for each kernel (a
+    reconnect through a pid since reused by another kernel finds no socket of that name)."""
     setup = setup or KernelSetup()
     if setup.confinement is None:
         manager = AsyncKernelManager(kernel_name="python3")
