@@ -69,7 +69,11 @@ class GradingExecute(Execute):
         # grader's output; a student's prints reach the notebook through the kernel.
         kwargs.setdefault("stdout", subprocess.DEVNULL)
         kwargs.setdefault("stderr", subprocess.DEVNULL)
-        kwargs["env"] = {**os.environ, **kwargs.get("env", {}), **self.kernel_env}
+        # Only the allow-listed variables, confined or not, and a TMPDIR and HOME of its own
+        # (the submission's directory: the grader's may not exist where the kernel runs).
+        cwd = kwargs.get("cwd") or self.resources.get("metadata", {}).get("path") or os.getcwd()
+        kwargs["env"] = isolation.kernel_environment(
+            {**os.environ, **kwargs.get("env", {}), **self.kernel_env}, scratch=cwd)
         await super().async_start_new_kernel(**kwargs)
 
     start_new_kernel = run_sync(async_start_new_kernel)
@@ -267,7 +271,7 @@ def execute(notebook, *, workdir, cell_timeout, timeout, output_bytes=4 * 10**6,
     except DeadKernelError:
         end = RunEnd.TIMED_OUT if watchdog.fired else RunEnd.KERNEL_DIED
     except Exception as error:  # no kernel, a fault of ours, a kernel that broke nbclient
-        end, reason = _failed_run(error, watchdog, confinement)
+        end, reason = _failed_run(error, watchdog)
     finally:
         watchdog.stop()
     if watchdog.fired:
@@ -295,10 +299,10 @@ def _as_ended(run, end):
     return run
 
 
-def _failed_run(error, watchdog, confinement):
+def _failed_run(error, watchdog):
     if watchdog.fired:
         return RunEnd.TIMED_OUT, ""
-    reason = confinement and isolation.failure(confinement)
+    reason = isolation.failure(error)
     if reason:
         return RunEnd.SANDBOX_FAILED, f"the sandbox could not be set up ({reason})"
     return RunEnd.GRADING_FAILED, short_error(error)

@@ -13,7 +13,9 @@ bubblewrap makes, before it becomes a kernel and before any student code exists 
         /tmp                            a size-capped tmpfs of its own
         /dev                            null, zero, full, random, urandom, shm
         /proc                           only its own processes (hidepid)
-        /run/kernel                     its sockets (ZMQ over ipc: it has no loopback)
+        /run/kernel                     its sockets (ZMQ over ipc: it has no loopback), on
+                                        a small size-capped tmpfs the worker reaches through
+                                        /proc/<kernel pid>/root (see socket_path)
     pivot_root into it, the old root detached
     a user id of its own, no groups, no capabilities, no new privileges
 
@@ -42,6 +44,7 @@ MS_NOSUID = 2
 MS_NODEV = 4
 MS_NOEXEC = 8
 MS_REMOUNT = 32
+MS_NOSYMFOLLOW = 256  # Linux 5.10; older kernels ignore it
 MS_BIND = 4096
 MS_REC = 16384
 MS_PRIVATE = 1 << 18
@@ -54,11 +57,18 @@ DEVICES = ("null", "zero", "full", "random", "urandom")
 HOME = "/home/student"
 LAB_DIR = f"{HOME}/lab"  # the kernel's working directory, the same for every student
 SOCKET_DIR = "/run/kernel"
+# The socket directory holds ZMQ's ipc sockets and the connection file: a few kB. Its own
+# tmpfs, so that what a kernel writes there is capped (and counted against its cgroup, like
+# every tmpfs page it writes) instead of landing on the grader's disk; nosymfollow, so that a
+# link a kernel puts there in place of a socket leads nobody anywhere.
+SOCKET_DIR_MB = 4
 FIRST_UID = 200000  # kernel user ids are FIRST_UID + the kernel's pid: unique while alive
-# Variables a kernel gets from the grader's environment; the rest (credentials, paths of
-# the grader's files) stays outside.
+# The one allow-list: the variables of the grader's environment that a kernel, and the
+# template it is forked from, may see; the rest (credentials, paths of the grader's files,
+# its TMPDIR and HOME) stays outside. Every kernel gets it, confined or not.
 KEPT_ENVIRONMENT = ("PATH", "LANG", "LANGUAGE", "TZ", "PYTHONHASHSEED", "TF_CPP_MIN_LOG_LEVEL",
                     "OMP_NUM_THREADS", "MPLBACKEND", "GRADER_HIDDEN_SEED")
+KEPT_PREFIXES = ("JPY_", "LC_", "NBGRADER_")
 
 
 @dataclass(frozen=True)
@@ -67,38 +77,49 @@ class Confinement:
 
     mount_point: str  # an empty directory the new root is mounted on (outside: stays empty)
     lab_source: str  # the submission's directory: notebook and the lab's files, copied in
-    socket_dir: str  # the directory holding the kernel's ZMQ sockets, shared with the worker
     disk_mb: int = 512  # size of the private lab directory and of /tmp, each
 
 
-FAILURE_FILE = "sandbox-failure.txt"  # in the socket directory: why confine() failed
+class KernelSetupError(RuntimeError):
+    """A kernel could not be given its place (its sandbox, its cgroup, a template that
+    answers); the message says why, in words for the student's row. It is made by the
+    grader's own code (the template, from what the forked child reported over a pipe only
+    they hold, before any student code existed), never read from a file a kernel could
+    have touched."""
 
 
-def confine_or_explain(confinement, python_paths):
-    """confine(), leaving the reason in the socket directory when it fails, so that the
-    worker can tell the student's row why there was no kernel."""
-    try:
-        return confine(confinement, python_paths)
-    except BaseException as error:
-        with open(os.path.join(confinement.socket_dir, FAILURE_FILE), "w") as file:
-            file.write(f"{type(error).__name__}: {error}")
-        raise
+def failure(error):
+    """Why the kernel could not be set up, if `error` (what starting it raised, directly
+    or as the cause of another exception) says so; else None."""
+    seen = set()
+    while error is not None and id(error) not in seen:
+        if isinstance(error, KernelSetupError):
+            return str(error) or "no reason given"
+        seen.add(id(error))
+        error = error.__cause__ or error.__context__
+    return None
 
 
-def failure(confinement):
-    """Why the kernel could not be confined, or None."""
-    try:
-        with open(os.path.join(confinement.socket_dir, FAILURE_FILE)) as file:
-            return file.read().strip() or "no reason given"
-    except OSError:
-        return None
+def allowed_environment(environment):
+    """The variables of `environment` on the allow-list."""
+    return {name: value for name, value in environment.items()
+            if name in KEPT_ENVIRONMENT or name.startswith(KEPT_PREFIXES)}
 
 
-def kernel_environment(environment):
-    """The part of `environment` a confined kernel may see, with its own home."""
-    kept = {name: value for name, value in environment.items()
-            if name in KEPT_ENVIRONMENT or name.startswith(("JPY_", "LC_", "NBGRADER_"))}
-    return {**kept, "HOME": HOME, "TMPDIR": "/tmp", "MPLCONFIGDIR": "/tmp/matplotlib"}
+def kernel_environment(environment, *, scratch=None):
+    """What a kernel runs with: the allowed part of `environment`, and a home and temporary
+    folder that exist where it runs (never the grader's): in the sandbox its own home and
+    /tmp; without it, `scratch`, the submission's fresh directory."""
+    home, tmp = (HOME, "/tmp") if scratch is None else (str(scratch), str(scratch))
+    return {**allowed_environment(environment), "HOME": home, "TMPDIR": tmp,
+            "MPLCONFIGDIR": os.path.join(tmp, "matplotlib")}
+
+
+def socket_path(pid, name):
+    """Where the worker finds a confined kernel's socket `name` (in its SOCKET_DIR): through
+    the kernel's own root, so that the directory can be a tmpfs of the kernel's mount
+    namespace (capped, gone with the kernel) and nothing of it is on the grader's disk."""
+    return f"/proc/{pid}/root{SOCKET_DIR}/{name}"
 
 
 def confine(confinement, python_paths):
@@ -119,8 +140,8 @@ def confine(confinement, python_paths):
             _mirror(path, root)
     _scratch_mount(root, HOME, confinement.disk_mb, uid, mode=0o700)
     _copy_tree(confinement.lab_source, root + LAB_DIR, uid)
-    os.chown(confinement.socket_dir, uid, uid)
-    _bind(confinement.socket_dir, root + SOCKET_DIR, read_only=False)
+    _scratch_mount(root, SOCKET_DIR, SOCKET_DIR_MB, uid, mode=0o700,
+                   flags=MS_NOSUID | MS_NODEV | MS_NOEXEC | MS_NOSYMFOLLOW)
     _pivot_into(root)
     _close_directory_descriptors()
     _drop_privileges(uid)
@@ -151,10 +172,10 @@ def _bind(source, target, *, read_only):
         _mount(None, target, None, MS_REMOUNT | MS_BIND | MS_RDONLY | MS_NOSUID | MS_NODEV)
 
 
-def _scratch_mount(root, path, size_mb, uid, *, mode):
+def _scratch_mount(root, path, size_mb, uid, *, mode, flags=MS_NOSUID | MS_NODEV):
     target = root + path
     os.makedirs(target, exist_ok=True)
-    _mount("tmpfs", target, "tmpfs", MS_NOSUID | MS_NODEV, f"size={size_mb}m,mode={mode:o}")
+    _mount("tmpfs", target, "tmpfs", flags, f"size={size_mb}m,mode={mode:o}")
     os.chown(target, uid, uid)
 
 

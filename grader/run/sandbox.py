@@ -137,6 +137,5 @@ def grading_environment():
 
 def _confinement(scratch, workdir, limits):
     (scratch / "root").mkdir()
-    (scratch / "sockets").mkdir()
     return isolation.Confinement(mount_point=str(scratch / "root"), lab_source=str(workdir),
-                                 socket_dir=str(scratch / "sockets"), disk_mb=limits.disk_mb)
+                                 disk_mb=limits.disk_mb)

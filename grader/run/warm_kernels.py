@@ -12,6 +12,16 @@ Libraries that hook into a running IPython when imported (ipywidgets, ipympl) ar
 the kernel: imported in the template, their hooks would never be installed.
 
     worker process --(JSON line: connection file, cwd, env)--> template --fork--> kernel
+                   <--(JSON line: pid, or why it failed)----    <--(pipe: "ok" or why)--
+
+The forked child sets itself up (cgroup, sandbox) as root and reports the result to the
+template over a pipe only the two of them hold, before any student code exists; the
+template forwards it to the worker in its reply. So the reason a sandbox could not be made
+never travels through a file a kernel could touch, and every wait here has a time limit: a
+template or a child that hangs becomes that submission's error (the template is restarted).
+The template's environment is the allow-list (grader.run.isolation.KEPT_ENVIRONMENT) and
+little else, because a forked kernel's /proc/self/environ is the template's, whatever it
+sets later.
 """
 
 import asyncio
@@ -21,10 +31,13 @@ import dataclasses
 import json
 import os
 import resource
+import select
 import signal
 import subprocess
 import sys
+import tempfile
 import time
+import uuid
 from pathlib import Path
 
 import psutil
@@ -38,6 +51,12 @@ PR_SET_PDEATHSIG = 1
 # Where the grader package lives: the template imports it from there; kernels must not.
 GRADER_ROOT = str(Path(grader.__file__).resolve().parents[1])
 KERNEL_MODULES = ("ipykernel.kernelapp",)  # what every kernel needs, preloaded for all labs
+STARTUP_SECONDS = 180  # a template's imports (TensorFlow: seconds, more on a busy machine)
+SETUP_SECONDS = 60  # a forked kernel's set-up (cgroup, private root, copies of the lab)
+REPLY_MARGIN_SECONDS = 15  # the worker's wait for a reply, beyond the template's own limit
+MAX_LINE = 64 * 1024  # bytes of one line from the template (a reply is ~100)
+MAX_REPORT = 4096  # bytes of a child's report to the template
+READY = "ok"
 
 
 @dataclasses.dataclass(frozen=True)
@@ -72,44 +91,126 @@ class KernelSetup:
 
 
 class KernelTemplate:
-    """The worker's side: a template process started once and asked for kernels. It
-    imports `preload` (a lab's heavy modules) before it forks the first."""
+    """The worker's side: a template process started once and asked for kernels."""
 
-    def __init__(self, preload=()):
+    def __init__(self, preload=(), *, startup_seconds=STARTUP_SECONDS,
+                 setup_seconds=SETUP_SECONDS):
         self.preload = tuple(preload)
         self.process = None
+        self.startup_seconds = startup_seconds
+        self.setup_seconds = setup_seconds
 
     def fork_kernel(self, connection_file, cwd, env, setup=None):
         """A new kernel's pid; it serves `connection_file` from `cwd` with `env`, set up
-        as `setup` (KernelSetup) says."""
+        as `setup` (KernelSetup) says. Raises isolation.KernelSetupError when it could not
+        be set up, or the template did not answer in time (the template is then stopped,
+        and started again for the next kernel)."""
         if self.process is None or self.process.poll() is not None:
+            self._stop()
             self.process = self._start()
+            self._expect("the kernel template did not start", self.startup_seconds)
         request = {"connection_file": connection_file, "cwd": str(cwd), "env": env,
-                   "setup": dataclasses.asdict(setup or KernelSetup())}
-        self.process.stdin.write(json.dumps(request) + "\n")
-        self.process.stdin.flush()
-        reply = self.process.stdout.readline()
-        if not reply:
-            raise RuntimeError("the kernel template stopped")
-        return json.loads(reply)["pid"]
+                   "setup": dataclasses.asdict(setup or KernelSetup()),
+                   "setup_seconds": self.setup_seconds}
+        try:
+            self.process.stdin.write((json.dumps(request) + "\n").encode())
+        except OSError as error:  # it died since
+            self._stop()
+            raise isolation.KernelSetupError(f"the kernel template stopped ({error})") from None
+        reply = self._expect("the kernel template did not answer",
+                             self.setup_seconds + REPLY_MARGIN_SECONDS)
+        if reply.get("failure"):
+            raise isolation.KernelSetupError(str(reply["failure"]))
+        return reply["pid"]
+
+    def _expect(self, what, seconds):
+        """The template's next reply (a JSON object), read within `seconds`; or, when it
+        sends none, something else or too much, it is stopped and KernelSetupError says
+        `what`."""
+        try:
+            reply = json.loads(_read_line(self.process.stdout.fileno(), seconds))
+            if not isinstance(reply, dict):
+                raise ValueError("not an object")
+            return reply
+        except TimeoutError:
+            why = f"{what} within {seconds:.0f} s; it was restarted"
+        except EOFError:
+            why = f"{what}: it stopped"
+        except ValueError as error:
+            why = f"{what} as expected ({error}); it was restarted"
+        self._stop()
+        raise isolation.KernelSetupError(why)
 
     def _start(self):
         # Started from "/" with the grader on PYTHONPATH only, so that the kernels it forks
         # (which drop both) cannot import the grader. Its own output (TensorFlow's start-up
-        # notes) is nobody's business.
-        # A fixed hash seed: every kernel is a copy of this process, so set and dict
-        # orders of strings are then the same in every run, as the grades must be.
-        env = {**os.environ, "PYTHONPATH": GRADER_ROOT, "PYTHONHASHSEED": "0"}
+        # notes) is nobody's business. Binary pipes, unbuffered: replies are read with
+        # time limits (_read_line), not by a buffered readline that could wait forever.
         return subprocess.Popen(
-            [sys.executable, "-m", "grader.run.warm_kernels", *self.preload], cwd="/", env=env,
-            stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL,
-            text=True, bufsize=1)
+            [sys.executable, "-m", "grader.run.warm_kernels", *self.preload], cwd="/",
+            env=template_environment(), stdin=subprocess.PIPE, stdout=subprocess.PIPE,
+            stderr=subprocess.DEVNULL, bufsize=0)
+
+    def _stop(self):
+        """Kill the template (its kernels die with it: PR_SET_PDEATHSIG)."""
+        if self.process is not None:
+            with contextlib.suppress(OSError):
+                self.process.kill()
+            with contextlib.suppress(subprocess.TimeoutExpired):
+                self.process.wait(timeout=10)
+            for pipe in (self.process.stdin, self.process.stdout):
+                with contextlib.suppress(OSError):
+                    pipe.close()
+            self.process = None
 
     def close(self):
         if self.process is not None:
-            self.process.stdin.close()
-            self.process.wait(timeout=10)
-            self.process = None
+            with contextlib.suppress(OSError):
+                self.process.stdin.close()  # it kills its kernels and ends
+            with contextlib.suppress(subprocess.TimeoutExpired):
+                self.process.wait(timeout=10)
+            self._stop()
+
+
+def template_environment(environment=None):
+    """The template's whole environment: the allowed part of the grader's (`environment`,
+    by default os.environ) and what the template itself needs. A forked kernel's
+    /proc/self/environ shows this block whatever the kernel's os.environ becomes, so
+    nothing else of the grader's may be in it (its TMPDIR and HOME neither: a temporary
+    folder the template's imports cache would not exist in the sandbox)."""
+    environment = os.environ if environment is None else environment
+    # A fixed hash seed: every kernel is a copy of this process, so set and dict orders of
+    # strings are then the same in every run, as the grades must be.
+    return {**isolation.allowed_environment(environment), "PYTHONPATH": GRADER_ROOT,
+            "PYTHONHASHSEED": "0"}
+
+
+def _read_line(fd, seconds, limit=MAX_LINE):
+    """One line from the pipe `fd`, within `seconds` and `limit` bytes (TimeoutError,
+    EOFError, ValueError otherwise). The protocol is one line per request, so nothing
+    after the line is ever waiting in the pipe."""
+    deadline = time.monotonic() + seconds
+    data = b""
+    while not data.endswith(b"\n"):
+        left = deadline - time.monotonic()
+        if not _readable(fd, left):
+            raise TimeoutError
+        chunk = os.read(fd, limit - len(data))
+        if not chunk:
+            raise EOFError
+        data += chunk
+        if len(data) >= limit and not data.endswith(b"\n"):
+            raise ValueError(f"a line of more than {limit} bytes")
+    return data.decode()
+
+
+def _readable(fd, seconds):
+    """Whether `fd` has something to read (or its end) within `seconds`."""
+    if seconds <= 0:
+        return False
+    poller = select.poll()
+    poller.register(fd, select.POLLIN)
+    return bool(poller.poll(seconds * 1000))
 
 
 class ForkedProcess:
@@ -161,19 +262,27 @@ class ForkedKernelProvisioner(LocalProvisioner):
         self.process = ForkedProcess(pid)
         self.pid = self.pgid = pid  # the kernel leads a session of its own
         self.cwd = kwargs.get("cwd")
+        if self.setup.confinement is not None:
+            # Its sockets are in its own mount namespace: reached through its root
+            # (jupyter_client takes this as the truth and rewrites the connection file).
+            name = os.path.basename(self.connection_info["ip"])
+            self.connection_info = {**self.connection_info,
+                                    "ip": isolation.socket_path(pid, name)}
         return self.connection_info
 
 
 def warm_kernel_manager(template, setup=None):
     """An AsyncKernelManager whose kernel will come from `template`, set up as `setup`
     (KernelSetup) says; a confined kernel is talked to over ipc sockets in its socket
-    directory (it has no network, loopback included)."""
+    directory (it has no network, loopback included), named afresh for each kernel (a
+    reconnect through a pid since reused by another kernel finds no socket of that name)."""
     setup = setup or KernelSetup()
     if setup.confinement is None:
         manager = AsyncKernelManager(kernel_name="python3")
     else:
+        name = f"kernel-{uuid.uuid4().hex[:12]}"
         manager = AsyncKernelManager(kernel_name="python3", transport="ipc",
-                                     ip=os.path.join(setup.confinement.socket_dir, "kernel"))
+                                     ip=f"{isolation.SOCKET_DIR}/{name}")
     provisioner = ForkedKernelProvisioner(kernel_id=manager.kernel_id or "",
                                           kernel_spec=manager.kernel_spec, parent=manager)
     provisioner.template = template
@@ -185,16 +294,14 @@ def warm_kernel_manager(template, setup=None):
 # ---------------------------------------------------------------- the template process
 
 def serve(preload):
-    """Import the modules to preload, then fork a kernel for every request on stdin."""
+    """Import the warm modules, then fork a kernel for every request on stdin."""
     for module in (*preload, *KERNEL_MODULES):
         __import__(module)
     signal.signal(signal.SIGCHLD, signal.SIG_IGN)  # kernels are reaped without waiting
+    sys.stdout.write(json.dumps({"ready": True}) + "\n")
+    sys.stdout.flush()
     for line in sys.stdin:
-        request = json.loads(line)
-        pid = os.fork()
-        if pid == 0:
-            _become_kernel(request)
-        sys.stdout.write(json.dumps({"pid": pid}) + "\n")
+        sys.stdout.write(json.dumps(_fork(json.loads(line))) + "\n")
         sys.stdout.flush()
     # The worker is gone (closed, or killed with a kernel running): so are its kernels.
     # Its live children are exactly those; a list of pids forked would also name pids
@@ -204,40 +311,65 @@ def serve(preload):
             kernel.kill()
 
 
-def _become_kernel(request):
-    """In the forked child: detach from the template and run an IPython kernel."""
-    template = os.getppid()
-    setup = request["setup"]
+def _fork(request):
+    """Fork a kernel for `request`; the reply for the worker: its pid, and why it could not
+    be set up (None when it was)."""
+    read_end, write_end = os.pipe()
+    pid = os.fork()
+    if pid == 0:
+        os.close(read_end)
+        _become_kernel(request, write_end)  # never returns
+    os.close(write_end)
     try:
-        for procs in setup["cgroup_procs"]:  # first: all it will ever allocate is charged there
-            with open(procs, "w") as file:
-                file.write(str(os.getpid()))
-        os.setsid()
-        for signum in (signal.SIGCHLD, signal.SIGINT, signal.SIGTERM):
-            signal.signal(signum, signal.SIG_DFL)
-        devnull = os.open(os.devnull, os.O_RDWR)
-        for fd in (0, 1, 2):  # never write into the template's pipes
-            os.dup2(devnull, fd)
-        resource.setrlimit(resource.RLIMIT_CORE, (0, 0))  # no core dumps of a big kernel
-        if setup["rlimits"]:
-            RLimits(**setup["rlimits"]).apply()
-        sys.path[:] = [path for path in sys.path if path not in ("", "/", GRADER_ROOT)]
-        environment = dict(request["env"])
-        environment.pop("PYTHONPATH", None)
-        connection_file = request["connection_file"]
-        if setup["confinement"]:
-            confinement = isolation.Confinement(**setup["confinement"])
-            connection_file = _confined_connection_file(connection_file, confinement)
-            isolation.confine_or_explain(confinement, _python_paths())
-            environment = isolation.kernel_environment(environment)
-        else:
-            os.chdir(request["cwd"])
-        os.environ.clear()
-        os.environ.update(environment)
-        grader.unskip_imports()
-        for name in [name for name in sys.modules if name.split(".")[0] == "grader"]:
-            del sys.modules[name]  # the template runs as grader.run.warm_kernels
-        _die_with(template)
+        failure = _child_report(read_end, pid, request.get("setup_seconds", SETUP_SECONDS))
+    finally:
+        os.close(read_end)
+    return {"pid": pid, "failure": failure}
+
+
+def _child_report(fd, pid, seconds):
+    """What the child at `pid` says of its set-up: None when it is ready, else why not.
+    Read within `seconds` and MAX_REPORT bytes; a child that says nothing in time is
+    killed (it runs nobody's code yet: it hangs in our set-up, e.g. on a cgroup file)."""
+    deadline = time.monotonic() + seconds
+    data = b""
+    while len(data) < MAX_REPORT:
+        left = deadline - time.monotonic()
+        if not _readable(fd, left):
+            with contextlib.suppress(ProcessLookupError):
+                os.kill(pid, signal.SIGKILL)
+            return f"setting up the kernel took more than {seconds:.0f} s"
+        chunk = os.read(fd, MAX_REPORT - len(data))
+        if not chunk:  # the child closed its end: all is said
+            break
+        data += chunk
+    report = data.decode(errors="replace").strip()
+    if report == READY:
+        return None
+    return report or "the kernel's process ended while it was being set up"
+
+
+def _report(fd, text):
+    """The child's one message to the template, then its end of the pipe is closed: the
+    kernel it becomes holds nothing of it."""
+    with contextlib.suppress(OSError):
+        os.write(fd, text.encode(errors="replace")[:MAX_REPORT])
+    with contextlib.suppress(OSError):
+        os.close(fd)
+
+
+def _become_kernel(request, report):
+    """In the forked child: set itself up, say so (or why not) on `report`, then run an
+    IPython kernel."""
+    template = os.getppid()
+    try:
+        try:
+            connection_file = _set_up(request)
+            _die_with(template)
+        except BaseException as error:
+            _report(report, f"{type(error).__name__}: {error}")
+            return
+        _report(report, READY)
         from ipykernel.kernelapp import IPKernelApp
 
         app = IPKernelApp.instance()
@@ -245,6 +377,42 @@ def _become_kernel(request):
         app.start()
     finally:
         os._exit(0)
+
+
+def _set_up(request):
+    """Everything a forked child does before it is a kernel (as root, running only our
+    code); returns the connection file it will serve."""
+    setup = request["setup"]
+    for procs in setup["cgroup_procs"]:  # first: all it will ever allocate is charged there
+        with open(procs, "w") as file:
+            file.write(str(os.getpid()))
+    os.setsid()
+    for signum in (signal.SIGCHLD, signal.SIGINT, signal.SIGTERM):
+        signal.signal(signum, signal.SIG_DFL)
+    devnull = os.open(os.devnull, os.O_RDWR)
+    for fd in (0, 1, 2):  # never write into the template's pipes
+        os.dup2(devnull, fd)
+    resource.setrlimit(resource.RLIMIT_CORE, (0, 0))  # no core dumps of a big kernel
+    if setup["rlimits"]:
+        RLimits(**setup["rlimits"]).apply()
+    sys.path[:] = [path for path in sys.path if path not in ("", "/", GRADER_ROOT)]
+    connection_file = request["connection_file"]
+    if setup["confinement"]:
+        with open(connection_file) as stream:  # the worker's, read before confining
+            connection = json.load(stream)
+        isolation.confine(isolation.Confinement(**setup["confinement"]), _python_paths())
+        connection_file = _confined_connection_file(connection)
+        environment = isolation.kernel_environment(request["env"])
+    else:
+        os.chdir(request["cwd"])
+        environment = isolation.kernel_environment(request["env"], scratch=request["cwd"])
+    os.environ.clear()
+    os.environ.update(environment)
+    tempfile.tempdir = None  # the template's imports cached its own: found again from TMPDIR
+    grader.unskip_imports()
+    for name in [name for name in sys.modules if name.split(".")[0] == "grader"]:
+        del sys.modules[name]  # the template runs as grader.run.warm_kernels
+    return connection_file
 
 
 def _die_with(parent):
@@ -255,15 +423,14 @@ def _die_with(parent):
         os._exit(0)
 
 
-def _confined_connection_file(connection_file, confinement):
-    """The connection file as the confined kernel sees it: in its socket directory, the
-    sockets named by their path inside (the worker reaches the same ones outside)."""
-    with open(connection_file) as stream:
-        info = json.load(stream)
-    info["ip"] = os.path.join(isolation.SOCKET_DIR, os.path.basename(info["ip"]))
-    with open(os.path.join(confinement.socket_dir, "connection.json"), "w") as stream:
+def _confined_connection_file(info):
+    """The connection file as the confined kernel sees it (written once confined, into its
+    own socket directory): the sockets named by their path inside."""
+    info = {**info, "ip": os.path.join(isolation.SOCKET_DIR, os.path.basename(info["ip"]))}
+    path = os.path.join(isolation.SOCKET_DIR, "connection.json")
+    with open(path, "w") as stream:
         json.dump(info, stream)
-    return os.path.join(isolation.SOCKET_DIR, "connection.json")
+    return path
 
 
 def _python_paths():

@@ -477,6 +477,13 @@ def test_each_student_gets_exactly_their_honest_points(graded, student):
     assert detail in row["detail"], row
 
 
+@pytest.mark.usefixtures("sandbox_required")
+def test_the_batch_ran_in_the_sandbox(graded):
+    # These attacks would be answered without it too; CI grades them as it grades a class.
+    out, _, _ = graded
+    assert json.loads((out / "run.json").read_text())["sandbox"] == "namespaces+cgroups"
+
+
 def test_every_student_is_one_row(graded):
     out, _, _ = graded
     assert sorted(_rows(out)) == sorted(CLASS)

@@ -5,6 +5,7 @@ import json
 import resource
 import subprocess
 import sys
+import uuid
 
 import corpus
 import nbformat
@@ -81,7 +82,7 @@ def test_without_the_sandbox_a_kernel_limits_itself(template, support_dir):
     assert "File too large" in big_file or "OSError" in big_file
 
 
-@pytest.mark.skipif(not protection().namespaces, reason="needs Linux namespaces (root)")
+@pytest.mark.usefixtures("sandbox_required")
 def test_with_the_sandbox_a_kernel_is_confined(template, support_dir):
     (report,) = _run(template, support_dir, Limits(cell_timeout=30), REPORT)
     facts = json.loads(report)
@@ -94,25 +95,98 @@ def test_kernel_environment_keeps_no_secrets():
     environment = isolation.kernel_environment({
         "PATH": "/usr/bin", "PGPASSWORD": "secret", "AWS_SECRET_ACCESS_KEY": "k",
         "GRADER_HIDDEN_SEED": "5", "NBGRADER_EXECUTION": "autograde", "JPY_SESSION_NAME": "x",
-        "HOME": "/root"})
-    assert environment["HOME"] == isolation.HOME
+        "HOME": "/root", "TMPDIR": "/var/tmp/grader"})
+    assert (environment["HOME"], environment["TMPDIR"]) == (isolation.HOME, "/tmp")
     assert "PGPASSWORD" not in environment and "AWS_SECRET_ACCESS_KEY" not in environment
     assert environment["GRADER_HIDDEN_SEED"] == "5"
     assert environment["NBGRADER_EXECUTION"] == "autograde"
+    unconfined = isolation.kernel_environment({"PGPASSWORD": "secret", "HOME": "/root",
+                                               "TMPDIR": "/var/tmp/grader"}, scratch="/s/lab")
+    assert unconfined == {"HOME": "/s/lab", "TMPDIR": "/s/lab",
+                          "MPLCONFIGDIR": "/s/lab/matplotlib"}
 
 
-@pytest.mark.skipif(not protection().namespaces, reason="needs Linux namespaces (root)")
+@pytest.mark.usefixtures("sandbox_required")
 def test_a_sandbox_that_cannot_be_made_is_that_submissions_error(template, tmp_path):
-    sockets = tmp_path / "sockets"
-    sockets.mkdir()
     broken = isolation.Confinement(mount_point=str(tmp_path / "missing"),
-                                   lab_source=str(tmp_path), socket_dir=str(sockets))
+                                   lab_source=str(tmp_path))
     notebook = nbformat.from_dict(new_notebook(cells=[new_code_cell("print('hello')")]))
     outcome = execute(notebook, workdir=tmp_path, cell_timeout=10,
                       timeout=60, kernel_template=template, confinement=broken)
     assert outcome.end is RunEnd.SANDBOX_FAILED
     assert outcome.reason.startswith("the sandbox could not be set up"), outcome.reason
     assert "mount" in outcome.reason
+
+
+CONFINED_ENVIRONMENT = """
+import ctypes, json, os, tempfile
+ctypes.CDLL(None).prctl(4, 1, 0, 0, 0)  # PR_SET_DUMPABLE: /proc/self/environ is its own again
+with open("/proc/self/environ", "rb") as file:
+    block = file.read().decode(errors="replace")
+print(json.dumps({"block": block, "environ": dict(os.environ), "tmp": tempfile.gettempdir(),
+                  "home": os.path.expanduser("~"), "cwd": os.getcwd()}))
+"""
+
+
+@pytest.mark.usefixtures("sandbox_required")
+def test_a_confined_kernel_sees_nothing_of_the_graders_environment(monkeypatch, support_dir,
+                                                                   tmp_path):
+    # The grader's environment holds a secret, and a TMPDIR and HOME that do not exist in
+    # the sandbox: the template is started from it, and every kernel is a copy of the
+    # template, whose environment block /proc/self/environ shows.
+    token = uuid.uuid4().hex
+    for name, value in (("GRADER_TEST_SECRET_TOKEN", token), ("TMPDIR", str(tmp_path)),
+                        ("HOME", str(tmp_path))):
+        monkeypatch.setenv(name, value)
+    template = KernelTemplate()
+    try:
+        (printed,) = _run(template, support_dir, Limits(cell_timeout=30), CONFINED_ENVIRONMENT)
+    finally:
+        template.close()
+    assert token not in printed and str(tmp_path) not in printed
+    facts = json.loads(printed)
+    block = [entry.split("=", 1)[0] for entry in facts["block"].split("\0") if entry]
+    assert [name for name in block if not _allowed(name)] == ["PYTHONPATH"]
+    assert (facts["tmp"], facts["home"], facts["cwd"]) == ("/tmp", isolation.HOME,
+                                                          isolation.LAB_DIR)
+    assert facts["environ"]["MPLCONFIGDIR"] == "/tmp/matplotlib"
+
+
+def _allowed(name):
+    return name in isolation.KEPT_ENVIRONMENT or name.startswith(isolation.KEPT_PREFIXES)
+
+
+SOCKET_DIRECTORY = """
+import errno, json, os
+written = 0
+try:
+    with open("/run/kernel/ballast", "wb") as file:
+        for _ in range(64):
+            file.write(b"x" * 2**20)
+            file.flush()
+            written += 2**20
+except OSError as error:
+    full = errno.errorcode[error.errno]
+os.remove("/run/kernel/ballast")
+os.symlink("/etc/hostname", "/run/kernel/link")
+try:
+    open("/run/kernel/link").read()
+    followed = True
+except OSError as error:
+    followed = errno.errorcode[error.errno]
+print(json.dumps({"written": written, "full": full, "followed": followed,
+                  "sockets": sorted(os.listdir("/run/kernel"))}))
+"""
+
+
+@pytest.mark.usefixtures("sandbox_required")
+def test_the_socket_directory_is_small_and_follows_no_links(template, support_dir):
+    (printed,) = _run(template, support_dir, Limits(cell_timeout=30), SOCKET_DIRECTORY)
+    facts = json.loads(printed)
+    assert facts["full"] == "ENOSPC"
+    assert facts["written"] <= isolation.SOCKET_DIR_MB * 2**20
+    assert facts["followed"] == "ELOOP"  # nosymfollow: for the worker outside, too
+    assert "connection.json" in facts["sockets"] and len(facts["sockets"]) == 7
 
 
 def test_no_sandbox_grades_and_says_once_what_is_missing(released_lab, tmp_path):

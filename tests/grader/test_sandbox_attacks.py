@@ -7,7 +7,11 @@ sandbox or exhaust the machine, and prints a report of what worked. The sandbox
 (grader.run.isolation, grader.run.cgroups) must make every attempt fail, or stop the kernel, while
 the honest students beside them get exactly their points.
 
-Needs what the sandbox needs: root, Linux namespaces and cgroups (CI has them).
+Needs what the sandbox needs: root, Linux namespaces and cgroups (CI has them). Where
+they are missing these tests fail, unless GRADER_TESTS_WITHOUT_SANDBOX is set (conftest).
+
+The batch runs with a TMPDIR of its own and a secret in its environment, as a grader on a
+shared server or under systemd would: the honest rows must still be exact.
 """
 
 import csv
@@ -27,7 +31,6 @@ import pytest
 
 from grader.labs.c2_w2 import LAB as lab
 from grader.run import isolation
-from grader.run.sandbox import protection
 
 NOTEBOOK = lab.notebook_name
 MEMORY_MB = 1536
@@ -35,10 +38,11 @@ MEMORY_MB = 1536
 # are among the few a confined kernel keeps.
 MARK = "NBGRADER_SANDBOX_ATTACK_BATCH"
 REPORT = "ATTACK-REPORT"
+# In the batch's environment too, and on no allow-list: no kernel may see it.
+SECRET_VARIABLE = "GRADER_TEST_SECRET_TOKEN"
+EITHER = "graded or error"  # grading may fail on a malformed message: no points gained
 
-if not (protection().namespaces and protection().cgroups):
-    pytest.skip(f"the sandbox is not available here: {protection().missing}",
-                allow_module_level=True)
+pytestmark = pytest.mark.usefixtures("sandbox_required")
 
 GATE = """
 import json, os, sys
@@ -85,6 +89,18 @@ def _fill_disk():
         for _ in range(32):  # 2 GB
             file.write(chunk)
     return "2 GB written"
+def _fill_sockets():
+    # Its socket directory: once on the grader's disk, without a cap.
+    _report["socket MB"] = 0
+    try:
+        with open("/run/kernel/ballast", "wb") as file:
+            for _ in range(1024):  # 1 GB
+                file.write(b"x" * 2**20)
+                file.flush()
+                _report["socket MB"] += 1
+    finally:
+        os.remove("/run/kernel/ballast")
+    return "1 GB written"
 def _write(path):
     with open(path, "a") as file:
         file.write(_marker)
@@ -97,6 +113,7 @@ if _report["attempted"]:
     _try("grades", lambda: _write(OUT + "/grades.csv"))
     _try("new file in the output", lambda: _write(OUT + "/bonus.txt"))
     _try("disk filled", _fill_disk)
+    _try("socket directory filled", _fill_sockets)
 """ + END
 
 NETWORK = GATE + """
@@ -157,6 +174,41 @@ if _report["attempted"]:
 """ + END
 
 
+# The grader once read the reason a sandbox failed from sandbox-failure.txt in the kernel's
+# socket directory, as root and outside the sandbox: a link there to any file of the host,
+# then a message that makes grading fail, put that file into the student's row (or, a FIFO,
+# hung the batch). TARGET is a root-only file or a FIFO planted on the host.
+FAILURE_FILE = GATE + """
+def _plant():
+    path = "/run/kernel/sandbox-failure.txt"
+    if os.path.lexists(path):
+        os.remove(path)
+    os.symlink(TARGET, path)
+    return os.readlink(path)
+def _malformed():
+    # A stream output whose text is a number.
+    kernel = get_ipython().kernel
+    kernel.session.send(kernel.iopub_socket, "stream", {"name": "stdout", "text": 12345},
+                        parent=kernel.get_parent())
+    return "sent"
+if _report["attempted"]:
+    _try("plant", _plant)
+    _try("malformed message", _malformed)
+"""
+
+ENVIRON = GATE + """
+import ctypes
+def _environ():
+    ctypes.CDLL(None).prctl(4, 1, 0, 0, 0)  # PR_SET_DUMPABLE: its /proc/self/environ again
+    with open("/proc/self/environ", "rb") as file:
+        return file.read().decode(errors="replace")
+if _report["attempted"]:
+    _report["environ"] = _environ()
+    _report["variables"] = dict(os.environ)
+    print(_report["environ"])  # into its own feedback, whatever it holds
+""" + END
+
+
 def _attacker(source):
     """Right answers, then `source` with the test's values filled in, then (in a cell of
     its own, so that no flood of output hides it) the report."""
@@ -190,6 +242,11 @@ CLASS = {
     "attack-escape": (_attacker(ESCAPE), "graded", ""),
     "attack-memory": (_attacker(MEMORY), "error", f"more than its {MEMORY_MB} MB"),
     "attack-print-flood": (_attacker(FLOOD), "graded", ""),
+    "attack-failure-file-secret": (_attacker(FAILURE_FILE.replace("TARGET", "SECRET")),
+                                   EITHER, ""),
+    "attack-failure-file-fifo": (_attacker(FAILURE_FILE.replace("TARGET", "FIFO")), EITHER,
+                                 ""),
+    "attack-environ": (_attacker(ENVIRON), "graded", ""),
 }
 
 
@@ -245,6 +302,30 @@ class KernelMemoryWatch:
         self._thread.join()
 
 
+class FifoWatch:
+    """A FIFO on the host that nothing of the batch may open: a thread waits to be its
+    writer, so a reader that opens it is seen (and reads nothing rather than hanging)."""
+
+    def __init__(self, path):
+        os.mkfifo(path, 0o600)
+        self.path = path
+        self.opened = False
+        self._closing = False
+        self._thread = threading.Thread(target=self._watch, daemon=True)
+        self._thread.start()
+
+    def _watch(self):
+        descriptor = os.open(self.path, os.O_WRONLY)  # returns once a reader opened it
+        self.opened = not self._closing
+        os.close(descriptor)
+
+    def close(self):
+        self._closing = True
+        descriptor = os.open(self.path, os.O_RDONLY | os.O_NONBLOCK)  # lets the thread go
+        self._thread.join(timeout=10)
+        os.close(descriptor)
+
+
 def _private_dirty_mb(pid):
     with open(f"/proc/{pid}/smaps_rollup") as smaps:
         for line in smaps:
@@ -258,30 +339,42 @@ def graded(released_lab, tmp_path_factory):
     release = nbformat.read(str(released_lab / NOTEBOOK), as_version=4)
     submissions = tmp_path_factory.mktemp("sandbox-attacks") / "submissions"
     out = submissions.parent / "out"
+    planted = submissions.parent / "planted"
+    planted.mkdir(mode=0o700)
+    secret = planted / "root-only.txt"
+    token = uuid.uuid4().hex
+    secret.write_text(f"ROOT-ONLY {token}\n")
+    secret.chmod(0o600)
+    fifo = FifoWatch(planted / "fifo")
+    batch_tmp = submissions.parent / "graders-tmp"  # the grader's TMPDIR, not the kernels'
+    batch_tmp.mkdir()
     listener = Listener()
     values = {"SOURCE": str(lab.source_notebook), "LAB_ROOT": str(lab.root),
               "OTHER": str(submissions / "honest-one" / NOTEBOOK), "OUT": str(out),
-              "PORT": listener.port}
+              "PORT": listener.port, "SECRET": str(secret), "FIFO": str(fifo.path)}
     for student, (build, *_) in CLASS.items():
         path = submissions / student / NOTEBOOK
         path.parent.mkdir(parents=True)
         nbformat.write(build(release, values), str(path))
     watched = [lab.source_notebook, *sorted((lab.root).glob("*.py")),
-               *sorted(submissions.glob("*/*.ipynb"))]
+               *sorted(submissions.glob("*/*.ipynb")), secret]
     memory = KernelMemoryWatch()
     batch = uuid.uuid4().hex
+    started = time.monotonic()
     try:
         result = subprocess.run(
             [sys.executable, "-m", "grader", "autograde", str(submissions), "--out", str(out),
              "--workers", "2", "--memory-mb", str(MEMORY_MB), "--cell-timeout", "60",
              "--timeout", "240"],
             capture_output=True, text=True, cwd=lab.root, timeout=900,
-            env={**os.environ, MARK: batch})
+            env={**os.environ, MARK: batch, SECRET_VARIABLE: token, "TMPDIR": str(batch_tmp)})
     finally:
         memory.close()
         listener.close()
+        fifo.close()
     return {"out": out, "result": result, "listener": listener, "memory": memory,
-            "watched": watched, "left": _left_running(batch)}
+            "watched": watched, "left": _left_running(batch), "token": token, "fifo": fifo,
+            "seconds": time.monotonic() - started, "tmp": batch_tmp}
 
 
 def _left_running(batch, patience=10):
@@ -331,7 +424,11 @@ def test_the_batch_finishes_with_one_row_each(graded):
 def test_every_student_keeps_exactly_their_points(graded, student):
     row = _rows(graded["out"])[student]
     _, status, detail = CLASS[student]
-    assert [row["UNQ_C1"], row["UNQ_C2"], row["status"]] == ["50", "50", status], row
+    if status == EITHER:  # what its honest answers earn, or nothing
+        assert [row["UNQ_C1"], row["UNQ_C2"], row["status"]] in \
+            (["50", "50", "graded"], ["0", "0", "error"]), row
+    else:
+        assert [row["UNQ_C1"], row["UNQ_C2"], row["status"]] == ["50", "50", status], row
     assert detail in row["detail"], row
 
 
@@ -386,3 +483,42 @@ def test_a_flood_of_output_is_cut_not_kept(graded):
             / NOTEBOOK)
     assert path.stat().st_size < 5 * 10**6
 
+
+def _everything_written(graded):
+    """The batch's output, every file of it, and what it printed."""
+    out = graded["out"]
+    files = [path.read_bytes() for path in sorted(out.rglob("*")) if path.is_file()]
+    return [*files, graded["result"].stdout.encode(), graded["result"].stderr.encode()]
+
+
+def test_no_file_of_the_host_reaches_any_row(graded):
+    # A link to a root-only file, then a failed grading: the file is read by nobody.
+    token = graded["token"].encode()
+    assert [text for text in _everything_written(graded) if token in text] == []
+    rows = _rows(graded["out"])
+    for student in ("attack-failure-file-secret", "attack-failure-file-fifo"):
+        assert "ROOT-ONLY" not in rows[student]["detail"], rows[student]
+
+
+def test_a_fifo_blocks_nothing_and_is_opened_by_nobody(graded):
+    assert graded["result"].returncode == 0
+    assert not graded["fifo"].opened
+    assert graded["seconds"] < 600  # the batch's own time, not a hang stopped by a timeout
+
+
+def test_a_kernel_sees_nothing_of_the_graders_environment(graded):
+    report = _report(graded["out"], "attack-environ")
+    names = [entry.split("=", 1)[0] for entry in report["environ"].split("\0") if entry]
+    allowed = [name for name in names if name in isolation.KEPT_ENVIRONMENT
+               or name.startswith(isolation.KEPT_PREFIXES)]
+    assert sorted(set(names) - set(allowed)) == ["PYTHONPATH"], names  # the template's own
+    for seen in (report["environ"], json.dumps(report["variables"])):
+        assert graded["token"] not in seen and str(graded["tmp"]) not in seen
+    assert report["variables"]["TMPDIR"] == "/tmp"
+    assert graded["token"].encode() not in b"".join(_everything_written(graded))
+
+
+def test_the_socket_directory_is_capped(graded):
+    report = _report(graded["out"], "attack-write")
+    assert report["socket directory filled"] == ["failed", "OSError"], report
+    assert 0 < report["socket MB"] <= isolation.SOCKET_DIR_MB, report

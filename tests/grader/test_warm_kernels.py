@@ -1,6 +1,11 @@
 """Kernels forked from the warm template: each one fresh, private and killable."""
 
 import json
+import os
+import subprocess
+import sys
+import time
+import uuid
 
 import nbformat
 import psutil
@@ -10,8 +15,15 @@ from nbformat.v4 import new_code_cell, new_notebook
 
 from grader.labs.c2_w2 import LAB
 from grader.records import RunEnd
+from grader.run import isolation, warm_kernels
 from grader.run.execution import execute
-from grader.run.warm_kernels import KernelTemplate
+from grader.run.warm_kernels import (
+    SETUP_SECONDS,
+    STARTUP_SECONDS,
+    KernelSetup,
+    KernelTemplate,
+    template_environment,
+)
 
 REPORT = """
 import json, os, sys
@@ -120,3 +132,134 @@ def test_a_template_whose_worker_is_gone_kills_its_kernels(tmp_path):
     template.process.stdin.close()  # what the worker's death does to the pipe
     assert _ends(kernel)
     template.process.wait(timeout=10)
+
+
+# ---------------------------------------------------------------- environment and time limits
+
+ENVIRONMENT = """
+import ctypes, json, os, tempfile
+ctypes.CDLL(None).prctl(4, 1, 0, 0, 0)  # PR_SET_DUMPABLE: its own /proc/self/environ, readable
+with open("/proc/self/environ", "rb") as file:
+    block = file.read().decode(errors="replace")
+print(json.dumps({"environ": dict(os.environ), "block": block, "tmp": tempfile.gettempdir(),
+                  "home": os.path.expanduser("~")}))
+"""
+SECRET = "GRADER_TEST_SECRET_TOKEN"
+
+
+def _allowed(name):
+    return name in isolation.KEPT_ENVIRONMENT or name.startswith(isolation.KEPT_PREFIXES)
+
+
+@pytest.mark.parametrize("warm", [True, False], ids=["forked", "launched"])
+def test_an_unconfined_kernel_sees_only_the_allow_list(monkeypatch, tmp_path, warm):
+    # The grader's environment holds a secret and a TMPDIR of its own (common under
+    # systemd); the kernel, graded without the sandbox, sees neither, not even in the
+    # environment block it was started with, and has a temporary folder that exists.
+    token = uuid.uuid4().hex
+    grader_tmp, grader_home = tmp_path / "graders-tmp", tmp_path / "graders-home"
+    grader_tmp.mkdir()
+    grader_home.mkdir()
+    monkeypatch.setenv(SECRET, token)
+    monkeypatch.setenv("TMPDIR", str(grader_tmp))
+    monkeypatch.setenv("HOME", str(grader_home))
+    monkeypatch.delenv("TERM", raising=False)  # the kernel sets its own (IPython does)
+    template = KernelTemplate() if warm else None
+    workdir = tmp_path / "lab"
+    workdir.mkdir()
+    try:
+        outcome = execute(nbformat.from_dict(new_notebook(cells=[new_code_cell(ENVIRONMENT)])),
+                          workdir=workdir, cell_timeout=30, timeout=120,
+                          kernel_template=template)
+    finally:
+        if template:
+            template.close()
+    printed = _printed(outcome.notebook["cells"][0])
+    assert token not in printed and str(grader_tmp) not in printed
+    facts = json.loads(printed)
+    # (The kernel sets a few of its own as it starts: TERM, PAGER, FORCE_COLOR...)
+    graders = {name for name in os.environ if not _allowed(name)}
+    assert graders & set(facts["environ"]) == {"HOME", "TMPDIR"}
+    assert facts["environ"]["HOME"] == facts["environ"]["TMPDIR"] == str(workdir)
+    block = [entry.split("=", 1)[0] for entry in facts["block"].split("\0") if entry]
+    # A forked kernel shows its template's block: the allow-list and the template's own two.
+    assert [name for name in block if not _allowed(name)] == \
+        (["PYTHONPATH"] if warm else ["HOME", "TMPDIR", "MPLCONFIGDIR"])
+    assert (facts["tmp"], facts["home"]) == (str(workdir), str(workdir))
+
+
+def test_the_template_starts_with_the_allow_list_only():
+    environment = template_environment({"PATH": "/usr/bin", "PGPASSWORD": "secret",
+                                        "TMPDIR": "/var/tmp/grader", "HOME": "/root",
+                                        "LC_ALL": "C", "NBGRADER_X": "1"})
+    assert environment == {"PATH": "/usr/bin", "LC_ALL": "C", "NBGRADER_X": "1",
+                           "PYTHONPATH": warm_kernels.GRADER_ROOT, "PYTHONHASHSEED": "0"}
+
+
+def test_a_set_up_that_fails_is_that_kernels_error(template, tmp_path):
+    # Reported by the forked child to the template over a pipe, then to the worker.
+    with pytest.raises(isolation.KernelSetupError, match="FileNotFoundError"):
+        template.fork_kernel(str(tmp_path / "kernel.json"), tmp_path / "missing",
+                             {"PATH": "/usr/bin:/bin"})
+    assert template.process.poll() is None
+
+
+def test_a_set_up_that_hangs_is_stopped_in_time(template, tmp_path):
+    # A child blocked in its set-up (here: joining a "cgroup" that is a FIFO nobody reads)
+    # is killed by the template, whose reply says so; the template serves on.
+    fifo = tmp_path / "cgroup.procs"
+    os.mkfifo(fifo)
+    template.setup_seconds = 2
+    try:
+        started = time.monotonic()
+        with pytest.raises(isolation.KernelSetupError, match="took more than 2 s"):
+            template.fork_kernel(str(tmp_path / "kernel.json"), tmp_path,
+                                 {"PATH": "/usr/bin:/bin"}, KernelSetup(cgroup_procs=(str(fifo),)))
+        assert time.monotonic() - started < 10
+    finally:
+        template.setup_seconds = SETUP_SECONDS
+    assert all(_ends(child) for child in psutil.Process(template.process.pid).children())
+    assert _run(template, tmp_path, "print(6 * 7)").notebook["cells"][0]["outputs"]
+
+
+SILENT = "import time\ntime.sleep(600)"  # never says it is ready
+MUTE = 'import time\nprint(\'{"ready": true}\', flush=True)\ntime.sleep(600)'  # never answers
+
+
+class BrokenOnce(KernelTemplate):
+    """A template whose first process runs `source` instead; then the real one."""
+
+    def __init__(self, source, **kwargs):
+        super().__init__(**kwargs)
+        self.source = source
+        self.started = []
+
+    def _start(self):
+        if self.started:
+            process = super()._start()
+        else:
+            process = subprocess.Popen([sys.executable, "-c", self.source],
+                                       stdin=subprocess.PIPE, stdout=subprocess.PIPE,
+                                       bufsize=0)
+        self.started.append(process)
+        return process
+
+
+@pytest.mark.parametrize(("source", "says"), [(SILENT, "did not start within 2 s"),
+                                              (MUTE, "did not answer within 3 s")],
+                         ids=["silent", "mute"])
+def test_a_template_that_hangs_is_that_submissions_error_and_restarted(
+        monkeypatch, tmp_path, source, says):
+    monkeypatch.setattr(warm_kernels, "REPLY_MARGIN_SECONDS", 1)
+    template = BrokenOnce(source, startup_seconds=2, setup_seconds=2)
+    try:
+        started = time.monotonic()
+        outcome = _run(template, tmp_path, "print('never')")
+        assert time.monotonic() - started < 30
+        assert outcome.end is RunEnd.SANDBOX_FAILED
+        assert says in outcome.reason and "restarted" in outcome.reason, outcome.reason
+        assert template.started[0].poll() is not None  # the hung one was killed
+        template.startup_seconds, template.setup_seconds = STARTUP_SECONDS, SETUP_SECONDS
+        assert _printed(_run(template, tmp_path, "print(6 * 7)").notebook["cells"][0]) == "42\n"
+    finally:
+        template.close()
