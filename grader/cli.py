@@ -97,8 +97,8 @@ def _validate(args, lab):
 
 def summary(batch, lab, scheduler=None):
     """Two lines: what this batch did, and what OUT holds now."""
-    where = (f"on the Dask cluster at {scheduler} ({batch.workers} workers)" if scheduler
-             else f"with {batch.workers} workers")
+    where = (f" on the Dask cluster at {scheduler} ({batch.workers} workers)" if scheduler
+             else f" with {batch.workers} workers" if batch.workers else "")
     graded = set(batch.graded)
     this_batch = Counter(record.status for record in batch.records
                          if record.student_id in graded)
@@ -106,7 +106,7 @@ def summary(batch, lab, scheduler=None):
     mean = (sum(record.score for record in batch.records) / len(batch.records)
             if batch.records else 0.0)
     kept = f"; kept {len(batch.kept)} unchanged results" if batch.kept else ""
-    return (f"Graded {len(graded)} submissions in {batch.seconds:.1f} s {where}: "
+    return (f"Graded {len(graded)} submissions in {batch.seconds:.1f} s{where}: "
             f"{_counts(this_batch)}{kept}.\n"
             f"OUT holds {len(batch.records)} students: {_counts(everyone)}; mean score "
             f"{mean:.1f}/{lab.max_score:g}")

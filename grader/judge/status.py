@@ -4,7 +4,7 @@ Every sentence here is made once, from typed data (grader.records), for a studen
 instructor to read; nothing downstream parses it.
 """
 
-from grader.records import ERROR, GRADED, TIMEOUT, RunEnd
+from grader.records import ERROR, GRADED, TIMEOUT, FailureKind, RunEnd
 
 _ENDS = {
     RunEnd.TIMED_OUT: (TIMEOUT, "Grading stopped: the notebook ran past its time limit; tests"
@@ -36,6 +36,11 @@ def run_notes(outcome):
     if outcome.cell_timeouts:
         notes.append(f"{outcome.cell_timeouts} cell(s) ran past the time limit for one cell and"
                      " were stopped (an endless loop?); the cells after them still ran.")
+    stopped = [exercise for exercise, run in sorted(outcome.exercises.items())
+               if run.failure is not None and run.failure.kind is FailureKind.CELL_TIMED_OUT]
+    if stopped:
+        notes.append(f"The hidden test of {', '.join(stopped)} ran past the time limit for one"
+                     " cell and was stopped.")
     if outcome.cells_not_run:
         notes.append(f"{outcome.cells_not_run} cell(s) were not run: the time of their"
                      " exercise was used up.")

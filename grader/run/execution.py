@@ -32,6 +32,11 @@ TIMEOUT_ERROR = "CellTimeoutError"
 COUNTED_MESSAGES = ("stream", "display_data", "execute_result", "error",
                     "update_display_data", "comm_open", "comm_msg")
 NOT_RUN_NOTE = "[grader: this cell was not run: the time for this exercise was used up]\n"
+RESPONSIVE_SECONDS = 5  # after an interrupt, for the kernel to show it is listening again
+
+
+class KernelUnresponsive(Exception):
+    """The kernel ignored a cell's interrupt: it is stopped, as at the time limit."""
 
 
 class GradingExecute(Execute):
@@ -97,9 +102,11 @@ class GradingExecute(Execute):
         if cells.grade_id(cell) in self._test_cells.values():  # an exercise's answer cell
             self._answer_errors[cells.grade_id(cell)] = failure  # the last copy counts
         if exercise:
+            run = self._capture_exercise(exercise, segment, failure)
             self.runs[exercise] = dataclasses.replace(
-                self._capture_exercise(exercise, segment, failure),
-                answer_cell_error=self._answer_errors.get(exercise))
+                run, answer_cell_error=self._answer_errors.get(exercise))
+            if _timed_out(run.failure) and not self.responsive():
+                raise KernelUnresponsive
         return cell, resources
 
     def _run_cell(self, cell, resources, index, segment):
@@ -111,9 +118,27 @@ class GradingExecute(Execute):
             return Failure(FailureKind.OUT_OF_TIME)
         super().preprocess_cell(cell, resources, index)
         failure = first_error(cell)
-        if failure is not None and failure.kind is FailureKind.CELL_TIMED_OUT:
+        if _timed_out(failure):
             self.cell_timeouts += 1
+            if not self.responsive():  # it ignored the interrupt: nothing more will run
+                raise KernelUnresponsive
         return failure
+
+    async def _async_responsive(self, seconds=RESPONSIVE_SECONDS):
+        """Whether the kernel answers a kernel_info request within `seconds` (a kernel
+        still running the cell it was interrupted in cannot)."""
+        msg_id = self.kc.kernel_info()
+        deadline = time.monotonic() + seconds
+        while (left := deadline - time.monotonic()) > 0:
+            try:
+                msg = await self.kc.shell_channel.get_msg(timeout=left)
+            except Exception:  # Empty: no answer in time
+                return False
+            if msg.get("parent_header", {}).get("msg_id") == msg_id:
+                return True
+        return False
+
+    responsive = run_sync(_async_responsive)
 
     # ------------------------------------------------------------------ the capture
 
@@ -205,6 +230,10 @@ class _Capture:
         return Failure(FailureKind.NO_ANSWER)
 
 
+def _timed_out(failure):
+    return failure is not None and failure.kind is FailureKind.CELL_TIMED_OUT
+
+
 def exercise_segments(notebook_cells, test_cells):
     """Each cell's segment: the number of exercises whose test cell comes before it (so
     the cells up to and including the first test cell are segment 0)."""
@@ -270,6 +299,8 @@ def execute(notebook, *, workdir, cell_timeout, timeout, output_bytes=4 * 10**6,
         executor.preprocess(notebook, {"metadata": {"path": str(workdir)}}, km=manager)
     except DeadKernelError:
         end = RunEnd.TIMED_OUT if watchdog.fired else RunEnd.KERNEL_DIED
+    except KernelUnresponsive:
+        end = RunEnd.TIMED_OUT
     except Exception as error:  # no kernel, a fault of ours, a kernel that broke nbclient
         end, reason = _failed_run(error, watchdog)
     finally:
