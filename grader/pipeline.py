@@ -101,17 +101,35 @@ def autograde(*, submissions, out, lab=None, limits=None, workers=None, schedule
         journal.set_fact("db", db)
         run = _Run(lab=lab, limits=limits, journal=journal, batch=batch, seed=seed,
                    regrade=regrade, version=grading_version(lab), on_progress=on_progress)
-        with (tempfile.TemporaryDirectory(prefix="grader-") as scratch,
-              ThreadPoolExecutor(1, "grader-course") as background):
-            intake = collect_submissions(Path(submissions), Path(scratch) / "intake", lab)
-            ready = background.submit(open_results_course, out, lab, db_url)
-            with Publisher(out=out, lab=lab, journal=journal, course=results_course(out, lab),
-                           gradebook_ready=ready, db_url=db_url, version=run.version,
-                           batch=batch) as publisher:
-                run.grade(intake.submissions, publisher, workers=workers, scheduler=scheduler)
+        try:
+            intake, publisher = _grade(run, submissions, out, db_url, workers, scheduler)
+        except BaseException:  # the batch stops: what it graded stays, in every output
+            _write_what_is_saved(out, journal, lab)
+            raise
         result = run.result(started, intake, publisher)
         write_class_files(out, journal, lab, facts=run.facts(result, limits, started))
     return result
+
+
+def _grade(run, submissions, out, db_url, workers, scheduler):
+    lab, journal = run.lab, run.journal
+    with (tempfile.TemporaryDirectory(prefix="grader-") as scratch,
+          ThreadPoolExecutor(1, "grader-course") as background):
+        intake = collect_submissions(Path(submissions), Path(scratch) / "intake", lab)
+        ready = background.submit(open_results_course, out, lab, db_url)
+        with Publisher(out=out, lab=lab, journal=journal, course=results_course(out, lab),
+                       gradebook_ready=ready, db_url=db_url, version=run.version,
+                       batch=run.batch) as publisher:
+            run.grade(intake.submissions, publisher, workers=workers, scheduler=scheduler)
+    return intake, publisher
+
+
+def _write_what_is_saved(out, journal, lab):
+    try:
+        write_class_files(out, journal, lab)
+    except Exception:
+        log.exception("grades.csv could not be written from the journal; write it with:"
+                      " python -m grader publish %s", out)
 
 
 class _Run:

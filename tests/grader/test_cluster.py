@@ -23,12 +23,14 @@ from distributed import Client
 from nbgrader.api import Gradebook
 from sqlalchemy.exc import SAWarning
 
-from grader import pipeline as autograde
 from grader.cli import build_parser
-from grader.course.course import COURSE_ID
 from grader.labs.c2_w2 import LAB as lab
+from grader.pipeline import autograde
+from grader.publish.journal import Journal
+from grader.records import RunEnd
+from grader.release_files import read_release_files
 from grader.run import cluster
-from grader.run.support_files import read_support_files
+from grader.settings import Limits
 from tools.loopback_cluster import loopback_cluster
 
 START_SECONDS = 120  # for the scheduler and both workers on a busy 2-core machine
@@ -68,7 +70,7 @@ def _golden(row, student):
 
 def _gradebook_scores(out):
     with (warnings.catch_warnings(),
-          Gradebook(f"sqlite:///{out / 'gradebook.db'}", course_id=COURSE_ID) as gradebook):
+          Gradebook(f"sqlite:///{out / 'gradebook.db'}", course_id=lab.course_id) as gradebook):
         warnings.simplefilter("ignore", category=SAWarning)
         return [(submission.student.id, submission.score)
                 for submission in gradebook.assignment_submissions(lab.assignment)]
@@ -155,10 +157,10 @@ def _grade_while_killing(scheduler, class_dir, out, students, victim, times):
     killer = WorkerKiller(scheduler, victim, times)
     killer.start()
     try:
-        autograde.main(submissions=_subset(class_dir, out.parent / "some", students),
-                       out=out, scheduler=scheduler, cell_timeout=10,
-                       on_progress=lambda done, total, result: reported.append(
-                           result.student_id))
+        autograde(submissions=_subset(class_dir, out.parent / "some", students),
+                  out=out, scheduler=scheduler, limits=Limits(cell_timeout=10),
+                  on_progress=lambda done, total, record: reported.append(
+                      record.student_id))
     finally:
         killer.stop()
     assert len(killer.killed) == times, "the victim's workers were not killed: no test"
@@ -195,8 +197,7 @@ def test_a_submission_that_kills_two_workers_is_an_error_not_a_third_try(
         assert _golden(row, student), row
 
 
-def test_a_scheduler_lost_mid_batch_stops_it_before_anything_is_written(class_dir,
-                                                                         tmp_path):
+def test_a_scheduler_lost_mid_batch_stops_it_and_a_rerun_finishes_it(class_dir, tmp_path):
     students = ["ok-loop-softmax-input-model", "wrong-model-units", "wrong-softmax-raises"]
     with loopback_cluster(tmp_path / "cluster", workers=1, timeout=START_SECONDS) as address:
         with Client(address) as client:
@@ -207,10 +208,22 @@ def test_a_scheduler_lost_mid_batch_stops_it_before_anything_is_written(class_di
                 os.kill(scheduler_pid, signal.SIGKILL)
 
         with pytest.raises(cluster.ClusterError, match=f"lost the Dask scheduler at {address}"):
-            autograde.main(submissions=_subset(class_dir, tmp_path / "some", students),
-                           out=tmp_path / "out", scheduler=address, cell_timeout=10,
-                           on_progress=kill_the_scheduler)
-    assert not (tmp_path / "out" / "grades.csv").exists()
+            autograde(submissions=_subset(class_dir, tmp_path / "some", students),
+                      out=tmp_path / "out", scheduler=address, limits=Limits(cell_timeout=10),
+                      on_progress=kill_the_scheduler)
+    # What was graded before is kept (grades.csv says so too), and no row of error was
+    # written for the submissions the lost scheduler cancelled.
+    with Journal(tmp_path / "out") as journal:
+        saved = [record.student_id for record in journal.records()]
+    assert 1 <= len(saved) < len(students)
+    rows = _rows(tmp_path / "out")
+    assert sorted(rows) == sorted(saved)
+    assert all(_golden(rows[student], student) for student in saved)
+    batch = autograde(submissions=tmp_path / "some", out=tmp_path / "out", workers=1,
+                      limits=Limits(cell_timeout=10))
+    assert sorted(batch.kept) == sorted(saved) and len(batch.graded) == 3 - len(saved)
+    rows = _rows(tmp_path / "out")
+    assert all(_golden(rows[student], student) for student in students)
 
 
 def test_workers_here_and_a_scheduler_exclude_each_other(capsys):
@@ -232,7 +245,7 @@ def test_only_a_submission_running_when_its_worker_dies_is_blamed(monkeypatch, t
     # is made to believe the worker has three threads, as right after a worker's death
     # when more submissions are in flight than threads are left: two wait behind the one
     # that kills its worker, and Dask blames all three for each death.
-    support = read_support_files()
+    support = read_release_files(lab)
     tasks = [dying_grade.Task("kills-its-worker", str(tmp_path), kills_its_worker=True),
              dying_grade.Task("waits-1", str(tmp_path), kills_its_worker=False),
              dying_grade.Task("waits-2", str(tmp_path), kills_its_worker=False)]
@@ -242,8 +255,9 @@ def test_only_a_submission_running_when_its_worker_dies_is_blamed(monkeypatch, t
         cluster.run_tasks(client, tasks, grade=dying_grade.grade, support_files=support,
                           on_outcome=lambda task, outcome: outcomes.update(
                               {task.student_id: outcome}))
-    assert outcomes == {
-        "kills-its-worker": {"error": cluster.WORKER_DIED_TWICE},
+    victim = outcomes.pop("kills-its-worker")
+    assert (victim.end, victim.reason) == (RunEnd.WORKER_DIED, cluster.WORKER_DIED_TWICE)
+    assert {student: outcome.notebook for student, outcome in outcomes.items()} == {
         "waits-1": {"graded": "waits-1", "support_files": support.digest},
         "waits-2": {"graded": "waits-2", "support_files": support.digest}}
     victim, *waiting = (dying_grade.starts(tmp_path, task.student_id) for task in tasks)

@@ -17,9 +17,10 @@ import pytest
 from nbgrader.api import Gradebook
 from sqlalchemy.exc import SAWarning
 
-from grader.course.course import COURSE_ID
 from grader.labs.c2_w2 import LAB as lab
-from grader.publish.results import ResultsError, gradebook_url
+from grader.pipeline import autograde, publish_again
+from grader.publish.gradebook import GradebookError, gradebook_url
+from grader.settings import Limits
 
 # A few of the corpus's students: full marks, one exercise wrong, no readable notebook.
 SOME_STUDENTS = ["invalid-truncated", "ok-vectorised-softmax-no-input",
@@ -40,36 +41,63 @@ def _free_port():
         return probe.getsockname()[1]
 
 
-@pytest.fixture(scope="module")
-def postgres_url():
+class PostgresServer:
     """A PostgreSQL server of its own in a temporary folder, listening on 127.0.0.1 only,
-    with an empty database: its SQLAlchemy URL. Stopped and removed afterwards."""
-    initdb, pg_ctl = _postgres_program("initdb"), _postgres_program("pg_ctl")
-    if not (initdb and pg_ctl):
-        pytest.skip("PostgreSQL is not installed (tools/install_system_packages.sh)")
-    # Not pytest's tmp_path: PostgreSQL refuses to run as root, and the postgres user cannot
-    # enter pytest's private folders.
-    folder = Path(tempfile.mkdtemp(prefix="grader-postgres-"))
-    as_server_user = []
-    if os.geteuid() == 0:
-        account = pwd.getpwnam("postgres")
-        os.chown(folder, account.pw_uid, account.pw_gid)
-        as_server_user = ["runuser", "-u", "postgres", "--"]
-    port, data = _free_port(), folder / "data"
-    subprocess.run([*as_server_user, initdb, "-D", str(data), "-U", "grader", "--auth=trust",
-                    "-E", "UTF8", "--no-sync"], check=True, capture_output=True)
-    settings = f"-c listen_addresses=127.0.0.1 -p {port} -k {folder} -c fsync=off"
-    subprocess.run([*as_server_user, pg_ctl, "-D", str(data), "-l", str(folder / "server.log"),
-                    "-o", settings, "-w", "start"], check=True, capture_output=True)
+    with an empty database; it can be stopped and started again (a database outage)."""
+
+    def __init__(self):
+        self.initdb, self.pg_ctl = _postgres_program("initdb"), _postgres_program("pg_ctl")
+        # Not pytest's tmp_path: PostgreSQL refuses to run as root, and the postgres user
+        # cannot enter pytest's private folders.
+        self.folder = Path(tempfile.mkdtemp(prefix="grader-postgres-"))
+        self.as_server_user = []
+        if os.geteuid() == 0:
+            account = pwd.getpwnam("postgres")
+            os.chown(self.folder, account.pw_uid, account.pw_gid)
+            self.as_server_user = ["runuser", "-u", "postgres", "--"]
+        self.port, self.data = _free_port(), self.folder / "data"
+        self.url = f"postgresql://grader@127.0.0.1:{self.port}/{DATABASE}"
+
+    def create(self):
+        self._run(self.initdb, "-D", str(self.data), "-U", "grader", "--auth=trust",
+                  "-E", "UTF8", "--no-sync")
+        self.start()
+        self._run(_postgres_program("createdb"), "-h", "127.0.0.1", "-p", str(self.port),
+                  "-U", "grader", DATABASE)
+
+    def start(self):
+        settings = f"-c listen_addresses=127.0.0.1 -p {self.port} -k {self.folder} -c fsync=off"
+        self._run(self.pg_ctl, "-D", str(self.data), "-l", str(self.folder / "server.log"),
+                  "-o", settings, "-w", "start")
+
+    def stop(self):
+        subprocess.run([*self.as_server_user, self.pg_ctl, "-D", str(self.data), "-m",
+                        "immediate", "-w", "stop"], capture_output=True)
+
+    def remove(self):
+        self.stop()
+        shutil.rmtree(self.folder, ignore_errors=True)
+
+    def _run(self, *command):
+        subprocess.run([*self.as_server_user, *command], check=True, capture_output=True)
+
+
+@pytest.fixture(scope="module")
+def postgres():
+    if not (_postgres_program("initdb") and _postgres_program("pg_ctl")):
+        pytest.fail("PostgreSQL is not installed: `make test` installs it "
+                    "(tools/install_system_packages.sh)")
+    server = PostgresServer()
     try:
-        subprocess.run([*as_server_user, _postgres_program("createdb"), "-h", "127.0.0.1",
-                        "-p", str(port), "-U", "grader", DATABASE], check=True,
-                       capture_output=True)
-        yield f"postgresql://grader@127.0.0.1:{port}/{DATABASE}"
+        server.create()
+        yield server
     finally:
-        subprocess.run([*as_server_user, pg_ctl, "-D", str(data), "-m", "immediate", "-w",
-                        "stop"], capture_output=True)
-        shutil.rmtree(folder, ignore_errors=True)
+        server.remove()
+
+
+@pytest.fixture(scope="module")
+def postgres_url(postgres):
+    return postgres.url
 
 
 def _rows(out):
@@ -80,7 +108,7 @@ def _rows(out):
 def _scores(db_url):
     """{student: (score, max score)} for every student the gradebook knows, submission or
     not, read through nbgrader's own API."""
-    with (warnings.catch_warnings(), Gradebook(db_url, course_id=COURSE_ID) as gradebook):
+    with (warnings.catch_warnings(), Gradebook(db_url, course_id=lab.course_id) as gradebook):
         warnings.simplefilter("ignore", category=SAWarning)
         scores = {student.id: None for student in gradebook.students}
         for submission in gradebook.assignment_submissions(lab.assignment):
@@ -123,13 +151,52 @@ def test_grades_in_postgresql_equal_grades_in_sqlite(postgres_url, class_dir, gr
 
 def test_a_bare_postgresql_url_gets_the_installed_driver(tmp_path):
     # SQLAlchemy 2.1 would read it as psycopg 3, which is not installed.
+    # A host that does not answer must not hang the batch: a connect timeout, unless given.
     assert (gradebook_url(tmp_path, "postgresql://ta:secret@db.example:5432/grades")
-            == "postgresql+psycopg2://ta:secret@db.example:5432/grades")
-    assert (gradebook_url(tmp_path, "postgresql+psycopg2://ta@db/grades")
-            == "postgresql+psycopg2://ta@db/grades")
+            == "postgresql+psycopg2://ta:secret@db.example:5432/grades?connect_timeout=10")
+    assert (gradebook_url(tmp_path, "postgresql+psycopg2://ta@db/grades?connect_timeout=3")
+            == "postgresql+psycopg2://ta@db/grades?connect_timeout=3")
     assert gradebook_url(tmp_path, None) == f"sqlite:///{tmp_path.resolve() / 'gradebook.db'}"
 
 
 def test_a_gradebook_url_that_is_not_one_is_refused(tmp_path):
-    with pytest.raises(ResultsError, match="is not a database URL"):
+    with pytest.raises(GradebookError, match="is not a database URL"):
         gradebook_url(tmp_path, "gradebook on the server")
+
+
+def test_a_database_down_mid_batch_costs_only_its_rows_until_publish(postgres, class_dir,
+                                                                    graded, tmp_path):
+    some = tmp_path / "some"
+    for student in SOME_STUDENTS:
+        shutil.copytree(class_dir / student, some / student)
+    out = tmp_path / "out"
+    url = postgres.url.replace(f"/{DATABASE}", "/outage")
+    postgres._run(_postgres_program("createdb"), "-h", "127.0.0.1", "-p", str(postgres.port),
+                  "-U", "grader", "outage")
+
+    def stop_after_the_first(done, total, record):
+        if done == 1:
+            postgres.stop()
+
+    try:
+        batch = autograde(submissions=some, out=out, db=url, workers=2,
+                          limits=Limits(cell_timeout=10), on_progress=stop_after_the_first)
+    finally:
+        postgres.start()
+    assert batch.gradebook_problem is not None
+    pending = [record.student_id for record in batch.records if not record.in_gradebook]
+    assert len(pending) == len(SOME_STUDENTS) - 1
+    in_sqlite, _ = graded
+    # grades.csv, feedback and the journal are whole; only the gradebook lacks rows.
+    assert _rows(out) == {student: _rows(in_sqlite)[student] for student in SOME_STUDENTS}
+    assert all((out / "feedback" / student).is_dir() for student in SOME_STUDENTS
+               if not student.startswith("invalid"))
+    assert len(_scores(gradebook_url(out, url))) == 1
+    result = subprocess.run([sys.executable, "-m", "grader", "publish", str(out)],
+                            capture_output=True, text=True, cwd=lab.root, timeout=600)
+    assert result.returncode == 0, result.stderr
+    sqlite_scores = _scores(gradebook_url(in_sqlite, None))
+    assert _scores(gradebook_url(out, url)) == {
+        student: sqlite_scores[student] for student in SOME_STUDENTS}
+    records, problem = publish_again(out=out, lab=lab)  # again: nothing left to write
+    assert problem is None and all(record.in_gradebook for record in records)
