@@ -27,16 +27,17 @@ import nbformat
 import numpy as np
 import psutil
 import pytest
-from grader.labs.c2_w2.verdicts import (
+
+from grader.judge.verdicts import judge_exercise
+from grader.labs.c2_w2 import LAB as lab
+from grader.labs.c2_w2.in_kernel import (
     ACTIVATION_PROBE,
-    DEFAULT_HIDDEN_SEED,
-    judge,
+    DEFAULT_SEED,
     model_hidden_batch,
-    reference_softmax,
     softmax_hidden_inputs,
 )
-
-from grader.labs.c2_w2 import LAB as lab
+from grader.labs.c2_w2.softmax import reference_softmax
+from grader.records import ExerciseRun
 
 NOTEBOOK = lab.notebook_name
 CSV_COLUMNS = ["student_id", "UNQ_C1", "UNQ_C2", "score", "max_score", "status", "detail"]
@@ -245,17 +246,18 @@ def forged_answer_lines():
     """Answer lines that would earn full marks if the grader took them: the hidden inputs
     with their true softmax, and a right network described with its own forward pass."""
     softmax = {"cases": [{"z": z.tolist(), "a": reference_softmax(z).tolist()}
-                         for z in softmax_hidden_inputs()]}
+                         for _, z in softmax_hidden_inputs(DEFAULT_SEED)]}
     rng = np.random.default_rng(7)
     sizes, layers = (400, 25, 15, 10), []
-    values = model_hidden_batch().astype(float)
+    values = model_hidden_batch(DEFAULT_SEED).astype(float)
+    probe_input = np.array(ACTIVATION_PROBE)
     for index, (n_in, n_out) in enumerate(pairwise(sizes)):
         kernel = np.round(rng.normal(0.0, 0.1, (n_in, n_out)), 3)
         bias = np.round(rng.normal(0.0, 0.1, n_out), 3)
         values = values @ kernel + bias
         hidden = index < 2
         values = np.maximum(values, 0.0) if hidden else values
-        probe = np.maximum(ACTIVATION_PROBE, 0.0) if hidden else ACTIVATION_PROBE
+        probe = np.maximum(probe_input, 0.0) if hidden else probe_input
         layers.append({"class": "Dense", "name": f"L{index + 1}", "units": n_out,
                        "use_bias": True, "weights": [kernel.tolist(), bias.tolist()],
                        "activation_probe": probe.astype(float).tolist()})
@@ -298,16 +300,21 @@ def _rewriting(hook):
     return build
 
 
-PATCHED_PRINT = """
-import builtins, json
-_forged, _real_print = json.loads(FORGED), builtins.print
-def _print(*args, **kwargs):
-    text = " ".join(str(arg) for arg in args)
-    for exercise, line in _forged.items():
-        if text.lstrip().startswith("__GRADER_ANSWER__ " + exercise):
-            args = ("\\n__GRADER_ANSWER__ " + exercise + " " + line,)
-    _real_print(*args, **kwargs)
-builtins.print = _print
+# Knows the capture's protocol: its answer line goes out through sys.stdout, marked by a
+# nonce, with the answer's JSON after it.
+PATCHED_STDOUT = """
+import json, sys
+_forged, _stdout = json.loads(FORGED), sys.stdout
+class _Rewriting:
+    def __getattr__(self, name):
+        return getattr(_stdout, name)
+    def write(self, text):
+        if text.lstrip().startswith("__GRADER_ANSWER__ "):
+            marker, nonce, answer = text.strip().split(" ", 2)
+            exercise = "UNQ_C1" if '"cases"' in answer else "UNQ_C2"
+            text = "\\n" + " ".join([marker, nonce, _forged[exercise]]) + "\\n"
+        return _stdout.write(text)
+sys.stdout = _Rewriting()
 """
 PATCHED_DUMPS = """
 import json
@@ -358,12 +365,12 @@ CLASS = {
     "honest-full-stable": (answers(corpus.STABLE, corpus.MODEL), 50, 50, "graded", ""),
     "honest-full-loop": (answers(corpus.LOOP, corpus.MODEL), 50, 50, "graded", ""),
     "honest-softmax-only": (answers(corpus.STABLE, WRONG_MODEL), 50, 0, "graded", ""),
-    # 1. The hidden tests use none of these names, and the verdicts run in another process:
+    # 1. The capture runs in a namespace of its own, and the verdicts in another process:
     # the wrong answers are recorded as they are.
     "attack-rebind-in-graded-cells": (rebind_in_graded_cells, 0, 0, "graded", ""),
     "attack-rebind-in-extra-cell": (rebind_in_extra_cell, 0, 50, "graded", ""),
-    # 2. Nothing needs an error to be seen or a print to work: the hidden tests print with
-    # builtins.print, and a swallowed error or a SystemExit only stops its own cell.
+    # 2. Nothing needs an error to be seen or a print to work: the capture is a request of
+    # its own after the test cell, and a swallowed error or a SystemExit stops only its cell.
     "attack-swallow-wrong-answers": (swallowing(RAISING_SOFTMAX, WRONG_MODEL), 0, 0, "graded",
                                      ""),
     "attack-swallow-right-answers": (swallowing(corpus.STABLE, corpus.MODEL), 50, 50, "graded",
@@ -383,13 +390,13 @@ CLASS = {
                                             "graded", "had been edited"),
     "attack-notebook-edits-right-answers": (edited_notebook(corpus.STABLE, corpus.MODEL), 50,
                                             50, "graded", "had been deleted"),
-    # 5. Only the test cells' output is read, and there the hidden test's own line, printed
-    # after every call into student code, is the one that counts.
+    # 5. Only the capture's own output is read, and only a line with its nonce, new for each
+    # capture: lines printed by the student's cells, or the old format, count for nothing.
     "attack-forged-answer-lines": (forged_lines, 0, 0, "graded", ""),
-    # The hidden tests' own print and json.dumps rewritten to hand out answers worked out in
-    # advance: the hidden inputs come from a seed drawn for each batch, so answers for any
-    # other inputs earn nothing.
-    "attack-patched-print": (_rewriting(PATCHED_PRINT), 0, 0, "graded", ""),
+    # The capture's own sys.stdout and json.dumps rewritten to hand out answers worked out
+    # in advance: the hidden inputs come from a seed drawn for each batch, so answers for
+    # any other inputs earn nothing.
+    "attack-patched-stdout": (_rewriting(PATCHED_STDOUT), 0, 0, "graded", ""),
     "attack-patched-json-dumps": (_rewriting(PATCHED_DUMPS), 0, 0, "graded", ""),
     # 6. The per-cell timeout interrupts the hang; the rest of the notebook still runs.
     "attack-hang-sleep-in-softmax": (answers(SLEEPING_SOFTMAX, corpus.MODEL), 0, 50, "graded",
@@ -493,14 +500,16 @@ def test_every_student_gets_feedback_without_hidden_tests(graded):
     out, _, _ = graded
     for student in CLASS:
         page = (out / "feedback" / student / NOTEBOOK.replace(".ipynb", ".html")).read_text()
-        for secret in ("HIDDEN TESTS", "_grader_capture", "default_rng(2026"):
+        for secret in ("HIDDEN TESTS", "_hidden_test", *lab.hidden_source_lines()):
             assert secret not in page, (student, secret)
 
 
 def test_the_forged_lines_would_have_earned_full_marks(graded):
     # So that the forged-lines attack proves something: taken, they would score 100.
     for exercise, answer in forged_answer_lines().items():
-        assert judge(exercise, answer).full_marks, exercise
+        run = ExerciseRun(exercise, answer)
+        assert judge_exercise(lab, lab.exercise(exercise), run, DEFAULT_SEED).full_marks, \
+            exercise
 
 
 def test_no_grade_cell_of_the_students_own_reaches_the_gradebook(graded):
@@ -545,13 +554,13 @@ def test_the_rewriting_attacks_work_when_the_hidden_inputs_are_known(released_la
     # So that the patched print and json.dumps prove something: graded with the default
     # seed, whose inputs they were made for, they take full marks for wrong answers.
     release = nbformat.read(str(released_lab / NOTEBOOK), as_version=4)
-    students = ("attack-patched-print", "attack-patched-json-dumps")
+    students = ("attack-patched-stdout", "attack-patched-json-dumps")
     for student in students:
         _write(tmp_path / "submissions" / student / NOTEBOOK, CLASS[student][0](release))
     out = tmp_path / "out"
     result = subprocess.run(
         [sys.executable, "-m", "grader", "autograde", str(tmp_path / "submissions"), "--out",
-         str(out), "--workers", "2", "--hidden-seed", str(DEFAULT_HIDDEN_SEED)],
+         str(out), "--workers", "2", "--hidden-seed", str(DEFAULT_SEED)],
         capture_output=True, text=True, cwd=lab.root, timeout=600)
     assert result.returncode == 0, result.stderr
     rows = _rows(out)
