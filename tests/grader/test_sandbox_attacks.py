@@ -221,6 +221,13 @@ def _attacker(source):
     return build
 
 
+def _many_flooding_cells(release, values):
+    """Right answers, then 100 cells each printing just under 2 MB (the old cap was per cell)."""
+    notebook = corpus.answered(release, corpus.STABLE, corpus.MODEL)
+    flood = "import sys\nsys.stdout.write('y' * 1_900_000)"
+    return _after(notebook, "UNQ_C2_test", *[flood] * 100)
+
+
 def _honest(release, values):
     return corpus.answered(release, corpus.STABLE, corpus.MODEL)
 
@@ -241,7 +248,9 @@ CLASS = {
     "attack-network": (_attacker(NETWORK), "graded", ""),
     "attack-escape": (_attacker(ESCAPE), "graded", ""),
     "attack-memory": (_attacker(MEMORY), "error", f"more than its {MEMORY_MB} MB"),
-    "attack-print-flood": (_attacker(FLOOD), "graded", ""),
+    "attack-print-flood": (_attacker(FLOOD), "graded", "printed more than the grader keeps"),
+    "attack-print-flood-many-cells": (_many_flooding_cells, "graded",
+                                      "printed more than the grader keeps"),
     "attack-failure-file-secret": (_attacker(FAILURE_FILE.replace("TARGET", "SECRET")),
                                    EITHER, ""),
     "attack-failure-file-fifo": (_attacker(FAILURE_FILE.replace("TARGET", "FIFO")), EITHER,
@@ -476,12 +485,17 @@ def test_memory_stays_under_the_cap(graded):
     assert 0 < graded["memory"].peak_mb <= MEMORY_MB
 
 
-def test_a_flood_of_output_is_cut_not_kept(graded):
-    report = _report(graded["out"], "attack-print-flood")
-    assert report["printed MB"] == 300
-    path = (graded["out"] / "nbgrader" / "autograded" / "attack-print-flood" / lab.assignment
-            / NOTEBOOK)
-    assert path.stat().st_size < 5 * 10**6
+@pytest.mark.parametrize("student", ["attack-print-flood", "attack-print-flood-many-cells"])
+def test_a_flood_of_output_is_cut_not_kept(graded, student):
+    # One budget for the whole submission (4 MB by default), whatever the number of cells:
+    # the graded notebook and the feedback stay small, the grades exact.
+    out = graded["out"]
+    notebook = out / "nbgrader" / "autograded" / student / lab.assignment / NOTEBOOK
+    feedback = out / "feedback" / student / NOTEBOOK.replace(".ipynb", ".html")
+    assert notebook.stat().st_size < 6 * 10**6 and feedback.stat().st_size < 7 * 10**6
+    assert notebook.read_text().count("output passed 4 MB") == 1
+    row = _rows(out)[student]
+    assert (row["UNQ_C1"], row["UNQ_C2"]) == ("50", "50")
 
 
 def _everything_written(graded):
