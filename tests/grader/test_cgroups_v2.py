@@ -28,7 +28,7 @@ from fake_cgroupfs import FakeCgroup2
 from nbformat.v4 import new_code_cell, new_notebook
 
 from grader.records import RunEnd
-from grader.run import cgroups, sandbox
+from grader.run import cgroup_groups, cgroups, sandbox
 from grader.run.execution import execute
 from grader.run.warm_kernels import KernelTemplate
 
@@ -288,7 +288,7 @@ def test_a_kernel_whose_group_cannot_be_made_runs_with_rlimits_and_it_is_said_on
         fake, template, tmp_path, monkeypatch, caplog):
     hierarchy = _find(fake, fake.make("s.scope", procs=[os.getpid()], delegated=True))
     monkeypatch.setattr(cgroups, "_probed", {os.getpid(): (hierarchy, None)})
-    monkeypatch.setattr(cgroups, "_kernel_failure", None)
+    monkeypatch.setattr(cgroup_groups, "_kernel_failure", None)
     assert sandbox.protection().cgroups
     fake.fail("memory.max", errno.EACCES)  # from now on, as if the machine changed
     report = ("import resource\n"
@@ -323,7 +323,7 @@ def test_the_batch_says_once_how_many_kernels_went_without_a_cgroup():
 
 def test_a_machine_without_cgroups_is_one_warning_and_rlimits(monkeypatch):
     monkeypatch.setattr(cgroups, "_probed", {os.getpid(): (None, "cannot set up cgroups: X")})
-    monkeypatch.setattr(cgroups, "_kernel_failure", None)
+    monkeypatch.setattr(cgroup_groups, "_kernel_failure", None)
     here = sandbox.protection()
     assert not here.cgroups
     assert [m for m in here.missing if "cgroups" in m] == [
