@@ -11,11 +11,12 @@ LAB_PORT ?= 8888
 
 setup: $(STAMP)
 
-$(STAMP): requirements.txt requirements-data.txt
+$(STAMP): requirements.txt requirements-data.txt pyproject.toml
 	$(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install --quiet --upgrade pip
 	$(PY) -m pip install --quiet -r requirements.txt
 	$(PY) -m pip install --quiet --no-deps -r requirements-data.txt
+	$(PY) -m pip install --quiet --no-deps --no-build-isolation --editable .
 	touch $@
 
 # The student version (solutions removed by nbgrader). Never overwritten: it holds work.

@@ -96,11 +96,12 @@ def autograde(*, submissions, out, lab=None, limits=None, workers=None, schedule
     out.mkdir(parents=True, exist_ok=True)
     db_url = gradebook_url(out, db)
     check_gradebook(db_url)  # before grading: a class it cannot record is not graded
+    version = grading_version(lab)
     with logs.batch_log(out), Journal(out) as journal:
         batch, seed = journal.begin_batch(lab=lab, seed=hidden_seed, regrade=regrade)
         journal.set_fact("db", db)
         run = _Run(lab=lab, limits=limits, journal=journal, batch=batch, seed=seed,
-                   regrade=regrade, version=grading_version(lab), on_progress=on_progress)
+                   regrade=regrade, version=version, on_progress=on_progress)
         try:
             intake, publisher = _grade(run, submissions, out, db_url, workers, scheduler)
         except BaseException:  # the batch stops: what it graded stays, in every output
@@ -268,6 +269,7 @@ def publish_again(*, out, lab, db=None):
     if not Journal.exists(out):
         raise JournalError(f"no journal in {out}: grade the class there first")
     with logs.batch_log(out), Journal(out) as journal:
+        journal.check_lab(lab)
         db_url = gradebook_url(out, db or journal.fact("db"))
         check_gradebook(db_url)
         ready = Future()

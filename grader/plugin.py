@@ -22,8 +22,10 @@ A lab declares:
 
 import abc
 import functools
+import hashlib
 import importlib
 import importlib.util
+import sys
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -65,6 +67,8 @@ class Lab(abc.ABC):
     exercises: tuple = ()  # of Exercise, in notebook order
     preload_modules: tuple = ()  # imported once by each worker's kernel template
     default_seed: int = 0  # of the hidden inputs, where no batch seed is given
+    # What a public test prints when it passes: `grader validate` looks for it.
+    public_tests_passed: str = "All tests passed!"
 
     @abc.abstractmethod
     def capture_source(self):
@@ -138,8 +142,9 @@ def load_lab(spec=DEFAULT_LAB):
             module = _module_from_path(Path(spec))
         else:
             module = importlib.import_module(spec)
-    except (ImportError, OSError, SyntaxError) as error:
-        raise LabError(f"cannot load the lab {spec!r}: {error}") from error
+    except Exception as error:  # whatever the lab's module raised: said in one line
+        raise LabError(f"cannot load the lab {spec!r}: {type(error).__name__}: {error}") \
+            from error
     lab = getattr(module, "LAB", None)
     if not isinstance(lab, Lab):
         raise LabError(f"the lab module {spec!r} defines no LAB (a grader.plugin.Lab)")
@@ -147,13 +152,25 @@ def load_lab(spec=DEFAULT_LAB):
 
 
 def _module_from_path(path):
+    """The module (a file) or package (a folder) at `path`, imported under a name of its
+    own and registered in sys.modules, as importlib's documentation does for a source file:
+    a package's relative imports and inspect (which finds a class's file through its
+    module) need it there."""
     path = path.resolve()
-    if path.is_dir():
-        path = path / "__init__.py"
-    name = f"grader_lab_{abs(hash(str(path))):x}"
-    module_spec = importlib.util.spec_from_file_location(name, path)
+    package = path.is_dir()
+    init = path / "__init__.py" if package else path
+    name = "grader_lab_" + hashlib.sha256(str(init).encode()).hexdigest()[:12]
+    if name in sys.modules:
+        return sys.modules[name]
+    module_spec = importlib.util.spec_from_file_location(
+        name, init, submodule_search_locations=[str(path)] if package else None)
     if module_spec is None or module_spec.loader is None:
         raise ImportError(f"{path} is not a Python module")
     module = importlib.util.module_from_spec(module_spec)
-    module_spec.loader.exec_module(module)
+    sys.modules[name] = module
+    try:
+        module_spec.loader.exec_module(module)
+    except BaseException:
+        del sys.modules[name]
+        raise
     return module

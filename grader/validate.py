@@ -13,7 +13,6 @@ from grader import cells
 from grader.intake.prepare import prepare
 from grader.run.sandbox import run_notebook
 
-PASSED = "All tests passed!"
 ANSI_ESCAPE = re.compile(r"\x1b\[[0-9;]*[A-Za-z]")
 
 
@@ -31,18 +30,19 @@ def validate(notebook, *, lab, support_dir, limits=None):
     outcome = run_notebook(prepared.notebook, support_dir=support_dir,
                            notebook_name=lab.notebook_name, limits=limits)
     by_id = {cells.grade_id(cell): cell for cell in (outcome.notebook or {}).get("cells", [])}
-    checks = [_check(exercise, by_id.get(exercise.test_cell)) for exercise in lab.exercises]
+    checks = [_check(exercise, by_id.get(exercise.test_cell), lab.public_tests_passed)
+              for exercise in lab.exercises]
     return checks, prepared.notes
 
 
-def _check(exercise, cell):
+def _check(exercise, cell, passed):
     if cell is None:
         return ExerciseCheck(exercise.id, exercise.title, False, ("The test cell did not run.",))
     printed = ANSI_ESCAPE.sub("", "".join(o.get("text", "") for o in cell.get("outputs", [])
                                           if o.get("output_type") == "stream"))
     errors = [f"{o.get('ename')}: {o.get('evalue')}" for o in cell.get("outputs", [])
               if o.get("output_type") == "error"]
-    if PASSED in printed and not errors:
+    if passed in printed and not errors:
         return ExerciseCheck(exercise.id, exercise.title, True, ())
     lines = [line.strip() for line in printed.splitlines() if line.strip()]
     return ExerciseCheck(exercise.id, exercise.title, False, tuple(errors + lines[-6:]))

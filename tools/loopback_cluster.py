@@ -1,6 +1,7 @@
 """A Dask cluster on this machine's loopback, started as an instructor starts one on several
 machines: a `dask scheduler` and `dask worker` processes (one thread each) from this
-virtualenv, with the repository on PYTHONPATH. For the tests and the grading benchmark:
+virtualenv, which import the grader it has installed (`make setup` installs the checkout,
+editable). For the tests and the grading benchmark:
 
     with loopback_cluster(folder, workers=2) as address:
         ...  # python -m grader autograde CLASS --out OUT --scheduler address
@@ -51,10 +52,22 @@ def loopback_cluster(folder, *, workers=2, timeout=120):
 
 def _start(folder, name, *arguments):
     """`dask ARGUMENTS` in the background, its output in FOLDER/NAME.log."""
-    env = {**os.environ, "PYTHONPATH": str(REPO_ROOT)}  # both unpickle the grader's tasks
+    env = _environment()  # both unpickle the grader's tasks: they import it
     with open(folder / f"{name}.log", "w") as log:
         return subprocess.Popen([str(DASK), *arguments], env=env, cwd=folder, stdout=log,
                                 stderr=subprocess.STDOUT)
+
+
+def _environment():
+    """What the cluster's processes run with: as they are, when the virtualenv's installed
+    grader is this checkout (as on a grading machine); with this checkout first on
+    PYTHONPATH when another one is installed (a second working tree of the repository)."""
+    probe = subprocess.run([sys.executable, "-c", "import grader, pathlib;"
+                            " print(pathlib.Path(grader.__file__).resolve().parents[1])"],
+                           cwd="/", capture_output=True, text=True, env=os.environ)
+    if probe.stdout.strip() == str(REPO_ROOT):
+        return dict(os.environ)
+    return {**os.environ, "PYTHONPATH": str(REPO_ROOT)}
 
 
 def _scheduler_address(folder, scheduler, timeout):

@@ -84,11 +84,25 @@ def copy_release_files(lab, destination):
     return write_release_files(read_release_files(lab), destination)
 
 
+# nbgrader, killed with the grader: a grader killed while nbgrader sets up the gradebook must
+# not leave it writing to the course beside the next batch's nbgrader. The signal comes when
+# the thread that started it ends, and that thread waits for it: so, with the grader.
+DIE_WITH_PARENT = """
+import ctypes, os, signal, sys
+ctypes.CDLL(None).prctl(1, signal.SIGKILL)  # PR_SET_PDEATHSIG
+if os.getppid() == 1:
+    sys.exit(1)
+from nbgrader.apps.nbgraderapp import main
+sys.argv[0] = "nbgrader"
+sys.exit(main())
+"""
+
+
 def run_nbgrader(course, *args, timeout=600):
     """Run `nbgrader ARGS` in the course directory; raise NbgraderError on failure."""
     env = {**os.environ, "PYTHONPATH": _python_path(), "PATH": _path()}
     result = subprocess.run(
-        [sys.executable, "-m", "nbgrader", *args],
+        [sys.executable, "-c", DIE_WITH_PARENT, *args],
         cwd=course.root, env=env, capture_output=True, text=True, timeout=timeout,
     )
     if result.returncode != 0:

@@ -107,16 +107,20 @@ class Journal:
             self._db.execute("INSERT OR REPLACE INTO facts VALUES (?, ?)",
                              (key, json.dumps(value)))
 
+    def check_lab(self, lab, advice="give its lab with --lab"):
+        """Refuse to write `lab`'s outputs from grades of another lab, or into them."""
+        assignment = self.fact("assignment")
+        if assignment not in (None, lab.assignment):
+            raise JournalError(f"{self.path.parent} holds grades of {assignment}, not of"
+                               f" {lab.assignment}: {advice}")
+
     def begin_batch(self, *, lab, seed, regrade=False):
         """Check that this OUT can take a batch of `lab`; return (batch number, seed).
 
         The seed of the hidden inputs is the OUT's: kept from its first batch so that a
         resumed or later batch grades on the same inputs. Another seed means grading
         everyone again (`regrade`)."""
-        assignment = self.fact("assignment")
-        if assignment not in (None, lab.assignment):
-            raise JournalError(f"{self.path.parent} holds grades of {assignment}, not of"
-                               f" {lab.assignment}: grade into another folder")
+        self.check_lab(lab, "grade into another folder")
         kept_seed = self.fact("hidden_seed")
         if kept_seed is not None and seed is not None and seed != kept_seed and not regrade:
             raise JournalError(f"{self.path.parent} was graded with another hidden seed;"

@@ -369,7 +369,8 @@ class KernelWatchdog:
 
     def __init__(self, executor, timeout, cgroup=None):
         self.executor = executor
-        self.deadline = time.monotonic() + timeout
+        self.timeout = timeout
+        self.deadline = None  # counted from the kernel's start, not the time it took to start
         self.cgroup = cgroup
         self.fired = False
         self.memory_exceeded = False
@@ -378,6 +379,7 @@ class KernelWatchdog:
         self._thread = threading.Thread(target=self._watch, daemon=True)
 
     def start(self):
+        self.deadline = time.monotonic() + self.timeout
         pid = self.executor.km.provisioner.process.pid
         if self.cgroup is not None:
             self.cgroup.add(pid)  # before any student code: it runs only once we return

@@ -36,6 +36,7 @@ import signal
 import subprocess
 import sys
 import tempfile
+import threading
 import time
 import uuid
 from pathlib import Path
@@ -51,7 +52,10 @@ PR_SET_PDEATHSIG = 1
 # Where the grader package lives: the template imports it from there; kernels must not.
 GRADER_ROOT = str(Path(grader.__file__).resolve().parents[1])
 KERNEL_MODULES = ("ipykernel.kernelapp",)  # what every kernel needs, preloaded for all labs
-STARTUP_SECONDS = 180  # a template's imports (TensorFlow: seconds, more on a busy machine)
+# A template that used no CPU this long is hung; one still importing (TensorFlow: seconds,
+# minutes of wall time on a busy machine) is waited for, up to STARTUP_WALL_SECONDS.
+STARTUP_SECONDS = 180
+STARTUP_WALL_SECONDS = 900
 SETUP_SECONDS = 60  # a forked kernel's set-up (cgroup, private root, copies of the lab)
 REPLY_MARGIN_SECONDS = 15  # the worker's wait for a reply, beyond the template's own limit
 MAX_LINE = 64 * 1024  # bytes of one line from the template (a reply is ~100)
@@ -108,7 +112,7 @@ class KernelTemplate:
         if self.process is None or self.process.poll() is not None:
             self._stop()
             self.process = self._start()
-            self._expect("the kernel template did not start", self.startup_seconds)
+            self._await_start()
         request = {"connection_file": connection_file, "cwd": str(cwd), "env": env,
                    "setup": dataclasses.asdict(setup or KernelSetup()),
                    "setup_seconds": self.setup_seconds}
@@ -122,6 +126,23 @@ class KernelTemplate:
         if reply.get("failure"):
             raise isolation.KernelSetupError(str(reply["failure"]))
         return reply["pid"]
+
+    def _await_start(self):
+        """Wait for the template's first reply while it makes progress: importing on a busy
+        machine may take minutes of wall time, but a template that has used no CPU for
+        `startup_seconds` (hung) or took STARTUP_WALL_SECONDS in all is stopped."""
+        fd, started = self.process.stdout.fileno(), time.monotonic()
+        progress = (started, 0.0)  # when its CPU time last grew, and to what
+        while not _readable(fd, 1.0):
+            progress = _progress(self.process.pid, progress)
+            waited = time.monotonic() - started
+            if time.monotonic() - progress[0] > self.startup_seconds or \
+                    waited > STARTUP_WALL_SECONDS:
+                self._stop()
+                limit = min(waited, self.startup_seconds)
+                raise isolation.KernelSetupError(f"the kernel template did not start within"
+                                                 f" {limit:.0f} s; it was restarted")
+        return self._expect("the kernel template did not start", self.startup_seconds)
 
     def _expect(self, what, seconds):
         """The template's next reply (a JSON object), read within `seconds`; or, when it
@@ -183,6 +204,17 @@ def template_environment(environment=None):
     # strings are then the same in every run, as the grades must be.
     return {**isolation.allowed_environment(environment), "PYTHONPATH": GRADER_ROOT,
             "PYTHONHASHSEED": "0"}
+
+
+def _progress(pid, last):
+    """(when, CPU seconds) of process `pid`: now and its CPU time if that grew since `last`,
+    else `last`."""
+    try:
+        times = psutil.Process(pid).cpu_times()
+    except psutil.NoSuchProcess:
+        return last
+    cpu = times.user + times.system + times.children_user + times.children_system
+    return (time.monotonic(), cpu) if cpu > last[1] + 0.01 else last
 
 
 def _read_line(fd, seconds, limit=MAX_LINE):
@@ -295,6 +327,7 @@ def warm_kernel_manager(template, setup=None):
 
 def serve(preload):
     """Import the warm modules, then fork a kernel for every request on stdin."""
+    _end_with_worker(os.getppid())
     for module in (*preload, *KERNEL_MODULES):
         __import__(module)
     signal.signal(signal.SIGCHLD, signal.SIG_IGN)  # kernels are reaped without waiting
@@ -309,6 +342,22 @@ def serve(preload):
     for kernel in psutil.Process().children():
         with contextlib.suppress(psutil.NoSuchProcess):
             kernel.kill()
+
+
+def _end_with_worker(worker, seconds=0.5):
+    """End this template, and its kernels, as soon as its worker is gone, even while it is
+    still importing (seconds of TensorFlow), when it reads no request to see stdin close.
+    A thread watching the parent's pid rather than PR_SET_PDEATHSIG, which would fire when
+    the worker's thread that started the template ends, not the worker."""
+    def watch():
+        while os.getppid() == worker:
+            time.sleep(seconds)
+        for kernel in psutil.Process().children():
+            with contextlib.suppress(psutil.NoSuchProcess):
+                kernel.kill()
+        os._exit(0)
+
+    threading.Thread(target=watch, name="grader-worker-watch", daemon=True).start()
 
 
 def _fork(request):
@@ -395,7 +444,7 @@ def _set_up(request):
     resource.setrlimit(resource.RLIMIT_CORE, (0, 0))  # no core dumps of a big kernel
     if setup["rlimits"]:
         RLimits(**setup["rlimits"]).apply()
-    sys.path[:] = [path for path in sys.path if path not in ("", "/", GRADER_ROOT)]
+    _forget_the_grader()
     connection_file = request["connection_file"]
     if setup["confinement"]:
         with open(connection_file) as stream:  # the worker's, read before confining
@@ -413,6 +462,21 @@ def _set_up(request):
     for name in [name for name in sys.modules if name.split(".")[0] == "grader"]:
         del sys.modules[name]  # the template runs as grader.run.warm_kernels
     return connection_file
+
+
+def _forget_the_grader():
+    """Leave the kernel no way to import the grader: neither its folder on the path nor
+    the finder an editable install (`pip install -e .`) puts before it."""
+    sys.path[:] = [path for path in sys.path if path not in ("", "/", GRADER_ROOT)]
+    sys.meta_path[:] = [finder for finder in sys.meta_path
+                        if not _from_editable_install(finder)]
+    sys.path_hooks[:] = [hook for hook in sys.path_hooks if not _from_editable_install(hook)]
+    sys.path_importer_cache.clear()
+
+
+def _from_editable_install(hook):
+    module = getattr(hook, "__module__", "") or getattr(type(hook), "__module__", "")
+    return module.startswith("__editable__")
 
 
 def _die_with(parent):

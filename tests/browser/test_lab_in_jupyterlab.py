@@ -34,7 +34,6 @@ from browser_notebook import DIRTY, EXECUTED_PROMPT, NotebookPage, new_notebook_
 from playwright.sync_api import expect
 
 from grader.labs.c2_w2 import LAB
-from grader.validate import PASSED
 
 pytestmark = [pytest.mark.slow, pytest.mark.timeout(300)]
 
@@ -195,7 +194,7 @@ def test_typed_answers_pass_both_public_tests_without_errors(completed, screensh
     assert all(EXECUTED_PROMPT.match(prompt) for prompt in prompts), prompts
     for exercise in EXERCISES:
         index = cell_index(shown.notebook, PUBLIC_TEST_CELLS[exercise])
-        expect(shown.outputs(index)).to_contain_text(PASSED)
+        expect(shown.outputs(index)).to_contain_text(LAB.public_tests_passed)
         screenshots.take(f"{exercise} public tests", shown.cell(index))
     expect(shown.stderr_and_error_outputs()).to_have_count(0)
 
@@ -290,11 +289,11 @@ def test_unnormalised_softmax_shows_the_public_test_failure(chromium, lab_server
         expect(shown.outputs(test_cell)).to_contain_text(problems[0].splitlines()[0])
         screenshots.take("UNQ_C1 failure message", shown.cell(test_cell))
         printed = shown.output_text(test_cell)
-        assert PASSED not in printed
+        assert LAB.public_tests_passed not in printed
         for problem in problems:
             assert problem in printed
-        model_test = cell_index(shown.notebook, PUBLIC_TEST_CELLS["UNQ_C2"])
-        expect(shown.outputs(model_test)).to_contain_text(PASSED)  # only UNQ_C1 fails
+        model_test = cell_index(shown.notebook, PUBLIC_TEST_CELLS["UNQ_C2"])  # only UNQ_C1 fails
+        expect(shown.outputs(model_test)).to_contain_text(LAB.public_tests_passed)
         _assert_explorer_shows_the_wrong_sum(shown)
         expect(shown.stderr_and_error_outputs()).to_have_count(0)
     finally:

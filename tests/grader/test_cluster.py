@@ -14,6 +14,7 @@ import sys
 import threading
 import time
 import warnings
+from pathlib import Path
 
 import corpus
 import dying_grade
@@ -84,7 +85,8 @@ def test_the_cluster_gives_the_rows_of_grading_on_this_machine(dask_scheduler, c
          "--cell-timeout", "10", "--scheduler", dask_scheduler],
         capture_output=True, text=True, cwd=lab.root, timeout=600)
     assert result.returncode == 0, result.stderr
-    assert f"on the Dask cluster at {dask_scheduler}" in result.stdout
+    # The real count of the cluster's workers, not this machine's cores.
+    assert f"on the Dask cluster at {dask_scheduler} (2 workers)" in result.stdout
     here, _ = graded  # the whole corpus, graded by worker processes on this machine
     assert _rows(tmp_path / "out") == {student: _rows(here)[student] for student in SOME_STUDENTS}
     with Client(dask_scheduler) as client:  # the batch ran there, on both workers
@@ -231,6 +233,43 @@ def test_workers_here_and_a_scheduler_exclude_each_other(capsys):
         build_parser().parse_args(["autograde", "class", "--out", "out", "--workers", "2",
                                    "--scheduler", "tcp://127.0.0.1:8786"])
     assert "not allowed with argument" in capsys.readouterr().err
+
+
+def test_workers_running_another_version_of_the_grader_are_refused(monkeypatch):
+    # The coordinator's engine differs from its workers' (another checkout, another
+    # commit): refused before any submission is sent, with a message.
+    import grader
+
+    monkeypatch.setattr(grader, "engine_version", lambda: "0.0.0+another")
+    with (cluster.connect(workers=1) as client,
+          pytest.raises(cluster.ClusterError, match="runs another version of the grader")):
+        cluster.run_tasks(client, [], grade=dying_grade.grade,
+                          support_files=read_release_files(lab), on_outcome=print)
+
+
+def test_the_loopback_cluster_imports_the_installed_grader(dask_scheduler):
+    # As on a grading machine: `make setup` installs the grader, nothing on PYTHONPATH.
+    with Client(dask_scheduler) as client:
+        seen = client.run(lambda: (__import__("os").environ.get("PYTHONPATH"),
+                                   __import__("grader").__file__))
+    import grader
+
+    for pythonpath, path in seen.values():
+        assert path == grader.__file__
+        if Path(grader.__file__).resolve().parents[1] == lab.root:  # this checkout installed
+            assert pythonpath is None
+
+
+def test_a_shared_schedulers_retries_are_restored_when_the_batch_ends(dask_scheduler):
+    def allowed_failures(dask_scheduler=None):
+        return dask_scheduler.allowed_failures
+
+    with Client(dask_scheduler) as client:
+        before = client.run_on_scheduler(allowed_failures)
+    with cluster.connect(scheduler=dask_scheduler) as client:
+        assert client.run_on_scheduler(allowed_failures) == cluster.ALLOWED_FAILURES
+    with Client(dask_scheduler) as client:
+        assert client.run_on_scheduler(allowed_failures) == before != cluster.ALLOWED_FAILURES
 
 
 def test_an_unreachable_scheduler_is_a_clear_error():

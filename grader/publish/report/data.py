@@ -16,7 +16,7 @@ from grader.records import ERROR, GRADED, INVALID, STATUSES, TIMEOUT
 
 NEEDS_REVIEW = (TIMEOUT, ERROR, INVALID)
 MARKS = ("full", "partial", "zero")
-SCORE_BIN_WIDTH = 10
+SCORE_BINS = 10  # the histogram's bars, whatever the lab's maximum score
 MOST_COMMON = 10  # mistake groups shown per exercise before "more"
 
 
@@ -159,10 +159,13 @@ def read_report_data(*, out, lab):
                           "(python -m grader autograde SUBMISSIONS --out OUT)")
     try:
         with Journal(out) as journal:
+            journal.check_lab(lab)
             records = journal.records()
             run = journal.fact("run")
             batches = journal.fact("batches")
-    except (JournalError, sqlite3.Error, ValueError, KeyError, TypeError) as error:
+    except JournalError as error:
+        raise ReportError(str(error)) from None
+    except (sqlite3.Error, ValueError, KeyError, TypeError) as error:
         raise ReportError(f"the journal in {out} cannot be read: {error}") from None
     if batches is not None and not _is_a(batches, int):
         raise ReportError(f"the journal in {out} holds a batch count that is not a number")
@@ -241,15 +244,22 @@ def scores(students, max_score):
 
 
 def score_bins(values, max_score):
-    """A ScoreBin per SCORE_BIN_WIDTH points; the last bin holds the maximum."""
-    edges = list(range(0, int(max_score), SCORE_BIN_WIDTH)) or [0]
+    """SCORE_BINS ScoreBins of equal width from 0 to `max_score`; the last holds the
+    maximum (one bin when the maximum is 0)."""
+    width = max_score / SCORE_BINS
+    edges = [_whole(index * width) for index in range(SCORE_BINS)] if max_score > 0 else [0]
     bins = []
     for index, low in enumerate(edges):
         last = index == len(edges) - 1
-        high = max_score if last else low + SCORE_BIN_WIDTH
+        high = max_score if last else edges[index + 1]
         count = sum(low <= value < high or (last and value == high) for value in values)
         bins.append(ScoreBin(low, high, count))
     return tuple(bins)
+
+
+def _whole(value):
+    """A bin edge as an int when it is one (10, not 10.0), for the page's numbers."""
+    return int(value) if float(value).is_integer() else value
 
 
 def mark(points, max_points):

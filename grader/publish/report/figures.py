@@ -9,7 +9,7 @@ command that imports grader.publish.report (for ReportError) would otherwise pay
 import base64
 import io
 
-from grader.publish.report.data import MARKS, SCORE_BIN_WIDTH
+from grader.publish.report.data import MARKS
 
 MARK_COLOURS = {"full": "#2e7d32", "partial": "#f9a825", "zero": "#c62828"}
 BAR_COLOUR = "#1565c0"
@@ -23,7 +23,7 @@ def score_histogram(scores):
         axes = figure.add_subplot()
         bins = scores.bins
         lows = [score_bin.low for score_bin in bins]
-        axes.bar(lows, [score_bin.count for score_bin in bins], width=SCORE_BIN_WIDTH,
+        axes.bar(lows, [score_bin.count for score_bin in bins], width=bins[0].high - bins[0].low,
                  align="edge", color=BAR_COLOUR, edgecolor="white")
         axes.set_xlim(0, bins[-1].high)
         axes.set_xticks([*lows, bins[-1].high])
