@@ -117,7 +117,7 @@ def _grade(run, submissions, out, db_url, workers, scheduler):
     with (tempfile.TemporaryDirectory(prefix="grader-") as scratch,
           ThreadPoolExecutor(1, "grader-course") as background):
         intake = collect_submissions(Path(submissions), Path(scratch) / "intake", lab)
-        ready = background.submit(open_results_course, out, lab, db_url)
+        ready = background.submit(open_results_course, out, lab, db_url, journal)
         with Publisher(out=out, lab=lab, journal=journal, course=results_course(out, lab),
                        gradebook_ready=ready, db_url=db_url, version=run.version,
                        batch=run.batch) as publisher:

@@ -17,6 +17,7 @@ formgrader already count as 0 points, instead of a submission whose notebook is 
 """
 
 import contextlib
+import hashlib
 import shutil
 import warnings
 from pathlib import Path
@@ -73,15 +74,21 @@ def results_course(out, lab):
     return Course(Path(out).resolve() / "nbgrader", lab)
 
 
-def open_results_course(out, lab, db_url):
+def open_results_course(out, lab, db_url, journal=None):
     """Make the nbgrader course in `out`, with the assignment, its grade cells and the
     gradebook's tables in the database. It runs nbgrader (seconds): the caller may do it
-    while grading goes on."""
+    while grading goes on. With the `journal`, nbgrader runs only when the source notebook,
+    the database or the course's place changed since it last did."""
     course = create_course(results_course(out, lab).root, lab, db_url=db_url,
                            for_release=False)
-    # Run every time: it records the assignment if new and follows changes of the
-    # source notebook (points, cells); with the same source it changes nothing.
-    run_nbgrader(course, "generate_assignment", lab.assignment, "--force")
+    made = {"source": hashlib.sha256(lab.source_notebook.read_bytes()).hexdigest(),
+            "db": db_url, "root": str(course.root)}
+    if journal is None or journal.fact("course") != made:
+        # It records the assignment if new and follows changes of the source notebook
+        # (points, cells); with the same source it changes nothing.
+        run_nbgrader(course, "generate_assignment", lab.assignment, "--force")
+        if journal is not None:
+            journal.set_fact("course", made)
     return course
 
 
