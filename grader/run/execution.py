@@ -25,7 +25,8 @@ from grader import cells
 from grader.records import ExerciseRun, Failure, FailureKind, RunEnd, RunOutcome, unreached
 from grader.run import captures, cgroups, isolation
 from grader.run.budget import TimeBudget
-from grader.run.warm_kernels import KernelSetup, RLimits, warm_kernel_manager
+from grader.run.forked_kernels import warm_kernel_manager
+from grader.run.warm_kernels import KernelSetup, RLimits
 
 TIMEOUT_ERROR = "CellTimeoutError"
 # Kernel messages whose content is kept in the notebook, and so counted against the budget.
