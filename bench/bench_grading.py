@@ -245,7 +245,7 @@ def grading_place(setup, workers, folder):
 
 def prepare_plain_course(root, class_dir, students):
     """An nbgrader course made from the lab, assignment generated, submissions in place."""
-    course = create_course(root)
+    course = create_course(root, lab)
     run_nbgrader(course, "generate_assignment", lab.assignment, "--force")
     place_for_nbgrader(class_dir, course.root, students)
     return course
