@@ -44,6 +44,7 @@ import csv
 import json
 import os
 import shutil
+import signal
 import sqlite3
 import statistics
 import subprocess
@@ -71,15 +72,16 @@ from grader.course.release import release  # noqa: E402
 from grader.labs.c2_w2 import LAB as lab  # noqa: E402
 
 # The answers the class cycles through: corpus students whose grading takes the usual
-# time (no timeouts), three right, four wrong in different ways.
+# time (no timeouts), three right, five wrong in different ways.
 MIX = (
-    "ok-loop-softmax-input-model",
-    "wrong-softmax-unnormalised",
-    "ok-vectorised-softmax-no-input",
-    "wrong-model-units",
-    "ok-stable-softmax-relu-function",
-    "wrong-model-softmax-output",
-    "wrong-softmax-raises",
+    "ok-loop-softmax-input-model",  # 100
+    "wrong-softmax-unnormalised",  # 50
+    "ok-vectorised-softmax-no-input",  # 100
+    "wrong-model-units",  # 50
+    "wrong-both-untouched-stubs",  # 0
+    "ok-stable-softmax-relu-function",  # 100
+    "wrong-model-softmax-output",  # 50
+    "wrong-softmax-raises",  # 50
 )
 DEFAULT_SIZES = (20, 200, 1000)
 DEFAULT_WORKERS = 2
@@ -93,6 +95,7 @@ MEMORY_GOAL_MB = 500  # coordinator's peak at the largest N
 
 LIMIT_PER_SUBMISSION = 60  # seconds: a hung run must fail, not stall the benchmark
 LIMIT_MARGIN = 600
+STOP_SECONDS = 60  # for a coordinator told to stop
 GRADE_COLUMNS = ("UNQ_C1", "UNQ_C2", "score", "status")
 
 
@@ -262,10 +265,14 @@ def measure(command, log_path, limit):
                 if time.perf_counter() - started > limit:
                     raise BenchmarkError(f"{' '.join(command)} ran past {limit} s")
                 time.sleep(SAMPLE_SECONDS)
-        finally:
+        finally:  # stopped early: let the coordinator stop its cluster, as on Ctrl-C
             if process.poll() is None:
-                process.kill()
-                process.wait()
+                process.send_signal(signal.SIGINT)
+                try:
+                    process.wait(STOP_SECONDS)
+                except subprocess.TimeoutExpired:
+                    process.kill()
+                    process.wait()
         seconds = time.perf_counter() - started
     if process.returncode != 0:
         tail = Path(log_path).read_text(errors="replace").strip().splitlines()[-20:]
@@ -463,14 +470,23 @@ def benchmark(args, scratch):
     return results
 
 
+def _interrupt(signum, frame):
+    raise KeyboardInterrupt  # a terminated benchmark stops its coordinator too
+
+
 def main(argv=None):
     args = parse_args(argv)
+    signal.signal(signal.SIGTERM, _interrupt)
     with tempfile.TemporaryDirectory(prefix="bench-scale-") as scratch:
         try:
             results = benchmark(args, scratch)
         except BenchmarkError as error:
             print(f"error: {error}", file=sys.stderr)
             return 1
+        except KeyboardInterrupt:
+            print("interrupted: the coordinator was stopped, nothing measured is reported",
+                  file=sys.stderr)
+            return 130
     summary = summarize(results)
     print_report(summary)
     if args.json:
