@@ -29,7 +29,8 @@ templates and kernels) are its descendants. Measured per run:
 * from OUT/journal.sqlite, when each student was saved (1 s resolution): the steady
   seconds per submission, (last - first) / (N - 1), free of the start-up and the end.
 
-Every run is checked before it counts: each student must get exactly the grade the corpus
+Every run is checked before it counts: autograde must say it graded all N submissions
+(none kept from an earlier batch), and each student must get exactly the grade the corpus
 expects for the answer typed in (expected_grades.csv), or the benchmark stops with exit
 status 1. With several runs, medians are reported. The sizes run in turn (20, 200, 1000,
 20, ...), so that a slow drift of the machine's load hits them alike.
@@ -150,6 +151,16 @@ def check_grades_csv(path, students, expected=None):
                 f" {({column: want[column] for column in GRADE_COLUMNS})}")
         scores[row["score"]] = scores.get(row["score"], 0) + 1
     return dict(sorted(scores.items()))
+
+
+def check_graded_everyone(output, count):
+    """Raise BenchmarkError unless autograde's summary says it graded all `count`
+    submissions, none kept from an earlier batch (an OUT that held results would keep
+    them, and the run would measure no grading)."""
+    if f"Graded {count} submissions in " not in output or " unchanged results" in output:
+        summary = [line for line in output.splitlines() if line.startswith("Graded ")]
+        raise BenchmarkError(f"autograde did not grade all {count} submissions afresh:"
+                             f" {summary[0] if summary else output.strip()[-300:]!r}")
 
 
 def saved_times(out):
@@ -287,7 +298,9 @@ def grade_class(class_dir, out, students, workers, run):
     command = [sys.executable, "-m", "grader", "autograde", str(class_dir), "--out", str(out),
                "--workers", str(workers)]
     limit = LIMIT_PER_SUBMISSION * len(students) + LIMIT_MARGIN
-    seconds, sampler = measure(command, Path(f"{out}.log"), limit)
+    log = Path(f"{out}.log")
+    seconds, sampler = measure(command, log, limit)
+    check_graded_everyone(log.read_text(errors="replace"), len(students))
     scores = check_grades_csv(Path(out) / "grades.csv", students)
     times = saved_times(out)
     shutil.rmtree(out)
