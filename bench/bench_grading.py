@@ -13,22 +13,23 @@ student-N, each holding C2_W2_Assignment.ipynb. The class is then graded:
   W = 1 and W = 2, then W = 2 with `--no-sandbox` (what the sandbox costs), then with
   `--scheduler ADDRESS` on a Dask cluster of 2 workers on loopback
   (tools/loopback_cluster.py), in turn (1, 2, 2 unconfined, Dask, 1, ...), `--runs` times
-  each, into a fresh OUT every time. The wall time of the whole command is what an
-  instructor waits for: intake, grading, gradebook and feedback. The Dask cluster is
-  started afresh before each of its runs and its start is not timed: an instructor starts
-  a cluster once, not per batch (its workers' warm kernels start within the timed run, as
-  local workers' do);
+  each, into a fresh OUT every time: OUT keeps a journal, and a batch on an OUT that holds
+  results keeps the unchanged ones instead of grading them. The wall time of the whole
+  command is what an instructor waits for: intake, grading, gradebook and feedback. The
+  Dask cluster is started afresh before each of its runs and its start is not timed: an
+  instructor starts a cluster once, not per batch (its workers' warm kernels start within
+  the timed run, as local workers' do);
 * by plain nbgrader: `nbgrader autograde C2_W2 --force` in a course made from the lab, the
   same notebooks in submitted/<student>/C2_W2/. It runs every cell of every notebook,
   40 epochs of training included, one student after another, so `--plain-copies K` (default
   all N) times it on the first K students only; per-submission times are compared.
 
-Each run is checked before its time counts: ours must give every student 100/100, plain
-nbgrader must have graded K submissions at full marks; otherwise the benchmark stops with
-exit status 1. Absolute times on a shared machine are noisy, so medians (with min and max)
-are reported, and the Dask cluster's median against the 2 local workers' (the same number
-of workers, the same task graph: the cost of the scheduler and the network path).
-"""
+Each run is checked before its time counts: ours must say it graded all N submissions
+(none kept from an earlier batch) and give every student 100/100, plain nbgrader must
+have graded K submissions at full marks; otherwise the benchmark stops with exit status 1.
+Absolute times on a shared machine are noisy, so medians (with min and max) are reported,
+and the Dask cluster's median against the 2 local workers' (the same number of workers,
+the same task graph: the cost of the scheduler and the network path)."""
 
 import argparse
 import csv
@@ -196,9 +197,21 @@ class Timing:
     submissions: int
 
 
+def check_graded_everyone(stdout, submissions):
+    """Raise BenchmarkError unless the autograde command says it graded every submission:
+    an OUT that held results would keep them (a resumed batch grades only what changed),
+    and the timing would measure no grading."""
+    said = f"Graded {submissions} submissions in "
+    if said not in stdout or " unchanged results" in stdout:
+        summary = [line for line in stdout.splitlines() if line.startswith("Graded ")]
+        raise BenchmarkError(f"autograde did not grade all {submissions} submissions afresh:"
+                             f" {summary[0] if summary else stdout.strip()[-300:]!r}")
+
+
 def grade_with_ours(class_dir, out, where, submissions):
     """Run our autograde command on `class_dir` with the options `where` (--workers W or
-    --scheduler ADDRESS); return its wall time in seconds."""
+    --scheduler ADDRESS) into a fresh `out`; return its wall time in seconds."""
+    shutil.rmtree(out, ignore_errors=True)  # a batch resumes what OUT holds
     command = [sys.executable, "-m", "grader", "autograde", str(class_dir), "--out", str(out),
                *where]
     limit = OURS_LIMIT_PER_SUBMISSION * submissions + LIMIT_MARGIN
@@ -210,6 +223,7 @@ def grade_with_ours(class_dir, out, where, submissions):
         log = (result.stdout + result.stderr).strip().splitlines()
         raise BenchmarkError(f"{' '.join(command)} failed with status {result.returncode}:\n"
                              + "\n".join(log[-20:]))
+    check_graded_everyone(result.stdout, submissions)
     return seconds
 
 
@@ -245,7 +259,7 @@ def grading_place(setup, workers, folder):
 
 def prepare_plain_course(root, class_dir, students):
     """An nbgrader course made from the lab, assignment generated, submissions in place."""
-    course = create_course(root)
+    course = create_course(root, lab)
     run_nbgrader(course, "generate_assignment", lab.assignment, "--force")
     place_for_nbgrader(class_dir, course.root, students)
     return course

@@ -1,13 +1,17 @@
-"""Tests for the parts of bench/bench_grading.py that need no timed grading run.
+"""Tests for bench/bench_grading.py: its parts one by one, and the script itself on a class
+of two (one run of each setup, plain nbgrader on one submission).
 
 The benchmark's numbers are only meaningful if the class is N real submissions, plain
-nbgrader sees them where it looks, the ratios are computed the right way round, and a run
-that did not grade every copy of the reference solution 100/100 is refused.
+nbgrader sees them where it looks, every run grades into a fresh OUT, the ratios are
+computed the right way round, and a run that did not grade every copy of the reference
+solution 100/100 is refused.
 """
 
 import csv
 import importlib
 import json
+import subprocess
+import sys
 from types import SimpleNamespace
 
 import nbformat
@@ -123,6 +127,23 @@ def test_grades_check_rejects_a_missing_student(bench, tmp_path):
     path = _write_grades(tmp_path / "grades.csv", [_full_row("student-01")])
     with pytest.raises(bench.BenchmarkError, match="found 1 rows"):
         bench.check_grades_csv(path, bench.student_ids(2))
+
+
+SUMMARY = ("Graded {n} submissions in 21.4 s with 2 workers: graded {n}, timeout 0, error 0,"
+           " invalid 0{kept}.\nOUT holds {n} students: graded {n}, timeout 0, error 0,"
+           " invalid 0; mean score 100.0/100\n")
+
+
+def test_a_batch_that_graded_every_submission_passes(bench):
+    bench.check_graded_everyone(SUMMARY.format(n=20, kept=""), 20)
+
+
+@pytest.mark.parametrize("stdout", [SUMMARY.format(n=19, kept=""),
+                                    SUMMARY.format(n=0, kept="; kept 20 unchanged results"),
+                                    "no summary at all"])
+def test_a_batch_that_kept_or_skipped_submissions_is_refused(bench, stdout):
+    with pytest.raises(bench.BenchmarkError, match="did not grade all 20 submissions afresh"):
+        bench.check_graded_everyone(stdout, 20)
 
 
 def test_plain_check_rejects_a_missing_autograded_notebook(bench, tmp_path):
@@ -255,3 +276,43 @@ def test_plain_copies_default_to_every_copy(bench):
 def test_bad_arguments_are_refused(bench, argv):
     with pytest.raises(SystemExit):
         bench.parse_args(argv)
+
+
+# --- The script, on a class of two -----------------------------------------------------------
+
+
+@pytest.mark.slow
+def test_the_script_times_every_setup_on_a_tiny_class(bench, project_root, tmp_path):
+    report = tmp_path / "grading.json"
+    result = subprocess.run(
+        [sys.executable, "bench/bench_grading.py", "--copies", "2", "--runs", "1",
+         "--plain-copies", "1", "--plain-runs", "1", "--json", str(report)],
+        cwd=project_root, capture_output=True, text=True, timeout=1800)
+    assert result.returncode == 0, result.stdout + result.stderr
+    lines = result.stdout.strip().splitlines()
+    for setup in bench.SETUPS:  # a line per run, a row per setup in the table
+        assert sum(line.split(maxsplit=2)[-1].startswith(setup) for line in lines
+                   if line.lstrip().startswith("run 1/1")) == 1
+        assert any(line.startswith(setup) for line in lines)
+    assert lines[-4].startswith("ours with 2 workers: ")
+    assert lines[-3].startswith("throughput vs plain nbgrader: ")
+    assert lines[-2].startswith("the sandbox's cost with 2 workers: ")
+    assert lines[-1].startswith("2 Dask workers vs 2 local workers: ")
+
+    data = json.loads(report.read_text())
+    assert (data["copies"], data["plain_copies"]) == (2, 1)
+    assert [run["setup"] for run in data["runs"]] == list(bench.SETUPS)
+    assert all(run["seconds"] > 0 for run in data["runs"])
+    summary = data["summary"]
+    assert list(summary) == list(bench.SETUPS)
+    for setup, stats in summary.items():
+        assert stats["runs"] == 1
+        assert stats["submissions"] == (1 if setup == bench.PLAIN else 2)
+        assert 0 < stats["min"] <= stats["median"] <= stats["max"]
+        assert stats["per_submission"] == pytest.approx(stats["median"] / stats["submissions"])
+        assert stats["throughput_vs_plain"] > 0
+    assert summary[bench.PLAIN]["throughput_vs_plain"] == pytest.approx(1.0)
+    assert summary[bench.OURS_2]["sandbox_cost"] == pytest.approx(
+        summary[bench.OURS_2]["median"] / summary[bench.OURS_2_UNCONFINED]["median"] - 1)
+    assert summary[bench.DASK_2]["overhead_vs_local"] == pytest.approx(
+        summary[bench.DASK_2]["median"] / summary[bench.OURS_2]["median"] - 1)
