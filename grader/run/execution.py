@@ -306,6 +306,7 @@ def execute(notebook, *, workdir, cell_timeout, timeout, output_bytes=4 * 10**6,
         end, reason = _failed_run(error, watchdog)
     finally:
         watchdog.stop()
+        _release_client(executor)
     if watchdog.fired:
         end = RunEnd.TIMED_OUT
     elif end is RunEnd.KERNEL_DIED and watchdog.memory_exceeded:
@@ -320,6 +321,17 @@ def execute(notebook, *, workdir, cell_timeout, timeout, output_bytes=4 * 10**6,
 
 
 KILL_GRACE_SECONDS = 10  # past the time limit, for a cell that ignores its interrupts
+
+
+def _release_client(executor):
+    """Stop the kernel client's channels and free its ZMQ context. nbclient leaves a kernel
+    manager it was handed (a warm kernel's) to its owner: without this, the heartbeat thread
+    and the context's two threads of every submission would live as long as the worker.
+    The kernel is dead by now (the watchdog), so nothing waits on it."""
+    if executor.km is None:
+        return
+    with contextlib.suppress(Exception):  # a kernel that broke the client: nothing to free
+        executor._cleanup_kernel()
 
 
 def _as_ended(run, end):

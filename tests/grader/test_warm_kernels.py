@@ -4,6 +4,7 @@ import json
 import os
 import subprocess
 import sys
+import threading
 import time
 import uuid
 
@@ -92,6 +93,17 @@ def test_kernel_and_its_children_are_gone_afterwards(template, tmp_path):
     pids = [int(pid) for pid in _printed(outcome.notebook["cells"][0]).split()]
     for pid in pids:
         assert not psutil.pid_exists(pid) or psutil.Process(pid).status() == "zombie"
+
+
+def test_grading_leaves_no_thread_or_socket_behind(template, tmp_path):
+    """A worker grades hundreds of submissions: each one's kernel client (heartbeat thread,
+    ZMQ context and its threads, sockets) must be gone with it."""
+    _run(template, tmp_path, "1 + 1")  # the first run may start threads kept for good
+    process = psutil.Process()
+    before = threading.active_count(), process.num_threads(), process.num_fds()
+    for _ in range(5):
+        _run(template, tmp_path, "print('hello')")
+    assert (threading.active_count(), process.num_threads(), process.num_fds()) == before
 
 
 def test_a_kernel_that_exits_is_reported_and_the_template_lives_on(template, tmp_path):
