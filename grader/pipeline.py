@@ -22,7 +22,6 @@ already there.
 import inspect
 import logging
 import os
-import tempfile
 import time
 from collections import Counter
 from concurrent.futures import Future, ThreadPoolExecutor
@@ -59,6 +58,7 @@ from grader.run import cluster
 from grader.run.captures import CapturePlan
 from grader.run.sandbox import Protection, without_cgroups
 from grader.run.worker import GradingTask, grade_submission
+from grader.scratch import scratch_folder
 from grader.settings import Limits
 
 log = logging.getLogger(__name__)
@@ -114,9 +114,9 @@ def autograde(*, submissions, out, lab=None, limits=None, workers=None, schedule
 
 def _grade(run, submissions, out, db_url, workers, scheduler):
     lab, journal = run.lab, run.journal
-    with (tempfile.TemporaryDirectory(prefix="grader-") as scratch,
+    with (scratch_folder("batch") as scratch,
           ThreadPoolExecutor(1, "grader-course") as background):
-        intake = collect_submissions(Path(submissions), Path(scratch) / "intake", lab)
+        intake = collect_submissions(Path(submissions), scratch / "intake", lab)
         ready = background.submit(open_results_course, out, lab, db_url, journal)
         with Publisher(out=out, lab=lab, journal=journal, course=results_course(out, lab),
                        gradebook_ready=ready, db_url=db_url, version=run.version,

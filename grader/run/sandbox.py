@@ -18,15 +18,14 @@ with what is left and `protection().missing` says, once per run, what is not enf
 import dataclasses
 import functools
 import shutil
-import tempfile
 from dataclasses import dataclass, field
-from pathlib import Path
 
 import nbformat
 
 from grader.run import cgroups, isolation
 from grader.run.execution import execute
 from grader.run.warm_kernels import RLimits
+from grader.scratch import scratch_folder
 from grader.settings import Limits
 
 
@@ -101,15 +100,15 @@ def run_notebook(notebook, *, support_dir, notebook_name, limits=None, plan=None
     saying what confined the kernel."""
     limits = limits or Limits()
     here = protection(enabled=limits.confine)
-    with tempfile.TemporaryDirectory(prefix="grader-submission-") as scratch:
-        workdir = Path(scratch) / "lab"
+    with scratch_folder("submission") as scratch:
+        workdir = scratch / "lab"
         # Copies, not links: a link would let one student's code change another's files.
         shutil.copytree(support_dir, workdir)
         node = nbformat.from_dict(notebook)
         nbformat.write(node, str(workdir / notebook_name))
         confinement = None
         if kernel_template is not None and here.namespaces:
-            confinement = _confinement(Path(scratch), workdir, limits)
+            confinement = _confinement(scratch, workdir, limits)
         outcome = execute(node, workdir=workdir, plan=plan, cell_timeout=limits.cell_timeout,
                           timeout=limits.timeout, output_bytes=limits.output_bytes,
                           kernel_template=kernel_template,
