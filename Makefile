@@ -12,6 +12,7 @@ LAB_PORT ?= 8888
 setup: $(STAMP)
 
 $(STAMP): requirements.txt requirements-data.txt pyproject.toml
+	@PYTHON=$(PYTHON) bash tools/install_system_packages.sh setup
 	$(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install --quiet --upgrade pip
 	$(PY) -m pip install --quiet -r requirements.txt
@@ -33,9 +34,10 @@ lab: student
 		--ServerApp.port=$(LAB_PORT) C2_W2_Assignment.ipynb
 
 # What the tests start besides Python: Chromium (browser tests), PostgreSQL (gradebook
-# tests); installed with apt, through sudo when not root, only when missing.
+# tests); installed with apt, through sudo when not root, only when missing. `setup` needs
+# only Python's venv module (python3-venv on Debian's own Python).
 system-packages:
-	@bash tools/install_system_packages.sh
+	@PYTHON=$(PYTHON) bash tools/install_system_packages.sh test
 
 # Never without the sandbox's tests: where the sandbox is missing (not root) they fail. To
 # skip them on purpose, run pytest itself with GRADER_TESTS_WITHOUT_SANDBOX=1.

@@ -1,20 +1,30 @@
 #!/usr/bin/env bash
-# The system packages `make test` needs besides Python (`make lab` needs none of them):
-# Chromium for the browser tests (Debian's /usr/bin/chromium, tests/browser) and PostgreSQL
-# for the gradebook tests (tests/grader/test_postgres.py). Installs only what is missing,
-# with apt-get (through sudo when not root), and says what and why; when nothing is
-# missing it does nothing and says nothing, so a second `make test` goes straight on.
+# The system packages the make targets need besides Python, installed only when missing,
+# with apt-get (through sudo when not root), saying what and why; when nothing is missing
+# it does nothing and says nothing, so a second `make` goes straight on.
+#   install_system_packages.sh setup   Python's venv module (`make setup`, so `make lab`
+#                                      too): Debian's own Python lacks it until
+#                                      python3-venv is installed
+#   install_system_packages.sh test    that, Chromium for the browser tests (Debian's
+#                                      /usr/bin/chromium, tests/browser) and PostgreSQL
+#                                      for the gradebook tests (tests/grader/test_postgres.py)
 set -euo pipefail
+target="${1:-test}"
+PYTHON="${PYTHON:-python3}"
 # Where Debian's PostgreSQL packages put initdb (a test points this elsewhere).
 POSTGRESQL_LIB="${POSTGRESQL_LIB:-/usr/lib/postgresql}"
 
 needed=()
 reasons=()
-if ! command -v chromium >/dev/null 2>&1; then
+if ! "$PYTHON" -c "import ensurepip, venv" >/dev/null 2>&1; then
+    needed+=(python3-venv)
+    reasons+=("Python's venv module for .venv")
+fi
+if [ "$target" = "test" ] && ! command -v chromium >/dev/null 2>&1; then
     needed+=(chromium)
     reasons+=("Chromium for the browser tests")
 fi
-if ! ls "$POSTGRESQL_LIB"/*/bin/initdb >/dev/null 2>&1; then
+if [ "$target" = "test" ] && ! ls "$POSTGRESQL_LIB"/*/bin/initdb >/dev/null 2>&1; then
     needed+=(postgresql)
     reasons+=("PostgreSQL for the gradebook tests")
 fi
@@ -25,20 +35,20 @@ why="$(printf '%s and ' "${reasons[@]}")"
 why="${why% and }"
 
 if ! command -v apt-get >/dev/null 2>&1; then
-    echo "make test needs $why, and this machine has no apt-get:" \
-         "install them yourself (Debian's package names: ${needed[*]}), then run make test again" >&2
+    echo "make $target needs $why, and this machine has no apt-get:" \
+         "install them yourself (Debian's package names: ${needed[*]}), then run make $target again" >&2
     exit 1
 fi
 SUDO=""
 if [ "$(id -u)" -ne 0 ]; then
     if ! command -v sudo >/dev/null 2>&1; then
-        echo "make test needs $why: run it as root, or install sudo, to install ${needed[*]}" >&2
+        echo "make $target needs $why: run it as root, or install sudo, to install ${needed[*]}" >&2
         exit 1
     fi
     SUDO="sudo"
 fi
 
-echo "make test: installing ${needed[*]} (${why}) with ${SUDO:+sudo }apt-get"
+echo "make $target: installing ${needed[*]} (${why}) with ${SUDO:+sudo }apt-get"
 $SUDO env DEBIAN_FRONTEND=noninteractive apt-get update -qq
 $SUDO env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends "${needed[@]}"
-echo "make test: installed ${needed[*]}"
+echo "make $target: installed ${needed[*]}"

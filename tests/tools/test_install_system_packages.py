@@ -30,7 +30,7 @@ def machine(tmp_path):
     postgresql = tmp_path / "postgresql"
     calls = tmp_path / "calls"
 
-    def run(uid=0, has=("apt-get", "sudo", "id")):
+    def run(uid=0, has=("apt-get", "sudo", "id"), target="test", venv=True):
         for name, text in stand_ins.items():
             path = bin_dir / name
             path.unlink(missing_ok=True)
@@ -43,10 +43,13 @@ def machine(tmp_path):
         else:
             shutil.rmtree(postgresql, ignore_errors=True)
         calls.write_text("")
+        python = bin_dir / "python3"  # a Python whose `import ensurepip, venv` works or not
+        python.write_text(f"#!/bin/sh\nexit {0 if venv else 1}\n")
+        python.chmod(0o755)
         env = {"PATH": str(bin_dir), "CALLS": str(calls), "FAKE_UID": str(uid),
-               "POSTGRESQL_LIB": str(postgresql)}
-        result = subprocess.run([str(bin_dir / "bash"), SCRIPT], env=env, capture_output=True,
-                                text=True, cwd=os.getcwd())
+               "POSTGRESQL_LIB": str(postgresql), "PYTHON": str(python)}
+        result = subprocess.run([str(bin_dir / "bash"), SCRIPT, target], env=env,
+                                capture_output=True, text=True, cwd=os.getcwd())
         return result, calls.read_text().splitlines()
 
     return run
@@ -111,7 +114,32 @@ def test_make_test_installs_them_and_make_lab_does_not(project_root):
                               check=True).stdout
     test = planned("test").splitlines()
     pytest_line = next(index for index, line in enumerate(test) if " -m pytest" in line)
-    assert test.index(f"bash {SCRIPT}") < pytest_line
-    assert SCRIPT not in planned("lab")
+    venv_line = next(index for index, line in enumerate(test) if " -m venv " in line)
+    assert _line_of(test, f"bash {SCRIPT} setup") < venv_line
+    assert _line_of(test, f"bash {SCRIPT} test") < pytest_line
+    lab = planned("lab")
+    assert f"bash {SCRIPT} setup" in lab and f"bash {SCRIPT} test" not in lab
     ci = (project_root / ".ci" / "run").read_text().splitlines()
     assert [line for line in ci if line and not line.startswith("#")][-1] == "make test"
+
+
+def _line_of(lines, text):
+    return next(index for index, line in enumerate(lines) if line.endswith(text))
+
+
+def test_a_python_without_venv_gets_python3_venv_for_the_lab_too(machine):
+    result, calls = machine(uid=0, has=("apt-get", "id", "chromium", "postgresql"),
+                            target="setup", venv=False)
+    assert result.returncode == 0, result.stderr
+    assert calls[-1] == ("apt-get install -y -qq --no-install-recommends python3-venv "
+                         "[DEBIAN_FRONTEND=noninteractive]")
+    assert result.stdout.splitlines()[0] == (
+        "make setup: installing python3-venv (Python's venv module for .venv) with apt-get")
+
+
+def test_setup_needs_neither_chromium_nor_postgresql(machine):
+    result, calls = machine(uid=0, target="setup")
+    assert (result.returncode, result.stdout, result.stderr, calls) == (0, "", "", [])
+    result, calls = machine(uid=0, venv=False)  # `make test` on Debian's own Python
+    assert calls[-1] == ("apt-get install -y -qq --no-install-recommends python3-venv "
+                         "chromium postgresql [DEBIAN_FRONTEND=noninteractive]")
