@@ -17,7 +17,7 @@ from nbformat.v4 import new_code_cell, new_notebook
 from grader.records import FailureKind, RunEnd
 from grader.run.budget import TimeBudget
 from grader.run.captures import MARKER, CapturePlan
-from grader.run.execution import TIMEOUT_ERROR, GradingExecute, execute
+from grader.run.execution import TIMEOUT_ERROR, GradingExecute, execute, merged_streams
 
 # What the tests capture: the value the student's `answer_<exercise>()` returns.
 CAPTURE = '''
@@ -235,6 +235,32 @@ def test_cells_marked_skipped_do_not_run(tmp_path):
     assert printed(outcome, 1) == "ran\n"
     assert (tmp_path / "ran.txt").exists()  # the kernel runs in workdir
     assert not (tmp_path / "skipped.txt").exists()
+
+
+def test_printing_in_pieces_gives_one_output_whatever_the_flushes(tmp_path):
+    # Flushes apart in time reach the grader as separate stream messages: merged, two runs
+    # of one submission give the same notebook; a progress bar keeps only its last state.
+    pieces = "import sys, time\n" + "".join(
+        f"print('{word}', flush=True)\ntime.sleep(0.15)\n" for word in ("one", "two"))
+    progress = ("import time\nfor done in (10, 50, 100):\n"
+                "    print(f'\\r{done}%', end='', flush=True)\n    time.sleep(0.1)\nprint()")
+    outcome = run(tmp_path, cell(pieces), cell(progress))
+    assert [output["text"] for output in outcome.notebook.cells[0].outputs] == ["one\ntwo\n"]
+    assert [output["text"] for output in outcome.notebook.cells[1].outputs] == ["100%\n"]
+
+
+def test_merged_streams_keep_order_names_and_the_last_state_of_a_line():
+    def stream(name, text):
+        return {"output_type": "stream", "name": name, "text": text}
+    outputs = [stream("stdout", "a\n"), stream("stdout", "10%\r50%\r"), stream("stdout", "100%\n"),
+               {"output_type": "display_data", "data": {}}, stream("stdout", "b\r\n"),
+               stream("stderr", "w\n"), stream("stdout", "c")]
+    assert merged_streams(outputs) == [
+        stream("stdout", "a\n100%\n"), {"output_type": "display_data", "data": {}},
+        stream("stdout", "b\r\n"), stream("stderr", "w\n"), stream("stdout", "c")]
+    long_line = "x" * 2_000_000  # nbclient's quadratic expression would take minutes here
+    assert merged_streams([stream("stdout", long_line), stream("stdout", "\n")]) == [
+        stream("stdout", long_line + "\n")]
 
 
 def test_a_flood_of_output_in_one_cell_is_truncated(tmp_path):
