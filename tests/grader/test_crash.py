@@ -29,7 +29,7 @@ STUDENTS = ["ok-loop-softmax-input-model", "ok-vectorised-softmax-no-input",
             "wrong-softmax-unnormalised", "wrong-model-units", "wrong-softmax-raises",
             "wrong-both-untouched-stubs", "invalid-truncated", "ok-test-cell-deleted"]
 SEED = 424242
-KILLS = 4
+KILLS = 3
 WORKER_EXIT_SECONDS = 30  # for a killed coordinator's worker processes to end
 
 

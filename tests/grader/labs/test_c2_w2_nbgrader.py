@@ -21,15 +21,15 @@ from grader.labs.c2_w2 import LAB
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # tests/grader: the corpus
 
-# student -> (softmax typed in, model typed in, expected UNQ_C1, UNQ_C2). Each wrong student
-# carries one wrong answer per exercise (nbgrader scores the test cells independently): four
-# mistakes in two notebooks, since every notebook costs a whole training run.
+# student -> (softmax typed in, model typed in, expected UNQ_C1, UNQ_C2). The wrong student
+# carries one wrong answer per exercise (nbgrader scores the test cells independently), each
+# the subtle kind: a softmax wrong only on very negative inputs, a model whose only fault is
+# its output activation. Every notebook costs a whole training run: two of them.
 RELU_OUTPUT = corpus.MODEL.replace("Dense(10, activation='linear'", "Dense(10, activation='relu'")
 CLASS = {
     "right": (corpus.STABLE, corpus.MODEL, 50, 50),
-    "unnormalised-softmax-relu-output-layer": ("a = np.exp(z)", RELU_OUTPUT, 0, 0),
-    "tiny-constant-softmax-wrong-units": ("ez = np.exp(z)\na = ez / (np.sum(ez) + 1e-9)",
-                                          corpus._model(units=(20, 15, 10)), 0, 0),
+    "tiny-constant-softmax-relu-output-layer": (
+        "ez = np.exp(z)\na = ez / (np.sum(ez) + 1e-9)", RELU_OUTPUT, 0, 0),
 }
 
 
