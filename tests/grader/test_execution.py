@@ -258,6 +258,8 @@ def test_merged_streams_keep_order_names_and_the_last_state_of_a_line():
     assert merged_streams(outputs) == [
         stream("stdout", "a\n100%\n"), {"output_type": "display_data", "data": {}},
         stream("stdout", "b\r\n"), stream("stderr", "w\n"), stream("stdout", "c")]
+    odd = [stream("stdout", 42), stream("stdout", "a"), stream("stdout", ["b"]), "junk"]
+    assert merged_streams(odd) == odd  # a kernel can send anything: kept, never an error
     long_line = "x" * 2_000_000  # nbclient's quadratic expression would take minutes here
     assert merged_streams([stream("stdout", long_line), stream("stdout", "\n")]) == [
         stream("stdout", long_line + "\n")]
