@@ -90,7 +90,8 @@ LIMIT_MARGIN = 300
 
 
 class BenchmarkError(RuntimeError):
-    """A run whose time means nothing: the grading it timed went wrong."""
+    """A run whose numbers mean nothing: the grading it measured went wrong (also
+    bench_scale's)."""
 
 
 # --- The class -----------------------------------------------------------------------------
@@ -325,9 +326,9 @@ def verdict_lines(summary, speed_goal=SECONDS_PER_SUBMISSION_GOAL,
     per_submission, ratio = ours["per_submission"], ours["throughput_vs_plain"]
     lines = [
         f"ours with 2 workers: {per_submission:.2f} s per submission "
-        f"(goal <= {speed_goal:g} s): {_verdict(per_submission <= speed_goal)}",
+        f"(goal <= {speed_goal:g} s): {verdict(per_submission <= speed_goal)}",
         f"throughput vs plain nbgrader: {ratio:.1f}x with 2 workers "
-        f"(goal >= {throughput_goal:g}x): {_verdict(ratio >= throughput_goal)}",
+        f"(goal >= {throughput_goal:g}x): {verdict(ratio >= throughput_goal)}",
     ]
     if "sandbox_cost" in ours:
         lines.append(f"the sandbox's cost with 2 workers: {ours['sandbox_cost']:+.1%} wall "
@@ -335,11 +336,11 @@ def verdict_lines(summary, speed_goal=SECONDS_PER_SUBMISSION_GOAL,
     if DASK_2 in summary:
         overhead = summary[DASK_2]["overhead_vs_local"]
         lines.append(f"2 Dask workers vs 2 local workers: {overhead:+.1%} wall time "
-                     f"(goal <= +{overhead_goal:.0%}): {_verdict(overhead <= overhead_goal)}")
+                     f"(goal <= +{overhead_goal:.0%}): {verdict(overhead <= overhead_goal)}")
     return lines
 
 
-def _verdict(met):
+def verdict(met):
     return "met" if met else "NOT met"
 
 

@@ -69,6 +69,7 @@ for _path in (REPO_ROOT, CORPUS_PARENT):
 
 import corpus  # noqa: E402
 
+from bench.bench_grading import BenchmarkError, check_graded_everyone, verdict  # noqa: E402
 from grader.course.release import release  # noqa: E402
 from grader.labs.c2_w2 import LAB as lab  # noqa: E402
 
@@ -98,10 +99,6 @@ LIMIT_PER_SUBMISSION = 60  # seconds: a hung run must fail, not stall the benchm
 LIMIT_MARGIN = 600
 STOP_SECONDS = 60  # for a coordinator told to stop
 GRADE_COLUMNS = ("UNQ_C1", "UNQ_C2", "score", "status")
-
-
-class BenchmarkError(RuntimeError):
-    """A run whose numbers mean nothing: the grading it measured went wrong."""
 
 
 # --- The class -----------------------------------------------------------------------------
@@ -151,16 +148,6 @@ def check_grades_csv(path, students, expected=None):
                 f" {({column: want[column] for column in GRADE_COLUMNS})}")
         scores[row["score"]] = scores.get(row["score"], 0) + 1
     return dict(sorted(scores.items()))
-
-
-def check_graded_everyone(output, count):
-    """Raise BenchmarkError unless autograde's summary says it graded all `count`
-    submissions, none kept from an earlier batch (an OUT that held results would keep
-    them, and the run would measure no grading)."""
-    if f"Graded {count} submissions in " not in output or " unchanged results" in output:
-        summary = [line for line in output.splitlines() if line.startswith("Graded ")]
-        raise BenchmarkError(f"autograde did not grade all {count} submissions afresh:"
-                             f" {summary[0] if summary else output.strip()[-300:]!r}")
 
 
 def saved_times(out):
@@ -376,16 +363,12 @@ def verdict_lines(summary):
     peak = found["coordinator_peak_mb_at_largest"]
     return [
         f"seconds per submission, N={large} over N={small}: {time_ratio:.2f}x"
-        f" (goal <= {TIME_GOAL:.2f}x): {_verdict(time_ratio <= TIME_GOAL)}",
+        f" (goal <= {TIME_GOAL:.2f}x): {verdict(time_ratio <= TIME_GOAL)}",
         f"coordinator peak memory, N={large} over N={small}: {memory_ratio:.2f}x"
-        f" (goal flat, <= {MEMORY_FLAT_GOAL:.2f}x): {_verdict(memory_ratio <= MEMORY_FLAT_GOAL)}",
+        f" (goal flat, <= {MEMORY_FLAT_GOAL:.2f}x): {verdict(memory_ratio <= MEMORY_FLAT_GOAL)}",
         f"coordinator peak memory at N={large}: {peak:.0f} MB"
-        f" (goal < {MEMORY_GOAL_MB} MB): {_verdict(peak < MEMORY_GOAL_MB)}",
+        f" (goal < {MEMORY_GOAL_MB} MB): {verdict(peak < MEMORY_GOAL_MB)}",
     ]
-
-
-def _verdict(met):
-    return "met" if met else "NOT met"
 
 
 # --- Printing ------------------------------------------------------------------------------
