@@ -7,7 +7,7 @@ STAMP := $(VENV)/.installed
 STUDENT_DIR ?= student
 LAB_PORT ?= 8888
 
-.PHONY: setup system-packages student lab test lint data figures bench clean
+.PHONY: setup system-packages student lab test check lint data figures bench clean
 
 setup: $(STAMP)
 
@@ -44,6 +44,11 @@ system-packages:
 test: setup system-packages
 	$(PY) -m ruff check .
 	env -u GRADER_TESTS_WITHOUT_SANDBOX $(PY) -m pytest
+
+# The fast tier (tests/tiers.py): no kernel, no nbgrader command, no server; a few minutes.
+check: setup
+	$(PY) -m ruff check .
+	$(PY) -m pytest -m "not ($(shell $(PY) -c 'import sys; sys.path.insert(0, "tests"); import tiers; print(tiers.NOT_FAST)'))"
 
 lint: setup
 	$(PY) -m ruff check .

@@ -1,5 +1,6 @@
-"""Settings shared by every test: quiet TensorFlow, a headless plotting backend, and the
-project root on sys.path so that the lab's modules import as the notebook imports them."""
+"""Settings shared by every test: quiet TensorFlow, a headless plotting backend, the
+project root on sys.path so that the lab's modules import as the notebook imports them, and
+each test's tier marks (tests/tiers.py)."""
 
 import os
 import sys
@@ -17,6 +18,21 @@ matplotlib.use("Agg")
 PROJECT_ROOT = Path(__file__).resolve().parents[1]
 if str(PROJECT_ROOT) not in sys.path:
     sys.path.insert(0, str(PROJECT_ROOT))
+
+import tiers  # noqa: E402  (tests/ is on sys.path: pytest's rootdir-relative import)
+
+
+def pytest_configure(config):
+    for name, text in tiers.MARKS.items():
+        config.addinivalue_line("markers", f"{name}: {text}")
+
+
+def pytest_collection_modifyitems(config, items):
+    """Mark each test with its file's tier, as tests/tiers.py says."""
+    for item in items:
+        relative = Path(str(item.path)).resolve().relative_to(PROJECT_ROOT).as_posix()
+        for name in tiers.SLOW.get(relative, ()):
+            item.add_marker(getattr(pytest.mark, name))
 
 
 @pytest.fixture(scope="session")

@@ -314,6 +314,7 @@ def test_a_journal_without_run_facts_or_batches_still_gets_a_report(tmp_path):
     assert not page.find_all(id="not-in-latest-batch-none")
 
 
+@pytest.mark.browser
 def test_report_renders_in_headless_chromium(tmp_path):
     try:
         from playwright.sync_api import sync_playwright

@@ -1,0 +1,82 @@
+"""Which tier each test file is in: the one place that says so.
+
+    fast tier     every file in FAST: no kernel, no subprocess of nbgrader, no server;
+                  `make check` runs it (with ruff) in a few minutes
+    integration   runs kernels, nbgrader's commands or a whole batch
+    sandbox       needs root's namespaces and cgroups (fails, never skips, without them)
+    postgres      starts a PostgreSQL server
+    browser       starts JupyterLab or Chromium
+    bench         runs a benchmark script end to end
+
+`make test` runs every tier. The root conftest marks each test by its file's entry here; a
+test may add marks of its own. A test file that is in neither table fails the suite
+(tests/test_tiers.py), so a new file is put in a tier on purpose.
+"""
+
+INTEGRATION = "integration"
+SANDBOX = "sandbox"
+POSTGRES = "postgres"
+BROWSER = "browser"
+BENCH = "bench"
+MARKS = {
+    INTEGRATION: "runs kernels, nbgrader's commands or a whole batch",
+    SANDBOX: "needs root's namespaces and cgroups",
+    POSTGRES: "starts a PostgreSQL server",
+    BROWSER: "starts JupyterLab or Chromium",
+    BENCH: "runs a benchmark script end to end",
+}
+
+FAST = frozenset({
+    "tests/grader/labs/test_c2_w2_hidden_tests.py",
+    "tests/grader/labs/test_c2_w2_judges.py",
+    "tests/grader/publish/test_report.py",  # but its browser test, marked there
+    "tests/grader/test_cells.py",
+    "tests/grader/test_cgroups_v2.py",  # a model of cgroup v2; its real-mount tests skip
+    "tests/grader/test_cli.py",
+    "tests/grader/test_init.py",
+    "tests/grader/test_intake.py",
+    "tests/grader/test_layout.py",
+    "tests/grader/test_prepare.py",
+    "tests/grader/test_release_files.py",
+    "tests/grader/test_scratch.py",
+    "tests/lab/test_autils.py",
+    "tests/lab/test_lab_utils_softmax.py",
+    "tests/lab/test_notebook_source.py",
+    "tests/lab/test_notebook_text.py",
+    "tests/lab/test_own_words.py",
+    "tests/lab/test_public_tests.py",
+    "tests/test_tiers.py",
+    "tests/tools/test_build_data.py",
+    "tests/tools/test_draw_figures.py",
+})
+
+SLOW = {
+    "tests/bench/test_bench_grading.py": (BENCH, INTEGRATION, SANDBOX),
+    "tests/bench/test_bench_notebook.py": (BENCH, INTEGRATION),
+    "tests/bench/test_bench_scale.py": (BENCH, INTEGRATION),
+    "tests/browser/test_lab_in_jupyterlab.py": (BROWSER, INTEGRATION),
+    "tests/grader/labs/test_c2_w2_nbgrader.py": (INTEGRATION,),
+    "tests/grader/publish/test_publish.py": (INTEGRATION,),
+    "tests/grader/test_attacks.py": (INTEGRATION, SANDBOX),
+    "tests/grader/test_autograde.py": (INTEGRATION, SANDBOX),
+    "tests/grader/test_cgroups.py": (INTEGRATION, SANDBOX),
+    "tests/grader/test_cluster.py": (INTEGRATION,),
+    "tests/grader/test_crash.py": (INTEGRATION, SANDBOX),
+    "tests/grader/test_execution.py": (INTEGRATION,),
+    "tests/grader/test_postgres.py": (POSTGRES, INTEGRATION),
+    "tests/grader/test_release.py": (INTEGRATION,),
+    "tests/grader/test_sandbox.py": (INTEGRATION, SANDBOX),
+    "tests/grader/test_sandbox_attacks.py": (INTEGRATION, SANDBOX),
+    "tests/grader/test_tiny_lab.py": (INTEGRATION,),
+    "tests/grader/test_validate.py": (INTEGRATION,),
+    "tests/grader/test_warm_kernels.py": (INTEGRATION,),
+    "tests/lab/test_notebook.py": (INTEGRATION,),
+    "tests/lab/test_readme.py": (INTEGRATION,),
+    "tests/lab/test_release_links.py": (INTEGRATION,),
+    "tests/tools/test_install_system_packages.py": (INTEGRATION,),
+    "tests/tools/test_make_clean.py": (INTEGRATION,),
+    "tests/tools/test_student_lab.py": (INTEGRATION, BROWSER),
+}
+
+# What `make check` deselects: everything but the fast tier.
+NOT_FAST = " or ".join(MARKS)
