@@ -330,12 +330,12 @@ def _fork(line):
     if pid == 0:
         os.close(read_end)
         _become_kernel(request, line, write_end)  # never returns
-    _wipe(request)
     os.close(write_end)
     try:
         failure = _child_report(read_end, pid, request.get("setup_seconds", SETUP_SECONDS))
     finally:
         os.close(read_end)
+        _wipe(request)
     return {"pid": pid, "failure": failure}
 
 
