@@ -14,7 +14,9 @@ the kernel: imported in the template, their hooks would never be installed.
     worker process --(JSON line: connection file, cwd, env)--> template --fork--> kernel
                    <--(JSON line: pid, or why it failed)----    <--(pipe: "ok" or why)--
 
-The forked child sets itself up (cgroup, sandbox) as root and reports the result to the
+The forked child sets itself up (cgroup, sandbox, then the system call policy) as root and
+wipes the request it was given (read into a bytearray it zero-fills: a kernel walking its
+stack frames up into the template's finds no host path), then reports the result to the
 template over a pipe only the two of them hold, before any student code exists; the
 template forwards it to the worker in its reply. So the reason a sandbox could not be made
 never travels through a file a kernel could touch, and every wait here has a time limit: a
