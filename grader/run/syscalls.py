@@ -64,6 +64,7 @@ NAMESPACE_FLAGS = {
 # libseccomp's constants (seccomp.h)
 ACT_ALLOW = 0x7FFF0000
 ATTR_ACT_BADARCH = 2
+ATTR_API_SYSRAWRC = 9  # libseccomp 2.5: the system's own errno, not ECANCELED
 CMP_MASKED_EQ = 7
 NR_SCMP_ERROR = -1
 PR_SET_NO_NEW_PRIVS = 38
@@ -138,6 +139,8 @@ class Filter:
         try:
             self._check(self.library.seccomp_attr_set(
                 self.context, ATTR_ACT_BADARCH, act_errno(errno.EPERM)), "seccomp_attr_set")
+            # Older libseccomps lack it: their errors then all read "Operation canceled".
+            self.library.seccomp_attr_set(self.context, ATTR_API_SYSRAWRC, 1)
             for name, code, comparisons in rules():
                 self._add(name, code, comparisons)
         except BaseException:

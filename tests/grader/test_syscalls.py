@@ -4,14 +4,19 @@ real confined kernel and what it starts, and all a lab needs still working."""
 import errno
 import json
 import os
+import subprocess
+import sys
 import tempfile
 
+import nbformat
 import pytest
 from nbformat.v4 import new_code_cell, new_notebook
 
+from grader.records import RunEnd
 from grader.run import grader_files, sandbox, syscalls
+from grader.run.execution import execute
 from grader.run.sandbox import Limits, run_notebook
-from grader.run.warm_kernels import KernelTemplate
+from grader.run.warm_kernels import KernelTemplate, template_environment
 
 # x86_64's numbers, as the kernel's code uses them (checked against libseccomp's below).
 X86_64 = {"unshare": 272, "clone": 56, "clone3": 435, "mount": 165, "ptrace": 101,
@@ -340,3 +345,40 @@ def test_a_policy_that_cannot_be_built_is_an_error(monkeypatch):
 def test_the_probe_installs_the_policy_in_a_new_process():
     assert syscalls.unavailable_reason() is None
     assert syscalls.seccomp_mode() == 0  # this process: untouched
+
+
+# A template whose process may not install a seccomp filter (a filter of its own refuses
+# seccomp() and prctl(PR_SET_SECCOMP)), as on a machine whose kernel lacks seccomp.
+NO_SECCOMP = """
+import ctypes, runpy
+from grader.run import syscalls
+library = syscalls.libseccomp()
+context = library.seccomp_init(syscalls.ACT_ALLOW)
+library.seccomp_rule_add_array(context, syscalls.act_errno(1), syscalls.syscall_number("seccomp"),
+                               0, None)
+set_seccomp = (syscalls.ArgumentComparison * 1)(syscalls.ArgumentComparison(0, 4, 22, 0))
+library.seccomp_rule_add_array(context, syscalls.act_errno(1), syscalls.syscall_number("prctl"),
+                               1, set_seccomp)
+assert library.seccomp_load(context) == 0
+runpy.run_module("grader.run.warm_kernels", run_name="__main__", alter_sys=True)
+"""
+
+
+class TemplateWithoutSeccomp(KernelTemplate):
+    def _start(self):
+        return subprocess.Popen([sys.executable, "-c", NO_SECCOMP], cwd="/",
+                                env=template_environment(), stdin=subprocess.PIPE,
+                                stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, bufsize=0)
+
+
+def test_a_policy_that_cannot_be_loaded_fails_that_submission(tmp_path):
+    template = TemplateWithoutSeccomp()
+    notebook = nbformat.from_dict(new_notebook(cells=[new_code_cell("print('unfiltered')")]))
+    try:
+        outcome = execute(notebook, workdir=tmp_path, cell_timeout=10, timeout=60,
+                          kernel_template=template, syscall_policy=True)
+    finally:
+        template.close()
+    assert outcome.end is RunEnd.SANDBOX_FAILED
+    assert "PolicyError: the system call policy: seccomp_load: " in outcome.reason
+    assert outcome.notebook.cells[0].outputs == []  # nothing ran
