@@ -61,6 +61,15 @@ NAMESPACE_FLAGS = {
     "CLONE_NEWNET": 0x40000000,
 }
 
+# Calls added since Linux 5.1 have one number on every architecture (alpha aside): the
+# number of one that an older libseccomp (Debian 11's 2.5.1, say) cannot name.
+UNIFIED_NUMBERS = {
+    "io_uring_setup": 425, "io_uring_enter": 426, "io_uring_register": 427, "open_tree": 428,
+    "move_mount": 429, "fsopen": 430, "fsconfig": 431, "fsmount": 432, "fspick": 433,
+    "clone3": 435, "pidfd_getfd": 438, "process_madvise": 440, "mount_setattr": 442,
+    "quotactl_fd": 443,
+}
+
 # libseccomp's constants (seccomp.h)
 ACT_ALLOW = 0x7FFF0000
 ATTR_ACT_BADARCH = 2
@@ -112,8 +121,11 @@ def libseccomp():
 
 def syscall_number(name):
     """This architecture's number for `name` (negative, a libseccomp pseudo-number, for a
-    call this architecture does not have); PolicyError when libseccomp does not know it."""
+    call this architecture does not have); PolicyError when neither libseccomp nor
+    UNIFIED_NUMBERS knows it."""
     number = libseccomp().seccomp_syscall_resolve_name(name.encode())
+    if number == NR_SCMP_ERROR:
+        number = UNIFIED_NUMBERS.get(name, NR_SCMP_ERROR)
     if number == NR_SCMP_ERROR:
         raise PolicyError(f"this libseccomp does not know the system call {name}")
     return number

@@ -66,6 +66,16 @@ def test_the_filter_reads_as_the_policy(tmp_path):
         assert f'"{name}"' in text, name
 
 
+def test_a_new_call_an_old_libseccomp_cannot_name_has_its_unified_number(monkeypatch):
+    numbers = _numbers()
+    assert {name: numbers[name] for name in syscalls.UNIFIED_NUMBERS} == \
+        syscalls.UNIFIED_NUMBERS
+    monkeypatch.setattr(syscalls.libseccomp(), "seccomp_syscall_resolve_name", lambda name: -1)
+    assert syscalls.syscall_number("mount_setattr") == 442
+    with pytest.raises(syscalls.PolicyError, match="system call mount$"):
+        syscalls.syscall_number("mount")
+
+
 def test_an_unknown_call_is_an_error_not_a_gap():
     with pytest.raises(syscalls.PolicyError, match="does not know the system call nosuchcall"):
         syscalls.syscall_number("nosuchcall")
