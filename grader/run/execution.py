@@ -275,7 +275,7 @@ def message_size(msg):
 
 def execute(notebook, *, workdir, cell_timeout, timeout, output_bytes=4 * 10**6, plan=None,
             kernel_template=None, memory_mb=None, max_processes=None, confinement=None,
-            kernel_env=None, rlimits=None):
+            kernel_env=None, rlimits=None, syscall_policy=False):
     """Run `notebook` (a NotebookNode, changed in place) with `workdir` as the kernel's
     working directory, capturing what `plan` (captures.CapturePlan) says; stop it after
     `timeout` seconds, killing everything it started. With a `kernel_template`
@@ -283,7 +283,8 @@ def execute(notebook, *, workdir, cell_timeout, timeout, output_bytes=4 * 10**6,
     it runs in a private root of its own (grader.run.isolation); with `memory_mb` and
     `max_processes`, in a cgroup of its own (grader.run.cgroups). `kernel_env` adds
     variables to the kernel's environment; a warm kernel applies `rlimits`
-    (grader.run.warm_kernels.RLimits) to itself. Returns a RunOutcome."""
+    (grader.run.warm_kernels.RLimits) to itself, and with `syscall_policy`, puts itself
+    under grader.run.syscalls' filter. Returns a RunOutcome."""
     exercises = len(plan.test_cells) if plan else 0
     executor = GradingExecute(
         plan=plan, code=captures.compile_capture(plan.source) if plan else None,
@@ -296,7 +297,8 @@ def execute(notebook, *, workdir, cell_timeout, timeout, output_bytes=4 * 10**6,
     end, reason = RunEnd.FINISHED, ""
     try:
         setup = KernelSetup(confinement=confinement, rlimits=rlimits,
-                            cgroup_procs=cgroup.procs_files() if cgroup else ())
+                            cgroup_procs=cgroup.procs_files() if cgroup else (),
+                            syscall_policy=syscall_policy)
         manager = warm_kernel_manager(kernel_template, setup) if kernel_template else None
         executor.preprocess(notebook, {"metadata": {"path": str(workdir)}}, km=manager)
     except DeadKernelError:

@@ -4,10 +4,13 @@ The warm kernels are forked from a template, not exec'd, so no wrapper such as b
 can stand between the two: the forked process confines itself, with the same system calls
 bubblewrap makes, before it becomes a kernel and before any student code exists in it.
 
-    unshare(mount, network, IPC, UTS)   its own mount table, no network at all
+    unshare(mount, network, IPC, UTS,   its own mount table, no network at all, and
+            cgroup)                     its cgroup as the root of /proc/self/cgroup
     a new root on a tmpfs, holding only
         /usr /bin /lib* /sbin /etc      read-only (the system's programs and libraries)
-        the Python prefixes             read-only (the virtualenv, not the lab beside it)
+        the Python prefixes             read-only (the virtualenv, not the lab beside it),
+                                        the grader's package and install files in them
+                                        covered (grader.run.grader_files): empty
         /home/student/lab               a size-capped tmpfs with copies of the lab's files
                                         and this one submission
         /tmp                            a size-capped tmpfs of its own
@@ -17,7 +20,8 @@ bubblewrap makes, before it becomes a kernel and before any student code exists 
                                         a small size-capped tmpfs the worker reaches through
                                         /proc/<kernel pid>/root (see socket_path)
     pivot_root into it, the old root detached
-    a user id of its own, no groups, no capabilities, no new privileges
+    a user id of its own (grader.run.kernel_uids), no groups, no capabilities, no new
+    privileges; then the system call policy (grader.run.syscalls), set by the caller
 
 So a kernel cannot see the source notebook, the gradebook, the grader's output or any
 other submission (they are not in its file system), cannot reach anything over a network,
@@ -35,7 +39,10 @@ import subprocess
 import sys
 from dataclasses import dataclass
 
+from grader.run import kernel_uids
+
 CLONE_NEWNS = 0x00020000
+CLONE_NEWCGROUP = 0x02000000
 CLONE_NEWUTS = 0x04000000
 CLONE_NEWIPC = 0x08000000
 CLONE_NEWNET = 0x40000000
@@ -62,12 +69,15 @@ SOCKET_DIR = "/run/kernel"
 # every tmpfs page it writes) instead of landing on the grader's disk; nosymfollow, so that a
 # link a kernel puts there in place of a socket leads nobody anywhere.
 SOCKET_DIR_MB = 4
-FIRST_UID = 200000  # kernel user ids are FIRST_UID + the kernel's pid: unique while alive
+FIRST_UID = kernel_uids.FIRST_UID  # kernel user ids are at least this (kernel_uids.base())
+# A cover for a folder of the grader's among the mirrored ones: empty, read-only.
+COVER_OPTIONS = "size=4k,mode=555"
+NAMESPACES = CLONE_NEWNS | CLONE_NEWNET | CLONE_NEWIPC | CLONE_NEWUTS | CLONE_NEWCGROUP
 # The one allow-list: the variables of the grader's environment that a kernel, and the
 # template it is forked from, may see; the rest (credentials, paths of the grader's files,
 # its TMPDIR and HOME) stays outside. Every kernel gets it, confined or not.
 KEPT_ENVIRONMENT = ("PATH", "LANG", "LANGUAGE", "TZ", "PYTHONHASHSEED", "TF_CPP_MIN_LOG_LEVEL",
-                    "OMP_NUM_THREADS", "MPLBACKEND", "GRADER_HIDDEN_SEED")
+                    "OMP_NUM_THREADS", "MPLBACKEND")
 KEPT_PREFIXES = ("JPY_", "LC_", "NBGRADER_")
 
 
@@ -122,22 +132,26 @@ def socket_path(pid, name):
     return f"/proc/{pid}/root{SOCKET_DIR}/{name}"
 
 
-def confine(confinement, python_paths):
-    """Confine the calling process (root, single-threaded, not yet running student code);
-    afterwards it is an unprivileged user whose working directory is LAB_DIR."""
-    _unshare(CLONE_NEWNS | CLONE_NEWNET | CLONE_NEWIPC | CLONE_NEWUTS)
+def confine(confinement, python_paths, hidden=()):
+    """Confine the calling process (root, single-threaded, not yet running student code,
+    already in its cgroup); afterwards it is an unprivileged user whose working directory
+    is LAB_DIR. The `hidden` files and folders (real paths) are covered where they lie
+    under a mirrored directory."""
+    _unshare(NAMESPACES)
     _mount(None, "/", None, MS_REC | MS_PRIVATE)  # nothing mounted here leaks out
-    uid = FIRST_UID + os.getpid()
+    uid = kernel_uids.base() + os.getpid()
     root = confinement.mount_point
     _mount("tmpfs", root, "tmpfs", MS_NOSUID | MS_NODEV, "size=16m,mode=755")
-    for path in SYSTEM_DIRS:
-        _mirror(path, root)
+    mirrored = [path for path in SYSTEM_DIRS if _mirror(path, root)]
     _scratch_mount(root, "/tmp", confinement.disk_mb, uid, mode=0o1777)
     _make_dev(root)
     _make_proc(root)
     for path in python_paths:
-        if not any(_under(path, bound) for bound in SYSTEM_DIRS):
-            _mirror(path, root)
+        if not any(_under(path, bound) for bound in SYSTEM_DIRS) and _mirror(path, root):
+            mirrored.append(path)
+    for path in hidden:
+        if any(_under(path, bound) for bound in mirrored):
+            _cover(root, path)
     _scratch_mount(root, HOME, confinement.disk_mb, uid, mode=0o700)
     _copy_tree(confinement.lab_source, root + LAB_DIR, uid)
     _scratch_mount(root, SOCKET_DIR, SOCKET_DIR_MB, uid, mode=0o700,
@@ -155,7 +169,7 @@ def _under(path, directory):
 
 def _mirror(path, root):
     """Make `path` exist in the new root as it is outside: a symbolic link stays one, a
-    directory is bound read-only."""
+    directory is bound read-only. Whether it was bound."""
     if os.path.islink(path):
         target = root + path
         os.makedirs(os.path.dirname(target), exist_ok=True)
@@ -163,6 +177,23 @@ def _mirror(path, root):
             os.symlink(os.readlink(path), target)
     elif os.path.isdir(path):
         _bind(path, root + path, read_only=True)
+        return True
+    return False
+
+
+def _cover(root, path):
+    """Make the file or folder `path` of a mirrored directory empty in the new root: an
+    empty read-only tmpfs over a folder, /dev/null over a file. Not where the new root
+    reaches it through a link (that is not the copy the kernel sees at `path`)."""
+    target = root + path
+    if os.path.realpath(target) != target:
+        return
+    read_only = MS_RDONLY | MS_NOSUID | MS_NODEV | MS_NOEXEC
+    if os.path.isdir(target):
+        _mount("tmpfs", target, "tmpfs", read_only, COVER_OPTIONS)
+    elif os.path.exists(target):
+        _mount(os.devnull, target, None, MS_BIND)
+        _mount(None, target, None, MS_REMOUNT | MS_BIND | MS_RDONLY | MS_NOSUID | MS_NOEXEC)
 
 
 def _bind(source, target, *, read_only):
@@ -299,7 +330,7 @@ def unavailable_reason():
 _PROBE = f"""
 import ctypes, os
 libc = ctypes.CDLL(None, use_errno=True)
-if libc.unshare({CLONE_NEWNS | CLONE_NEWNET | CLONE_NEWIPC | CLONE_NEWUTS}) != 0:
+if libc.unshare({NAMESPACES}) != 0:
     raise OSError(ctypes.get_errno(), "unshare: " + os.strerror(ctypes.get_errno()))
 if libc.mount(None, b"/", None, ctypes.c_ulong({MS_REC | MS_PRIVATE}), None) != 0:
     raise OSError(ctypes.get_errno(), "mount: " + os.strerror(ctypes.get_errno()))

@@ -7,12 +7,15 @@ notebook. Where Linux allows (root, namespaces, cgroups), its kernel then runs c
                  (grader.run.isolation): no source notebook, gradebook, output or other student
     network      none, loopback included
     users        a user id of its own, no capabilities; /proc shows only its processes
+    system calls no new namespaces, mounts, tracing, keyring, eBPF, perf, io_uring, modules
+                 or clock (grader.run.syscalls' seccomp filter)
     resources    a cgroup with a memory cap and a process cap (grader.run.cgroups); a cell time
                  limit, a submission time limit, an output cap per cell
     afterwards   every process it started is killed (grader.run.execution.KernelWatchdog)
 
-Where it cannot (not root, macOS, a container that forbids namespaces), grading goes on
-with what is left and `protection().missing` says, once per run, what is not enforced.
+Where it cannot (not root, macOS, a container that forbids namespaces, no libseccomp),
+grading goes on with what is left and `protection().missing` says, once per run, what is
+not enforced.
 """
 
 import dataclasses
@@ -22,7 +25,7 @@ from dataclasses import dataclass, field
 
 import nbformat
 
-from grader.run import cgroups, isolation
+from grader.run import cgroups, isolation, syscalls
 from grader.run.execution import execute
 from grader.run.warm_kernels import RLimits
 from grader.scratch import scratch_folder
@@ -36,6 +39,7 @@ class Protection:
     namespaces: bool
     cgroups: bool
     missing: tuple[str, ...] = field(default=())
+    syscalls: bool = False  # the seccomp filter (not in `level`: a missing one is in `missing`)
 
     @property
     def level(self):
@@ -56,7 +60,8 @@ def protection(*, enabled=True):
     per process; cgroups are off from the first kernel whose group could not be made."""
     if not enabled:
         return OFF
-    return _available_protection(_namespaces_missing(), cgroups.unavailable_reason())
+    return _available_protection(_namespaces_missing(), cgroups.unavailable_reason(),
+                                 _syscalls_missing())
 
 
 @functools.cache
@@ -65,8 +70,14 @@ def _namespaces_missing():
 
 
 @functools.cache
-def _available_protection(no_namespaces, no_cgroups):
-    """What the machine allows, given why namespaces and cgroups are missing (None: not)."""
+def _syscalls_missing():
+    return syscalls.unavailable_reason()
+
+
+@functools.cache
+def _available_protection(no_namespaces, no_cgroups, no_syscalls=None):
+    """What the machine allows, given why namespaces, cgroups and the system call policy
+    are missing (None: not)."""
     missing = []
     if no_namespaces:
         missing.append(f"{no_namespaces}: kernels are not confined; a submission can read "
@@ -76,8 +87,12 @@ def _available_protection(no_namespaces, no_cgroups):
         missing.append(f"{no_cgroups}: kernels run without a process cap, their memory is "
                        "capped per process only (rlimits), and a process a student detaches "
                        "from the kernel may outlive grading")
+    if no_syscalls:
+        missing.append(f"{no_syscalls}: kernels run without the system call policy; they "
+                       "may create namespaces, mount, trace their own processes and reach "
+                       "the kernel's keyring, eBPF, perf and io_uring")
     return Protection(namespaces=no_namespaces is None, cgroups=no_cgroups is None,
-                      missing=tuple(missing))
+                      missing=tuple(missing), syscalls=no_syscalls is None)
 
 
 def without_cgroups(levels, here):
@@ -115,7 +130,7 @@ def run_notebook(notebook, *, support_dir, notebook_name, limits=None, plan=None
                           memory_mb=limits.memory_mb if here.cgroups else None,
                           max_processes=limits.max_processes, confinement=confinement,
                           kernel_env=grading_environment(),
-                          rlimits=fallback_rlimits(here, limits))
+                          rlimits=fallback_rlimits(here, limits), syscall_policy=here.syscalls)
     return dataclasses.replace(outcome, sandbox=here.level, unprotected=here.missing,
                                memory_mb=limits.memory_mb)
 

@@ -14,7 +14,9 @@ the kernel: imported in the template, their hooks would never be installed.
     worker process --(JSON line: connection file, cwd, env)--> template --fork--> kernel
                    <--(JSON line: pid, or why it failed)----    <--(pipe: "ok" or why)--
 
-The forked child sets itself up (cgroup, sandbox) as root and reports the result to the
+The forked child sets itself up (cgroup, sandbox, then the system call policy) as root and
+wipes the request it was given (read into a bytearray it zero-fills: a kernel walking its
+stack frames up into the template's finds no host path), then reports the result to the
 template over a pipe only the two of them hold, before any student code exists; the
 template forwards it to the worker in its reply. So the reason a sandbox could not be made
 never travels through a file a kernel could touch, and every wait here has a time limit: a
@@ -42,7 +44,7 @@ from pathlib import Path
 import psutil
 
 import grader
-from grader.run import isolation
+from grader.run import grader_files, isolation, kernel_uids, syscalls
 
 PR_SET_PDEATHSIG = 1
 # Where the grader package lives: the template imports it from there; kernels must not.
@@ -56,6 +58,7 @@ SETUP_SECONDS = 60  # a forked kernel's set-up (cgroup, private root, copies of 
 REPLY_MARGIN_SECONDS = 15  # the worker's wait for a reply, beyond the template's own limit
 MAX_LINE = 64 * 1024  # bytes of one line from the template (a reply is ~100)
 MAX_REPORT = 4096  # bytes of a child's report to the template
+REQUEST_CHUNK = 64 * 1024  # bytes read at a time from the worker
 READY = "ok"
 
 
@@ -88,6 +91,7 @@ class KernelSetup:
     # The cgroup.procs files of its cgroup, joined first thing: memory it allocates before
     # joining would be charged to the template's group and escape the cap.
     cgroup_procs: tuple[str, ...] = ()
+    syscall_policy: bool = False  # grader.run.syscalls' filter, installed last
 
 
 class KernelTemplate:
@@ -249,10 +253,17 @@ def serve(preload):
     for module in (*preload, *KERNEL_MODULES):
         __import__(module)
     signal.signal(signal.SIGCHLD, signal.SIG_IGN)  # kernels are reaped without waiting
+    # Once, here, rather than in each kernel; where it fails, each kernel's set-up says why.
+    with contextlib.suppress(kernel_uids.NoFreeRange, OSError):
+        kernel_uids.base()
+    with contextlib.suppress(syscalls.PolicyError):
+        syscalls.libseccomp()
     sys.stdout.write(json.dumps({"ready": True}) + "\n")
     sys.stdout.flush()
-    for line in sys.stdin:
-        sys.stdout.write(json.dumps(_fork(json.loads(line))) + "\n")
+    while line := _request_line(sys.stdin.fileno()):
+        reply = _fork(line)
+        _wipe(line)  # the next kernel is a copy of this process: it holds no old request
+        sys.stdout.write(json.dumps(reply) + "\n")
         sys.stdout.flush()
     # The worker is gone (closed, or killed with a kernel running): so are its kernels.
     # Its live children are exactly those; a list of pids forked would also name pids
@@ -278,19 +289,55 @@ def _end_with_worker(worker, seconds=0.5):
     threading.Thread(target=watch, name="grader-worker-watch", daemon=True).start()
 
 
-def _fork(request):
-    """Fork a kernel for `request`; the reply for the worker: its pid, and why it could not
-    be set up (None when it was)."""
+def _request_line(fd):
+    """The worker's next request, one JSON line read from `fd` straight into a bytearray,
+    which a forked kernel can wipe (a str or bytes could not be); empty at the end."""
+    line, chunk = bytearray(), bytearray(REQUEST_CHUNK)
+    try:
+        while not line.endswith(b"\n"):
+            count = os.readv(fd, [chunk])
+            if not count:
+                return bytearray()
+            with memoryview(chunk) as view:
+                line += view[:count]
+    finally:
+        _wipe(chunk)
+    return line
+
+
+def _wipe(value):
+    """Leave nothing readable of `value`, a request or part of one: dicts and lists
+    emptied (all they hold wiped first), a bytearray zero-filled in place. So a kernel
+    walking its stack frames up into this template's finds no host path (scratch folder,
+    cgroup, mount point) and nothing of its set-up. (The heap's freed memory is not
+    scrubbed: strings, once freed, are reachable from no object.)"""
+    if isinstance(value, dict):
+        for item in value.values():
+            _wipe(item)
+        value.clear()
+    elif isinstance(value, list):
+        for item in value:
+            _wipe(item)
+        value.clear()
+    elif isinstance(value, bytearray):
+        value[:] = bytes(len(value))
+
+
+def _fork(line):
+    """Fork a kernel for the request `line` (a bytearray); the reply for the worker: its
+    pid, and why it could not be set up (None when it was)."""
+    request = json.loads(line)
     read_end, write_end = os.pipe()
     pid = os.fork()
     if pid == 0:
         os.close(read_end)
-        _become_kernel(request, write_end)  # never returns
+        _become_kernel(request, line, write_end)  # never returns
     os.close(write_end)
     try:
         failure = _child_report(read_end, pid, request.get("setup_seconds", SETUP_SECONDS))
     finally:
         os.close(read_end)
+        _wipe(request)
     return {"pid": pid, "failure": failure}
 
 
@@ -325,9 +372,9 @@ def _report(fd, text):
         os.close(fd)
 
 
-def _become_kernel(request, report):
-    """In the forked child: set itself up, say so (or why not) on `report`, then run an
-    IPython kernel."""
+def _become_kernel(request, line, report):
+    """In the forked child: set itself up as `request` (parsed from `line`) says, wipe
+    both, say so (or why not) on `report`, then run an IPython kernel."""
     template = os.getppid()
     try:
         try:
@@ -336,6 +383,9 @@ def _become_kernel(request, report):
         except BaseException as error:
             _report(report, f"{type(error).__name__}: {error}")
             return
+        finally:
+            _wipe(request)
+            _wipe(line)
         _report(report, READY)
         from ipykernel.kernelapp import IPKernelApp
 
@@ -362,12 +412,14 @@ def _set_up(request):
     resource.setrlimit(resource.RLIMIT_CORE, (0, 0))  # no core dumps of a big kernel
     if setup["rlimits"]:
         RLimits(**setup["rlimits"]).apply()
+    hidden = grader_files.grader_files(grader_files.search_dirs())  # before sys.path loses it
     _forget_the_grader()
     connection_file = request["connection_file"]
     if setup["confinement"]:
         with open(connection_file) as stream:  # the worker's, read before confining
             connection = json.load(stream)
-        isolation.confine(isolation.Confinement(**setup["confinement"]), _python_paths())
+        isolation.confine(isolation.Confinement(**setup["confinement"]), _python_paths(),
+                          hidden)
         connection_file = _confined_connection_file(connection)
         environment = isolation.kernel_environment(request["env"])
     else:
@@ -379,6 +431,8 @@ def _set_up(request):
     grader.unskip_imports()
     for name in [name for name in sys.modules if name.split(".")[0] == "grader"]:
         del sys.modules[name]  # the template runs as grader.run.warm_kernels
+    if setup["syscall_policy"]:  # last: the set-up above mounts, the kernel may not
+        syscalls.install()
     return connection_file
 
 

@@ -98,7 +98,8 @@ def test_kernel_environment_keeps_no_secrets():
         "HOME": "/root", "TMPDIR": "/var/tmp/grader"})
     assert (environment["HOME"], environment["TMPDIR"]) == (isolation.HOME, "/tmp")
     assert "PGPASSWORD" not in environment and "AWS_SECRET_ACCESS_KEY" not in environment
-    assert environment["GRADER_HIDDEN_SEED"] == "5"
+    # The hidden inputs' seed reaches a kernel only inside its capture, never its environment.
+    assert "GRADER_HIDDEN_SEED" not in environment
     assert environment["NBGRADER_EXECUTION"] == "autograde"
     unconfined = isolation.kernel_environment({"PGPASSWORD": "secret", "HOME": "/root",
                                                "TMPDIR": "/var/tmp/grader"}, scratch="/s/lab")

@@ -30,7 +30,7 @@ def machine(tmp_path):
     postgresql = tmp_path / "postgresql"
     calls = tmp_path / "calls"
 
-    def run(uid=0, has=("apt-get", "sudo", "id"), target="test", venv=True):
+    def run(uid=0, has=("apt-get", "sudo", "id"), target="test", venv=True, libseccomp=True):
         for name, text in stand_ins.items():
             path = bin_dir / name
             path.unlink(missing_ok=True)
@@ -48,6 +48,8 @@ def machine(tmp_path):
         python.chmod(0o755)
         env = {"PATH": str(bin_dir), "CALLS": str(calls), "FAKE_UID": str(uid),
                "POSTGRESQL_LIB": str(postgresql), "PYTHON": str(python)}
+        if not libseccomp:  # folders without it (else the machine's, which has it)
+            env["LIBSECCOMP_DIRS"] = str(tmp_path / "no-libraries")
         result = subprocess.run([str(bin_dir / "bash"), SCRIPT, target], env=env,
                                 capture_output=True, text=True, cwd=os.getcwd())
         return result, calls.read_text().splitlines()
@@ -143,3 +145,11 @@ def test_setup_needs_neither_chromium_nor_postgresql(machine):
     result, calls = machine(uid=0, venv=False)  # `make test` on Debian's own Python
     assert calls[-1] == ("apt-get install -y -qq --no-install-recommends python3-venv "
                          "chromium postgresql [DEBIAN_FRONTEND=noninteractive]")
+
+
+def test_without_libseccomp_setup_installs_it(machine):
+    result, calls = machine(uid=0, target="setup", libseccomp=False)
+    assert result.returncode == 0, result.stderr
+    assert calls[-1] == ("apt-get install -y -qq --no-install-recommends libseccomp2 "
+                         "[DEBIAN_FRONTEND=noninteractive]")
+    assert "libseccomp for the kernels' system call policy" in result.stdout
