@@ -55,6 +55,7 @@ class Submission:
     status: str | None  # None when it may be gradable, else records.INVALID
     detail: str  # a note for the student and the instructor, "" if nothing to say
     digest: str = ""  # sha256 of the notebook file: the same file, the same digest
+    folder: str = ""  # the student folder's name as submitted (the id may differ)
 
     def read(self, lab):
         """(notebook, notes) from the file, which must not have changed since intake, or
@@ -301,17 +302,19 @@ def _submission(student_id, folder, problem, lab):
     if problem is None and folder.is_symlink():
         problem = FOLDER_IS_LINK
     if problem is not None:
-        return Submission(student_id, None, INVALID, problem)
+        return Submission(student_id, None, INVALID, problem, folder=folder.name)
     notebook_path = None
     try:
         notebook_path, choice_notes = _choose_notebook(folder, lab)
         digest = notebook_digest(notebook_path)
     except NotGradable as not_gradable:
-        return Submission(student_id, notebook_path, INVALID, str(not_gradable))
+        return Submission(student_id, notebook_path, INVALID, str(not_gradable),
+                          folder=folder.name)
     # One student's file must never stop the batch, even by a way of breaking we missed.
     except Exception:
-        return Submission(student_id, notebook_path, INVALID, UNREADABLE)
-    return Submission(student_id, notebook_path, None, "; ".join(choice_notes), digest)
+        return Submission(student_id, notebook_path, INVALID, UNREADABLE, folder=folder.name)
+    return Submission(student_id, notebook_path, None, "; ".join(choice_notes), digest,
+                      folder=folder.name)
 
 
 def _choose_notebook(folder, lab):
