@@ -121,7 +121,8 @@ def _grade(run, submissions, out, db_url, workers, scheduler):
     lab, journal = run.lab, run.journal
     with (scratch_folder("batch") as scratch,
           ThreadPoolExecutor(1, "grader-course") as background):
-        intake = collect_submissions(Path(submissions), scratch / "intake", lab)
+        intake = collect_submissions(Path(submissions), scratch / "intake", lab,
+                                     journal.folders())
         ready = background.submit(open_results_course, out, lab, db_url, journal)
         with Publisher(out=out, lab=lab, journal=journal, course=results_course(out, lab),
                        gradebook_ready=ready, db_url=db_url, version=run.version,

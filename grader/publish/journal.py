@@ -213,7 +213,7 @@ class Journal:
         """student id -> the folder name it was given to, for every student in OUT."""
         with self._lock:
             rows = self._db.execute("SELECT student_id, folder FROM students").fetchall()
-        return {student_id: folder or student_id for student_id, folder in rows}
+        return {student_id: _folder(student_id, folder) for student_id, folder in rows}
 
     # ------------------------------------------------------------ students
 
@@ -228,7 +228,9 @@ class Journal:
                "sandbox": _text(result.sandbox), "has_notebook": int(has_notebook),
                "feedback": feedback, "in_gradebook": 0, "batch": batch,
                "graded_at": datetime.now(UTC).isoformat(timespec="seconds"),
-               "folder": _text(result.folder or result.student_id)}
+               # JSON text: a folder name may hold a lone surrogate (undecodable bytes),
+               # and it must come back exactly to be recognised next time.
+               "folder": json.dumps(result.folder or result.student_id)}
         with self._lock, self._transaction():
             self._db.execute(_RECORD_SQL, row)
             self._db.execute("DELETE FROM pending WHERE student_id = ?", (result.student_id,))
@@ -277,7 +279,12 @@ def _record(row):
                   for exercise, data in json.loads(verdicts).items()},
         seconds=seconds, sandbox=sandbox, digest=digest, version=version,
         has_notebook=bool(has_notebook), feedback=feedback, in_gradebook=bool(in_gradebook),
-        batch=batch, graded_at=graded_at, folder=folder or student_id)
+        batch=batch, graded_at=graded_at, folder=_folder(student_id, folder))
+
+
+def _folder(student_id, stored):
+    """A student's folder name as recorded; a row of schema 0 has none: it was the id."""
+    return json.loads(stored) if stored else student_id
 
 
 def record_as_json(record):
