@@ -266,7 +266,7 @@ class _Run:
                            kept=sorted(self.kept), missing=missing,
                            seconds=time.monotonic() - started, workers=self.workers,
                            sandbox=kernels_sandbox(self.levels),
-                           hidden_inputs=self.hidden_inputs(), warnings=warnings,
+                           hidden_inputs=self.inputs_origin(), warnings=warnings,
                            gradebook_problem=publisher.gradebook_problem)
 
     def facts(self, result, limits, started):
@@ -276,7 +276,8 @@ class _Run:
             sandbox=result.sandbox, timeout=limits.timeout, cell_timeout=limits.cell_timeout,
             memory_mb=limits.memory_mb, hidden_inputs=result.hidden_inputs)
 
-    def hidden_inputs(self):
+    def inputs_origin(self):
+        """Where each grading's hidden inputs came from, for the run facts."""
         if self.secret_key is None:
             return "a fresh random 128-bit secret per graded submission"
         return ("a fresh 128-bit secret per graded submission, derived from the instructor's"
