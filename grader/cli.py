@@ -38,7 +38,7 @@ def _autograde(args, lab):
     progress = ProgressBar(sys.stderr) if sys.stderr.isatty() and args.verbosity >= 0 else None
     batch = autograde(submissions=args.submissions, out=args.out, lab=lab, limits=limits,
                       workers=args.workers, scheduler=args.scheduler, db=args.db,
-                      hidden_seed=args.hidden_seed, regrade=args.regrade,
+                      secret_key=args.secret_key, regrade=args.regrade,
                       on_progress=progress)
     for warning in batch.warnings:
         log.warning(warning)
@@ -194,12 +194,24 @@ def _autograde_parser(commands):
                        "warning says what is then not enforced)")
     grade.add_argument("--db", default=None, help="gradebook SQLAlchemy URL, e.g. "
                        "postgresql://user@host:5432/gradebook (default: sqlite in OUT)")
-    grade.add_argument("--hidden-seed", type=int, default=None,
-                       help="seed of the hidden tests' inputs (default: a new secret one for "
-                       "a new OUT, OUT's own afterwards; give one only to repeat a batch)")
+    grade.add_argument("--secret-key", type=_secret_key, default=None, metavar="HEX",
+                       help="only to repeat a batch byte for byte (tests, a reproduced "
+                       "run): derive each grading's secret from this key (32 hexadecimal "
+                       "digits or more) instead of drawing it at random; the key is a secret "
+                       "to keep, never to show students (default: a fresh random 128-bit "
+                       "secret per graded submission)")
     grade.add_argument("--regrade", action="store_true", help="grade every student again, "
                        "even those whose submission and grader did not change")
     grade.set_defaults(run=_autograde)
+
+
+def _secret_key(text):
+    from grader.hidden_secrets import SecretKeyError, parse_secret_key
+
+    try:
+        return parse_secret_key(text)
+    except SecretKeyError as error:
+        raise argparse.ArgumentTypeError(str(error)) from error
 
 
 def _positive(text):

@@ -17,6 +17,10 @@ come, so a batch killed at any moment resumes where it stopped: running `autogra
 on the same OUT grades only the students whose submission or grading version changed
 (`regrade` grades everyone again). A batch adds to OUT; it never replaces the students
 already there.
+
+Each grading draws a secret of its own (grader.hidden_secrets), saved in the journal
+before its task leaves this process; the lab makes the hidden inputs from it here, and
+only those inputs travel to the kernel. The judge draws them again from the same secret.
 """
 
 import inspect
@@ -77,18 +81,19 @@ class BatchResult:
     seconds: float
     workers: int
     sandbox: str
-    hidden_seed: int
+    hidden_inputs: str  # where the hidden inputs came from, in a few words
     warnings: list = field(default_factory=list)
     gradebook_problem: str | None = None  # set when some rows did not reach the gradebook
 
 
 def autograde(*, submissions, out, lab=None, limits=None, workers=None, scheduler=None,
-              db=None, hidden_seed=None, regrade=False, on_progress=None):
+              db=None, secret_key=None, regrade=False, on_progress=None):
     """Grade every student folder in `submissions` into `out` and return a BatchResult.
     `on_progress(done, total, record)` is called as each student is saved. Grading runs on
     the Dask cluster at `scheduler`, or on `workers` processes here (default: the cores).
-    The hidden inputs come from `hidden_seed`, by default a new secret one for a new OUT
-    and OUT's own afterwards."""
+    Each grading's hidden inputs come from a fresh random secret; with `secret_key`
+    (bytes, a key the instructor keeps secret) from an HMAC of it instead, so that the
+    same submissions graded with the same key give the same bytes (grader.hidden_secrets)."""
     started = time.monotonic()
     lab = lab or load_lab()
     limits = limits or Limits()
@@ -98,9 +103,9 @@ def autograde(*, submissions, out, lab=None, limits=None, workers=None, schedule
     check_gradebook(db_url)  # before grading: a class it cannot record is not graded
     version = grading_version(lab)
     with logs.batch_log(out), Journal(out) as journal:
-        batch, seed = journal.begin_batch(lab=lab, seed=hidden_seed, regrade=regrade)
+        batch = journal.begin_batch(lab=lab, regrade=regrade)
         journal.set_fact("db", db)
-        run = _Run(lab=lab, limits=limits, journal=journal, batch=batch, seed=seed,
+        run = _Run(lab=lab, limits=limits, journal=journal, batch=batch, secret_key=secret_key,
                    regrade=regrade, version=version, on_progress=on_progress)
         try:
             intake, publisher = _grade(run, submissions, out, db_url, workers, scheduler)
@@ -116,7 +121,8 @@ def _grade(run, submissions, out, db_url, workers, scheduler):
     lab, journal = run.lab, run.journal
     with (scratch_folder("batch") as scratch,
           ThreadPoolExecutor(1, "grader-course") as background):
-        intake = collect_submissions(Path(submissions), scratch / "intake", lab)
+        intake = collect_submissions(Path(submissions), scratch / "intake", lab,
+                                     journal.folders())
         ready = background.submit(open_results_course, out, lab, db_url, journal)
         with Publisher(out=out, lab=lab, journal=journal, course=results_course(out, lab),
                        gradebook_ready=ready, db_url=db_url, version=run.version,
@@ -136,9 +142,11 @@ def _write_what_is_saved(out, journal, lab):
 class _Run:
     """One batch: which students to grade, and each one's way through the pipeline."""
 
-    def __init__(self, *, lab, limits, journal, batch, seed, regrade, version, on_progress):
+    def __init__(self, *, lab, limits, journal, batch, secret_key, regrade, version,
+                 on_progress):
         self.lab, self.limits, self.journal = lab, limits, journal
-        self.batch, self.seed, self.regrade, self.version = batch, seed, regrade, version
+        self.batch, self.secret_key = batch, secret_key
+        self.regrade, self.version = regrade, version
         self.on_progress = on_progress
         self.graded, self.kept, self.levels, self.unprotected = [], [], [], set()
         self.graded_at = datetime.now(UTC).isoformat(timespec="seconds")
@@ -187,12 +195,12 @@ class _Run:
             except Exception:  # ours: this student's error row, the batch goes on
                 log.exception("preparing %s failed", submission.student_id)
                 self._publish(StudentResult(submission.student_id, ERROR, OUR_FAULT,
-                                            submission_hash=submission.digest))
+                                            submission_hash=submission.digest,
+                                            folder=submission.folder))
                 continue
             if task is None:
                 self._publish(self._invalid(submission, submission.detail))
                 continue
-            self._notes[task.student_id] = (notes, submission.digest)
             yield task
 
     def _task(self, submission):
@@ -201,27 +209,35 @@ class _Run:
         notebook, reading_notes = submission.read(self.lab)
         prepared = prepare(notebook, self.lab.source)
         notes = [submission.detail, *reading_notes, *prepared.notes]
-        plan = CapturePlan(self.lab.test_cells, self.lab.capture_source(), self.seed)
+        # Saved before the task leaves: a resumed batch grades it on the same inputs.
+        secret = self.journal.secret_for(submission.student_id, submission.digest,
+                                         self.secret_key)
+        self._notes[submission.student_id] = (notes, submission, secret)
+        plan = CapturePlan(self.lab.test_cells, self.lab.capture_source(),
+                           self.lab.hidden_inputs(secret))
         return GradingTask(submission.student_id, prepared.notebook, self.lab.notebook_name,
                            plan, self.limits, self.lab.preload_modules), notes
 
     def _invalid(self, submission, detail):
         return StudentResult(submission.student_id, INVALID, sentence(detail),
-                             submission_hash=submission.digest)
+                             submission_hash=submission.digest, folder=submission.folder)
 
     def _on_outcome(self, task, outcome):
         """Judge one run and queue its publishing: all of it this student's only."""
-        notes, digest = self._notes.pop(task.student_id)
+        notes, submission, secret = self._notes.pop(task.student_id)
+        digest = submission.digest
         try:
-            verdicts = judge_outcome(self.lab, outcome, self.seed)
+            verdicts = judge_outcome(self.lab, outcome, secret)
             status, detail = status_and_detail(outcome, notes)
             result = StudentResult(task.student_id, status, detail, verdicts, outcome.notebook,
-                                   outcome.seconds, outcome.sandbox, digest)
+                                   outcome.seconds, outcome.sandbox, digest,
+                                   submission.folder)
             self.levels.append(outcome.sandbox)
             self.unprotected.update(outcome.unprotected)
         except Exception:
             log.exception("judging %s failed", task.student_id)
-            result = StudentResult(task.student_id, ERROR, OUR_FAULT, submission_hash=digest)
+            result = StudentResult(task.student_id, ERROR, OUR_FAULT, submission_hash=digest,
+                                   folder=submission.folder)
         self._publish(result)
 
     def _publish(self, result):
@@ -250,7 +266,7 @@ class _Run:
                            kept=sorted(self.kept), missing=missing,
                            seconds=time.monotonic() - started, workers=self.workers,
                            sandbox=kernels_sandbox(self.levels),
-                           hidden_seed=self.seed, warnings=warnings,
+                           hidden_inputs=self.inputs_origin(), warnings=warnings,
                            gradebook_problem=publisher.gradebook_problem)
 
     def facts(self, result, limits, started):
@@ -258,7 +274,14 @@ class _Run:
             graded_at=self.graded_at, submissions=len(result.graded),
             wall_seconds=round(time.monotonic() - started, 1), workers=result.workers,
             sandbox=result.sandbox, timeout=limits.timeout, cell_timeout=limits.cell_timeout,
-            memory_mb=limits.memory_mb, hidden_seed=self.seed)
+            memory_mb=limits.memory_mb, hidden_inputs=result.hidden_inputs)
+
+    def inputs_origin(self):
+        """Where each grading's hidden inputs came from, for the run facts."""
+        if self.secret_key is None:
+            return "a fresh random 128-bit secret per graded submission"
+        return ("a fresh 128-bit secret per graded submission, derived from the instructor's"
+                " repeat key (--secret-key)")
 
 
 def publish_again(*, out, lab, db=None):

@@ -12,12 +12,16 @@ A lab declares:
 - its exercises: the answer cell, the test cell after which it is captured, a title, the
   stub students get in place of the solution; points come from the source notebook's test
   cells (nbgrader's `points`), their only source;
-- `capture_source()`: Python source of a function `capture(exercise, namespace, seed)`
-  that runs in the student's kernel after the exercise's test cell and returns plain JSON
-  data about the student's answer (it decides nothing);
-- `judge(run, seed)`: the verdict on one exercise from that data (a
+- `hidden_inputs(secret)`: the hidden inputs of each exercise, plain JSON data drawn in
+  the grader's process from one grading's secret (grader.hidden_secrets); the capture
+  request carries them to the kernel, which never sees the secret;
+- `capture_source()`: Python source of a function `capture(exercise, namespace, inputs)`
+  that runs in the student's kernel after the exercise's test cell, on that exercise's
+  hidden inputs, and returns plain JSON data about the student's answer (it decides
+  nothing);
+- `judge(run, secret)`: the verdict on one exercise from that data (a
   grader.records.ExerciseRun: the captured answer, or why there is none), in the grader's
-  own process.
+  own process; it draws the inputs from the secret again and checks the kernel used them.
 """
 
 import abc
@@ -57,7 +61,8 @@ class LabError(ValueError):
 
 
 class Lab(abc.ABC):
-    """Subclass, set the class attributes, implement `capture_source` and `judge`."""
+    """Subclass, set the class attributes, implement `hidden_inputs`, `capture_source`
+    and `judge`."""
 
     assignment: str  # nbgrader's assignment id, e.g. "C2_W2"
     notebook_name: str  # e.g. "C2_W2_Assignment.ipynb"
@@ -66,20 +71,27 @@ class Lab(abc.ABC):
     course_id: str  # the nbgrader course id of the gradebook
     exercises: tuple = ()  # of Exercise, in notebook order
     preload_modules: tuple = ()  # imported once by each worker's kernel template
-    default_seed: int = 0  # of the hidden inputs, where no batch seed is given
+    # The fixed seed of the hidden tests written into the notebook for plain nbgrader
+    # (forgeable by design); `python -m grader` draws a secret per grading instead.
+    default_seed: int = 0
     # What a public test prints when it passes: `grader validate` looks for it.
     public_tests_passed: str = "All tests passed!"
 
     @abc.abstractmethod
-    def capture_source(self):
-        """Python source defining `capture(exercise, namespace, seed) -> dict`; it runs in
-        the student's kernel and may import nothing from the grader."""
+    def hidden_inputs(self, secret):
+        """exercise id -> its hidden inputs (JSON data) for one grading's `secret` (bytes):
+        what the kernel is sent. The same secret must give the same inputs."""
 
     @abc.abstractmethod
-    def judge(self, run, seed):
+    def capture_source(self):
+        """Python source defining `capture(exercise, namespace, inputs) -> dict`; it runs
+        in the student's kernel and may import nothing from the grader."""
+
+    @abc.abstractmethod
+    def judge(self, run, secret):
         """The Judgement of one exercise from `run` (grader.records.ExerciseRun: its
         captured answer, or None and the Failure that says why), for the hidden inputs
-        drawn from `seed`. It may raise grader.judge.text.Unreadable for data that the
+        drawn from `secret`. It may raise grader.judge.text.Unreadable for data that the
         capture cannot have made."""
 
     @property

@@ -143,6 +143,7 @@ class StudentResult:
     seconds: float = 0.0
     sandbox: str = ""  # what confined the kernel, as the machine that ran it said
     submission_hash: str = ""  # of the submitted notebook file: a resumed batch keeps it
+    folder: str = ""  # the student's folder name as submitted ("": the id itself)
 
     @property
     def score(self):

@@ -11,7 +11,6 @@ import os
 import re
 import stat
 import tempfile
-import unicodedata
 import zipfile
 from dataclasses import dataclass
 from pathlib import Path
@@ -23,6 +22,7 @@ from grader.intake.notebook_file import (
     read_notebook,
     size_text,
 )
+from grader.intake.student_ids import assign_ids, is_unsafe_name
 from grader.records import INVALID
 
 MAX_ZIP_ENTRIES = 5000
@@ -55,6 +55,7 @@ class Submission:
     status: str | None  # None when it may be gradable, else records.INVALID
     detail: str  # a note for the student and the instructor, "" if nothing to say
     digest: str = ""  # sha256 of the notebook file: the same file, the same digest
+    folder: str = ""  # the student folder's name as submitted (the id may differ)
 
     def read(self, lab):
         """(notebook, notes) from the file, which must not have changed since intake, or
@@ -75,9 +76,10 @@ class Intake:
     warnings: tuple[str, ...]  # for the instructor: what was ignored at the top level
 
 
-def collect_submissions(path, scratch_dir, lab):
+def collect_submissions(path, scratch_dir, lab, known=None):
     """Read SUBMISSIONS (a folder or a .zip, unpacked into `scratch_dir`) of `lab`
-    (grader.plugin.Lab) into an Intake."""
+    (grader.plugin.Lab) into an Intake; `known` maps the id of each student OUT already
+    holds to their folder name (the journal's), so that no new folder takes their id."""
     path = Path(path)
     if path.is_dir():
         students_folder = _students_folder(path.resolve(), lab, unwrap=False)
@@ -87,13 +89,11 @@ def collect_submissions(path, scratch_dir, lab):
         students_folder = _students_folder(_unzipped(path, Path(scratch_dir)), lab,
                                            unwrap=True)
     folders, notes = _student_folders(students_folder)
-    named, id_notes = _name_students(folders)
-    submissions = [_submission(student_id, folder, problem, lab)
-                   for student_id, folder, problem in named]
+    submissions = [_submission(student_id, folder, problem, note, lab)
+                   for student_id, folder, problem, note in _name_students(folders, known)]
     if not folders:
         notes.append(f"no student folders found in {path}")
-    return Intake(tuple(sorted(submissions, key=lambda s: s.student_id)),
-                  tuple(notes + id_notes))
+    return Intake(tuple(sorted(submissions, key=lambda s: s.student_id)), tuple(notes))
 
 
 # --- The input as a whole: a folder or a zip -------------------------------------------
@@ -238,80 +238,46 @@ def _is_notebook_name(name):
 
 # --- Student ids ----------------------------------------------------------------------------
 
-def _name_students(folders):
-    """(student_id, folder, problem) per folder, ids unique even on case-blind file systems.
-
-    Ids are folder names as they are; a name unsafe as a path component later gets a
-    made-safe id and an invalid row, or is skipped if that id would clash with another.
-    """
-    named, notes = [], []
-    taken = {_id_key(folder.name) for folder in folders if not _is_unsafe_name(folder.name)}
+def _name_students(folders, known):
+    """(student_id, folder, problem, note) per folder, ids unique across the batch and OUT
+    (grader.intake.student_ids); a folder whose name cannot be an id is invalid."""
+    ids = assign_ids([folder.name for folder in folders], known)
+    named = []
     for folder in folders:
-        if not _is_unsafe_name(folder.name):
-            named.append((folder.name, folder, None))
-            continue
-        safe_id = _made_safe(folder.name)
-        if _id_key(safe_id) in taken:
-            notes.append(f"skipped the folder {folder.name!r}: its name cannot be a student "
-                         "id, and made safe it would clash with another student's")
-            continue
-        taken.add(_id_key(safe_id))
-        named.append((safe_id, folder, f"the folder name {folder.name!r} cannot be a student "
-                      "id because it holds a path separator or a control character; rename "
-                      "the folder"))
-    return _refuse_lookalike_ids(named), notes
-
-
-def _refuse_lookalike_ids(named):
-    """Ids equal but for letter case or Unicode form would share a file on some systems."""
-    by_key = {}
-    for student_id, _, _ in named:
-        by_key.setdefault(_id_key(student_id), []).append(student_id)
-    refused = []
-    for student_id, folder, problem in named:
-        others = [other for other in by_key[_id_key(student_id)] if other != student_id]
-        if others and problem is None:
-            problem = (f"the folder name {student_id!r} differs from {others[0]!r} only in "
-                       "letter case or character encoding, which some file systems treat "
-                       "as the same name; rename one of them")
-        refused.append((student_id, folder, problem))
-    return refused
-
-
-def _id_key(student_id):
-    return unicodedata.normalize("NFC", student_id).casefold()
-
-
-def _is_unsafe_name(name):
-    return any(_is_unsafe_character(char) for char in name)
-
-
-def _is_unsafe_character(char):
-    # Control characters, and lone surrogates (undecodable bytes in a folder name).
-    return char in "/\\" or unicodedata.category(char) in ("Cc", "Cs")
-
-
-def _made_safe(name):
-    return "".join("_" if _is_unsafe_character(char) else char for char in name)
+        assigned = ids[folder.name]
+        problem = None
+        if is_unsafe_name(folder.name):
+            problem = (f"the folder name {folder.name!r} cannot be a student id because it"
+                       " holds a path separator or a control character; rename the folder")
+        named.append((assigned.student_id, folder, problem, assigned.note))
+    return named
 
 
 # --- One student: find the notebook and read it ---------------------------------------------
 
-def _submission(student_id, folder, problem, lab):
+def _submission(student_id, folder, problem, note, lab):
+    """`note` says why the id is not the folder name, if it is not: kept in every row."""
     if problem is None and folder.is_symlink():
         problem = FOLDER_IS_LINK
     if problem is not None:
-        return Submission(student_id, None, INVALID, problem)
+        return Submission(student_id, None, INVALID, _joined(problem, note), folder=folder.name)
     notebook_path = None
     try:
         notebook_path, choice_notes = _choose_notebook(folder, lab)
         digest = notebook_digest(notebook_path)
     except NotGradable as not_gradable:
-        return Submission(student_id, notebook_path, INVALID, str(not_gradable))
+        return Submission(student_id, notebook_path, INVALID, _joined(str(not_gradable), note),
+                          folder=folder.name)
     # One student's file must never stop the batch, even by a way of breaking we missed.
     except Exception:
-        return Submission(student_id, notebook_path, INVALID, UNREADABLE)
-    return Submission(student_id, notebook_path, None, "; ".join(choice_notes), digest)
+        return Submission(student_id, notebook_path, INVALID, _joined(UNREADABLE, note),
+                          folder=folder.name)
+    return Submission(student_id, notebook_path, None, _joined(*choice_notes, note), digest,
+                      folder=folder.name)
+
+
+def _joined(*notes):
+    return "; ".join(note for note in notes if note)
 
 
 def _choose_notebook(folder, lab):

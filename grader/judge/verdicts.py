@@ -12,21 +12,22 @@ from grader.records import ExerciseRun, ExerciseVerdict, Message, unreached
 MAX_MESSAGES = 3
 
 
-def judge_outcome(lab, outcome, seed):
-    """exercise id -> ExerciseVerdict for every exercise of `lab`."""
+def judge_outcome(lab, outcome, secret):
+    """exercise id -> ExerciseVerdict for every exercise of `lab`, whose hidden inputs
+    came from `secret`."""
     verdicts = {}
     for exercise in lab.exercises:
         run = outcome.exercises.get(exercise.id)
         if not isinstance(run, ExerciseRun):  # the run ended before its test (or never began)
             run = unreached(exercise.id, outcome.end)
-        verdicts[exercise.id] = judge_exercise(lab, exercise, run, seed)
+        verdicts[exercise.id] = judge_exercise(lab, exercise, run, secret)
     return verdicts
 
 
-def judge_exercise(lab, exercise, run, seed):
+def judge_exercise(lab, exercise, run, secret):
     max_points = lab.points[exercise.id]
     try:
-        judgement = lab.judge(run, seed)
+        judgement = lab.judge(run, secret)
         score, messages = float(judgement.score), tuple(judgement.messages)
     except Unreadable as problem:
         score, messages = 0.0, (Message("grader.unreadable", (

@@ -4,29 +4,42 @@
 
 One row per student, written in one SQLite transaction as each student finishes (with
 `synchronous=FULL`: a row committed survives the grader's death, the machine's too), plus
-the batch's facts: which lab, the hidden seed, each run's facts. Everything else in OUT is
-made from it: grades.csv, verdicts.json, the report, the gradebook rows (each row says
-whether it reached the gradebook yet). A coordinator killed at any moment loses at most the
-students it was grading; running `autograde` again on the same OUT resumes: a student whose
+the batch's facts: which lab, each run's facts. Everything else in OUT is made from it:
+grades.csv, verdicts.json, the report, the gradebook rows (each row says whether it
+reached the gradebook yet). A coordinator killed at any moment loses at most the students
+it was grading; running `autograde` again on the same OUT resumes: a student whose
 submission (its file's digest) and grading version are unchanged keeps their result.
+
+The secret of each grading in progress (grader.hidden_secrets) is saved in `pending`
+before its task leaves the coordinator, so that a resumed batch grades that submission on
+the same inputs and writes the same bytes. It is deleted once the student's result is
+recorded: a result never needs it again (the next grading draws a new one), and OUT then
+holds no secret that could leak with a copy of it.
+
+Each row remembers the student's original folder name, so that ids stay unique across
+batches (grader.intake.student_ids). The schema's version is SQLite's `user_version`; an
+OUT written by an earlier release is migrated when opened.
 
 Only the coordinating process writes it; a lock makes it safe from its threads.
 """
 
+import contextlib
 import json
-import secrets
 import sqlite3
 import threading
 from dataclasses import asdict, dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
 
+from grader.hidden_secrets import grading_secret
 from grader.records import STATUSES, ExerciseVerdict
 
 FILE = "journal.sqlite"
-SCHEMA = """
-CREATE TABLE IF NOT EXISTS facts (key TEXT PRIMARY KEY, value TEXT NOT NULL);
-CREATE TABLE IF NOT EXISTS students (
+SCHEMA_VERSION = 1
+# Version 0: the first release's (no user_version); its tables are the first two here.
+SCHEMA = (  # version 0, the first release's (it set no user_version)
+    "CREATE TABLE IF NOT EXISTS facts (key TEXT PRIMARY KEY, value TEXT NOT NULL)",
+    """CREATE TABLE IF NOT EXISTS students (
     student_id TEXT PRIMARY KEY,
     digest TEXT NOT NULL,           -- sha256 of the submitted notebook ('' when none)
     version TEXT NOT NULL,          -- the grading version that made this result
@@ -40,12 +53,33 @@ CREATE TABLE IF NOT EXISTS students (
     in_gradebook INTEGER NOT NULL,  -- its row reached the gradebook
     batch INTEGER NOT NULL,         -- the last batch whose SUBMISSIONS held this student
     graded_at TEXT NOT NULL
-);
-"""
+)""")
+MIGRATIONS = {  # version N -> the statements that make it N + 1
+    0: (
+        # The folder name a student's id was given to ('' in rows of version 0: the id).
+        "ALTER TABLE students ADD COLUMN folder TEXT NOT NULL DEFAULT ''",
+        # How many results were recorded for the student: a grading's attempt number.
+        "ALTER TABLE students ADD COLUMN gradings INTEGER NOT NULL DEFAULT 1",
+        """CREATE TABLE pending (  -- the secret of each grading not yet recorded
+    student_id TEXT NOT NULL,
+    digest TEXT NOT NULL,
+    secret BLOB NOT NULL,
+    PRIMARY KEY (student_id, digest)
+)"""),
+}
+# What record() writes, by name; in_gradebook starts at 0 and gradings counts up.
+_RECORDED = ("student_id", "digest", "version", "status", "detail", "verdicts", "seconds",
+             "sandbox", "has_notebook", "feedback", "in_gradebook", "batch", "graded_at",
+             "folder")
+_RECORD_SQL = (f"INSERT INTO students ({', '.join(_RECORDED)}, gradings)"
+               f" VALUES ({', '.join(':' + name for name in _RECORDED)}, 1)"
+               " ON CONFLICT (student_id) DO UPDATE SET "
+               + ", ".join(f"{name} = excluded.{name}" for name in _RECORDED[1:])
+               + ", gradings = gradings + 1")
 
 
 class JournalError(ValueError):
-    """OUT holds a journal that this batch cannot continue (another lab, another seed)."""
+    """OUT holds a journal that this batch cannot continue (another lab, a newer schema)."""
 
 
 @dataclass(frozen=True)
@@ -65,6 +99,7 @@ class StudentRecord:
     in_gradebook: bool = False
     batch: int = 0
     graded_at: str = ""
+    folder: str = ""  # the student's folder name as submitted
 
     @property
     def score(self):
@@ -79,7 +114,31 @@ class Journal:
         self._db = sqlite3.connect(self.path, check_same_thread=False, isolation_level=None)
         self._db.execute("PRAGMA journal_mode=WAL")
         self._db.execute("PRAGMA synchronous=FULL")
-        self._db.executescript(SCHEMA)
+        self._migrate()
+
+    def _migrate(self):
+        """Bring the tables to SCHEMA_VERSION, each step in one transaction."""
+        with self._transaction():
+            version = self._db.execute("PRAGMA user_version").fetchone()[0]
+            if version > SCHEMA_VERSION:
+                raise JournalError(f"{self.path} was written by a newer grader (journal"
+                                   f" schema {version}, this one knows {SCHEMA_VERSION})")
+            steps = [MIGRATIONS[step] for step in range(version, SCHEMA_VERSION)]
+            for statement in [*(SCHEMA if version == 0 else ()), *sum(steps, ())]:
+                self._db.execute(statement)
+            # PRAGMA takes no parameter; the value is our own constant.
+            self._db.execute(f"PRAGMA user_version = {SCHEMA_VERSION}")
+
+    @contextlib.contextmanager
+    def _transaction(self):
+        """One SQLite transaction: all its statements are saved, or none."""
+        self._db.execute("BEGIN IMMEDIATE")
+        try:
+            yield
+        except BaseException:
+            self._db.execute("ROLLBACK")
+            raise
+        self._db.execute("COMMIT")
 
     def close(self):
         with self._lock:
@@ -114,38 +173,67 @@ class Journal:
             raise JournalError(f"{self.path.parent} holds grades of {assignment}, not of"
                                f" {lab.assignment}: {advice}")
 
-    def begin_batch(self, *, lab, seed, regrade=False):
-        """Check that this OUT can take a batch of `lab`; return (batch number, seed).
-
-        The seed of the hidden inputs is the OUT's: kept from its first batch so that a
-        resumed or later batch grades on the same inputs. Another seed means grading
-        everyone again (`regrade`)."""
+    def begin_batch(self, *, lab, regrade=False):
+        """Check that this OUT can take a batch of `lab`; return the batch's number.
+        A regrade grades everyone on new secrets: no pending one is reused."""
         self.check_lab(lab, "grade into another folder")
-        kept_seed = self.fact("hidden_seed")
-        if kept_seed is not None and seed is not None and seed != kept_seed and not regrade:
-            raise JournalError(f"{self.path.parent} was graded with another hidden seed;"
-                               " give --regrade to grade everyone again with the new one")
-        if seed is None:  # a new secret seed for a new OUT; an OUT's own otherwise
-            seed = kept_seed if kept_seed is not None else secrets.randbelow(2**31)
         batch = self.fact("batches", 0) + 1
         self.set_fact("assignment", lab.assignment)
-        self.set_fact("hidden_seed", seed)
         self.set_fact("batches", batch)
-        return batch, seed
+        if regrade:
+            with self._lock:
+                self._db.execute("DELETE FROM pending")
+        return batch
+
+    def secret_for(self, student_id, digest, key=None):
+        """The secret to grade this submission with, saved before it is used: the one
+        saved for it if a batch was interrupted while grading it, else a new one
+        (grader.hidden_secrets.grading_secret, `key` its repeat key or None)."""
+        with self._lock, self._transaction():
+            row = self._db.execute("SELECT secret FROM pending WHERE student_id = ? AND"
+                                   " digest = ?", (student_id, digest)).fetchone()
+            if row is not None:
+                return bytes(row[0])
+            gradings = self._db.execute("SELECT gradings FROM students WHERE student_id = ?",
+                                        (student_id,)).fetchone()
+            secret = grading_secret(key, student_id=student_id, digest=digest,
+                                    attempt=gradings[0] if gradings else 0)
+            self._db.execute("INSERT INTO pending VALUES (?, ?, ?)",
+                             (student_id, digest, secret))
+            return secret
+
+    def pending_secrets(self):
+        """(student id, digest, secret) of every grading not yet recorded."""
+        with self._lock:
+            rows = self._db.execute("SELECT student_id, digest, secret FROM pending"
+                                    " ORDER BY student_id, digest").fetchall()
+        return [(student_id, digest, bytes(secret)) for student_id, digest, secret in rows]
+
+    def folders(self):
+        """student id -> the folder name it was given to, for every student in OUT."""
+        with self._lock:
+            rows = self._db.execute("SELECT student_id, folder FROM students").fetchall()
+        return {student_id: _folder(student_id, folder) for student_id, folder in rows}
 
     # ------------------------------------------------------------ students
 
     def record(self, result, *, version, batch, has_notebook, feedback):
-        """Save one student's result (replacing an earlier one), not yet in the gradebook."""
+        """Save one student's result (replacing an earlier one), not yet in the gradebook,
+        and forget the secret it was graded with."""
         verdicts = {exercise: verdict.to_json()
                     for exercise, verdict in sorted(result.verdicts.items())}
-        row = (result.student_id, result.submission_hash, version, result.status,
-               _text(result.detail), json.dumps(verdicts), float(result.seconds),
-               _text(result.sandbox), int(has_notebook), feedback, 0, batch,
-               datetime.now(UTC).isoformat(timespec="seconds"))
-        with self._lock:
-            self._db.execute("INSERT OR REPLACE INTO students VALUES"
-                             " (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)", row)
+        row = {"student_id": result.student_id, "digest": result.submission_hash,
+               "version": version, "status": result.status, "detail": _text(result.detail),
+               "verdicts": json.dumps(verdicts), "seconds": float(result.seconds),
+               "sandbox": _text(result.sandbox), "has_notebook": int(has_notebook),
+               "feedback": feedback, "in_gradebook": 0, "batch": batch,
+               "graded_at": datetime.now(UTC).isoformat(timespec="seconds"),
+               # JSON text: a folder name may hold a lone surrogate (undecodable bytes),
+               # and it must come back exactly to be recognised next time.
+               "folder": json.dumps(result.folder or result.student_id)}
+        with self._lock, self._transaction():
+            self._db.execute(_RECORD_SQL, row)
+            self._db.execute("DELETE FROM pending WHERE student_id = ?", (result.student_id,))
 
     def mark_in_gradebook(self, student_id):
         with self._lock:
@@ -154,19 +242,20 @@ class Journal:
 
     def mark_seen(self, student_ids, batch):
         """Say that this batch's SUBMISSIONS held these students (their results kept)."""
-        with self._lock, self._db:
+        with self._lock, self._transaction():
             self._db.executemany("UPDATE students SET batch = ? WHERE student_id = ?",
                                  [(batch, student_id) for student_id in student_ids])
 
     def records(self):
         """Every student's record, by id."""
         with self._lock:
-            rows = self._db.execute("SELECT * FROM students ORDER BY student_id").fetchall()
+            rows = self._db.execute(f"SELECT {_READ} FROM students ORDER BY student_id"
+                                    ).fetchall()
         return [_record(row) for row in rows]
 
     def record_of(self, student_id):
         with self._lock:
-            row = self._db.execute("SELECT * FROM students WHERE student_id = ?",
+            row = self._db.execute(f"SELECT {_READ} FROM students WHERE student_id = ?",
                                    (student_id,)).fetchone()
         return _record(row) if row else None
 
@@ -176,9 +265,12 @@ def _text(text):
     return str(text).encode("utf-8", "replace").decode("utf-8")
 
 
+_READ = ", ".join(_RECORDED)
+
+
 def _record(row):
     (student_id, digest, version, status, detail, verdicts, seconds, sandbox, has_notebook,
-     feedback, in_gradebook, batch, graded_at) = row
+     feedback, in_gradebook, batch, graded_at, folder) = row
     if status not in STATUSES:
         raise JournalError(f"the journal holds an unknown status {status!r}")
     return StudentRecord(
@@ -187,7 +279,12 @@ def _record(row):
                   for exercise, data in json.loads(verdicts).items()},
         seconds=seconds, sandbox=sandbox, digest=digest, version=version,
         has_notebook=bool(has_notebook), feedback=feedback, in_gradebook=bool(in_gradebook),
-        batch=batch, graded_at=graded_at)
+        batch=batch, graded_at=graded_at, folder=_folder(student_id, folder))
+
+
+def _folder(student_id, stored):
+    """A student's folder name as recorded; a row of schema 0 has none: it was the id."""
+    return json.loads(stored) if stored else student_id
 
 
 def record_as_json(record):

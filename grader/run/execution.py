@@ -145,7 +145,8 @@ class GradingExecute(Execute):
     # ------------------------------------------------------------------ the capture
 
     def _capture_exercise(self, exercise, segment, test_cell_error):
-        source, nonce = captures.request_code(self.code, exercise, self.plan.seed)
+        source, nonce = captures.request_code(self.code, exercise,
+                                              self.plan.inputs.get(exercise))
         capture = _Capture(len(self.nb.cells))
         self.nb.cells.append(nbformat.v4.new_code_cell(source))  # never part of the result
         self._capture, self._next_timeout = capture, self.budget.capture_seconds(segment)

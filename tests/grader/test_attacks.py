@@ -28,16 +28,16 @@ import numpy as np
 import psutil
 import pytest
 
-from grader.judge.verdicts import judge_exercise
+from grader.intake.prepare import prepare
+from grader.judge.verdicts import judge_exercise, judge_outcome
 from grader.labs.c2_w2 import LAB as lab
-from grader.labs.c2_w2.in_kernel import (
-    ACTIVATION_PROBE,
-    DEFAULT_SEED,
-    model_hidden_batch,
-    softmax_hidden_inputs,
-)
+from grader.labs.c2_w2.hidden_inputs import model_batch, softmax_inputs
+from grader.labs.c2_w2.in_kernel import ACTIVATION_PROBE
 from grader.labs.c2_w2.softmax import reference_softmax
 from grader.records import ExerciseRun
+from grader.run.captures import CapturePlan
+from grader.run.sandbox import run_notebook
+from grader.settings import Limits
 
 NOTEBOOK = lab.notebook_name
 CSV_COLUMNS = ["student_id", "UNQ_C1", "UNQ_C2", "score", "max_score", "status", "detail"]
@@ -52,6 +52,9 @@ WRONG_SOFTMAX = "a = np.exp(z)   # not normalised"
 WRONG_MODEL = corpus.MODEL.replace("'relu'", "'sigmoid'")
 RAISING_SOFTMAX = corpus.ANSWERS["wrong-softmax-raises"][0]  # a NameError in every call
 FAKE_PASS = 'print("\\x1b[92mAll tests passed!\\x1b[0m")'
+# A grading secret the forged answers are worked out for, as if a student had learnt it:
+# the grader draws a fresh one for every grading, so it is never this one.
+KNOWN_SECRET = bytes(16)
 
 
 # ---------------------------------------------------------------- notebook surgery
@@ -246,10 +249,10 @@ def forged_answer_lines():
     """Answer lines that would earn full marks if the grader took them: the hidden inputs
     with their true softmax, and a right network described with its own forward pass."""
     softmax = {"cases": [{"z": z.tolist(), "a": reference_softmax(z).tolist()}
-                         for _, z in softmax_hidden_inputs(DEFAULT_SEED)]}
+                         for _, z in softmax_inputs(KNOWN_SECRET)]}
     rng = np.random.default_rng(7)
     sizes, layers = (400, 25, 15, 10), []
-    values = model_hidden_batch(DEFAULT_SEED).astype(float)
+    values = model_batch(KNOWN_SECRET).astype(float)
     probe_input = np.array(ACTIVATION_PROBE)
     for index, (n_in, n_out) in enumerate(pairwise(sizes)):
         kernel = np.round(rng.normal(0.0, 0.1, (n_in, n_out)), 3)
@@ -291,7 +294,7 @@ def forged_lines(release):
 
 def _rewriting(hook):
     """Wrong answers, and a cell before the tests that makes `hook` rewrite every answer
-    line on its way out into one worked out in advance (for the default hidden inputs)."""
+    line on its way out into one worked out in advance (for KNOWN_SECRET's inputs)."""
     def build(release):
         forged = json.dumps({exercise: json.dumps(answer)
                              for exercise, answer in forged_answer_lines().items()})
@@ -394,8 +397,8 @@ CLASS = {
     # capture: lines printed by the student's cells, or the old format, count for nothing.
     "attack-forged-answer-lines": (forged_lines, 0, 0, "graded", ""),
     # The capture's own sys.stdout and json.dumps rewritten to hand out answers worked out
-    # in advance: the hidden inputs come from a seed drawn for each batch, so answers for
-    # any other inputs earn nothing.
+    # in advance: the hidden inputs come from a secret drawn for each grading, so answers
+    # for any other inputs earn nothing.
     "attack-patched-stdout": (_rewriting(PATCHED_STDOUT), 0, 0, "graded", ""),
     "attack-patched-json-dumps": (_rewriting(PATCHED_DUMPS), 0, 0, "graded", ""),
     # 6. The per-cell timeout interrupts the hang; the rest of the notebook still runs.
@@ -508,7 +511,7 @@ def test_the_forged_lines_would_have_earned_full_marks(graded):
     # So that the forged-lines attack proves something: taken, they would score 100.
     for exercise, answer in forged_answer_lines().items():
         run = ExerciseRun(exercise, answer)
-        assert judge_exercise(lab, lab.exercise(exercise), run, DEFAULT_SEED).full_marks, \
+        assert judge_exercise(lab, lab.exercise(exercise), run, KNOWN_SECRET).full_marks, \
             exercise
 
 
@@ -549,19 +552,16 @@ def test_no_process_started_by_the_batch_is_left(graded):
         assert not alive, pid
 
 
-def test_the_rewriting_attacks_work_when_the_hidden_inputs_are_known(released_lab,
-                                                                       tmp_path):
-    # So that the patched print and json.dumps prove something: graded with the default
-    # seed, whose inputs they were made for, they take full marks for wrong answers.
+def test_the_rewriting_attacks_work_when_the_hidden_inputs_are_known(released_lab):
+    # So that the patched print and json.dumps prove something: run as the grader runs
+    # them, but sent the inputs their answers were made for (as if a grading's secret
+    # were known or reused), they take full marks for wrong answers.
     release = nbformat.read(str(released_lab / NOTEBOOK), as_version=4)
-    students = ("attack-patched-stdout", "attack-patched-json-dumps")
-    for student in students:
-        _write(tmp_path / "submissions" / student / NOTEBOOK, CLASS[student][0](release))
-    out = tmp_path / "out"
-    result = subprocess.run(
-        [sys.executable, "-m", "grader", "autograde", str(tmp_path / "submissions"), "--out",
-         str(out), "--workers", "2", "--hidden-seed", str(DEFAULT_SEED)],
-        capture_output=True, text=True, cwd=lab.root, timeout=600)
-    assert result.returncode == 0, result.stderr
-    rows = _rows(out)
-    assert [rows[student]["score"] for student in students] == ["100", "100"], rows
+    plan = CapturePlan(lab.test_cells, lab.capture_source(), lab.hidden_inputs(KNOWN_SECRET))
+    for student in ("attack-patched-stdout", "attack-patched-json-dumps"):
+        prepared = prepare(json.loads(nbformat.writes(CLASS[student][0](release))),
+                           lab.source).notebook
+        outcome = run_notebook(prepared, support_dir=released_lab, notebook_name=NOTEBOOK,
+                               limits=Limits(cell_timeout=CELL_TIMEOUT), plan=plan)
+        verdicts = judge_outcome(lab, outcome, KNOWN_SECRET)
+        assert all(verdict.full_marks for verdict in verdicts.values()), (student, verdicts)

@@ -223,10 +223,10 @@ def test_a_changed_submission_is_graded_again(graded_copy, class_dir, released_l
     assert _rows(graded_copy)["wrong-softmax-unnormalised"]["score"] == "100"
 
 
-def test_another_seed_is_refused_unless_everyone_is_graded_again(graded_copy, class_dir):
-    result = _autograde(class_dir, graded_copy, "--hidden-seed", "12345")
-    assert result.returncode == 1 and "another hidden seed" in result.stderr
-    assert "--regrade" in result.stderr and "Traceback" not in result.stderr
+def test_a_secret_key_too_short_to_be_secret_is_refused(graded_copy, class_dir):
+    result = _autograde(class_dir, graded_copy, "--secret-key", "5ec2e7")
+    assert result.returncode == 2 and "at least 16 bytes" in result.stderr
+    assert "Traceback" not in result.stderr
 
 
 # --- Errors a batch must say clearly --------------------------------------------------------

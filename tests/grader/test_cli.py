@@ -22,7 +22,7 @@ def _record(student, status, points=()):
 def _batch(records, graded, kept=()):
     return BatchResult(records=records, graded=list(graded), kept=list(kept), missing=[],
                        seconds=12.34, workers=2, sandbox="namespaces+cgroups",
-                       hidden_seed=1)
+                       hidden_inputs="a fresh random 128-bit secret per graded submission")
 
 
 def test_summary_says_what_the_batch_did_and_what_out_holds():

@@ -1,6 +1,6 @@
 """A coordinator killed at any moment of a batch loses nothing that was saved: running
 `autograde` again resumes, and after a few kills the outputs equal those of a batch that
-was never interrupted (same seed), with no student graded twice in the gradebook.
+was never interrupted (same secret key), with no student graded twice in the gradebook.
 
 The coordinator is SIGKILLed (no handler runs, nothing is flushed) at moments drawn at
 random (a fixed seed, so a failure can be repeated) from the start of the batch to its end.
@@ -28,14 +28,16 @@ from grader.publish.journal import Journal
 STUDENTS = ["ok-loop-softmax-input-model", "ok-vectorised-softmax-no-input",
             "wrong-softmax-unnormalised", "wrong-model-units", "wrong-softmax-raises",
             "wrong-both-untouched-stubs", "invalid-truncated", "ok-test-cell-deleted"]
-SEED = 424242
+# The repeat key (--secret-key): each grading's secret derives from it, so that two batches
+# of the same submissions write the same bytes.
+SECRET_KEY = "5ec2e7c2" * 4
 KILLS = 3
 WORKER_EXIT_SECONDS = 30  # for a killed coordinator's worker processes to end
 
 
 def _command(submissions, out):
     return [sys.executable, "-m", "grader", "autograde", str(submissions), "--out", str(out),
-            "--workers", "2", "--cell-timeout", "10", "--hidden-seed", str(SEED)]
+            "--workers", "2", "--cell-timeout", "10", "--secret-key", SECRET_KEY]
 
 
 def _run(submissions, out):

@@ -21,13 +21,15 @@ from grader.run.execution import TIMEOUT_ERROR, GradingExecute, execute, merged_
 
 # What the tests capture: the value the student's `answer_<exercise>()` returns.
 CAPTURE = '''
-def capture(exercise, namespace, seed):
+def capture(exercise, namespace, inputs):
     function = namespace.get("answer_" + exercise)
     if function is None:
         return {"missing": True}
-    return {"value": function(), "seed": seed}
+    return {"value": function(), "inputs": inputs}
 '''
-PLAN = CapturePlan({"X_test": "X", "Y_test": "Y"}, CAPTURE, seed=7)
+# Each exercise's inputs, as the kernel is sent them: JSON data, floats exact.
+INPUTS = {"X": [0.1, 7], "Y": {"z": [1e-300, -2.5]}}
+PLAN = CapturePlan({"X_test": "X", "Y_test": "Y"}, CAPTURE, inputs=INPUTS)
 
 
 def cell(code, grade_id=None, **metadata):
@@ -71,8 +73,8 @@ def failure_kind(outcome, exercise):
 def test_each_exercise_is_captured_after_its_test_cell_and_nothing_of_it_shows(tmp_path):
     outcome = run(tmp_path, answers("X", [1.0, 2.0]), cell("print('test X')", "X_test"),
                   answers("Y", "y"), cell("print('test Y')", "Y_test"))
-    assert answer(outcome, "X") == {"value": [1.0, 2.0], "seed": 7}
-    assert answer(outcome, "Y") == {"value": "y", "seed": 7}
+    assert answer(outcome, "X") == {"value": [1.0, 2.0], "inputs": INPUTS["X"]}
+    assert answer(outcome, "Y") == {"value": "y", "inputs": INPUTS["Y"]}
     assert outcome.end is RunEnd.FINISHED
     assert len(outcome.notebook.cells) == 4  # the captures' cells never join the notebook
     for index in range(4):
@@ -90,7 +92,7 @@ def test_fake_answer_lines_printed_by_students_cells_are_ignored(tmp_path):
     fake = (f"print('\\n{MARKER} 0123 {{\"value\": 100}}')\n"
             f"print('\\n{MARKER} X {{\"value\": 100}}')")
     outcome = run(tmp_path, answers("X", 1), cell(fake), cell("pass", "X_test"), cell(fake))
-    assert answer(outcome, "X") == {"value": 1, "seed": 7}
+    assert answer(outcome, "X") == {"value": 1, "inputs": INPUTS["X"]}
 
 
 def test_an_answer_imitated_from_inside_the_capture_voids_it(tmp_path):
@@ -112,7 +114,7 @@ def test_the_capture_runs_even_when_the_test_cell_raised(tmp_path):
                                                   "X_test"),
                   cell("pass", "Y_test"))
     run_x = outcome.exercises["X"]
-    assert run_x.answer == {"value": 3, "seed": 7}
+    assert run_x.answer == {"value": 3, "inputs": INPUTS["X"]}
     assert run_x.test_cell_error.error_name == "ValueError"
     assert run_x.test_cell_error.error_value == "public test broke"
     assert answer(outcome, "Y") == {"missing": True}
@@ -153,7 +155,7 @@ def test_an_endless_answer_costs_only_its_exercise_even_with_a_small_total_time(
     outcome = run(tmp_path, endless, cell("answer_X()", "X_test"),
                   answers("Y", "fine"), cell("pass", "Y_test"), cell_timeout=60, timeout=16)
     assert failure_kind(outcome, "X") is FailureKind.CELL_TIMED_OUT
-    assert answer(outcome, "Y") == {"value": "fine", "seed": 7}
+    assert answer(outcome, "Y") == {"value": "fine", "inputs": INPUTS["Y"]}
     assert outcome.end is RunEnd.FINISHED
 
 

@@ -1,5 +1,6 @@
 """grader.intake.submissions: every accepted layout, every broken notebook, every unsafe zip."""
 
+import hashlib
 import json
 import os
 import stat
@@ -532,32 +533,40 @@ def test_empty_submissions_folder_warns(tmp_path):
     assert result.warnings == (f"no student folders found in {tmp_path / 'submissions'}",)
 
 
-def test_unsafe_folder_names_get_a_safe_id_and_an_invalid_row(tmp_path):
+def _suffixed(base, folder_name):
+    return f"{base}-{hashlib.sha256(folder_name.encode()).hexdigest()[:6]}"
+
+
+def test_unsafe_folder_names_get_a_safe_suffixed_id_and_an_invalid_row(tmp_path):
     submissions = tmp_path / "submissions"
     add_student(submissions, "eve\\x")
     add_student(submissions, "bob\n")
     add_student(submissions, "bob_")
     result = collect(submissions, tmp_path)
-    assert list(by_id(result)) == ["bob_", "eve_x"]
+    eve, bob_newline = _suffixed("eve_x", "eve\\x"), _suffixed("bob_", "bob\n")
+    assert list(by_id(result)) == sorted(["bob_", bob_newline, eve])
     assert_gradable(by_id(result)["bob_"])
-    assert_invalid(by_id(result)["eve_x"], "the folder name 'eve\\\\x' cannot be a student id "
+    assert_invalid(by_id(result)[eve], "the folder name 'eve\\\\x' cannot be a student id "
                    "because it holds a path separator or a control character; rename the "
                    "folder")
-    assert result.warnings == ("skipped the folder 'bob\\n': its name cannot be a student id, "
-                               "and made safe it would clash with another student's",)
+    assert by_id(result)[bob_newline].status == INVALID
+    assert result.warnings == ()
 
 
-def test_ids_differing_only_in_case_or_unicode_form_are_refused(tmp_path):
+def test_ids_differing_only_in_case_or_unicode_form_get_a_suffix_and_a_note(tmp_path):
     submissions = tmp_path / "submissions"
     for student_id in ("Alice", "alice", "Jos\u00e9", "Jose\u0301", "zoe"):
         add_student(submissions, student_id)
     result = by_id(collect(submissions, tmp_path))
-    assert len(result) == 5
-    assert_gradable(result["zoe"])
-    assert_invalid(result["Alice"], "the folder name 'Alice' differs from 'alice' only in "
-                   "letter case or character encoding, which some file systems treat as the "
-                   "same name; rename one of them")
-    assert result["Jose\u0301"].status == INVALID
+    alice, jose = _suffixed("Alice", "Alice"), _suffixed("Jose\u0301", "Jose\u0301")
+    assert sorted(result) == sorted(["alice", alice, "Jos\u00e9", jose, "zoe"])
+    for plain in ("alice", "Jos\u00e9", "zoe"):
+        assert_gradable(result[plain])
+    assert_gradable(result[alice], (
+        "the folder name 'Alice' differs from another student's only in letter case or"
+        " character encoding, which some file systems treat as the same name, so it was"
+        f" graded as {alice!r}"))
+    assert result[jose].status is None and repr(jose) in result[jose].detail
 
 
 def test_every_folder_yields_one_row_sorted_whatever_its_state(tmp_path):

@@ -207,4 +207,4 @@ def test_no_sandbox_grades_and_says_once_what_is_missing(released_lab, tmp_path)
         assert [row["score"] for row in csv.DictReader(file)] == ["100", "100"]
     facts = json.loads((out / "run.json").read_text())
     assert facts["sandbox"] == OFF.level
-    assert isinstance(facts["hidden_seed"], int)
+    assert facts["hidden_inputs"] == "a fresh random 128-bit secret per graded submission"

@@ -323,8 +323,8 @@ def test_the_hidden_block_for_plain_nbgrader_passes_right_and_raises_on_wrong():
     import numpy as np
 
     block = _hidden_block()
-    assert str(lab.default_seed) in block  # the capture's default seed and shapes
-    assert repr(lab_in_kernel().HIDDEN_SHAPES) in block
+    assert str(lab.default_seed) in block  # the recipe's default seed and shapes
+    assert repr(lab_hidden_inputs().HIDDEN_SHAPES) in block
     exec(block, {"np": np, "column_means": lambda X: X.mean(axis=0)})
     for wrong in (lambda X: X.mean(axis=1), lambda X: X.sum(axis=0) / X.shape[1]):
         with pytest.raises(AssertionError, match="column_means is wrong on a hidden matrix"):
@@ -335,20 +335,30 @@ def lab_in_kernel():
     return sys.modules[type(lab).__module__].in_kernel
 
 
-def _run(function, seed=7):
-    """An ExerciseRun as the capture makes it, from `function` run here."""
-    return ExerciseRun("EX1", lab_in_kernel().capture("EX1", {"column_means": function}, seed))
+def lab_hidden_inputs():
+    return sys.modules[type(lab).__module__].hidden_inputs
+
+
+SECRET, OTHER_SECRET = bytes(16), bytes(range(16))
+
+
+def _run(function, secret=SECRET):
+    """An ExerciseRun as the capture makes it, from `function` run here on the inputs the
+    kernel would be sent for `secret`."""
+    inputs = json.loads(json.dumps(lab.hidden_inputs(secret)))["EX1"]
+    return ExerciseRun("EX1", lab_in_kernel().capture("EX1", {"column_means": function},
+                                                      inputs))
 
 
 def test_the_judge_reads_forged_captures_without_failing():
     right = _run(lambda X: X.mean(axis=0))
-    assert lab.judge(right, 7).score == 1.0
-    assert lab.judge(right, 8).messages[0].kind == "mean.tampered"  # other matrices
+    assert lab.judge(right, SECRET).score == 1.0
+    assert lab.judge(right, OTHER_SECRET).messages[0].kind == "mean.tampered"  # other matrices
     for answer in ({"cases": "x"}, {"cases": [1] * 10},
                    {"cases": [{**case, "means": "x"} for case in right.answer["cases"]]}):
         with pytest.raises(Unreadable):
-            lab.judge(ExerciseRun("EX1", answer), 7)
-    missing = lab.judge(ExerciseRun("EX1", {"missing": "column_means"}), 7)
+            lab.judge(ExerciseRun("EX1", answer), SECRET)
+    missing = lab.judge(ExerciseRun("EX1", {"missing": "column_means"}), SECRET)
     assert (missing.score, missing.messages[0].kind) == (0.0, "mean.missing")
 
 
@@ -364,7 +374,7 @@ def test_points_come_from_the_source_notebook(tmp_path):
     assert type(other) is not type(lab)  # a package of its own, not this one's
     assert (other.points, other.max_score) == ({"EX1": 25.0}, 25.0)
     partial = _run(lambda X: X.sum(axis=0) / X.shape[1])
-    verdict = judge_exercise(other, other.exercise("EX1"), partial, 7)
+    verdict = judge_exercise(other, other.exercise("EX1"), partial, SECRET)
     assert (verdict.points, verdict.max_points) == (10.0, 25.0)
 
 
@@ -387,10 +397,13 @@ class InlineLab(Lab):
     course_id = "tiny_lab"
     exercises = (Exercise("EX1", "EX1_test", "column_means"),)
 
+    def hidden_inputs(self, secret):
+        return {{}}
+
     def capture_source(self):
         return ""
 
-    def judge(self, run, seed):
+    def judge(self, run, secret):
         raise NotImplementedError
 
 

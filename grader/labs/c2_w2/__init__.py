@@ -1,6 +1,7 @@
 """The C2_W2 lab as a grader plug-in: everything the engine knows about it, declared once.
 
-    in_kernel.py        the hidden inputs and the capture, run in the student's kernel
+    hidden_inputs.py    the hidden inputs' recipes, drawn from each grading's secret
+    in_kernel.py        the capture, run in the student's kernel on the inputs it is sent
     softmax.py          the judge of UNQ_C1 (my_softmax)
     model.py            the judge of UNQ_C2 (the Sequential model)
     nbgrader_tests.py   the hidden tests plain nbgrader runs, written into the notebook
@@ -11,7 +12,7 @@ repository's root, the students' side; this package only describes them.
 
 from pathlib import Path
 
-from grader.labs.c2_w2 import in_kernel
+from grader.labs.c2_w2 import hidden_inputs, in_kernel
 from grader.labs.c2_w2.model import judge_model
 from grader.labs.c2_w2.softmax import judge_softmax
 from grader.plugin import Exercise, Lab
@@ -40,14 +41,17 @@ class C2W2(Lab):
     preload_modules = ("numpy", "tensorflow", "tensorflow.keras.models",
                        "tensorflow.keras.layers", "tensorflow.keras.activations",
                        "matplotlib", "matplotlib.pyplot")
-    default_seed = in_kernel.DEFAULT_SEED
+    default_seed = hidden_inputs.NBGRADER_SEED
     _judges = {"UNQ_C1": judge_softmax, "UNQ_C2": judge_model}
 
     def capture_source(self):
         return Path(in_kernel.__file__).read_text(encoding="utf-8")
 
-    def judge(self, run, seed):
-        return self._judges[run.exercise](run, seed)
+    def hidden_inputs(self, secret):
+        return hidden_inputs.hidden_inputs(secret)
+
+    def judge(self, run, secret):
+        return self._judges[run.exercise](run, secret)
 
 
 LAB = C2W2()

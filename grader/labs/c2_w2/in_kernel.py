@@ -1,12 +1,12 @@
-"""What runs in the student's kernel: the hidden inputs and the capture of each exercise.
+"""What runs in the student's kernel: the capture of each exercise.
 
 The grader compiles this file and sends the bytecode to the kernel after each exercise's
 test cell (grader.run.captures): the kernel never holds its source. It imports only the
 standard library and NumPy, since a student's kernel has nothing of ours, and it decides
 nothing: `capture` returns what the student's code did, as JSON data, and the grader judges
-that in its own process. The judges (softmax.py, model.py) import the same recipes, so
-both sides draw the same hidden inputs from a batch's seed; the hidden tests that plain
-nbgrader runs are written from them too (nbgrader_tests.py).
+that in its own process. The hidden inputs arrive as plain data with the request, drawn in
+the grader's process from this grading's secret (hidden_inputs.py): the kernel never sees
+the secret or the recipes, only inputs that no other grading uses.
 
 `capture` runs in a namespace of its own and reaches the student's names only through
 `namespace` (the notebook's globals), so a student's variable named `numpy` or `print`
@@ -17,41 +17,17 @@ import builtins
 
 import numpy
 
-DEFAULT_SEED = 20261129
-MODEL_BATCH_SHAPE = (6, 400)
 # Where activations differ visibly: negatives, zero, positives.
 ACTIVATION_PROBE = [[-3.0, -0.5, 0.0, 0.5, 3.0]]
-ORDINARY = "ordinary"
 
 
-def softmax_hidden_inputs(seed):
-    """(what is special about it, z) for each z the hidden test passes to my_softmax.
-
-    Ordinary inputs of every length from 1 to 10, and 37; then inputs whose values are
-    special. A mistake that depends on the length of z shows among the ordinary ones, one
-    that depends on the values only among the special ones.
-    """
-    rng = numpy.random.default_rng(seed)
-    cases = [(ORDINARY, rng.uniform(-8.0, 8.0, size)) for size in (*range(1, 11), 37)]
-    cases += [("very negative values", rng.uniform(-30.0, -10.0, 6)),
-              ("tiny values", rng.uniform(0.0, 1e-3, 7)),
-              ("all values equal", numpy.full(3, 5.0)),
-              ("shuffled whole numbers", rng.permutation(numpy.arange(-4.0, 5.0)))]
-    return cases
-
-
-def model_hidden_batch(seed):
-    """The batch of fake images the hidden test feeds to the model."""
-    rng = numpy.random.default_rng(seed + 1)
-    return rng.uniform(0.0, 1.0, MODEL_BATCH_SHAPE).astype("float32")
-
-
-def capture(exercise, namespace, seed):
-    """What the student's answer to `exercise` does on the hidden inputs, as JSON data."""
+def capture(exercise, namespace, inputs):
+    """What the student's answer to `exercise` does on its hidden `inputs` (the JSON data
+    of hidden_inputs.hidden_inputs), as JSON data."""
     if exercise == "UNQ_C1":
-        return capture_softmax(namespace, seed)
+        return capture_softmax(namespace, inputs)
     if exercise == "UNQ_C2":
-        return capture_model(namespace, seed)
+        return capture_model(namespace, inputs)
     raise builtins.ValueError(f"no capture for {exercise}")
 
 
@@ -64,12 +40,13 @@ def _numbers(value):
     return numpy.asarray(value, dtype=float).tolist()
 
 
-def capture_softmax(namespace, seed):
+def capture_softmax(namespace, inputs):
     if "my_softmax" not in namespace:
         return {"missing": "my_softmax"}
     my_softmax = namespace["my_softmax"]
     cases = []
-    for _label, z in softmax_hidden_inputs(seed):
+    for values in inputs:
+        z = numpy.array(values, dtype=float)
         case = {"z": z.tolist()}
         try:
             case["a"] = _numbers(my_softmax(z.copy()))
@@ -79,13 +56,15 @@ def capture_softmax(namespace, seed):
     return {"cases": cases}
 
 
-def capture_model(namespace, seed):
+def capture_model(namespace, inputs):
     if "model" not in namespace:
         return {"missing": "model"}
     target = namespace["model"]
     facts = {"type": builtins.type(target).__name__}
     try:
-        facts["forward"] = _numbers(target(model_hidden_batch(seed), training=False))
+        # float32 as the recipe drew it: the values are float32's, so nothing is rounded.
+        batch = numpy.array(inputs, dtype="float32")
+        facts["forward"] = _numbers(target(batch, training=False))
     except builtins.Exception as error:
         facts["forward_error"] = _error(error)
     layers = builtins.getattr(target, "layers", None)

@@ -23,7 +23,8 @@ from grader.judge.text import (
     number_array,
     quote,
 )
-from grader.labs.c2_w2.in_kernel import ACTIVATION_PROBE, MODEL_BATCH_SHAPE, model_hidden_batch
+from grader.labs.c2_w2.hidden_inputs import MODEL_BATCH_SHAPE, model_batch
+from grader.labs.c2_w2.in_kernel import ACTIVATION_PROBE
 from grader.plugin import Judgement
 from grader.records import Message
 
@@ -69,12 +70,12 @@ class _Layer:
         return f"layers[{self.index}] ('{self.name}')"
 
 
-def judge_model(run, seed):
-    messages = _messages(run, seed)
+def judge_model(run, secret):
+    messages = _messages(run, secret)
     return Judgement(0.0 if messages else 1.0, tuple(messages))
 
 
-def _messages(run, seed):
+def _messages(run, secret):
     if run.answer is None:
         return [failure_message(SUBJECT, run.failure) or _capture_raised(run.failure)]
     captured = run.answer
@@ -87,7 +88,7 @@ def _messages(run, seed):
                         " errors.")]
     layers = _model_layers(captured)
     for stage in (_structure_problems, _weight_problems,
-                  functools.partial(_forward_problems, seed=seed)):
+                  functools.partial(_forward_problems, secret=secret)):
         problems = stage(captured, layers)
         if problems:
             return problems
@@ -299,8 +300,8 @@ def _parameter_count_problem(layers):
 
 # -------------------------------- stage 3: what the model computes
 
-def _forward_problems(facts, layers, *, seed):
-    batch = model_hidden_batch(seed)
+def _forward_problems(facts, layers, *, secret):
+    batch = model_batch(secret)
     expected_shape = (batch.shape[0], EXPECTED_UNITS[-1])
     forward_error = captured_error(facts, "forward_error")
     if forward_error is not None:

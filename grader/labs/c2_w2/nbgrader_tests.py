@@ -5,7 +5,7 @@ captures each exercise with in_kernel.py, judging outside the kernel. But the no
 an nbgrader source, and an instructor may grade it with nbgrader's own `autograde` or
 formgrader's Autograde button. For them the hidden tests must judge in the kernel: run the
 student's code on inputs the student never saw (the same recipes as the grader's, with
-the default seed) and raise on a wrong answer, so that nbgrader's scores are right
+hidden_inputs.NBGRADER_SEED) and raise on a wrong answer, so that nbgrader's scores are right
 (forgeable, as nbgrader's always are: the kernel decides).
 
     tools/write_hidden_tests.py     writes them into C2_W2_Assignment.ipynb
@@ -15,7 +15,7 @@ the default seed) and raise on a wrong answer, so that nbgrader's scores are rig
 import inspect
 import textwrap
 
-from grader.labs.c2_w2 import in_kernel
+from grader.labs.c2_w2 import hidden_inputs, in_kernel
 from grader.labs.c2_w2.model import ACTIVATION_ATOL, EXPECTED_UNITS, FORWARD_TOLERANCE, INPUT_SIZE
 from grader.labs.c2_w2.softmax import ATOL, RTOL
 
@@ -29,7 +29,7 @@ FOOTER = "### END HIDDEN TESTS\n"
 
 
 def _recipe(function):
-    """A recipe of in_kernel.py as a nested function: the same code, nothing left behind."""
+    """A recipe of hidden_inputs.py as a nested function: the same code, nothing left behind."""
     return textwrap.indent(inspect.getsource(function), "    ")
 
 
@@ -81,13 +81,14 @@ del _hidden_test_unq_c2
 '''
 
 
-def hidden_tests(seed=in_kernel.DEFAULT_SEED):
+def hidden_tests(seed=hidden_inputs.NBGRADER_SEED):
     """test cell grade_id -> the hidden block it ends with (markers included)."""
     softmax = SOFTMAX_TEST.format(
-        ordinary=in_kernel.ORDINARY, recipe=_recipe(in_kernel.softmax_hidden_inputs),
+        ordinary=hidden_inputs.ORDINARY, recipe=_recipe(hidden_inputs.softmax_hidden_inputs),
         seed=seed, rtol=RTOL, atol=ATOL)
     model = MODEL_TEST.format(
-        batch_shape=in_kernel.MODEL_BATCH_SHAPE, recipe=_recipe(in_kernel.model_hidden_batch),
+        batch_shape=hidden_inputs.MODEL_BATCH_SHAPE,
+        recipe=_recipe(hidden_inputs.model_hidden_batch),
         seed=seed, units=list(EXPECTED_UNITS), probe=in_kernel.ACTIVATION_PROBE,
         activation_atol=ACTIVATION_ATOL, sizes=list(EXPECTED_UNITS),
         output_units=EXPECTED_UNITS[-1], input_size=INPUT_SIZE, tolerance=FORWARD_TOLERANCE)

@@ -19,7 +19,7 @@ from grader.judge.text import (
     number_array,
     quote,
 )
-from grader.labs.c2_w2.in_kernel import ORDINARY, softmax_hidden_inputs
+from grader.labs.c2_w2.hidden_inputs import ORDINARY, softmax_inputs
 from grader.plugin import Judgement
 from grader.records import Message
 
@@ -53,7 +53,7 @@ _NONE_HINT = ("Something is None: did you replace `a = None` with the softmax of
 
 @dataclass(frozen=True)
 class _Case:
-    label: str  # what is special about z (in_kernel.ORDINARY or a description)
+    label: str  # what is special about z (hidden_inputs.ORDINARY or a description)
     z: np.ndarray
     answer: np.ndarray | None  # None when my_softmax raised
     error: str | None  # "Name: message", quoted
@@ -71,8 +71,8 @@ class _Failure:
     text: str
 
 
-def judge_softmax(run, seed):
-    messages = _messages(run, seed)
+def judge_softmax(run, secret):
+    messages = _messages(run, secret)
     return Judgement(0.0 if messages else 1.0, tuple(messages))
 
 
@@ -82,7 +82,7 @@ def reference_softmax(z):
     return exp_z / exp_z.sum()
 
 
-def _messages(run, seed):
+def _messages(run, secret):
     if run.answer is None:
         return [failure_message(SUBJECT, run.failure) or _capture_raised(run.failure)]
     if not isinstance(run.answer, dict):
@@ -91,7 +91,7 @@ def _messages(run, seed):
         return [Message("softmax.missing", "my_softmax is not defined when the tests run"
                         f"{answer_cell_stopped(run)}: run its cell without errors and keep the"
                         " name my_softmax.")]
-    cases = _cases(run.answer, seed)
+    cases = _cases(run.answer, secret)
     if cases is None:
         return [Message("softmax.tampered", "The hidden test inputs were changed while grading:"
                         " my_softmax was not given the test's inputs. Submit a notebook whose"
@@ -106,12 +106,13 @@ def _capture_raised(failure):
                    " or a NumPy function?")
 
 
-def _cases(captured, seed):
-    """The captured cases; None if their inputs are not the hidden inputs (tampering)."""
+def _cases(captured, secret):
+    """The captured cases; None if their inputs are not the hidden inputs that `secret`
+    gives (the kernel was sent those: anything else is tampering)."""
     entries = captured.get("cases")
     if not isinstance(entries, list):
         raise Unreadable("no list of cases")
-    hidden = softmax_hidden_inputs(seed)
+    hidden = softmax_inputs(secret)
     if len(entries) != len(hidden):
         return None
     cases = []

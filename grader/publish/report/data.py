@@ -37,9 +37,8 @@ class RunFacts:
     timeout: float
     cell_timeout: float
     memory_mb: int
-    # The seed of the batch's hidden inputs: secret while grading, kept afterwards so that
-    # `autograde --hidden-seed` can repeat the batch exactly.
-    hidden_seed: int | None = None
+    # Where each grading's hidden inputs came from (a secret per graded submission).
+    hidden_inputs: str | None = None
 
 
 @dataclass(frozen=True)

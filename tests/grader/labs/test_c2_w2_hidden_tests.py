@@ -13,7 +13,7 @@ import tensorflow as tf
 
 from grader import cells
 from grader.labs.c2_w2 import LAB
-from grader.labs.c2_w2.in_kernel import DEFAULT_SEED, softmax_hidden_inputs
+from grader.labs.c2_w2.hidden_inputs import NBGRADER_SEED, softmax_hidden_inputs
 from grader.labs.c2_w2.nbgrader_tests import hidden_tests
 
 sys.path.insert(0, str(LAB.root / "tools"))
@@ -62,7 +62,7 @@ def test_the_softmax_hidden_test_passes_a_right_answer_and_leaves_no_name_behind
 
     namespace = _run_hidden("UNQ_C1_test", my_softmax=recording)
     assert [z.tolist() for z in seen] == [z.tolist() for _, z in
-                                          softmax_hidden_inputs(DEFAULT_SEED)]
+                                          softmax_hidden_inputs(NBGRADER_SEED)]
     assert not [name for name in namespace if name.startswith("_hidden")]
 
 

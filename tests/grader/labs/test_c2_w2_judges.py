@@ -18,22 +18,26 @@ import pytest
 import tensorflow as tf
 
 from grader.judge import verdicts
+from grader.judge.text import fmt
 from grader.judge.verdicts import judge_exercise, verdict_text
 from grader.labs.c2_w2 import LAB, softmax
-from grader.labs.c2_w2.in_kernel import DEFAULT_SEED, softmax_hidden_inputs
+from grader.labs.c2_w2.hidden_inputs import softmax_inputs
 from grader.records import ExerciseRun, ExerciseVerdict, Failure, FailureKind, Message
 from grader.run import captures
 
 POINTS = 50
 CAPTURE = captures.compile_capture(LAB.capture_source())
+# One grading's secret, fixed so that a failure can be repeated.
+SECRET = bytes.fromhex("5ec2e7c2" * 4)
 
 # ---------------------------------------------------------------- the capture code
 
 
-def _captured(exercise, seed=DEFAULT_SEED, **student_globals):
+def _captured(exercise, secret=SECRET, **student_globals):
     """Send the lab's capture to a namespace holding the student's names, as the grader
     sends it to the student's kernel; the answer it printed, parsed."""
-    source, nonce = captures.request_code(CAPTURE, exercise, seed)
+    source, nonce = captures.request_code(CAPTURE, exercise,
+                                          LAB.hidden_inputs(secret)[exercise])
     namespace = {"__builtins__": builtins, **student_globals}
     output = io.StringIO()
     # Wrong formulas divide by zero on purpose; their warnings are not what is tested.
@@ -45,17 +49,17 @@ def _captured(exercise, seed=DEFAULT_SEED, **student_globals):
     return answer
 
 
-def judge(exercise, answer, failure=None, *, seed=DEFAULT_SEED):
+def judge(exercise, answer, failure=None, *, secret=SECRET):
     return judge_exercise(LAB, LAB.exercise(exercise), ExerciseRun(exercise, answer, failure),
-                          seed)
+                          secret)
 
 
-def softmax_verdict(answer, failure=None, *, seed=DEFAULT_SEED):
-    return judge("UNQ_C1", answer, failure, seed=seed)
+def softmax_verdict(answer, failure=None, *, secret=SECRET):
+    return judge("UNQ_C1", answer, failure, secret=secret)
 
 
-def model_verdict(answer, failure=None, *, seed=DEFAULT_SEED):
-    return judge("UNQ_C2", answer, failure, seed=seed)
+def model_verdict(answer, failure=None, *, secret=SECRET):
+    return judge("UNQ_C2", answer, failure, secret=secret)
 
 
 def softmax_capture(function):
@@ -240,11 +244,11 @@ def test_each_wrong_softmax_loses_the_points_with_a_message_naming_the_mistake(f
 
 def test_a_failing_case_shows_its_input_and_the_expected_and_got_answers():
     (message,) = texts(softmax_verdict(softmax_capture(unnormalised)))
-    z = softmax_hidden_inputs(DEFAULT_SEED)[1][1]  # the smallest input of two values or more
+    z = softmax_inputs(SECRET)[1][1]  # the smallest input of two values or more
     assert f"hidden input of size 2, z = [{z[0]:.3f}, {z[1]:.3f}]" in message
     expected, got = softmax.reference_softmax(z), np.exp(z)
     assert f"Expected a = [{expected[0]:.3f}, {expected[1]:.3f}]" in message
-    assert f"got a = [{got[0]:.3f}, {got[1]:.3f}]" in message
+    assert f"got a = {fmt(got)}" in message  # NumPy pads it to the width of the longest
 
 
 def test_the_length_hint_comes_only_when_the_length_changes_the_outcome():
@@ -258,7 +262,7 @@ def test_the_length_hint_comes_only_when_the_length_changes_the_outcome():
 
 def test_the_capture_gives_the_verdicts_own_hidden_inputs():
     captured = softmax_capture(softmax_stable)
-    expected = softmax_hidden_inputs(DEFAULT_SEED)
+    expected = softmax_inputs(SECRET)
     assert [case["z"] for case in captured["cases"]] == [z.tolist() for _, z in expected]
 
 
@@ -588,16 +592,29 @@ def test_the_capture_ignores_what_the_student_shadows():
     assert judge("UNQ_C2", _captured("UNQ_C2", model=model, **shadows)).full_marks
 
 
-def test_hidden_inputs_follow_the_seed_the_grader_passes():
-    captured = _captured("UNQ_C1", seed=424242, my_softmax=softmax_stable)
+OTHER_SECRET = bytes(range(16))
+
+
+def test_hidden_inputs_follow_the_secret_the_grader_passes():
+    captured = _captured("UNQ_C1", secret=OTHER_SECRET, my_softmax=softmax_stable)
     seen = [np.array(case["z"]) for case in captured["cases"]]
-    expected = [z for _, z in softmax_hidden_inputs(424242)]
+    expected = [z for _, z in softmax_inputs(OTHER_SECRET)]
     assert all(np.array_equal(a, b) for a, b in zip(seen, expected, strict=True))
-    default = [z for _, z in softmax_hidden_inputs(DEFAULT_SEED)]
+    default = [z for _, z in softmax_inputs(SECRET)]
     assert not all(np.array_equal(a, b) for a, b in zip(seen, default, strict=True))
-    assert judge("UNQ_C1", captured, seed=424242).full_marks
-    # Answers for other inputs (e.g. worked out in advance for the default seed) earn nothing.
+    assert judge("UNQ_C1", captured, secret=OTHER_SECRET).full_marks
+    # Answers for another grading's inputs (e.g. one a student saw before) earn nothing.
     assert judge("UNQ_C1", captured).points == 0
-    model = _captured("UNQ_C2", seed=424242, model=_built(model_with_input))
-    assert judge("UNQ_C2", model, seed=424242).full_marks
+    model = _captured("UNQ_C2", secret=OTHER_SECRET, model=_built(model_with_input))
+    assert judge("UNQ_C2", model, secret=OTHER_SECRET).full_marks
     assert judge("UNQ_C2", model).points == 0
+
+
+def test_the_inputs_sent_are_json_data_that_come_back_exactly():
+    """What the kernel is sent is plain data: floats (the batch's float32 ones too) come
+    back from JSON bit for bit, so the judge's equality check holds for honest runs."""
+    inputs = LAB.hidden_inputs(SECRET)
+    assert json.loads(json.dumps(inputs)) == inputs
+    batch = np.array(inputs["UNQ_C2"], dtype="float32")
+    assert np.array_equal(batch.astype(float), np.array(inputs["UNQ_C2"]))
+    assert LAB.hidden_inputs(SECRET) == inputs and LAB.hidden_inputs(OTHER_SECRET) != inputs

@@ -355,18 +355,13 @@ def test_an_id_that_is_not_one_folder_is_never_a_path(tmp_path):
     assert feedback_file(tmp_path, "alice").is_file()
 
 
-def test_the_journal_keeps_its_seed_and_refuses_another_lab_or_seed(tmp_path):
+def test_the_journal_counts_batches_and_refuses_another_lab(tmp_path):
     with Journal(tmp_path) as journal:
-        batch, seed = journal.begin_batch(lab=lab, seed=None)
-        assert batch == 1 and 0 <= seed < 2**31
-        assert journal.begin_batch(lab=lab, seed=None) == (2, seed)
-        assert journal.begin_batch(lab=lab, seed=seed) == (3, seed)
-        with pytest.raises(JournalError, match="another hidden seed"):
-            journal.begin_batch(lab=lab, seed=seed + 1)
-        assert journal.begin_batch(lab=lab, seed=seed + 1, regrade=True)[1] == seed + 1
+        assert journal.begin_batch(lab=lab) == 1
+        assert journal.begin_batch(lab=lab, regrade=True) == 2
         other = type("Other", (), {"assignment": "C9"})()
         with pytest.raises(JournalError, match="not of C9"):
-            journal.begin_batch(lab=other, seed=None)
+            journal.begin_batch(lab=other)
 
 
 def test_the_journal_stores_what_a_kernel_may_have_made_unencodable(tmp_path):

@@ -50,7 +50,8 @@ HOSTILE_TEXT = "</td></tr><script>alert(2)</script><b onclick='x'>"
 HOSTILE_KIND = "model.<i>units</i>\" onmouseover=\"alert(3)"
 FACTS = report.RunFacts(graded_at="2026-01-31T09:30:00+00:00", submissions=4,
                         wall_seconds=4.2, workers=2, sandbox="cgroups", timeout=600,
-                        cell_timeout=60, memory_mb=4096, hidden_seed=1234)
+                        cell_timeout=60, memory_mb=4096,
+                        hidden_inputs="a fresh random 128-bit secret per graded submission")
 BUILT = datetime(2026, 2, 1, 12, 0, tzinfo=UTC)
 
 
@@ -305,7 +306,8 @@ def test_the_run_facts_saved_at_grading_time_are_shown(tmp_path):
     assert facts == {"graded_at": "2026-01-31 09:30:00 UTC", "submissions": "4",
                      "wall_seconds": "4.2 s (1.05 s per submission)", "workers": "2",
                      "sandbox": "cgroups", "limits": "600 s per submission, 60 s per cell,"
-                     " 4096 MB", "hidden_seed": "1234", "batch": "2 (the output's latest)"}
+                     " 4096 MB", "hidden_inputs": FACTS.hidden_inputs,
+                     "batch": "2 (the output's latest)"}
 
 
 def test_a_journal_without_run_facts_or_batches_still_gets_a_report(tmp_path):

@@ -15,14 +15,15 @@ from grader.judge.text import Unreadable, captured_error, fmt, number_array, quo
 from grader.plugin import Judgement
 from grader.records import Message
 
-from .in_kernel import SUBJECT, hidden_matrices
+from .hidden_inputs import matrices as hidden_matrices
+from .in_kernel import SUBJECT
 
 # The mistakes the judge recognises, the most telling first (when several show, the
 # commonest is explained, ties broken by this order).
 _KINDS = ("axis", "divisor", "sum", "whole", "none", "raised", "not_numbers", "shape", "values")
 
 
-def judge_column_means(run, seed):
+def judge_column_means(run, secret):
     """Judgement of EX1: the share of hidden matrices right, and the commonest mistake."""
     if run.answer is None:
         return Judgement(0.0, (failure_message(SUBJECT, run.failure) or _capture_raised(run),))
@@ -35,7 +36,7 @@ def judge_column_means(run, seed):
     entries = run.answer.get("cases")
     if not isinstance(entries, list):
         raise Unreadable("no list of cases")
-    matrices = hidden_matrices(seed)
+    matrices = hidden_matrices(secret)
     if len(entries) != len(matrices):
         return _tampered()
     mistakes = []  # (kind, text), one per wrong matrix
