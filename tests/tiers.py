@@ -29,6 +29,7 @@ MARKS = {
 FAST = frozenset({
     "tests/grader/labs/test_c2_w2_hidden_tests.py",
     "tests/grader/labs/test_c2_w2_judges.py",
+    "tests/grader/publish/test_journal_secrets.py",
     "tests/grader/publish/test_report.py",  # but its browser test, marked there
     "tests/grader/test_cells.py",
     "tests/grader/test_cgroups_v2.py",  # a model of cgroup v2; its real-mount tests skip
@@ -40,6 +41,7 @@ FAST = frozenset({
     "tests/grader/test_prepare.py",
     "tests/grader/test_release_files.py",
     "tests/grader/test_scratch.py",
+    "tests/grader/test_student_ids.py",
     "tests/lab/test_autils.py",
     "tests/lab/test_lab_utils_softmax.py",
     "tests/lab/test_notebook_source.py",
@@ -60,6 +62,7 @@ SLOW = {
     "tests/grader/publish/test_publish.py": (INTEGRATION,),
     "tests/grader/test_attacks.py": (INTEGRATION, SANDBOX),
     "tests/grader/test_attacks_kernel.py": (INTEGRATION, SANDBOX),
+    "tests/grader/test_attacks_secrets.py": (INTEGRATION, SANDBOX),
     "tests/grader/test_autograde.py": (INTEGRATION, SANDBOX),
     "tests/grader/test_cgroups.py": (INTEGRATION, SANDBOX),
     "tests/grader/test_cluster.py": (INTEGRATION,),
