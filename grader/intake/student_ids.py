@@ -8,10 +8,19 @@ and delete their files. The rule:
 - a folder OUT has seen before (the journal keeps each id's original folder name) keeps
   its id: a resubmission;
 - otherwise the id is the folder name, unless that name cannot name a file (a path
-  separator, a control character: made safe, always with a suffix) or its id would equal
+  separator, a control character: made safe, always with a suffix), holds a character
+  outside the allow-list below (made safe the same way, and graded), or its id would equal
   another student's but for letter case or Unicode form (in this batch or in OUT): then
   the id gets a suffix, a short digest of the original folder name, e.g.
   `honest_right-3f9a1c`, and the student's row says why.
+
+An id is built from an allow-list, not filtered: letters and digits of any script, the
+marks that compose them, and `_ - . @`, not starting with `.` or `-`, at most MAX_ID_LENGTH
+characters. It lands in places that do not escape it: nbgrader's formgrader writes the
+student id into its pages' HTML and JavaScript unescaped (`var student_id = "{{ student_id
+}}"`, its Jinja environment has no autoescape), where a folder named `x";fetch(...);"`
+would run as the instructor on their Jupyter server; nbgrader's commands take it as an
+argument, where `-x` would be an option; and file names, URLs and CSV cells take it too.
 
 Among new folders that want the same id, the one spelled most plainly gets it (a safe
 name, in Unicode's composed form, in lower case; then the first by code points): the
@@ -23,6 +32,9 @@ import unicodedata
 from dataclasses import dataclass
 
 SUFFIX_DIGITS = 6  # of the digest; more only if even that collides
+MAX_ID_LENGTH = 64  # before the suffix: a file name, a URL path part, a gradebook key
+ID_PUNCTUATION = frozenset("_-.@")
+ID_CATEGORIES = ("L", "N", "M")  # letters, digits, combining marks (first letter)
 
 
 @dataclass(frozen=True)
@@ -51,13 +63,19 @@ def assign_ids(folder_names, known=None):
 
 
 def _claim_order(name):
-    return (is_unsafe_name(name), name != unicodedata.normalize("NFC", name),
+    return (is_unsafe_name(name), not is_plain_id(name),
+            name != unicodedata.normalize("NFC", name),
             name != name.casefold(), name)
 
 
 def _new_id(name, holder):
     if is_unsafe_name(name):
         return StudentId(_suffixed(made_safe(name), name, holder))
+    if not is_plain_id(name):
+        student_id = _suffixed(made_safe(name), name, holder)
+        return StudentId(student_id, f"the folder name {name!r} holds characters a student id"
+                         " may not (only letters, digits and _ - . @, not first . or -), so it"
+                         f" was graded as {student_id!r}")
     if holder.get(id_key(name), name) == name:
         return StudentId(name)
     student_id = _suffixed(name, name, holder)
@@ -91,5 +109,18 @@ def _is_unsafe_character(char):
     return char in "/\\" or unicodedata.category(char) in ("Cc", "Cs")
 
 
+def is_plain_id(name):
+    """Whether `name` is an id as it is: allow-listed characters, a plain start, short."""
+    return (0 < len(name) <= MAX_ID_LENGTH and name[0] not in ".-"
+            and all(_is_id_character(char) for char in name))
+
+
+def _is_id_character(char):
+    return char in ID_PUNCTUATION or unicodedata.category(char)[0] in ID_CATEGORIES
+
+
 def made_safe(name):
-    return "".join("_" if _is_unsafe_character(char) else char for char in name)
+    """`name` with every character outside the allow-list as `_`, cut to MAX_ID_LENGTH, a
+    plain start (the suffix that follows makes it unique)."""
+    safe = "".join(char if _is_id_character(char) else "_" for char in name)
+    return ("_" + safe.lstrip(".-") if safe[:1] in (".", "-") else safe)[:MAX_ID_LENGTH] or "_"

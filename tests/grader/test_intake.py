@@ -553,6 +553,22 @@ def test_unsafe_folder_names_get_a_safe_suffixed_id_and_an_invalid_row(tmp_path)
     assert result.warnings == ()
 
 
+def test_a_folder_name_formgrader_would_run_is_graded_under_a_plain_id(tmp_path):
+    # nbgrader's formgrader writes the id unescaped into a <script>: the id is rebuilt.
+    submissions = tmp_path / "submissions"
+    hostile = 'x";fetch(location.origin+"api");"'
+    add_student(submissions, hostile)
+    add_student(submissions, "Anna Müller")
+    result = by_id(collect(submissions, tmp_path))
+    attacker, anna = _suffixed("x__fetch_location.origin__api____", hostile), \
+        _suffixed("Anna_Müller", "Anna Müller")
+    assert sorted(result) == sorted([attacker, anna])
+    assert_gradable(result[anna], "the folder name 'Anna Müller' holds characters a student id"
+                    " may not (only letters, digits and _ - . @, not first . or -), so it was"
+                    f" graded as {anna!r}")
+    assert result[attacker].status is None and result[attacker].folder == hostile
+
+
 def test_ids_differing_only_in_case_or_unicode_form_get_a_suffix_and_a_note(tmp_path):
     submissions = tmp_path / "submissions"
     for student_id in ("Alice", "alice", "Jos\u00e9", "Jose\u0301", "zoe"):

@@ -63,3 +63,28 @@ def test_rows_of_lookalike_ids_left_by_an_earlier_release_are_not_shared():
     # its row; the other folder, graded again, gets an id of its own.
     known = {"Bob": "Bob", "bob": "bob"}
     assert ids(["Bob", "bob"], known) == {"Bob": "Bob", "bob": suffixed("bob", "bob")}
+
+
+def test_ids_are_built_from_an_allow_list():
+    # formgrader writes the id unescaped into HTML and a JavaScript string; nbgrader's
+    # commands take it as an argument; so only letters, digits and _ - . @ pass as they are.
+    hostile = ['x";fetch(location.origin+"api");"', "<img src=x onerror=alert(1)>", "-rf",
+               ".hidden",
+               "Anna Müller", "a" * 200, "semi;colon", "quote'd", "back`tick", "$(id)"]
+    assigned = assign_ids(hostile + ["Zoë", "jo.doe@uni.edu", "李雷", "o_k-1"])
+    for name in hostile:
+        student_id = assigned[name].student_id
+        assert student_id.startswith(student_id.lstrip(".-")), student_id
+        assert not set(student_id) & set("\"'<>;`$() /\\&+="), student_id
+        assert len(student_id) <= 64 + 7
+        assert "graded as" in assigned[name].note
+    assert assigned["Anna Müller"].student_id == suffixed("Anna_Müller", "Anna Müller")
+    for plain in ("Zoë", "jo.doe@uni.edu", "李雷", "o_k-1"):
+        assert assigned[plain].student_id == plain and assigned[plain].note is None
+
+
+def test_a_plain_name_keeps_its_id_against_a_name_that_is_made_the_same():
+    # "a b" made safe is "a_b" (suffixed): the plain "a_b" is never displaced.
+    for order in (["a b", "a_b"], ["a_b", "a b"]):
+        assert ids(order)["a_b"] == "a_b"
+        assert ids(order)["a b"] == suffixed("a_b", "a b")
