@@ -31,6 +31,7 @@ FAST = frozenset({
     "tests/grader/labs/test_c2_w2_judges.py",
     "tests/grader/publish/test_journal_secrets.py",
     "tests/grader/publish/test_report.py",  # but its browser test, marked there
+    "tests/grader/test_captures.py",
     "tests/grader/test_cells.py",
     "tests/grader/test_cgroups_v2.py",  # a model of cgroup v2; its real-mount tests skip
     "tests/grader/test_cli.py",
