@@ -695,7 +695,8 @@ def _separate_activations(layers):
 def _separate_activation_problem(dense, after):
     return Problem("model.separate_activation", f"{after.where} is a separate {after.kind}"
                    f" layer ({after.activation}) after {dense.where}: put the activation"
-                   " inside the Dense layer, e.g. Dense(25, activation='relu'). The cells"
+                   f" inside the Dense layer, e.g. Dense({dense.units}, activation='relu')."
+                   " The cells"
                    " after the test take the model apart with [layer1, layer2, layer3] ="
                    " model.layers, which needs exactly three Dense layers.")
 
