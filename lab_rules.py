@@ -641,7 +641,7 @@ def _dense(layers):
 
 
 def _structure_problems(facts, layers, units):
-    if not layers:
+    if not layers and facts.get("sequential") is not True:
         model_type = facts.get("type")
         described = one_line(model_type, 60) if isinstance(model_type, str) else "value"
         return [Problem("model.no_layers", f"`model` is {_a(described)} with no layers:"

@@ -8,9 +8,9 @@ that in its own process. The hidden inputs arrive as plain data with the request
 the grader's process from this grading's secret (hidden_inputs.py): the kernel never sees
 the secret or the recipes, only inputs that no other grading uses.
 
-It records what lab_rules.model_facts and softmax_cases record for the public tests, in
-the same form, so that the lab's rules judge all three alike; it is written apart because
-here the student's kernel may have changed any name it could reach.
+It records the facts that lab_rules.softmax_cases and model_facts gather for the public
+tests and plain nbgrader's hidden tests, so that the lab's rules judge all three alike; it
+is written apart because here the student's code may have changed any name it can reach.
 
 `capture` runs in a namespace of its own and reaches the student's names only through
 `namespace` (the notebook's globals), so a student's variable named `numpy` or `print`

@@ -343,6 +343,8 @@ WRONG_MODELS = {
     "wrong-model-dropout-between": (lambda: _sequential(
         Dense(25, activation="relu"), tf.keras.layers.Dropout(0.2),
         Dense(15, activation="relu"), Dense(10)), ["is a Dropout layer"], []),
+    "wrong-model-left-empty": (lambda: tf.keras.Sequential([], name="my_model"),
+                               ["Expected 3 Dense layers", "got 0", "missing"], []),
     "wrong-model-call-overridden": (lambda: ZeroModel([tf.keras.Input(shape=(400,)),
                                                        *_three()]),
                                     ["does not match its layers"], []),
