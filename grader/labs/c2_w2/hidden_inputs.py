@@ -58,8 +58,8 @@ def model_batch(secret):
 def hidden_inputs(secret):
     """exercise id -> what its capture receives, as JSON data. Floats survive JSON
     exactly (their repr round-trips), the batch's float32 values too. The model's capture
-    also gets the rules' activation probe and the layers it probes: the kernel holds
-    nothing of the grader's."""
+    also gets, as data, the rules' activation probe and the classes of the layers that only
+    apply an activation: they are written once, in lab_rules.py."""
     return {"UNQ_C1": [z.tolist() for _, z in softmax_inputs(secret)],
             "UNQ_C2": {"batch": model_batch(secret).astype(float).tolist(),
                        "probe": [list(lab_rules.ACTIVATION_PROBE)],
