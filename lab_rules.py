@@ -230,24 +230,42 @@ def _shape_text(z, got):
 
 
 def _property_failure(z, got):
-    if not np.all(np.isfinite(got)):
-        return _Failure("not_finite", "The output contains NaN or infinity: is a denominator"
-                                      " zero, or an exponential too large?")
-    if np.any(got < 0):
-        return _Failure("negative", "Probabilities cannot be negative: exp(z) is always"
-                                    " positive, so use exp(z) rather than z.")
-    if np.any(got > 1):
-        return _Failure("above_one", "A probability cannot be above 1: divide each exp(z_j) by"
-                                     " the sum of exp(z_k) over all k.")
-    if not np.isclose(got.sum(), 1.0, rtol=0.0, atol=SUM_ATOL):
-        return _Failure("sum", f"The outputs should sum to 1, they sum to {got.sum():.6g}: did"
-                               " you divide each exp(z_j) by the sum of exp(z_k) over all k?")
-    if not follows_order(z, got):
-        return _Failure("order", "The outputs are not in the order of z (did you sort them,"
-                                 " or mix up indices?): a_j belongs at the same index as z_j,"
-                                 " and a larger z_j gets a larger a_j.")
-    return _Failure("values", "The values differ from softmax:"
-                              " a_j = exp(z_j) / sum over k of exp(z_k).")
+    return _property_failures(z, got)[0]
+
+
+def _property_failures(z, got):
+    """Every property of a probability distribution over z that `got` breaks, the most
+    telling first; "values" when it breaks none and is still wrong."""
+    checks = (
+        (not np.all(np.isfinite(got)),
+         "not_finite", "The output contains NaN or infinity: is a denominator zero, or an"
+                       " exponential too large?"),
+        (np.any(got < 0),
+         "negative", "Probabilities cannot be negative: exp(z) is always positive, so use"
+                     " exp(z) rather than z."),
+        (np.any(got > 1),
+         "above_one", "A probability cannot be above 1: divide each exp(z_j) by the sum of"
+                      " exp(z_k) over all k."),
+        (not np.isclose(got.sum(), 1.0, rtol=0.0, atol=SUM_ATOL),
+         "sum", f"The outputs should sum to 1, they sum to {got.sum():.6g}: did you divide"
+                " each exp(z_j) by the sum of exp(z_k) over all k?"),
+        (not follows_order(z, got),
+         "order", "The outputs are not in the order of z (did you sort them, or mix up"
+                  " indices?): a_j belongs at the same index as z_j, and a larger z_j gets a"
+                  " larger a_j."),
+    )
+    broken = [_Failure(kind, text) for failed, kind, text in checks if failed]
+    return broken or [_Failure("values", "The values differ from softmax:"
+                                         " a_j = exp(z_j) / sum over k of exp(z_k).")]
+
+
+def _failures(case):
+    """Every failure of one wrong answer: its one plain fact, or every property it breaks."""
+    first = _diagnose(case)
+    if first.kind in _FACT_KINDS:
+        return [first]
+    with np.errstate(all="ignore"):
+        return _property_failures(case.z, case.answer)
 
 
 def follows_order(z, got):
@@ -286,6 +304,12 @@ _FORMULAS = (
     ("softmax.sum_overwritten", lambda z: np.exp(z) / np.exp(z[-1]),
      "The denominator is exp of the last z only: the loop that should add up exp(z_k)"
      " overwrites its sum (ez_sum = ...) instead of adding to it (ez_sum += ...)."),
+    ("softmax.no_exp", lambda z: z - np.max(z),
+     "The outputs are z - max(z), the exponents themselves (zero or negative, never"
+     " probabilities): take exp of them, then divide each by the sum of them all."),
+    ("softmax.no_exp", lambda z: z / np.sum(z),
+     "The outputs are z divided by the sum of z, with no exp: a_j = exp(z_j) / sum over k of"
+     " exp(z_k)."),
     ("softmax.sum_of_z", lambda z: np.exp(z) / np.sum(z),
      "It divided by the sum of z: divide by the sum of exp(z_k) instead."),
     ("softmax.off_by_one", lambda z: np.exp(z) / np.sum(np.exp(z[1:])),
@@ -346,11 +370,18 @@ def _evidence(case):
 
 
 def _most_telling(failing):
-    """The failure to explain: the mistake seen on most inputs, shown on the first input
-    that shows it (of two values or more if there is one)."""
-    kinds = [failure.kind for _, failure in failing]
-    kind = min(kinds, key=lambda kind: (-kinds.count(kind), _KIND_RANK.index(kind)))
-    showing = [(case, failure) for case, failure in failing if failure.kind == kind]
+    """The failure to explain: a property every failing input breaks, if there is one (so
+    that which inputs were drawn cannot change it), else the mistake seen on most inputs;
+    shown on the first input that shows it (of two values or more if there is one)."""
+    broken = [{failure.kind: failure for failure in _failures(case)} for case, _ in failing]
+    shared = [kind for kind in _KIND_RANK if all(kind in kinds for kinds in broken)]
+    if shared:
+        kind = shared[0]
+    else:
+        kinds = [failure.kind for _, failure in failing]
+        kind = min(kinds, key=lambda kind: (-kinds.count(kind), _KIND_RANK.index(kind)))
+    showing = [(case, kinds[kind]) for (case, _), kinds in zip(failing, broken, strict=True)
+               if kind in kinds]
     return next((pair for pair in showing if pair[0].z.size > 1), showing[0])
 
 
@@ -382,7 +413,7 @@ def _where_problem(cases, failing):
     special = [case.described for case in cases
                if id(case) in failed and case.label != ORDINARY]
     if not wrong_sizes and special and len(ordinary) > 1:
-        return Problem("softmax.values", f"my_softmax is right for ordinary inputs of every"
+        return Problem("softmax.special_values", f"my_softmax is right for ordinary inputs of every"
                        f" length but wrong for inputs with {_listed(special)}: the mistake"
                        " depends on the values in z, not on its length. Does the code add a"
                        " constant, round, or clip somewhere?")

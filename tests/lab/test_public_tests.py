@@ -125,7 +125,7 @@ def test_correct_softmax_passes(answer, capsys):
     (raises_index_error, ["IndexError", "range(N)"]),
     (returns_row, ["shape", "(4,)", "(1, 4)"]),
     (returns_sum, ["single number"]),
-    (returns_shifted_z, ["negative"]),
+    (returns_shifted_z, ["z - max(z)", "negative", "take exp"]),
     (returns_nan, ["NaN"]),
 ])
 def test_wrong_softmax_fails_and_names_the_mistake(answer, words, capsys):

@@ -182,6 +182,9 @@ WRONG_SOFTMAXES = {
     "wrong-softmax-adds-a-tiny-constant": (lambda z: np.exp(z) / (np.exp(z).sum() + 1e-9),
                                            ["very negative values", "depends on the values"],
                                            ["fixed length"]),
+    "wrong-softmax-twice-the-softmax": (lambda z: 2 * _stable(z), ["they sum to 2"],
+                                        ["cannot be above 1"]),
+    "wrong-softmax-no-exp": (lambda z: z - np.max(z), ["z - max(z)", "take exp"], []),
     "wrong-softmax-returns-a-number": (lambda z: float(np.max(_stable(z))),
                                        ["single number"], []),
 }
