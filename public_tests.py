@@ -79,7 +79,12 @@ def softmax_problems(target):
             return [f"Expected a function, got {type(target).__name__}: pass my_softmax"
                     " itself."]
         cases = lab_rules.softmax_cases(target, SOFTMAX_CASES)
-        return [problem.text for problem in lab_rules.softmax_problems(cases)]
+        problems = [problem.text for problem in lab_rules.softmax_problems(cases)]
+        warned = next((case.warning for case in cases if case.warning), None)
+        if problems and warned:
+            # Shown here, on stdout, with the diagnosis rather than on stderr.
+            problems.append(f"(Python warned: {warned})")
+        return problems
     except Exception as error:  # whatever the student passes, report instead of crashing
         return [f"Could not test my_softmax: {_describe_exception(error)}"]
 

@@ -185,6 +185,11 @@ WRONG_SOFTMAXES = {
     "wrong-softmax-twice-the-softmax": (lambda z: 2 * _stable(z), ["they sum to 2"],
                                         ["cannot be above 1"]),
     "wrong-softmax-no-exp": (lambda z: z - np.max(z), ["z - max(z)", "take exp"], []),
+    "wrong-softmax-divides-by-zero": (lambda z: np.exp(z) / np.zeros_like(z),
+                                      ["NaN or infinity"], []),
+    "wrong-softmax-adds-one": (lambda z: _stable(z) + 1.0, ["cannot be above 1"], []),
+    "wrong-softmax-of-half-z": (lambda z: _stable(z / 2.0), ["values differ from softmax"],
+                                ["sort", "sum to"]),
     "wrong-softmax-returns-a-number": (lambda z: float(np.max(_stable(z))),
                                        ["single number"], []),
 }
