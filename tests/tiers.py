@@ -27,6 +27,7 @@ MARKS = {
 }
 
 FAST = frozenset({
+    "tests/grader/labs/test_c2_w2_answers.py",
     "tests/grader/labs/test_c2_w2_hidden_tests.py",
     "tests/grader/labs/test_c2_w2_judges.py",
     "tests/grader/publish/test_journal_secrets.py",
