@@ -20,6 +20,11 @@ through:
 The lab's own given cells are the instructor's and kept as they are. A Markdown or raw cell
 a student wrote is rendered and cleaned (grader.publish.sanitize.markdown_cell_source).
 Widget state in the notebook's metadata is dropped.
+
+The Markdown renderer (mistune, nbconvert's) is slow on hostile input, tens of kB a second
+(`[a](` repeated), and worse than linear on some: a notebook's Markdown is rendered up to
+MARKDOWN_BUDGET characters in all, cells and outputs together, and shown as plain text
+beyond, so rebuilding one notebook takes seconds at most.
 """
 
 import base64
@@ -28,8 +33,15 @@ import re
 import struct
 
 from grader import cells
-from grader.publish.sanitize import clean, html_cell_source, markdown_cell_source
+from grader.publish.sanitize import (
+    clean,
+    html_cell_source,
+    is_cell_source,
+    markdown_cell_source,
+    text_cell_source,
+)
 
+MARKDOWN_BUDGET = 50_000  # characters: a student's notes are a few kB
 STREAM_NAMES = ("stdout", "stderr")
 IMAGE_TYPES = ("image/png", "image/jpeg")
 IMAGE_SIZE_KEYS = ("width", "height")
@@ -39,7 +51,8 @@ CELL_METADATA_KEYS = ("nbgrader", cells.GRADER_METADATA, "tags", "deletable", "e
 KERNELSPEC_KEYS = ("name", "display_name", "language")
 LANGUAGE_INFO_KEYS = ("name", "version", "mimetype", "file_extension", "pygments_lexer",
                       "nbconvert_exporter")
-PLAIN_WORD = re.compile(r"^[\w .+/-]{0,100}$")  # a kernel's or language's name or version
+# A kernel's or language's name or version: short, no markup, no control characters.
+PLAIN_WORD = re.compile(r"^[^<>&\"'`\x00-\x1f\x7f]{0,100}$")
 PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
 JPEG_START = b"\xff\xd8"
 # JPEG frame markers that carry the image's size (SOF0-SOF15 but DHT, JPG and DAC).
@@ -50,18 +63,40 @@ JPEG_BARE_MARKERS = frozenset({0x01, *range(0xD0, 0xD8)})  # no length follows
 def rebuilt_notebook(notebook):
     """A new notebook (plain JSON data) with only the allowed parts of `notebook` (a dict)."""
     source_cells = notebook.get("cells") if isinstance(notebook.get("cells"), list) else []
+    budget = MarkdownBudget()
     return {"nbformat": 4, "nbformat_minor": 5,
             "metadata": _notebook_metadata(notebook.get("metadata")),
-            "cells": [_cell(cell, index) for index, cell in enumerate(source_cells)
+            "cells": [_cell(cell, index, budget) for index, cell in enumerate(source_cells)
                       if isinstance(cell, dict)]}
+
+
+class MarkdownBudget:
+    """Renders a notebook's Markdown (as sanitize.markdown_cell_source does) until
+    `characters` have been rendered, then shows the rest as plain text. What is already in
+    that form is kept, and costs nothing."""
+
+    def __init__(self, characters=MARKDOWN_BUDGET):
+        self.left = characters
+
+    def cell_source(self, markdown):
+        if is_cell_source(markdown):
+            return markdown
+        if len(markdown) > self.left:
+            return text_cell_source(markdown)
+        self.left -= len(markdown)
+        return markdown_cell_source(markdown)
 
 
 def _notebook_metadata(metadata):
     metadata = metadata if isinstance(metadata, dict) else {}
-    rebuilt = {"kernelspec": _plain_words(metadata.get("kernelspec"), KERNELSPEC_KEYS),
-               "language_info": _plain_words(metadata.get("language_info"),
-                                             LANGUAGE_INFO_KEYS)}
-    return {key: value for key, value in rebuilt.items() if value}
+    kernelspec = _plain_words(metadata.get("kernelspec"), KERNELSPEC_KEYS)
+    language_info = _plain_words(metadata.get("language_info"), LANGUAGE_INFO_KEYS)
+    rebuilt = {}
+    if {"name", "display_name"} <= kernelspec.keys():  # what nbformat's schema requires
+        rebuilt["kernelspec"] = kernelspec
+    if "name" in language_info:
+        rebuilt["language_info"] = language_info
+    return rebuilt
 
 
 def _plain_words(value, keys):
@@ -70,7 +105,7 @@ def _plain_words(value, keys):
             if isinstance(value.get(key), str) and PLAIN_WORD.match(value[key])}
 
 
-def _cell(cell, index):
+def _cell(cell, index, budget):
     kind = cell.get("cell_type")
     rebuilt = {"cell_type": kind if kind in ("code", "markdown") else "raw",
                "metadata": _json_copy({key: cells.metadata(cell)[key]
@@ -81,12 +116,13 @@ def _cell(cell, index):
         count = cell.get("execution_count")
         rebuilt["execution_count"] = _count(count)
         outputs = cell.get("outputs") if isinstance(cell.get("outputs"), list) else []
-        rebuilt["outputs"] = [output for output in map(rebuilt_output, outputs) if output]
+        kept = (rebuilt_output(output, budget) for output in outputs)
+        rebuilt["outputs"] = [output for output in kept if output]
     elif given(cell):
         if isinstance(cell.get("attachments"), dict):  # the lab's own figures
             rebuilt["attachments"] = _json_copy(cell["attachments"])
     elif rebuilt["cell_type"] == "markdown":
-        rebuilt["source"] = markdown_cell_source(rebuilt["source"])
+        rebuilt["source"] = budget.cell_source(rebuilt["source"])
     else:  # nbconvert writes a raw cell into the page as HTML
         rebuilt["source"] = html_cell_source(rebuilt["source"])
     return rebuilt
@@ -104,8 +140,9 @@ def given(cell):
     return metadata.get("locked") is True and not cells.is_answer_cell(cell)
 
 
-def rebuilt_output(output):
-    """A new output with only the allowed parts of `output`, or None if nothing is left."""
+def rebuilt_output(output, budget=None):
+    """A new output with only the allowed parts of `output`, or None if nothing is left;
+    its Markdown rendered within `budget` (a MarkdownBudget)."""
     if not isinstance(output, dict):
         return None
     kind = output.get("output_type")
@@ -114,7 +151,7 @@ def rebuilt_output(output):
     if kind == "error":
         return _error(output)
     if kind in ("display_data", "execute_result"):
-        return _display(output, kind)
+        return _display(output, kind, budget or MarkdownBudget())
     return None
 
 
@@ -135,9 +172,9 @@ def _error(output):
             "traceback": list(traceback)}
 
 
-def _display(output, kind):
+def _display(output, kind, budget):
     data = output.get("data") if isinstance(output.get("data"), dict) else {}
-    kept = _data(data)
+    kept = _data(data, budget)
     if not kept:
         return None
     rebuilt = {"output_type": kind, "data": kept,
@@ -147,7 +184,7 @@ def _display(output, kind):
     return rebuilt
 
 
-def _data(data):
+def _data(data, budget):
     """The allowed MIME types of an output's data, each value rebuilt."""
     kept = {}
     plain = _text(data.get("text/plain"))
@@ -158,7 +195,7 @@ def _data(data):
     if html is not None:
         kept["text/html"] = clean(html)
     elif markdown is not None:
-        kept["text/html"] = markdown_cell_source(markdown)
+        kept["text/html"] = budget.cell_source(markdown)
     for mimetype in IMAGE_TYPES:
         image = _image(data.get(mimetype), mimetype)
         if image is not None:

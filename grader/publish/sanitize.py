@@ -17,6 +17,7 @@ nbconvert and nbgrader render back to the same HTML.
 """
 
 import re
+from html import escape
 
 import nh3
 from nbconvert.filters.markdown_mistune import markdown2html_mistune
@@ -91,15 +92,20 @@ def markdown_cell_source(markdown):
     <div> and has no blank line as one raw HTML block and passes it through as it is, so
     rendering it again (nbconvert, nbgrader, formgrader, or `markdown_cell_source` itself)
     gives it back unchanged."""
-    if _is_cell_source(markdown):
+    if is_cell_source(markdown):
         return markdown
     return _cell_source(markdown2html_mistune(markdown))
+
+
+def text_cell_source(text):
+    """`text` shown as it is, as plain text, in the same form as `markdown_cell_source`."""
+    return _cell_source(f"<pre>{escape(text, quote=False)}</pre>")
 
 
 def html_cell_source(html):
     """A student's raw cell (which nbconvert writes into a page as HTML) in the same form:
     inert whether it is read as HTML or rendered as Markdown."""
-    return html if _is_cell_source(html) else _cell_source(html)
+    return html if is_cell_source(html) else _cell_source(html)
 
 
 def _cell_source(html):
@@ -112,7 +118,7 @@ def one_line(html):
     return html.replace("\r\n", "\n").replace("\r", "\n").replace("\n", "&#10;")
 
 
-def _is_cell_source(text):
+def is_cell_source(text):
     """Whether `text` is already what `markdown_cell_source` makes: one line of clean HTML
     in a <div> (rendered as Markdown, it is passed through unchanged)."""
     opening, closing = MARKDOWN_WRAPPER

@@ -284,3 +284,20 @@ def test_a_huge_hostile_markdown_cell_is_rebuilt_quickly():
          "outputs": [display({"text/html": nested + "<script>alert(1)</script>"})]}))
     assert time.monotonic() - started < 30
     assert "<script" not in str(notebook)
+
+
+def test_markdown_past_the_budget_is_shown_as_plain_text_quickly():
+    # mistune takes over a second for 40 kB of `[a](`; past the budget it is not asked.
+    hostile = "[a](" * 250_000
+    cells = [{"cell_type": "markdown", "source": "*note*", "metadata": {}},
+             {"cell_type": "markdown", "source": hostile, "metadata": {}},
+             {"cell_type": "code", "source": "", "metadata": {}, "execution_count": 1,
+              "outputs": [display({"text/markdown": hostile + "<script>alert(1)</script>"})]}]
+    started = time.monotonic()
+    notebook = rebuilt_notebook(notebook_of(*cells))
+    assert time.monotonic() - started < 10
+    assert "<em>note</em>" in notebook["cells"][0]["source"]
+    shown = notebook["cells"][1]["source"]
+    assert shown.startswith("<div><pre>[a](") and markdown2html_mistune(shown).strip() == shown
+    html = notebook["cells"][2]["outputs"][0]["data"]["text/html"]
+    assert "&lt;script&gt;" in html and "<script" not in html
