@@ -1,5 +1,5 @@
 """Time the HTML cleaner on hostile input: bleach (what we used) against ours (nh3 behind a
-linear pass that bounds nesting, grader.publish.sanitize), and the rebuild of a notebook of
+linear pass that bounds nesting, grader.run.sanitize), and the rebuild of a notebook of
 many tiny Markdown cells.
 
 Usage, from the repository root:
@@ -35,13 +35,13 @@ def four_mb_of_nested_tags():
 def with_bleach(html):
     import bleach
 
-    from grader.publish.sanitize import ALLOWED_TAGS
+    from grader.run.sanitize import ALLOWED_TAGS
     return bleach.clean(html, tags=ALLOWED_TAGS, attributes={"*": ["class", "title"]},
                         strip=True)
 
 
 def with_ours(html):
-    from grader.publish.sanitize import clean
+    from grader.run.sanitize import clean
     return clean(html)
 
 
@@ -61,7 +61,7 @@ def seconds(clean, html, timeout):
 
 
 def markdown_cells_seconds():
-    from grader.publish.rebuild import rebuilt_notebook
+    from grader.run.rebuild import rebuilt_notebook
     notebook = {"cells": [{"cell_type": "markdown", "metadata": {}, "source": f"*note* {i}"}
                           for i in range(MARKDOWN_CELLS)], "metadata": {}}
     started = time.monotonic()

@@ -3,7 +3,7 @@
 The graded notebook, with each exercise's verdict under its test cell, rendered to one HTML
 page with nbgrader's own feedback template (so it looks like what `nbgrader
 generate_feedback` makes). The notebook is already rebuilt from the allow-list
-(grader.publish.rebuild); the page carries a Content-Security-Policy that runs no script
+(grader.run.rebuild); the page carries a Content-Security-Policy that runs no script
 but the template's own (grader.publish.page_policy). Pages are rendered in a child process,
 each within a time limit (grader.publish.page_process): a page that overruns is not made,
 for that student only. The page is checked for the hidden tests' source (in its text and

@@ -6,7 +6,7 @@ with no student content: the sha256 of each of its inline scripts, and the folde
 script it loads (MathJax, from its CDN, loads its configuration and extensions from beside
 the file it starts with). A student's script can never be one of them. Without
 'unsafe-inline', the browser also ignores inline event handlers and javascript: URLs, so a
-hole in the sanitiser (grader.publish.sanitize) still runs nothing.
+hole in the sanitiser (grader.run.sanitize) still runs nothing.
 
 No 'unsafe-eval': MathJax 2 evaluates the template's `text/x-mathjax-config` block with
 eval(), so MathJax starts with its default configuration ($$...$$ and \\(...\\) are typeset,

@@ -2,7 +2,7 @@
 rest of the class is still being graded:
 
     graded notebook  -> OUT/nbgrader/autograded/<student>/<assignment>/<notebook>, rebuilt
-                        from the allow-list (grader.publish.rebuild) whatever sent it
+                        from the allow-list (grader.run.rebuild) whatever sent it
     feedback page    -> OUT/feedback/<student>/<notebook>.html
     the journal row  -> OUT/journal.sqlite (from here on, the result survives a crash)
     the gradebook    -> nbgrader's gradebook, then the row is marked as written
@@ -23,8 +23,8 @@ from grader.judge.status import sentence
 from grader.publish.feedback import NONE, REFUSED, FeedbackWriter, add_verdict_outputs
 from grader.publish.files import is_safe_student_id, write_atomically
 from grader.publish.gradebook import GradebookError, GradebookWriter, remove_graded_notebook
-from grader.publish.rebuild import rebuilt_notebook
 from grader.records import ERROR
+from grader.run.rebuild import rebuilt_notebook
 
 log = logging.getLogger(__name__)
 FEEDBACK_FAILED = ("No feedback page could be made (a fault of the grader's, written to"

@@ -4,7 +4,7 @@ A task carries everything as plain data (the prepared notebook, its limits, what
 capture, the modules its lab preloads); the lab's release files travel beside it, once per
 worker. The worker imports no lab: it runs the notebook in its sandbox and sends back a
 RunOutcome, whatever happens, never an exception of ours. The graded notebook in it is
-already rebuilt from the allow-list (grader.publish.rebuild): no output a kernel made
+already rebuilt from the allow-list (grader.run.rebuild): no output a kernel made
 leaves the worker as the kernel made it.
 """
 
@@ -12,10 +12,10 @@ import dataclasses
 import logging
 import time
 
-from grader.publish.rebuild import rebuilt_notebook
 from grader.records import RunEnd, RunOutcome
 from grader.run.captures import CapturePlan
 from grader.run.execution import short_error
+from grader.run.rebuild import rebuilt_notebook
 from grader.run.sandbox import run_notebook
 from grader.run.support_files import support_dir
 from grader.run.warm_kernels import KernelTemplate

@@ -27,8 +27,8 @@ from PIL import Image
 
 from grader.labs.c2_w2 import LAB as lab
 from grader.publish.feedback import WRITTEN, FeedbackWriter
-from grader.publish.rebuild import rebuilt_notebook
 from grader.records import GRADED, ExerciseVerdict, StudentResult
+from grader.run.rebuild import rebuilt_notebook
 
 NOTEBOOK = lab.notebook_name
 PAGE = NOTEBOOK.replace(".ipynb", ".html")

@@ -16,8 +16,8 @@ from grader.labs.c2_w2 import LAB as lab
 from grader.publish import feedback
 from grader.publish.feedback import REFUSED, WRITTEN, FeedbackWriter
 from grader.publish.page_policy import page_policy, scripts
-from grader.publish.rebuild import rebuilt_notebook
 from grader.records import GRADED, ExerciseVerdict, StudentResult
+from grader.run.rebuild import rebuilt_notebook
 
 HOSTILE_OUTPUTS = [
     {"output_type": "display_data", "metadata": {"image/png": {"width": "1 onerror=alert(1)"}},

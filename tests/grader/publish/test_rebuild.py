@@ -1,5 +1,5 @@
-"""The graded notebook rebuilt from an allow-list (grader/publish/rebuild.py) and the HTML
-cleaner under it (grader/publish/sanitize.py), on tiny notebooks: each output type and MIME
+"""The graded notebook rebuilt from an allow-list (grader/run/rebuild.py) and the HTML
+cleaner under it (grader/run/sanitize.py), on tiny notebooks: each output type and MIME
 rule, each attack shape that got through before, the fixpoint of a rebuilt Markdown cell."""
 
 import base64
@@ -13,8 +13,8 @@ import pytest
 from nbconvert.filters.markdown_mistune import markdown2html_mistune
 from PIL import Image
 
-from grader.publish.rebuild import rebuilt_notebook, rebuilt_output
-from grader.publish.sanitize import clean, markdown_cell_source
+from grader.run.rebuild import rebuilt_notebook, rebuilt_output
+from grader.run.sanitize import clean, markdown_cell_source
 
 PNG = ("iVBORw0KGgoAAAANSUhEUgAAAAEAAAABCAYAAAAfFcSJAAAADUlEQVR42mNk+M9QDwADhgGAWjR9awAAAABJ"
        "RU5ErkJggg==")

@@ -10,7 +10,7 @@ through:
 
     stream            stdout or stderr, its text a string
     error             ename, evalue strings, traceback a list of strings
-    display_data,     text/plain; text/html cleaned (grader.publish.sanitize); text/markdown
+    display_data,     text/plain; text/html cleaned (grader.run.sanitize); text/markdown
     execute_result      rendered and cleaned, kept as text/html; image/png and image/jpeg
                         decoded and checked (signature, width and height in the header),
                         re-encoded; width and height metadata only as positive ints
@@ -18,7 +18,7 @@ through:
                         into the page as it is), JSON, unknown output types and keys
 
 The lab's own given cells are the instructor's and kept as they are. A Markdown or raw cell
-a student wrote is rendered and cleaned (grader.publish.sanitize.markdown_cell_source).
+a student wrote is rendered and cleaned (grader.run.sanitize.markdown_cell_source).
 Widget state in the notebook's metadata is dropped.
 
 The Markdown renderer (mistune, nbconvert's) is slow on hostile input, tens of kB a second
@@ -33,7 +33,7 @@ import re
 import struct
 
 from grader import cells
-from grader.publish.sanitize import (
+from grader.run.sanitize import (
     clean,
     html_cell_source,
     is_cell_source,
