@@ -17,7 +17,16 @@ from nbformat.v4 import new_code_cell, new_notebook
 from grader.records import FailureKind, RunEnd
 from grader.run.budget import TimeBudget
 from grader.run.captures import MARKER, CapturePlan
-from grader.run.execution import TIMEOUT_ERROR, GradingExecute, execute, merged_streams
+from grader.run.execution import (
+    OUTPUT_OVERHEAD_BYTES,
+    TIMEOUT_ERROR,
+    GradingExecute,
+    execute,
+    json_size,
+    merged_streams,
+    message_size,
+)
+from grader.run.kernel_client import max_frame_bytes
 
 # What the tests capture: the value the student's `answer_<exercise>()` returns.
 CAPTURE = '''
@@ -313,3 +322,58 @@ def test_a_malformed_message_is_dropped_not_fatal():
                                       "metadata": {}}, target, 0)
     assert all(output.get("output_type") in ("stream", "display_data", "execute_result",
                                              "error") for output in target.outputs)
+
+
+# --- Bytes: every message from a kernel is bounded and counted ----------------------------
+
+def test_message_size_counts_buffers_comm_data_and_each_outputs_overhead():
+    def size(content, buffers=()):
+        return message_size({"content": content, "buffers": list(buffers)})
+    assert size({}) == OUTPUT_OVERHEAD_BYTES + 2
+    # Its JSON, '{"name":"stdout","text":""}', and one comma too many (near enough).
+    assert size({"name": "stdout", "text": ""}) == OUTPUT_OVERHEAD_BYTES + 27 + 1
+    assert size({}, [b"x" * 1000, memoryview(b"y" * 500)]) == OUTPUT_OVERHEAD_BYTES + 2 + 1500
+    comm = {"comm_id": "c", "data": {"state": {"value": [1, 2.5, None, True]}}}
+    assert size(comm) == OUTPUT_OVERHEAD_BYTES + json_size(comm)
+    assert size({}, ["not a buffer"]) == OUTPUT_OVERHEAD_BYTES + 2 + len("not a buffer")
+
+
+def test_json_size_is_the_length_of_the_json_near_enough_and_stops_at_its_limit():
+    import json
+    value = {"data": {"text/plain": "abc", "n": [1, 22, {"x": None}]}, "ok": False}
+    assert abs(json_size(value) - len(json.dumps(value, separators=(",", ":")))) <= 4
+    deep = []
+    for _ in range(100_000):  # deeper than any recursion would go
+        deep = [deep]
+    assert json_size(deep) == 3 * 100_000 + 2  # its brackets, and a comma per item
+    long_strings = ["x" * 10**6] * 300
+    assert json_size(long_strings) == 300 * (10**6 + 2) + 302
+    assert 1000 < json_size(long_strings, limit=1000) < 2 * 10**6  # stopped at the first
+
+
+def test_a_frame_over_the_cap_is_dropped_said_so_and_later_cells_still_run(tmp_path):
+    over = max_frame_bytes(10**6) + 10**6
+    outcome = run(tmp_path, answers("X", 1),
+                  cell("from ipykernel.comm import Comm\n"
+                       f"Comm(target_name='x', data={{}}, buffers=[b'0' * {over}])"),
+                  cell("from IPython.display import display\n"
+                       f"display({{'text/plain': 'y' * {over}}}, raw=True)"),
+                  cell("print('after')"), cell("pass", "X_test"), output_bytes=10**6)
+    for index in (1, 2):
+        assert "this cell sent a message larger than" in printed(outcome, index)
+    assert printed(outcome, 3) == "after\n"
+    assert outcome.output_dropped and outcome.end is RunEnd.FINISHED
+    assert answer(outcome, "X")["value"] == 1  # the capture after it still answers
+
+
+def test_comm_messages_count_against_the_budget_and_never_reach_the_notebook(tmp_path):
+    outcome = run(tmp_path, cell("from ipykernel.comm import Comm\n"
+                                 "c = Comm(target_name='x', data={}, buffers=[b'0' * 400_000])\n"
+                                 "for i in range(20_000):\n"
+                                 "    c.send(data={'i': i})"),
+                  cell("print('after')"), output_bytes=10**6)
+    assert outcome.output_dropped
+    assert "output passed 1 MB" in printed(outcome, 0)
+    assert printed(outcome, 1) == ""  # the budget is spent
+    assert "widgets" not in outcome.notebook.metadata
+    assert len(str(outcome.notebook)) < 10**5
