@@ -154,7 +154,8 @@ class _Run:
         tasks = self._tasks(todo)
         if any(submission.status != INVALID for submission in todo):
             with cluster.connect(scheduler=scheduler,
-                                 workers=max(1, min(workers or _cores(), len(todo)))) as client:
+                                 workers=max(1, min(workers or _cores(), len(todo))),
+                                 memory_limit=cluster.worker_memory_bytes(self.limits)) as client:
                 self.workers = len(client.nthreads())
                 cluster.run_tasks(client, tasks, grade=grade_submission,
                                   support_files=read_release_files(self.lab),
