@@ -14,7 +14,7 @@ import psutil
 import pytest
 from nbformat.v4 import new_code_cell, new_notebook
 
-from grader.records import FailureKind, RunEnd
+from grader.records import MAX_ERROR_CHARS, Failure, FailureKind, RunEnd
 from grader.run.budget import TimeBudget
 from grader.run.captures import MARKER, CapturePlan
 from grader.run.execution import (
@@ -377,3 +377,8 @@ def test_comm_messages_count_against_the_budget_and_never_reach_the_notebook(tmp
     assert printed(outcome, 1) == ""  # the budget is spent
     assert "widgets" not in outcome.notebook.metadata
     assert len(str(outcome.notebook)) < 10**5
+
+
+def test_an_error_message_of_megabytes_is_kept_short():
+    failure = Failure.raised("E" * 10**6, "x" * 10**7)
+    assert len(failure.error_name) == len(failure.error_value) == MAX_ERROR_CHARS
