@@ -133,6 +133,7 @@ class GradingExecute(Execute):
             run = self._capture_exercise(exercise, segment, failure)
             self.runs[exercise] = dataclasses.replace(
                 run, answer_cell_error=self._answer_errors.get(exercise))
+            self._note_dropped_frames(cell)  # by the hidden test (student code it calls)
             if _timed_out(run.failure) and not self.responsive():
                 raise KernelUnresponsive
         return cell, resources

@@ -382,3 +382,20 @@ def test_comm_messages_count_against_the_budget_and_never_reach_the_notebook(tmp
 def test_an_error_message_of_megabytes_is_kept_short():
     failure = Failure.raised("E" * 10**6, "x" * 10**7)
     assert len(failure.error_name) == len(failure.error_value) == MAX_ERROR_CHARS
+
+
+def test_a_reply_over_the_cap_times_its_cell_out_then_the_kernel_is_reached_again(tmp_path):
+    # The shell channel dropped: the cell's reply never comes, so it times out (the kernel
+    # still answers its interrupt), and the cells after it run on new sockets.
+    over = max_frame_bytes(10**6) + 10**6
+    send_reply = (
+        "kernel = get_ipython().kernel\n"
+        "kernel.session.send(kernel.shell_stream, 'execute_reply',\n"
+        f"    {{'status': 'ok', 'x': 'y' * {over}}}, parent=kernel.get_parent('shell'),\n"
+        "    ident=kernel._shell_parent_ident.get())")
+    outcome = run(tmp_path, cell(send_reply), cell("print('after')"), cell_timeout=3,
+                  output_bytes=10**6)
+    assert TIMEOUT_ERROR in enames(outcome, 0)
+    assert "this cell sent a message larger than" in printed(outcome, 0)
+    assert printed(outcome, 1) == "after\n"
+    assert outcome.cell_timeouts == 1 and outcome.end is RunEnd.FINISHED
