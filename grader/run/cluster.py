@@ -52,6 +52,7 @@ SUPPORT_FILES_KEY = "grader-support-files-{digest}-{sent}"
 # A worker process's own memory: Python, Dask, nbclient and a submission's notebook (it
 # imports no TensorFlow: its kernel template does). Measured: ~150 MB grading C2_W2.
 WORKER_BASE_BYTES = 512 * 2**20
+LOOSE_MEMORY_LIMIT = 1.5  # times the limit grading needs: a worker's more is warned of
 DECODED_PER_BYTE = 8  # what a frame of JSON (a list of small numbers) may take decoded
 # Only the nanny's restart past 95% of the limit: a worker paused (80%) or spilling
 # (60-70%) would wait, maybe for ever, for memory that Python does not give back.
@@ -74,6 +75,24 @@ def worker_memory_bytes(limits):
     frame = max_frame_bytes(limits.output_bytes)
     sockets = (len(WATCHED_CHANNELS) + 1) * (QUEUED_MESSAGES + 2) * frame
     return WORKER_BASE_BYTES + sockets + DECODED_PER_BYTE * frame + 4 * limits.output_bytes
+
+
+def memory_limit_warning(client, limit):
+    """A warning when workers of the cluster may use much more memory than `limit` bytes
+    (`dask worker` started without --memory-limit gets a share of its machine's), else
+    None: a kernel flooding such a worker takes more of its machine before its nanny
+    restarts it."""
+    workers = client.scheduler_info(n_workers=-1).get("workers", {})
+    loose = sorted(address for address, info in workers.items()
+                   if not info.get("memory_limit")
+                   or info["memory_limit"] > LOOSE_MEMORY_LIMIT * limit)
+    if not loose:
+        return None
+    megabytes = -(-limit // 2**20)
+    return (f"{len(loose)} Dask worker(s) may use more than {megabytes} MB, what grading "
+            f"needs ({', '.join(loose[:5])}{' ...' if len(loose) > 5 else ''}): start them"
+            f" with `dask worker ... --memory-limit {megabytes}MiB` and memory pausing and "
+            "spilling off (README: Dask cluster)")
 
 
 @contextlib.contextmanager
