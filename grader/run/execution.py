@@ -219,16 +219,13 @@ class GradingExecute(Execute):
 
     def _note_dropped_frames(self, cell):
         """When the kernel sent a frame over the cap while `cell` ran, its connection was
-        dropped (that message, and what was sent meanwhile, lost): say so in the cell,
-        and connect again; a kernel that does not answer then is stopped."""
+        dropped (that message, and what was sent meanwhile, lost): a message larger than
+        the whole budget, which it spends as any other would; then connect again, and a
+        kernel that does not answer is stopped."""
         dropped = self._frame_watch.dropped() if self._frame_watch else []
         if not dropped:
             return
-        self.output_dropped = True
-        megabytes = max_frame_bytes(self.output_bytes) / 10**6
-        cell.outputs.append(nbformat.v4.new_output("stream", name="stderr", text=(
-            f"\n[grader: this cell sent a message larger than {megabytes:g} MB;"
-            " it was not kept]\n")))
+        self._budget_spent(cell)
         if not run_sync(self._frame_watch.reconnect)(dropped, RECONNECT_SECONDS):
             raise KernelUnresponsive
 
@@ -238,14 +235,18 @@ class GradingExecute(Execute):
         if self._output_used + size <= self.output_bytes:
             self._output_used += size
             return True
-        if not self.output_dropped:  # say so once, in the cell where it happened
+        self._budget_spent(cell)
+        return False
+
+    def _budget_spent(self, cell):
+        """Keep no more output; say so once, in the cell where it happened."""
+        if not self.output_dropped:
             self.output_dropped = True
             self._output_used = self.output_bytes
             megabytes = self.output_bytes / 10**6
             cell.outputs.append(nbformat.v4.new_output("stream", name="stderr", text=(
                 f"\n[grader: this submission's output passed {megabytes:g} MB;"
                 " the rest was not kept]\n")))
-        return False
 
 
 @dataclasses.dataclass
