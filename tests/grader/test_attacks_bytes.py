@@ -88,6 +88,10 @@ def _honest(release):
 
 
 CUT = "printed more than the grader keeps"
+# The kernel's side of iopub (a PUB socket) drops what the worker does not read in time:
+# how many of 100,000 tiny messages reach the worker, and so whether they pass the budget,
+# depends on the machine's load.
+CUT_OR_NOT = (CUT, "")
 # student -> (build, status, points of each exercise, detail contains)
 CLASS = {
     "honest-one": (_honest, "graded", "50", ""),
@@ -96,7 +100,7 @@ CLASS = {
     "attack-one-huge-buffer": (_attacker(ONE_HUGE_BUFFER), "graded", "50", CUT),
     "attack-widget-image": (_attacker(WIDGET_IMAGE), "graded", "50", CUT),
     "attack-huge-display": (_attacker(HUGE_DISPLAY), "graded", "50", CUT),
-    "attack-many-comms": (_attacker(MANY_COMMS), "graded", "50", CUT),
+    "attack-many-comms": (_attacker(MANY_COMMS), "graded", "50", CUT_OR_NOT),
     "attack-many-frames": (_attacker(MANY_FRAMES), "error", "0", WORKER_DIED_TWICE),
 }
 
@@ -218,7 +222,11 @@ def test_every_student_gets_exactly_their_points_and_the_reason(graded, student)
     row = _rows(graded["out"])[student]
     _, status, points, detail = CLASS[student]
     assert [row["UNQ_C1"], row["UNQ_C2"], row["status"]] == [points, points, status], row
-    assert detail in row["detail"], row
+    if detail == CUT_OR_NOT:
+        assert row["detail"] in ("", "The notebook printed more than the grader keeps; the "
+                                     "rest of its output was dropped."), row
+    else:
+        assert detail in row["detail"], row
     if student.startswith("honest"):
         assert row["detail"] == "", row
 
