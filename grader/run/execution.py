@@ -32,7 +32,7 @@ from grader.run.kernel_client import CappedKernelClient, FrameWatch, max_frame_b
 from grader.run.warm_kernels import KernelSetup, RLimits
 
 TIMEOUT_ERROR = "CellTimeoutError"
-# Kernel messages whose content is kept in the notebook, and so counted against the budget.
+# Kernel messages counted against the budget: those the notebook keeps, and widgets'.
 COUNTED_MESSAGES = ("stream", "display_data", "execute_result", "error",
                     "update_display_data", "comm_open", "comm_msg")
 # Comm messages (widgets) are counted, then dropped: a graded notebook keeps no widget
@@ -79,7 +79,6 @@ class GradingExecute(Execute):
         self._capture = None  # the capture in progress
         self._answer_errors = {}  # exercise -> how its answer cell failed
         self._frame_watch = None  # the kernel's connections dropped for a frame over the cap
-        self._frame_drops = 0
 
     def on_notebook_start(self, **kwargs):
         self.budget.restart()

@@ -5,13 +5,13 @@ control, heartbeat). Without a cap, ZMQ would receive a 10 GB frame into the wor
 memory, and jupyter_client decode it, before any output budget applies. Every socket of
 this client is made on a ZMQ context of its own whose sockets carry ZMQ_MAXMSGSIZE:
 libzmq reads a frame's length first and, when it is above the cap, drops the connection
-to the kernel instead of allocating the frame (the socket connects again by itself a
-moment later; what the kernel sent meanwhile is lost). The cap is per frame: a multipart
-message of many capped frames is bounded only by the worker's memory limit
-(grader.run.cluster).
+to the kernel instead of allocating the frame. That message, and what the kernel sends
+until a new connection, are lost; as after any protocol error, libzmq never connects that
+socket again. The cap is per frame: a multipart message of many capped frames is bounded
+only by the worker's memory limit (grader.run.cluster).
 
-A dropped connection is seen through socket monitors (`FrameWatch`), so that the notebook
-can say what happened instead of a reply that never came.
+`FrameWatch` sees a dropped connection (a socket monitor) and makes a new socket, so that
+the notebook says what happened and later cells run, instead of replies that never come.
 """
 
 import contextlib
@@ -27,8 +27,8 @@ from grader.run import captures
 # (hundreds of bytes each) and the signature.
 ENVELOPE_BYTES = 10**6
 # Messages a socket holds received and not yet read (ZMQ_RCVHWM; ZMQ's default is 1000):
-# past it, the worker stops reading and the kernel's side holds the rest, in the
-# kernel's memory, under its cap.
+# past it, the worker stops reading and the kernel's side holds the rest, in the kernel's
+# memory, under its cap (its iopub PUB socket drops what passes its own 1000).
 QUEUED_MESSAGES = 4
 # Watched for drops: the heartbeat's socket lives in a thread of its own, and is made
 # again at each missed beat (capped all the same).
