@@ -4,6 +4,8 @@
     autograde  grade a class into OUT (resumes; adds to what OUT holds)
     publish    write what the journal holds into the gradebook, grades.csv and the report
     report     build OUT/report.html again
+    export     the grades for Canvas, Moodle or a plain CSV (after the late penalty)
+    feedback   one feedback page per student, named by student id, for an LMS upload
     validate   run a notebook as the grader would, with the public tests only
 """
 
@@ -39,7 +41,7 @@ def _autograde(args, lab):
     batch = autograde(submissions=args.submissions, out=args.out, lab=lab, limits=limits,
                       workers=args.workers, scheduler=args.scheduler, db=args.db,
                       secret_key=args.secret_key, regrade=args.regrade,
-                      on_progress=progress)
+                      on_progress=progress, late=_late_work(args))
     for warning in batch.warnings:
         log.warning(warning)
     print(summary(batch, lab, args.scheduler))
@@ -50,10 +52,47 @@ def _autograde(args, lab):
 def _publish(args, lab):
     from grader.pipeline import publish_again
 
-    records, problem = publish_again(out=args.out, lab=lab, db=args.db)
+    records, problem = publish_again(out=args.out, lab=lab, db=args.db, late=_late_work(args))
     print(f"Published {len(records)} students from the journal in {args.out}.")
     _print_outputs(Path(args.out))
     return _gradebook_exit(problem, records, args.out)
+
+
+def _late_work(args):
+    from grader.pipeline import LateWork
+
+    return LateWork(due=args.due, penalty=args.late_penalty, extensions=args.extensions,
+                    timestamps_csv=args.timestamps)
+
+
+def _export(args, lab):
+    from grader.publish.handback import export_grades
+
+    records, policy = _journal_records(args.out, lab)
+    path = export_grades(args.out, records, lab, policy, args.format, args.to)
+    print(f"Grades for {args.format}: {path}")
+    return 0
+
+
+def _feedback(args, lab):
+    from grader.publish.handback import feedback_pages
+
+    records, _ = _journal_records(args.out, lab)
+    pages = feedback_pages(args.out, records, lab, args.to)
+    print(f"{len(pages)} feedback pages in {args.to}, one per student: <student_id>.html")
+    return 0
+
+
+def _journal_records(out, lab):
+    from grader.lateness import LatePolicy
+    from grader.pipeline import LATE_POLICY
+    from grader.publish.journal import Journal, JournalError
+
+    if not Journal.exists(out):
+        raise JournalError(f"no journal in {out}: grade the class there first")
+    with Journal(out) as journal:
+        journal.check_lab(lab)
+        return journal.records(), LatePolicy.from_json(journal.fact(LATE_POLICY))
 
 
 def _gradebook_exit(problem, records, out):
@@ -153,7 +192,9 @@ def build_parser():
     publish.add_argument("out", help="the folder autograde wrote (--out)")
     publish.add_argument("--db", default=None, help="the gradebook URL (default: the one"
                          " the batch used)")
+    _late_options(publish)
     publish.set_defaults(run=_publish)
+    _handback_parsers(commands)
     report = commands.add_parser("report", help="build OUT/report.html again, without grading")
     report.add_argument("out", help="the folder autograde wrote (--out)")
     report.set_defaults(run=_report)
@@ -202,7 +243,39 @@ def _autograde_parser(commands):
                        "secret per graded submission)")
     grade.add_argument("--regrade", action="store_true", help="grade every student again, "
                        "even those whose submission and grader did not change")
+    _late_options(grade)
     grade.set_defaults(run=_autograde)
+
+
+def _late_options(command):
+    """Late work's options: each given replaces what the journal keeps from before."""
+    command.add_argument("--due", default=None, metavar="TIME", help="the due date, ISO 8601"
+                         " with a zone, e.g. 2026-12-01T23:59:00+01:00 (default: the one"
+                         " given before, if any)")
+    command.add_argument("--late-penalty", default=None, metavar="POLICY",
+                         help="none (record lateness only), zero (a late submission scores"
+                         " 0) or N%% (N percent of the maximum off per started day late,"
+                         " at most the score); default: the one given before, else none")
+    command.add_argument("--extensions", default=None, metavar="CSV",
+                         help="a CSV of student_id,due: each student's own due date")
+    command.add_argument("--timestamps", default=None, metavar="CSV",
+                         help="a CSV of student_id,timestamp, for submissions without"
+                         " nbgrader's timestamp.txt (LMS downloads); it wins over the file")
+
+
+def _handback_parsers(commands):
+    export = commands.add_parser("export", help="write the grades (after the late penalty)"
+                                 " in a form Canvas's or Moodle's gradebook import accepts")
+    export.add_argument("out", help="the folder autograde wrote (--out)")
+    export.add_argument("--format", choices=("canvas", "moodle", "csv"), default="csv")
+    export.add_argument("--to", default=None, metavar="FILE",
+                        help="where to write it (default OUT/grades-<format>.csv)")
+    export.set_defaults(run=_export)
+    feedback = commands.add_parser("feedback", help="copy each student's feedback page to"
+                                   " DIR/<student_id>.html, ready for an LMS upload")
+    feedback.add_argument("out", help="the folder autograde wrote (--out)")
+    feedback.add_argument("--to", required=True, metavar="DIR")
+    feedback.set_defaults(run=_feedback)
 
 
 def _secret_key(text):
@@ -227,6 +300,7 @@ def main(argv=None):
     from grader.course.course import NbgraderError
     from grader.course.release import ReleaseExistsError
     from grader.intake import IntakeError
+    from grader.lateness import LatenessError
     from grader.publish.gradebook import GradebookError
     from grader.publish.journal import JournalError
     from grader.publish.report import ReportError
@@ -235,6 +309,6 @@ def main(argv=None):
     try:
         return args.run(args, load_lab(args.lab))
     except (ReleaseExistsError, NbgraderError, IntakeError, GradebookError, JournalError,
-            ReportError, ClusterError, LabError, FileNotFoundError) as error:
+            ReportError, ClusterError, LabError, LatenessError, FileNotFoundError) as error:
         print(f"error: {error}", file=sys.stderr)
         return 1

@@ -23,6 +23,7 @@ before its task leaves this process; the lab makes the hidden inputs from it her
 only those inputs travel to the kernel. The judge draws them again from the same secret.
 """
 
+import dataclasses
 import inspect
 import logging
 import os
@@ -40,6 +41,7 @@ from grader.intake.notebook_file import NotGradable
 from grader.intake.prepare import prepare
 from grader.judge.status import sentence, status_and_detail
 from grader.judge.verdicts import judge_outcome
+from grader.lateness import LatePolicy, parse_timestamp, policy_from, read_student_times
 from grader.plugin import load_lab
 from grader.publish import report
 from grader.publish.gradebook import (
@@ -47,6 +49,7 @@ from grader.publish.gradebook import (
     gradebook_url,
     open_results_course,
     results_course,
+    write_lateness,
 )
 from grader.publish.grades_csv import (
     GRADES_CSV,
@@ -54,6 +57,7 @@ from grader.publish.grades_csv import (
     write_grades_csv,
     write_verdicts_json,
 )
+from grader.publish.handback import write_course_feedback
 from grader.publish.journal import Journal, JournalError
 from grader.publish.publisher import Publisher
 from grader.records import ERROR, INVALID, StudentResult
@@ -87,13 +91,15 @@ class BatchResult:
 
 
 def autograde(*, submissions, out, lab=None, limits=None, workers=None, scheduler=None,
-              db=None, secret_key=None, regrade=False, on_progress=None):
+              db=None, secret_key=None, regrade=False, on_progress=None, late=None):
     """Grade every student folder in `submissions` into `out` and return a BatchResult.
     `on_progress(done, total, record)` is called as each student is saved. Grading runs on
     the Dask cluster at `scheduler`, or on `workers` processes here (default: the cores).
     Each grading's hidden inputs come from a fresh random secret; with `secret_key`
     (bytes, a key the instructor keeps secret) from an HMAC of it instead, so that the
-    same submissions graded with the same key give the same bytes (grader.hidden_secrets)."""
+    same submissions graded with the same key give the same bytes (grader.hidden_secrets).
+    `late` (LateWork) gives timestamps and the due date, extensions and penalty, which
+    replace the ones the journal keeps from an earlier batch."""
     started = time.monotonic()
     lab = lab or load_lab()
     limits = limits or Limits()
@@ -103,18 +109,58 @@ def autograde(*, submissions, out, lab=None, limits=None, workers=None, schedule
     check_gradebook(db_url)  # before grading: a class it cannot record is not graded
     version = grading_version(lab)
     with logs.batch_log(out), Journal(out) as journal:
+        late = late or LateWork()
+        policy = late.policy(journal)  # before grading: a wrong --due costs no time
+        given_timestamps = late.timestamps()
         batch = journal.begin_batch(lab=lab, regrade=regrade)
         journal.set_fact("db", db)
+        journal.set_fact(LATE_POLICY, policy.to_json())
         run = _Run(lab=lab, limits=limits, journal=journal, batch=batch, secret_key=secret_key,
                    regrade=regrade, version=version, on_progress=on_progress)
+        run.given_timestamps = given_timestamps
         try:
             intake, publisher = _grade(run, submissions, out, db_url, workers, scheduler)
         except BaseException:  # the batch stops: what it graded stays, in every output
             _write_what_is_saved(out, journal, lab)
             raise
         result = run.result(started, intake, publisher)
+        result.gradebook_problem = result.gradebook_problem or _lateness_to_gradebook(
+            db_url, lab, journal)
         write_class_files(out, journal, lab, facts=run.facts(result, limits, started))
     return result
+
+
+LATE_POLICY = "late_policy"  # the journal's fact: the policy last given
+
+
+@dataclass(frozen=True)
+class LateWork:
+    """What the instructor says about late work, as given (None: keep the journal's)."""
+
+    due: str | None = None  # ISO 8601 with a zone; "" removes the due date
+    penalty: str | None = None  # none, zero or N% (per started day)
+    extensions: str | None = None  # a CSV file: student_id,due
+    timestamps_csv: str | None = None  # a CSV file: student_id,timestamp (LMS downloads)
+
+    def policy(self, journal):
+        return policy_from(journal.fact(LATE_POLICY), due=self.due, penalty=self.penalty,
+                           extensions=self.extensions)
+
+    def timestamps(self):
+        if not self.timestamps_csv:
+            return {}
+        return read_student_times(self.timestamps_csv, parse_timestamp, "timestamp")
+
+
+def _lateness_to_gradebook(db_url, lab, journal):
+    """Write the late work into the gradebook; None, or why it could not."""
+    try:
+        write_lateness(db_url, lab, journal.records(),
+                       LatePolicy.from_json(journal.fact(LATE_POLICY)))
+    except Exception as error:
+        log.error("the late work could not be written into the gradebook: %s", error)
+        return str(error)
+    return None
 
 
 def _grade(run, submissions, out, db_url, workers, scheduler):
@@ -151,6 +197,7 @@ class _Run:
         self.graded, self.kept, self.levels, self.unprotected = [], [], [], set()
         self.graded_at = datetime.now(UTC).isoformat(timespec="seconds")
         self.workers = 0
+        self.given_timestamps, self.timestamps = {}, {}  # student id -> ISO text
         self.memory_warning = None  # the cluster's workers may use more memory than needed
         self._total = self._done = 0
 
@@ -158,6 +205,10 @@ class _Run:
         todo = [submission for submission in submissions if not self._keep(submission)]
         self.journal.mark_seen([submission.student_id for submission in submissions],
                                self.batch)
+        # A timestamp from the instructor's CSV wins over the folder's timestamp.txt.
+        self.timestamps = {submission.student_id: self.given_timestamps.get(
+            submission.student_id, submission.timestamp) for submission in submissions}
+        self.journal.set_timestamps(self.timestamps)
         self._total = len(todo)
         self.publisher = publisher
         tasks = self._tasks(todo)
@@ -245,6 +296,8 @@ class _Run:
         self._publish(result)
 
     def _publish(self, result):
+        result = dataclasses.replace(result, timestamp=self.timestamps.get(result.student_id,
+                                                                           ""))
         self.graded.append(result.student_id)
         self.publisher.publish(result, on_done=self._progress)
 
@@ -290,15 +343,17 @@ class _Run:
                 " repeat key (--secret-key)")
 
 
-def publish_again(*, out, lab, db=None):
+def publish_again(*, out, lab, db=None, late=None):
     """Write what the journal in `out` holds into the gradebook (the rows it lacks: after a
     database outage), grades.csv, verdicts.json and the report, without grading; return
-    (every record, why the gradebook stopped taking rows or None)."""
+    (every record, why the gradebook stopped taking rows or None). The late penalties are
+    computed again, under `late` (LateWork) put over the policy the journal keeps."""
     out = Path(out).resolve()
     if not Journal.exists(out):
         raise JournalError(f"no journal in {out}: grade the class there first")
     with logs.batch_log(out), Journal(out) as journal:
         journal.check_lab(lab)
+        journal.set_fact(LATE_POLICY, (late or LateWork()).policy(journal).to_json())
         db_url = gradebook_url(out, db or journal.fact("db"))
         check_gradebook(db_url)
         ready = Future()
@@ -307,15 +362,18 @@ def publish_again(*, out, lab, db=None):
                               course=results_course(out, lab), gradebook_ready=ready,
                               db_url=db_url, version="", batch=0)
         publisher.close()  # writes the rows the gradebook lacks
+        problem = publisher.gradebook_problem or _lateness_to_gradebook(db_url, lab, journal)
         write_class_files(out, journal, lab)
-        return journal.records(), publisher.gradebook_problem
+        return journal.records(), problem
 
 
 def write_class_files(out, journal, lab, *, facts=None):
     """grades.csv, verdicts.json and the report, for every student the journal holds.
     The grades are what counts: a report that fails becomes a warning, not a failed batch."""
     records = journal.records()
-    write_grades_csv(Path(out) / GRADES_CSV, records, lab)
+    write_grades_csv(Path(out) / GRADES_CSV, records, lab,
+                     LatePolicy.from_json(journal.fact(LATE_POLICY)))
+    write_course_feedback(out, lab, records, datetime.now(UTC).isoformat())
     write_verdicts_json(Path(out) / VERDICTS_JSON, records)
     if facts is not None:
         journal.set_fact("run", asdict(facts))

@@ -150,6 +150,7 @@ class StudentResult:
     sandbox: str = ""  # what confined the kernel, as the machine that ran it said
     submission_hash: str = ""  # of the submitted notebook file: a resumed batch keeps it
     folder: str = ""  # the student's folder name as submitted ("": the id itself)
+    timestamp: str = ""  # when the student submitted (ISO, UTC; "" when nothing says)
 
     @property
     def score(self):

@@ -23,6 +23,7 @@ from grader.intake.notebook_file import (
     size_text,
 )
 from grader.intake.student_ids import assign_ids, is_unsafe_name
+from grader.lateness import read_timestamp_file
 from grader.records import INVALID
 
 MAX_ZIP_ENTRIES = 5000
@@ -56,6 +57,7 @@ class Submission:
     detail: str  # a note for the student and the instructor, "" if nothing to say
     digest: str = ""  # sha256 of the notebook file: the same file, the same digest
     folder: str = ""  # the student folder's name as submitted (the id may differ)
+    timestamp: str = ""  # when it was submitted (ISO, UTC), from nbgrader's timestamp.txt
 
     def read(self, lab):
         """(notebook, notes) from the file, which must not have changed since intake, or
@@ -273,7 +275,18 @@ def _submission(student_id, folder, problem, note, lab):
         return Submission(student_id, notebook_path, INVALID, _joined(UNREADABLE, note),
                           folder=folder.name)
     return Submission(student_id, notebook_path, None, _joined(*choice_notes, note), digest,
-                      folder=folder.name)
+                      folder=folder.name, timestamp=_timestamp(folder, notebook_path))
+
+
+def _timestamp(folder, notebook_path):
+    """nbgrader's timestamp.txt beside the notebook, or in a folder between it and the
+    student's folder (submitted/<student>/<assignment>/timestamp.txt); "" if none."""
+    place = notebook_path.parent
+    while True:
+        timestamp = read_timestamp_file(place)
+        if timestamp or place == folder or folder not in place.parents:
+            return timestamp
+        place = place.parent
 
 
 def _joined(*notes):

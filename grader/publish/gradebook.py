@@ -20,6 +20,7 @@ import contextlib
 import hashlib
 import shutil
 import warnings
+from datetime import UTC, datetime
 from pathlib import Path
 
 from nbgrader.api import Gradebook, MissingEntry
@@ -28,6 +29,7 @@ from sqlalchemy.engine import make_url
 from sqlalchemy.exc import ArgumentError, SAWarning, SQLAlchemyError
 
 from grader.course.course import Course, create_course, run_nbgrader
+from grader.lateness import LatePolicy
 
 # SQLAlchemy 2.1 reads a bare postgresql:// as psycopg 3; the driver installed
 # (requirements.txt) is psycopg2, so such a URL is given that driver explicitly.
@@ -137,6 +139,54 @@ class GradebookWriter:
         """Drop what an earlier run recorded for a student who now has no notebook."""
         with contextlib.suppress(MissingEntry):
             self.gradebook.remove_submission(self.lab.assignment, student_id)
+
+
+def write_lateness(db_url, lab, records, policy=None):
+    """Put the late work into the gradebook as nbgrader keeps it, so that `nbgrader export`
+    and formgrader show it: the assignment's due date, each submission's timestamp and
+    extension, and each notebook's late_submission_penalty (points, under `policy`).
+    Written whole at every publish: a new due date or extension changes them all."""
+    policy = policy or LatePolicy()
+    due = policy.due_of(None)
+    try:
+        gradebook = Gradebook(db_url, course_id=lab.course_id)
+    except Exception as error:
+        raise GradebookError(_first_line(error)) from error
+    try:
+        with _quiet():
+            gradebook.update_or_create_assignment(lab.assignment, duedate=_naive_utc(due))
+            for record in records:
+                _write_submission_lateness(gradebook, lab, record, policy, due)
+            gradebook.db.commit()
+    except Exception as error:
+        with contextlib.suppress(Exception):
+            gradebook.db.rollback()
+        raise GradebookError(_first_line(error)) from error
+    finally:
+        gradebook.close()
+
+
+def _write_submission_lateness(gradebook, lab, record, policy, due):
+    try:
+        submission = gradebook.find_submission(lab.assignment, record.student_id)
+    except MissingEntry:
+        return  # no graded notebook: nothing for nbgrader to be late with
+    own_due = policy.due_of(record.student_id)
+    submission.timestamp = _naive_utc(record.timestamp or None)
+    submission.extension = own_due - due if own_due and due and own_due > due else None
+    _, penalty = policy.lateness(record.student_id, record.timestamp, record.score,
+                                 lab.max_score)
+    for notebook in submission.notebooks:
+        notebook.late_submission_penalty = penalty
+
+
+def _naive_utc(moment):
+    """A time as nbgrader's gradebook stores it: naive, in UTC."""
+    if moment is None:
+        return None
+    if isinstance(moment, str):
+        moment = datetime.fromisoformat(moment)
+    return moment.astimezone(UTC).replace(tzinfo=None)
 
 
 def remove_graded_notebook(course, student_id):

@@ -1,6 +1,8 @@
 """grades.csv and verdicts.json: the class, one row per student, made from the journal.
 
-    grades.csv      student_id, one column per exercise, score, max_score, status, detail
+    grades.csv      student_id, one column per exercise, score, max_score, status, detail,
+                    then the late work's: timestamp (ISO, UTC), late_seconds, penalty
+                    (points taken off) and final_score (score - penalty, what counts)
     verdicts.json   per student and exercise: points, max_points and each message (its kind
                     and text), which grades.csv has no column for
 
@@ -14,6 +16,7 @@ import csv
 import io
 import json
 
+from grader.lateness import LatePolicy
 from grader.publish.files import write_atomically
 from grader.publish.journal import record_as_json
 
@@ -23,23 +26,42 @@ FORMULA_STARTS = ("=", "+", "-", "@", "\t", "\r")
 
 
 def csv_columns(lab):
-    return ("student_id", *lab.exercise_ids, "score", "max_score", "status", "detail")
+    # The late work's columns come last: a script reading the first ones by position
+    # reads what it always did.
+    return ("student_id", *lab.exercise_ids, "score", "max_score", "status", "detail",
+            *LATE_COLUMNS)
 
 
-def write_grades_csv(path, records, lab):
+LATE_COLUMNS = ("timestamp", "late_seconds", "penalty", "final_score")
+
+
+def write_grades_csv(path, records, lab, policy=None):
     buffer = io.StringIO()
     writer = csv.writer(buffer, lineterminator="\n")
     writer.writerow(csv_columns(lab))
-    writer.writerows(grades_row(record, lab) for record in records)
+    writer.writerows(grades_row(record, lab, policy) for record in records)
     write_atomically(path, buffer.getvalue())
     return path
 
 
-def grades_row(record, lab):
+def grades_row(record, lab, policy=None):
     points = [_points(record, exercise) for exercise in lab.exercise_ids]
+    late, penalty = late_seconds_and_penalty(record, lab, policy)
     return [neutralised(record.student_id), *map(format_number, points),
             format_number(record.score), format_number(lab.max_score), record.status,
-            neutralised(record.detail)]
+            neutralised(record.detail), record.timestamp, str(late), format_number(penalty),
+            format_number(record.score - penalty)]
+
+
+def late_seconds_and_penalty(record, lab, policy=None):
+    """How late the record's submission was, and the points that costs, under `policy`."""
+    return (policy or LatePolicy()).lateness(record.student_id, record.timestamp,
+                                             record.score, lab.max_score)
+
+
+def final_score(record, lab, policy=None):
+    """The score that counts: the points less the late penalty."""
+    return record.score - late_seconds_and_penalty(record, lab, policy)[1]
 
 
 def neutralised(text):

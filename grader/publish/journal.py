@@ -35,7 +35,7 @@ from grader.hidden_secrets import grading_secret
 from grader.records import STATUSES, ExerciseVerdict
 
 FILE = "journal.sqlite"
-SCHEMA_VERSION = 1
+SCHEMA_VERSION = 2
 # Version 0: the first release's (no user_version); its tables are the first two here.
 SCHEMA = (  # version 0, the first release's (it set no user_version)
     "CREATE TABLE IF NOT EXISTS facts (key TEXT PRIMARY KEY, value TEXT NOT NULL)",
@@ -66,11 +66,15 @@ MIGRATIONS = {  # version N -> the statements that make it N + 1
     secret BLOB NOT NULL,
     PRIMARY KEY (student_id, digest)
 )"""),
+    1: (
+        # When the student submitted (ISO 8601, UTC; '' when nothing said): late penalties
+        # are computed from it at every publish, under the policy then in force.
+        "ALTER TABLE students ADD COLUMN timestamp TEXT NOT NULL DEFAULT ''",),
 }
 # What record() writes, by name; in_gradebook starts at 0 and gradings counts up.
 _RECORDED = ("student_id", "digest", "version", "status", "detail", "verdicts", "seconds",
              "sandbox", "has_notebook", "feedback", "in_gradebook", "batch", "graded_at",
-             "folder")
+             "folder", "timestamp")
 _RECORD_SQL = (f"INSERT INTO students ({', '.join(_RECORDED)}, gradings)"
                f" VALUES ({', '.join(':' + name for name in _RECORDED)}, 1)"
                " ON CONFLICT (student_id) DO UPDATE SET "
@@ -100,6 +104,7 @@ class StudentRecord:
     batch: int = 0
     graded_at: str = ""
     folder: str = ""  # the student's folder name as submitted
+    timestamp: str = ""  # when the student submitted (ISO, UTC), "" when nothing says
 
     @property
     def score(self):
@@ -230,7 +235,8 @@ class Journal:
                "graded_at": datetime.now(UTC).isoformat(timespec="seconds"),
                # JSON text: a folder name may hold a lone surrogate (undecodable bytes),
                # and it must come back exactly to be recognised next time.
-               "folder": json.dumps(result.folder or result.student_id)}
+               "folder": json.dumps(result.folder or result.student_id),
+               "timestamp": result.timestamp}
         with self._lock, self._transaction():
             self._db.execute(_RECORD_SQL, row)
             self._db.execute("DELETE FROM pending WHERE student_id = ?", (result.student_id,))
@@ -245,6 +251,14 @@ class Journal:
         with self._lock, self._transaction():
             self._db.executemany("UPDATE students SET batch = ? WHERE student_id = ?",
                                  [(batch, student_id) for student_id in student_ids])
+
+    def set_timestamps(self, timestamps):
+        """Save when each of these students submitted ({id: ISO text}): a student whose
+        result is kept may have sent the same file again later."""
+        with self._lock, self._transaction():
+            self._db.executemany("UPDATE students SET timestamp = ? WHERE student_id = ?",
+                                 [(stamp, student_id) for student_id, stamp
+                                  in timestamps.items()])
 
     def records(self):
         """Every student's record, by id."""
@@ -270,7 +284,7 @@ _READ = ", ".join(_RECORDED)
 
 def _record(row):
     (student_id, digest, version, status, detail, verdicts, seconds, sandbox, has_notebook,
-     feedback, in_gradebook, batch, graded_at, folder) = row
+     feedback, in_gradebook, batch, graded_at, folder, timestamp) = row
     if status not in STATUSES:
         raise JournalError(f"the journal holds an unknown status {status!r}")
     return StudentRecord(
@@ -279,7 +293,8 @@ def _record(row):
                   for exercise, data in json.loads(verdicts).items()},
         seconds=seconds, sandbox=sandbox, digest=digest, version=version,
         has_notebook=bool(has_notebook), feedback=feedback, in_gradebook=bool(in_gradebook),
-        batch=batch, graded_at=graded_at, folder=_folder(student_id, folder))
+        batch=batch, graded_at=graded_at, folder=_folder(student_id, folder),
+        timestamp=timestamp)
 
 
 def _folder(student_id, stored):
