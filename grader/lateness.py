@@ -21,6 +21,7 @@ from dataclasses import asdict, dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
 
+import dateutil.parser
 from nbgrader.utils import parse_utc
 
 NONE, ZERO = "none", "zero"
@@ -29,6 +30,7 @@ DAY_SECONDS = 24 * 3600
 # What nbgrader's exchange writes into timestamp.txt (it reads it back with parse_utc).
 NBGRADER_FORMAT = "%Y-%m-%d %H:%M:%S.%f UTC"
 TIMESTAMP_FILE = "timestamp.txt"
+NUMERIC_ZONE = re.compile(r" [+-]\d\d:?\d\d$")
 
 
 class LatenessError(ValueError):
@@ -38,8 +40,12 @@ class LatenessError(ValueError):
 def parse_timestamp(text, where="timestamp"):
     """An aware UTC datetime from nbgrader's timestamp format (or ISO 8601); a time without
     a zone is read as UTC, as nbgrader reads it."""
+    text = text.strip()
     try:
-        moment = parse_utc(text.strip())
+        if NUMERIC_ZONE.search(text):  # parse_utc would take +0100 for 100 seconds
+            moment = dateutil.parser.parse(text).astimezone(UTC).replace(tzinfo=None)
+        else:
+            moment = parse_utc(text)
     except (ValueError, OverflowError, TypeError) as error:
         raise LatenessError(f"{where}: {text.strip()!r} is not a time") from error
     return moment.replace(tzinfo=UTC)

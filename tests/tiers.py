@@ -41,6 +41,7 @@ FAST = frozenset({
     "tests/grader/test_intake.py",
     "tests/grader/test_intake_cells.py",
     "tests/grader/test_kernel_uids.py",
+    "tests/grader/test_lateness.py",
     "tests/grader/test_layout.py",
     "tests/grader/test_prepare.py",
     "tests/grader/test_release_files.py",
