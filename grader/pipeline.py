@@ -59,7 +59,7 @@ from grader.publish.grades_csv import (
 )
 from grader.publish.handback import write_course_feedback
 from grader.publish.journal import Journal, JournalError
-from grader.publish.publisher import Publisher
+from grader.publish.publisher import Publisher, refresh_late_penalties
 from grader.records import ERROR, INVALID, StudentResult
 from grader.release_files import read_release_files
 from grader.run import cluster
@@ -117,7 +117,7 @@ def autograde(*, submissions, out, lab=None, limits=None, workers=None, schedule
         journal.set_fact(LATE_POLICY, policy.to_json())
         run = _Run(lab=lab, limits=limits, journal=journal, batch=batch, secret_key=secret_key,
                    regrade=regrade, version=version, on_progress=on_progress)
-        run.given_timestamps = given_timestamps
+        run.given_timestamps, run.policy = given_timestamps, policy
         try:
             intake, publisher = _grade(run, submissions, out, db_url, workers, scheduler)
         except BaseException:  # the batch stops: what it graded stays, in every output
@@ -172,7 +172,7 @@ def _grade(run, submissions, out, db_url, workers, scheduler):
         ready = background.submit(open_results_course, out, lab, db_url, journal)
         with Publisher(out=out, lab=lab, journal=journal, course=results_course(out, lab),
                        gradebook_ready=ready, db_url=db_url, version=run.version,
-                       batch=run.batch) as publisher:
+                       batch=run.batch, policy=run.policy) as publisher:
             run.grade(intake.submissions, publisher, workers=workers, scheduler=scheduler)
     return intake, publisher
 
@@ -198,6 +198,7 @@ class _Run:
         self.graded_at = datetime.now(UTC).isoformat(timespec="seconds")
         self.workers = 0
         self.given_timestamps, self.timestamps = {}, {}  # student id -> ISO text
+        self.policy = LatePolicy()
         self.memory_warning = None  # the cluster's workers may use more memory than needed
         self._total = self._done = 0
 
@@ -370,9 +371,13 @@ def publish_again(*, out, lab, db=None, late=None):
 def write_class_files(out, journal, lab, *, facts=None):
     """grades.csv, verdicts.json and the report, for every student the journal holds.
     The grades are what counts: a report that fails becomes a warning, not a failed batch."""
+    policy = LatePolicy.from_json(journal.fact(LATE_POLICY))
+    try:
+        refresh_late_penalties(out, lab, journal, results_course(out, lab), policy)
+    except Exception:
+        log.exception("feedback pages could not show the new late penalties")
     records = journal.records()
-    write_grades_csv(Path(out) / GRADES_CSV, records, lab,
-                     LatePolicy.from_json(journal.fact(LATE_POLICY)))
+    write_grades_csv(Path(out) / GRADES_CSV, records, lab, policy)
     write_course_feedback(out, lab, records, datetime.now(UTC).isoformat())
     write_verdicts_json(Path(out) / VERDICTS_JSON, records)
     if facts is not None:

@@ -70,7 +70,7 @@ class FeedbackWriter:
     def path(self, student_id):
         return self.folder / student_id / f"{Path(self.lab.notebook_name).stem}.html"
 
-    def write(self, result, notebook):
+    def write(self, result, notebook, late_penalty=0.0):
         """Write the page of `result` from its graded `notebook` (with the verdicts shown,
         see add_verdict_outputs), or remove an old page when there is no notebook; the
         FeedbackState."""
@@ -78,7 +78,7 @@ class FeedbackWriter:
             self.remove(result.student_id)
             return FeedbackState(NONE)
         try:
-            page = self.render(result, notebook)
+            page = self.render(result, notebook, late_penalty)
         except PageTimeout:
             self.remove(result.student_id)
             return FeedbackState(REFUSED, "No feedback page could be made in time (rendering"
@@ -98,12 +98,12 @@ class FeedbackWriter:
         if path.parent.exists() and not any(path.parent.iterdir()):
             shutil.rmtree(path.parent, ignore_errors=True)
 
-    def render(self, result, notebook):
+    def render(self, result, notebook, late_penalty=0.0):
         """The page (or PageTimeout) for `result`'s graded notebook, rendered apart."""
         notebook = nbformat.from_dict(copy.deepcopy(notebook))
         _set_scores(notebook, result.verdicts, self.lab)
         resources = _resources(Path(self.lab.notebook_name).stem, result.score,
-                               self.lab.max_score)
+                               self.lab.max_score, late_penalty)
         return self.pages.render(notebook, resources)
 
     def leak(self, page):
@@ -147,9 +147,10 @@ def _policy():
     return page_policy(page)
 
 
-def _resources(notebook_name, score, max_score):
+def _resources(notebook_name, score, max_score, late_penalty=0.0):
+    # nbgrader's template shows a penalty above 0 as "Late submission penalty (Score: -N)".
     return {"nbgrader": {"notebook": notebook_name, "score": score, "max_score": max_score,
-                         "late_penalty": 0}}
+                         "late_penalty": late_penalty}}
 
 
 def add_verdict_outputs(notebook, verdicts, lab):

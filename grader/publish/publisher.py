@@ -20,7 +20,14 @@ import logging
 import nbformat
 
 from grader.judge.status import sentence
-from grader.publish.feedback import NONE, REFUSED, FeedbackWriter, add_verdict_outputs
+from grader.lateness import LatePolicy
+from grader.publish.feedback import (
+    NONE,
+    REFUSED,
+    WRITTEN,
+    FeedbackWriter,
+    add_verdict_outputs,
+)
 from grader.publish.files import is_safe_student_id, write_atomically
 from grader.publish.gradebook import GradebookError, GradebookWriter, remove_graded_notebook
 from grader.records import ERROR
@@ -36,8 +43,10 @@ UNSAFE_ID = "The student id cannot name a folder (a path separator or '..'); ren
 class Publisher:
     """Publishes results as they are given to `publish`, one at a time, in order."""
 
-    def __init__(self, *, out, lab, journal, course, gradebook_ready, db_url, version, batch):
+    def __init__(self, *, out, lab, journal, course, gradebook_ready, db_url, version, batch,
+                 policy=None):
         self.lab, self.journal, self.course = lab, journal, course
+        self.policy = policy or LatePolicy()  # the late penalty each page shows
         # A Future: nbgrader makes the course and the gradebook's tables meanwhile.
         self.gradebook_ready = gradebook_ready
         self.db_url, self.version, self.batch = db_url, version, batch
@@ -104,8 +113,11 @@ class Publisher:
         return self.journal.record_of(result.student_id)
 
     def _feedback(self, result, notebook):
+        _, penalty = self.policy.lateness(result.student_id, result.timestamp, result.score,
+                                          self.lab.max_score)
         try:
-            state = self.feedback.write(result, notebook)
+            state = self.feedback.write(result, notebook, penalty)
+            page_penalties(self.journal, {result.student_id: penalty})
         except Exception:
             log.exception("the feedback of %s could not be made", result.student_id)
             self.feedback.remove(result.student_id)
@@ -151,6 +163,39 @@ class Publisher:
         for record in self.journal.records():
             if not record.in_gradebook:
                 self._to_gradebook(record)
+
+
+PAGE_PENALTIES = "feedback_late_penalties"  # the journal's fact: the penalty each page shows
+
+
+def page_penalties(journal, changed=None):
+    """student id -> the late penalty their feedback page shows; `changed` saved first."""
+    shown = journal.fact(PAGE_PENALTIES, {})
+    if changed:
+        shown.update(changed)
+        journal.set_fact(PAGE_PENALTIES, shown)
+    return shown
+
+
+def refresh_late_penalties(out, lab, journal, course, policy):
+    """Render again the feedback pages whose late penalty changed under `policy` (a new due
+    date, an extension, another penalty), from the graded notebooks in the course."""
+    shown = page_penalties(journal)
+    stale = [(record, penalty) for record in journal.records()
+             if record.feedback == WRITTEN and record.has_notebook
+             and (penalty := policy.lateness(record.student_id, record.timestamp,
+                                             record.score, lab.max_score)[1])
+             != shown.get(record.student_id, 0.0)]
+    if not stale:
+        return
+    writer = FeedbackWriter(lab, out)
+    try:
+        for record, penalty in stale:
+            notebook = nbformat.read(course.autograded_notebook(record.student_id), 4)
+            if writer.write(record, notebook, penalty).state == WRITTEN:
+                page_penalties(journal, {record.student_id: penalty})
+    finally:
+        writer.close()
 
 
 def _joined(*notes):

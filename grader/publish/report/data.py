@@ -11,6 +11,7 @@ from collections import Counter, defaultdict
 from dataclasses import dataclass, fields
 from pathlib import Path
 
+from grader.lateness import LatePolicy, late_text
 from grader.publish.journal import Journal, JournalError
 from grader.records import ERROR, GRADED, INVALID, STATUSES, TIMEOUT
 
@@ -127,6 +128,27 @@ class ExerciseMistakes:
 
 
 @dataclass(frozen=True)
+class LateRow:
+    """One student's submission time, against their due date."""
+
+    student_id: str
+    timestamp: str  # ISO, UTC; "" when nothing said when
+    due: str  # their due date (an extension's, if granted), "" when none
+    late_seconds: int
+    late: str  # for people: "1 d 2 h"
+    penalty: float  # points taken off
+    final_score: float
+
+
+@dataclass(frozen=True)
+class LateWork:
+    due: str  # ISO, "" when no due date was given
+    penalty: str  # none, zero or N%
+    rows: tuple  # of LateRow, by id, every student
+    late_count: int
+
+
+@dataclass(frozen=True)
 class ReportData:
     assignment: str
     exercises: tuple  # of ExerciseInfo, in the lab's order
@@ -140,6 +162,7 @@ class ReportData:
     latest_batch: int | None  # the journal's last batch; None when it has none
     not_in_latest_batch: tuple  # of Student whose folder the latest batch did not hold
     run: RunFacts | None  # None when the run's facts were never saved
+    late_work: LateWork | None = None
 
     @property
     def scored(self):
@@ -162,6 +185,7 @@ def read_report_data(*, out, lab):
             records = journal.records()
             run = journal.fact("run")
             batches = journal.fact("batches")
+            policy = LatePolicy.from_json(journal.fact("late_policy"))
     except JournalError as error:
         raise ReportError(str(error)) from None
     except (sqlite3.Error, ValueError, KeyError, TypeError) as error:
@@ -169,7 +193,7 @@ def read_report_data(*, out, lab):
     if batches is not None and not _is_a(batches, int):
         raise ReportError(f"the journal in {out} holds a batch count that is not a number")
     return report_data(records=records, lab=lab, latest_batch=batches,
-                       run=run_facts(run, out) if run is not None else None)
+                       run=run_facts(run, out) if run is not None else None, policy=policy)
 
 
 def run_facts(data, out):
@@ -191,7 +215,7 @@ def _is_a(value, kind):
 
 # ---------------------------------------------------------------- what the report counts
 
-def report_data(*, records, lab, latest_batch=None, run=None):
+def report_data(*, records, lab, latest_batch=None, run=None, policy=None):
     """ReportData from the journal's StudentRecords, the lab and the batch's facts."""
     exercises = tuple(ExerciseInfo(exercise, lab.exercise(exercise).title, lab.points[exercise])
                       for exercise in lab.exercise_ids)
@@ -214,7 +238,21 @@ def report_data(*, records, lab, latest_batch=None, run=None):
         latest_batch=latest_batch,
         not_in_latest_batch=tuple(s for s in students
                                   if latest_batch is not None and s.batch < latest_batch),
-        run=run)
+        run=run, late_work=late_work(records, lab, policy or LatePolicy()))
+
+
+def late_work(records, lab, policy):
+    """When each student submitted, how late, and what it cost under `policy`."""
+    rows = []
+    for record in sorted(records, key=lambda record: record.student_id):
+        late, penalty = policy.lateness(record.student_id, record.timestamp, record.score,
+                                        lab.max_score)
+        due = policy.due_of(record.student_id)
+        rows.append(LateRow(record.student_id, record.timestamp,
+                            due.isoformat() if due else "", late, late_text(late), penalty,
+                            record.score - penalty))
+    return LateWork(policy.due, policy.penalty, tuple(rows),
+                    sum(row.late_seconds > 0 for row in rows))
 
 
 def _student(record, exercises):
