@@ -60,7 +60,7 @@ def parse_due(text, where="--due"):
                             " 2026-12-01T23:59:00+01:00") from error
     if moment.tzinfo is None:
         raise LatenessError(f"{where}: {text!r} has no time zone; add one, e.g. {text}Z"
-                            " for UTC or {text}+01:00")
+                            f" for UTC or {text}+01:00")
     return moment.astimezone(UTC)
 
 

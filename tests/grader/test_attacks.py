@@ -39,7 +39,8 @@ from grader.run.sandbox import run_notebook
 from grader.settings import Limits
 
 NOTEBOOK = lab.notebook_name
-CSV_COLUMNS = ["student_id", "UNQ_C1", "UNQ_C2", "score", "max_score", "status", "detail"]
+CSV_COLUMNS = ["student_id", "UNQ_C1", "UNQ_C2", "score", "max_score", "status", "detail",
+               "timestamp", "late_seconds", "penalty", "final_score"]
 CELL_TIMEOUT = 8
 # In the batch's environment, so every process it starts carries it: other grading on the
 # same machine (another test run) is not mistaken for ours.

@@ -21,7 +21,8 @@ import pytest
 from grader.labs.c2_w2 import LAB as lab
 from grader.pipeline import kernels_sandbox
 
-CSV_COLUMNS = ["student_id", "UNQ_C1", "UNQ_C2", "score", "max_score", "status", "detail"]
+CSV_COLUMNS = ["student_id", "UNQ_C1", "UNQ_C2", "score", "max_score", "status", "detail",
+               "timestamp", "late_seconds", "penalty", "final_score"]
 # A few submissions graded again into another OUT, from a zip: the same rows must come back.
 RECHECKED = ["ok-loop-softmax-input-model", "wrong-softmax-unnormalised",
              "wrong-model-softmax-output", "invalid-truncated"]

@@ -180,3 +180,15 @@ def test_moodle_and_plain_exports_column_by_column(form, header):
     rows = list(csv.reader(io.StringIO(grades_for_lms(
         _records(), LAB, LatePolicy(due=DUE, penalty="10%"), form))))
     assert rows == [header, ["late", "90"], ["'=cmd", "40"], ["on_time", "100"]]
+
+
+def test_autograde_refuses_a_due_date_without_a_zone_before_grading(tmp_path, capsys):
+    from grader.cli import main
+
+    submissions = tmp_path / "submissions"
+    submissions.mkdir()
+    assert main(["autograde", str(submissions), "--out", str(tmp_path / "out"),
+                 "--due", "2026-12-01T23:59"]) == 1
+    assert "--due: '2026-12-01T23:59' has no time zone; add one, e.g. 2026-12-01T23:59Z" in \
+        capsys.readouterr().err
+    assert not (tmp_path / "out" / "grades.csv").exists()

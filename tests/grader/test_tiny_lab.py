@@ -47,7 +47,8 @@ ANSWERS = {
 }
 INVALID = "invalid-json"
 INVALID_DETAIL = "The notebook is not valid JSON: the file is cut off or damaged."
-CSV_COLUMNS = ["student_id", "EX1", "score", "max_score", "status", "detail"]
+CSV_COLUMNS = ["student_id", "EX1", "score", "max_score", "status", "detail", "timestamp",
+               "late_seconds", "penalty", "final_score"]
 EXPECTED_ROWS = {
     **{student: [student, points, points, "10", "graded", ""]
        for student, (_, points, _) in ANSWERS.items()},

@@ -1,0 +1,153 @@
+"""Late work end to end: a class collected in nbgrader's layout (one student on time, two
+late, one late but with an extension, one without a timestamp), graded once and published
+again under each late policy; the penalties checked in grades.csv, `nbgrader export`, the
+report and the feedback pages. Then the grades and the pages handed back: to an LMS, and
+through nbgrader's generate_feedback and release_feedback into an exchange."""
+
+import csv
+import html
+import json
+import os
+import re
+import subprocess
+import sys
+
+import corpus
+import nbformat
+import pytest
+
+from grader.labs.c2_w2 import LAB
+
+DUE = "2026-12-02T00:00:00+01:00"  # 23:00 UTC on the 1st
+FULL = corpus.ANSWERS["ok-loop-softmax-input-model"]
+HALF = corpus.ANSWERS["wrong-model-softmax-output"]
+# student -> (answers, timestamp.txt or None)
+CLASS = {
+    "on_time": (FULL, "2026-12-01 22:00:00.000000 UTC"),
+    "late": (FULL, "2026-12-03 00:00:00.000000 UTC"),  # 25 h late: 2 started days
+    "extended": (FULL, "2026-12-02 20:00:00.000000 UTC"),  # 21 h late, extension: on time
+    "no_stamp": (FULL, None),
+    "late_half": (HALF, "2026-12-05 00:00:00.000000 UTC"),  # 73 h late: 4 started days
+}
+LATE_SECONDS = {"on_time": 0, "late": 25 * 3600, "extended": 0, "no_stamp": 0,
+                "late_half": 73 * 3600}
+SCORES = {"on_time": 100, "late": 100, "extended": 100, "no_stamp": 100, "late_half": 50}
+PENALTIES = {  # policy -> the students it takes points from, and how many
+    "10%": {"late": 20, "late_half": 40},
+    "zero": {"late": 100, "late_half": 50},
+    "none": {},
+}
+
+
+def _grader(*args):
+    result = subprocess.run([sys.executable, "-m", "grader", *map(str, args)],
+                            capture_output=True, text=True, cwd=LAB.root, timeout=900)
+    assert result.returncode == 0, result.stderr
+    return result
+
+
+@pytest.fixture(scope="module")
+def late_out(released_lab, tmp_path_factory, sandbox_required):
+    """(OUT, the collected course): the class graded under 10% per day."""
+    root = tmp_path_factory.mktemp("late")
+    release = json.loads((released_lab / LAB.notebook_name).read_text())
+    for student, ((softmax, model), stamp) in CLASS.items():
+        folder = root / "course" / "submitted" / student / LAB.assignment
+        folder.mkdir(parents=True)
+        nbformat.write(corpus.answered(release, softmax, model), folder / LAB.notebook_name)
+        if stamp:
+            (folder / "timestamp.txt").write_text(stamp)
+    (root / "extensions.csv").write_text("student_id,due\nextended,2026-12-03T23:00:00Z\n")
+    out = root / "out"
+    _grader("autograde", root / "course" / "submitted", "--out", out, "--workers", 2,
+            "--cell-timeout", 10, "--due", DUE, "--late-penalty", "10%",
+            "--extensions", root / "extensions.csv")
+    return out
+
+
+def _grades(out):
+    with (out / "grades.csv").open(newline="") as file:
+        return {row["student_id"]: row for row in csv.DictReader(file)}
+
+
+def _nbgrader_export(out, tmp_path):
+    exported = tmp_path / "export.csv"
+    subprocess.run([sys.executable, "-m", "nbgrader", "export", "--to", str(exported)],
+                   cwd=out / "nbgrader", check=True, capture_output=True, timeout=600)
+    with exported.open(newline="") as file:
+        return {row["student_id"]: row for row in csv.DictReader(file)}
+
+
+def _page_text(out, student):
+    page = (out / "feedback" / student / "C2_W2_Assignment.html").read_text()
+    return " ".join(html.unescape(re.sub(r"<[^>]+>", " ", page)).split())
+
+
+@pytest.mark.parametrize("policy", ["10%", "zero", "none"])
+def test_each_policy_in_grades_csv_nbgrader_export_the_report_and_the_pages(
+        late_out, policy, tmp_path):
+    if policy != "10%":  # recomputed from the journal's timestamps, never graded again
+        published = _grader("publish", late_out, "--late-penalty", policy)
+        assert "Published 5 students" in published.stdout
+    grades, exported = _grades(late_out), _nbgrader_export(late_out, tmp_path)
+    report = (late_out / "report.html").read_text()
+    for student, score in SCORES.items():
+        penalty = PENALTIES[policy].get(student, 0)
+        row = grades[student]
+        assert (row["score"], row["late_seconds"], row["penalty"], row["final_score"]) == \
+            (str(score), str(LATE_SECONDS[student]), str(penalty), str(score - penalty)), student
+        assert row["timestamp"] == ("" if student == "no_stamp" else
+                                    CLASS[student][1].replace(" ", "T", 1)
+                                    .replace(".000000 UTC", "+00:00"))
+        nb_row = exported[student]
+        assert float(nb_row["raw_score"]) == score
+        assert float(nb_row["late_submission_penalty"]) == penalty, student
+        assert float(nb_row["score"]) == score - penalty
+        assert nb_row["timestamp"].startswith(row["timestamp"][:19].replace("T", " "))
+        assert nb_row["duedate"].startswith("2026-12-01 23:00:00")
+        assert (f'data-student="{student}" data-late-seconds="{LATE_SECONDS[student]}"'
+                f' data-penalty="{penalty}" data-final-score="{score - penalty}"') in report
+        text = _page_text(late_out, student)
+        assert (f"Late submission penalty (Score: -{float(penalty)})" in text) == bool(penalty)
+    assert f'data-penalty="{policy}"' in report
+    assert "2026-12-01 23:00:00 UTC" in report  # the due date, as the report writes times
+
+
+def test_the_due_date_moves_without_a_regrade(late_out):
+    """A later --due given to publish: nobody is late; the policy is kept from before."""
+    _grader("publish", late_out, "--due", "2026-12-06T00:00:00Z", "--late-penalty", "10%")
+    try:
+        assert {row["penalty"] for row in _grades(late_out).values()} == {"0"}
+    finally:
+        _grader("publish", late_out, "--due", DUE)
+    assert _grades(late_out)["late"]["penalty"] == "20"
+
+
+def test_lms_exports_and_one_page_per_student(late_out, tmp_path):
+    _grader("publish", late_out, "--late-penalty", "10%")
+    _grader("export", late_out, "--format", "canvas", "--to", tmp_path / "canvas.csv")
+    rows = list(csv.reader((tmp_path / "canvas.csv").open()))
+    assert rows[0] == ["Student", "ID", "SIS User ID", "SIS Login ID", "Section", "C2_W2"]
+    assert ["late", "", "late", "late", "", "80"] in rows
+    _grader("export", late_out, "--format", "moodle")
+    assert "late_half,10\n" in (late_out / "grades-moodle.csv").read_text()
+    _grader("feedback", late_out, "--to", tmp_path / "pages")
+    assert sorted(path.name for path in (tmp_path / "pages").iterdir()) == \
+        sorted(f"{student}.html" for student in CLASS)
+
+
+def test_nbgraders_generate_and_release_feedback_reach_the_exchange(late_out, tmp_path):
+    exchange = tmp_path / "exchange"
+    exchange.mkdir(mode=0o777)
+    os.chmod(exchange, 0o777)  # nbgrader wants a world-writable exchange
+    config = [f"--CourseDirectory.root={late_out / 'nbgrader'}",
+              f"--Exchange.root={exchange}", f"--CourseDirectory.course_id={LAB.course_id}"]
+    for command in (["release_feedback", LAB.assignment],
+                    ["generate_feedback", LAB.assignment, "--force"],
+                    ["release_feedback", LAB.assignment]):
+        result = subprocess.run([sys.executable, "-m", "nbgrader", *command, *config],
+                                cwd=late_out / "nbgrader", capture_output=True, text=True,
+                                timeout=600)
+        assert result.returncode == 0, (command, result.stdout + result.stderr)
+    released = list((exchange / LAB.course_id / "feedback").glob("*.html"))
+    assert len(released) == len(CLASS)
