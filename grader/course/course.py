@@ -62,9 +62,10 @@ class Course:
                 / self.lab.notebook_name)
 
 
-def create_course(root, lab, *, db_url=None, for_release=True):
+def create_course(root, lab, *, db_url=None, for_release=True, exchange=None):
     """Lay out an nbgrader course in `root` whose only assignment is `lab`; with
-    `for_release`, its generate_assignment puts the lab's stubs in the student version."""
+    `for_release`, its generate_assignment puts the lab's stubs in the student version;
+    with `exchange` (a folder), nbgrader's exchange is there."""
     course = Course(Path(root).resolve(), lab)
     course.source_dir.mkdir(parents=True, exist_ok=True)
     shutil.copy2(lab.source_notebook, course.source_dir / lab.notebook_name)
@@ -72,6 +73,8 @@ def create_course(root, lab, *, db_url=None, for_release=True):
     db_url = db_url or f"sqlite:///{course.root / 'gradebook.db'}"
     config = CONFIG_TEMPLATE.format(root=str(course.root), db_url=db_url,
                                     course_id=lab.course_id)
+    if exchange is not None:
+        config += f"c.Exchange.root = {str(exchange)!r}\n"
     if for_release:
         stubs = {exercise.id: exercise.stub for exercise in lab.exercises}
         config += RELEASE_CONFIG.format(stubs=json.dumps(stubs))

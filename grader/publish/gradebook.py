@@ -4,6 +4,9 @@
     OUT/nbgrader/           an nbgrader course on it: formgrader, `nbgrader export` and
                             generate_feedback work there
     OUT/nbgrader/autograded/<student>/<assignment>/<notebook>   the graded notebook
+    OUT/nbgrader/exchange/<course>/outbound/<assignment>/      the assignment as released:
+                            formgrader reads "released" from the exchange, and
+                            release_feedback writes there
 
 The gradebook is checked before grading starts (connect, create tables), so that a batch
 never grades a class it cannot record. A database that fails later costs nothing else:
@@ -81,8 +84,9 @@ def open_results_course(out, lab, db_url, journal=None):
     gradebook's tables in the database. It runs nbgrader (seconds): the caller may do it
     while grading goes on. With the `journal`, nbgrader runs only when the source notebook,
     the database or the course's place changed since it last did."""
-    course = create_course(results_course(out, lab).root, lab, db_url=db_url,
-                           for_release=False)
+    root = results_course(out, lab).root
+    course = create_course(root, lab, db_url=db_url, for_release=False,
+                           exchange=root / EXCHANGE)
     made = {"source": hashlib.sha256(lab.source_notebook.read_bytes()).hexdigest(),
             "db": db_url, "root": str(course.root)}
     if journal is None or journal.fact("course") != made:
@@ -91,7 +95,21 @@ def open_results_course(out, lab, db_url, journal=None):
         run_nbgrader(course, "generate_assignment", lab.assignment, "--force")
         if journal is not None:
             journal.set_fact("course", made)
+    released_in_exchange(course, lab)
     return course
+
+
+EXCHANGE = "exchange"
+
+
+def released_in_exchange(course, lab):
+    """Put the assignment's release into the course's own exchange, as `nbgrader
+    release_assignment` would: the students have it, so formgrader says "released"."""
+    outbound = course.root / EXCHANGE / lab.course_id / "outbound" / lab.assignment
+    if course.release_dir.is_dir() and not outbound.is_dir():
+        shutil.copytree(course.release_dir, outbound)
+    for folder in (course.root / EXCHANGE, course.root / EXCHANGE / lab.course_id):
+        folder.chmod(0o755)  # as release_assignment leaves it: students may read it
 
 
 class GradebookWriter:

@@ -8,6 +8,10 @@
     OUT/nbgrader/autograded/<student>/<assignment>/timestamp.txt, submission_secret.txt
                                                     what `nbgrader generate_feedback` copies
                                                     into feedback/ beside its own pages
+    OUT/nbgrader/submitted/<student>/<assignment>/timestamp.txt
+                                                    formgrader counts a submission by its
+                                                    folder there (no notebook: the graded one
+                                                    in autograded/ is the one it shows)
 
 release_feedback names each page in the exchange by a hash of the notebook's id and the
 submission's secret, which nbgrader's exchange gave the student at submit time; a student
@@ -78,6 +82,9 @@ def write_course_feedback(out, lab, records, graded_at):
     nothing gave)."""
     course = Path(out) / "nbgrader"
     for record in records:
+        stamp = nbgrader_text(record.timestamp or record.graded_at or graded_at)
+        _write_submitted(course / "submitted" / record.student_id / lab.assignment,
+                         record.has_notebook, stamp)
         folders = [course / "autograded" / record.student_id / lab.assignment,
                    course / "feedback" / record.student_id / lab.assignment]
         page = _page(out, lab, record.student_id)
@@ -86,12 +93,19 @@ def write_course_feedback(out, lab, records, graded_at):
             continue
         folders[1].mkdir(parents=True, exist_ok=True)
         shutil.copyfile(page, folders[1] / page.name)
-        stamp = nbgrader_text(record.timestamp or record.graded_at or graded_at)
         secret = _secret(folders)
         for folder in folders:
             if folder.is_dir():
                 write_atomically(folder / TIMESTAMP_FILE, stamp + "\n")
                 write_atomically(folder / SECRET_FILE, secret)
+
+
+def _write_submitted(folder, has_notebook, stamp):
+    if not has_notebook:  # not a submission in the gradebook: formgrader must not count it
+        shutil.rmtree(folder, ignore_errors=True)
+        return
+    folder.mkdir(parents=True, exist_ok=True)
+    write_atomically(folder / TIMESTAMP_FILE, stamp + "\n")
 
 
 def _secret(folders):

@@ -6,11 +6,15 @@ through nbgrader's generate_feedback and release_feedback into an exchange."""
 
 import csv
 import html
-import json
 import os
 import re
+import secrets
+import socket
 import subprocess
 import sys
+import time
+import urllib.error
+import urllib.request
 
 import corpus
 import nbformat
@@ -50,7 +54,7 @@ def _grader(*args):
 def late_out(released_lab, tmp_path_factory, sandbox_required):
     """(OUT, the collected course): the class graded under 10% per day."""
     root = tmp_path_factory.mktemp("late")
-    release = json.loads((released_lab / LAB.notebook_name).read_text())
+    release = nbformat.read(released_lab / LAB.notebook_name, as_version=4)
     for student, ((softmax, model), stamp) in CLASS.items():
         folder = root / "course" / "submitted" / student / LAB.assignment
         folder.mkdir(parents=True)
@@ -151,3 +155,98 @@ def test_nbgraders_generate_and_release_feedback_reach_the_exchange(late_out, tm
         assert result.returncode == 0, (command, result.stdout + result.stderr)
     released = list((exchange / LAB.course_id / "feedback").glob("*.html"))
     assert len(released) == len(CLASS)
+
+
+# ---------------------------------------------------------------- formgrader, in a browser
+
+FORMGRADER_START_SECONDS = 120
+
+
+@pytest.fixture
+def formgrader(late_out, tmp_path):
+    """formgrader (a Jupyter server with nbgrader's extension) on OUT's course, loopback
+    only, with a token: its base URL with the token."""
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    token = secrets.token_hex(16)
+    config = tmp_path / "config"
+    config.mkdir()
+    (config / "jupyter_server_config.py").write_text(
+        'c.ServerApp.jpserver_extensions = {"nbgrader.server_extensions.formgrader": True}\n')
+    env = {**os.environ, "JUPYTER_CONFIG_DIR": str(config),
+           "JUPYTER_RUNTIME_DIR": str(tmp_path / "runtime"), "PYTHONPATH": str(LAB.root)}
+    course = late_out / "nbgrader"
+    with (tmp_path / "formgrader.log").open("wb") as log:
+        server = subprocess.Popen(
+            [sys.executable, "-m", "jupyter_server", "--no-browser", "--allow-root",
+             "--ServerApp.ip=127.0.0.1", f"--ServerApp.port={port}",
+             "--ServerApp.port_retries=0", f"--IdentityProvider.token={token}",
+             f"--ServerApp.root_dir={course}"],
+            cwd=course, env=env, stdout=log, stderr=subprocess.STDOUT,
+            stdin=subprocess.DEVNULL, start_new_session=True)
+    base = f"http://127.0.0.1:{port}"
+    try:
+        _wait_for(f"{base}/api/status?token={token}", server, tmp_path / "formgrader.log")
+        yield base, token
+    finally:
+        server.terminate()
+        try:
+            server.wait(timeout=20)
+        except subprocess.TimeoutExpired:
+            server.kill()
+
+
+def _wait_for(url, server, log):
+    deadline = time.monotonic() + FORMGRADER_START_SECONDS
+    while time.monotonic() < deadline:
+        assert server.poll() is None, log.read_text()[-3000:]
+        try:
+            urllib.request.urlopen(url, timeout=5)
+            return
+        except (urllib.error.URLError, ConnectionError, TimeoutError):
+            time.sleep(0.5)  # polling a socket: nothing to wait on instead
+    raise AssertionError(f"formgrader did not start:\n{log.read_text()[-3000:]}")
+
+
+@pytest.fixture
+def chromium():
+    """Headless Chromium, as tests/browser drives it."""
+    from playwright.sync_api import sync_playwright
+
+    with sync_playwright() as playwright:
+        browser = playwright.chromium.launch(
+            executable_path="/usr/bin/chromium", headless=True,
+            args=["--no-sandbox", "--disable-gpu", "--disable-dev-shm-usage"])
+        yield browser
+        browser.close()
+
+
+@pytest.mark.browser
+def test_formgrader_shows_the_release_the_submissions_the_due_date_and_the_scores(
+        late_out, formgrader, chromium, tmp_path):
+    _grader("publish", late_out, "--due", DUE, "--late-penalty", "10%")
+    base, token = formgrader
+    page = chromium.new_page()
+    try:
+        page.goto(f"{base}/formgrader/manage_assignments?token={token}")
+        row = page.locator("tr", has=page.locator("td.num-submissions")).filter(
+            has_text=LAB.assignment)
+        row.locator("td.num-submissions a, td.num-submissions").first.wait_for()
+        page.wait_for_function("document.querySelector('td.num-submissions')"
+                               " && document.querySelector('td.num-submissions').innerText"
+                               ".trim() !== ''")
+        assert row.locator("td.num-submissions").inner_text().strip() == str(len(CLASS))
+        assert row.locator("td.status").inner_text().strip() == "released"
+        assert "2026-12-01 23:00:00" in row.locator("td.duedate").inner_text()
+        page.screenshot(path=tmp_path / "manage_assignments.png")
+        page.goto(f"{base}/formgrader/gradebook/{LAB.assignment}/C2_W2_Assignment"
+                  f"?token={token}")
+        page.wait_for_function(f"document.querySelectorAll('td.score').length"
+                               f" === {len(CLASS)}")
+        scores = sorted(float(text.split("/")[0]) for text in
+                        page.locator("td.score").all_inner_texts())
+        assert scores == sorted(float(score) for score in SCORES.values())
+        page.screenshot(path=tmp_path / "gradebook.png")
+    finally:
+        page.close()
