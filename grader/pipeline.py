@@ -206,9 +206,8 @@ class _Run:
         todo = [submission for submission in submissions if not self._keep(submission)]
         self.journal.mark_seen([submission.student_id for submission in submissions],
                                self.batch)
-        # A timestamp from the instructor's CSV wins over the folder's timestamp.txt.
-        self.timestamps = {submission.student_id: self.given_timestamps.get(
-            submission.student_id, submission.timestamp) for submission in submissions}
+        self.timestamps = {submission.student_id: self._timestamp_of(submission)
+                           for submission in submissions}
         self.journal.set_timestamps(self.timestamps)
         self._total = len(todo)
         self.publisher = publisher
@@ -226,6 +225,15 @@ class _Run:
         else:
             for _ in tasks:  # only invalid rows: published as the generator runs
                 pass
+
+    def _timestamp_of(self, submission):
+        """When the student submitted: the instructor's CSV wins over the folder's
+        timestamp.txt; with neither, the same file keeps the time saved for it before."""
+        stamp = self.given_timestamps.get(submission.student_id, submission.timestamp)
+        if stamp:
+            return stamp
+        record = self.journal.record_of(submission.student_id)
+        return record.timestamp if record and record.digest == submission.digest else ""
 
     def _keep(self, submission):
         """Whether the student's saved result stands: same file, same grader, not regraded."""
