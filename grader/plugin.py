@@ -36,6 +36,7 @@ from pathlib import Path
 import nbformat
 
 from grader import cells
+from grader.errors import GraderError
 
 DEFAULT_LAB = "grader.labs.c2_w2"
 
@@ -56,7 +57,7 @@ class Judgement:
     messages: tuple = ()  # of grader.records.Message
 
 
-class LabError(ValueError):
+class LabError(GraderError, ValueError):
     """A lab plug-in that cannot be loaded or does not fit its source notebook."""
 
 

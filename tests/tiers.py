@@ -35,6 +35,8 @@ FAST = frozenset({
     "tests/grader/test_cells.py",
     "tests/grader/test_cgroups_v2.py",  # a model of cgroup v2; its real-mount tests skip
     "tests/grader/test_cli.py",
+    "tests/grader/test_errors.py",
+    "tests/grader/test_grading_version.py",
     "tests/grader/test_init.py",
     "tests/grader/test_intake.py",
     "tests/grader/test_kernel_uids.py",

@@ -28,6 +28,7 @@ from sqlalchemy.engine import make_url
 from sqlalchemy.exc import ArgumentError, SAWarning, SQLAlchemyError
 
 from grader.course.course import Course, create_course, run_nbgrader
+from grader.errors import GraderError
 
 # SQLAlchemy 2.1 reads a bare postgresql:// as psycopg 3; the driver installed
 # (requirements.txt) is psycopg2, so such a URL is given that driver explicitly.
@@ -35,7 +36,7 @@ POSTGRESQL_DRIVER = "postgresql+psycopg2"
 CONNECT_SECONDS = 10  # a database host that does not answer must not hang the batch
 
 
-class GradebookError(RuntimeError):
+class GradebookError(GraderError, RuntimeError):
     """The gradebook cannot be reached or written."""
 
 

@@ -8,7 +8,8 @@ the batch's facts: which lab, each run's facts. Everything else in OUT is made f
 grades.csv, verdicts.json, the report, the gradebook rows (each row says whether it
 reached the gradebook yet). A coordinator killed at any moment loses at most the students
 it was grading; running `autograde` again on the same OUT resumes: a student whose
-submission (its file's digest) and grading version are unchanged keeps their result.
+submission (its file's digest) is unchanged keeps their result, with the grading version
+that made it (grader.pipeline says what a batch does with another version's results).
 
 The secret of each grading in progress (grader.hidden_secrets) is saved in `pending`
 before its task leaves the coordinator, so that a resumed batch grades that submission on
@@ -31,6 +32,7 @@ from dataclasses import asdict, dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
 
+from grader.errors import GraderError
 from grader.hidden_secrets import grading_secret
 from grader.records import STATUSES, ExerciseVerdict
 
@@ -78,7 +80,7 @@ _RECORD_SQL = (f"INSERT INTO students ({', '.join(_RECORDED)}, gradings)"
                + ", gradings = gradings + 1")
 
 
-class JournalError(ValueError):
+class JournalError(GraderError, ValueError):
     """OUT holds a journal that this batch cannot continue (another lab, a newer schema)."""
 
 

@@ -11,6 +11,7 @@ from collections import Counter, defaultdict
 from dataclasses import dataclass, fields
 from pathlib import Path
 
+from grader.errors import GraderError
 from grader.publish.journal import Journal, JournalError
 from grader.records import ERROR, GRADED, INVALID, STATUSES, TIMEOUT
 
@@ -20,7 +21,7 @@ SCORE_BINS = 10  # the histogram's bars, whatever the lab's maximum score
 MOST_COMMON = 10  # mistake groups shown per exercise before "more"
 
 
-class ReportError(ValueError):
+class ReportError(GraderError, ValueError):
     """The grading output cannot be read as the grader writes it."""
 
 
@@ -39,6 +40,10 @@ class RunFacts:
     memory_mb: int
     # Where each grading's hidden inputs came from (a secret per graded submission).
     hidden_inputs: str | None = None
+    # grader.pipeline.grading_version of this run, and the grader's package version and
+    # grading ABI (grader.engine_version); None in the facts of an older grader.
+    grading_version: str | None = None
+    grader_version: str | None = None
 
 
 @dataclass(frozen=True)
