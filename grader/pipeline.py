@@ -340,7 +340,8 @@ def grading_version(lab: Lab) -> str:
     code (judges, capture, hidden inputs), its source notebook and its release files."""
     plugin_folder = Path(inspect.getfile(type(lab))).parent
     lab_digest = grader.digest_of({
-        "plugin": grader.source_digest(plugin_folder).encode(),
+        # lab_files: an installed copy of what "notebook" and "release" digest
+        "plugin": grader.source_digest(plugin_folder, skip=("lab_files",)).encode(),
         "notebook": lab.source_notebook.read_bytes(),
         "release": read_release_files(lab).digest.encode()})
     return f"abi{grader.GRADING_ABI}/{lab_digest[:12]}"

@@ -72,6 +72,7 @@ SLOW = {
     "tests/grader/test_crash.py": (INTEGRATION, SANDBOX),
     "tests/grader/test_execution.py": (INTEGRATION,),
     "tests/grader/test_grader_files.py": (INTEGRATION, SANDBOX),
+    "tests/grader/test_packaging.py": (INTEGRATION, SANDBOX),
     "tests/grader/test_postgres.py": (POSTGRES, INTEGRATION),
     "tests/grader/test_release.py": (INTEGRATION,),
     "tests/grader/test_sandbox.py": (INTEGRATION, SANDBOX),

@@ -7,7 +7,8 @@
     nbgrader_tests.py   the hidden tests plain nbgrader runs, written into the notebook
 
 The lab's own files (the source notebook, its helpers, data and figures) live at the
-repository's root, the students' side; this package only describes them.
+repository's root, the students' side; this package only describes them. An installed
+grader (`pip install .`) carries a copy of them in lab_files/ (setup.py makes it).
 """
 
 from pathlib import Path
@@ -18,10 +19,17 @@ from grader.labs.c2_w2.softmax import judge_softmax
 from grader.plugin import Exercise, Lab
 
 
+def lab_files_folder():
+    """The installed package's copy of the lab's files, or else the checkout's root."""
+    package = Path(__file__).resolve().parent
+    installed = package / "lab_files"
+    return installed if installed.is_dir() else package.parents[2]
+
+
 class C2W2(Lab):
     assignment = "C2_W2"
     notebook_name = "C2_W2_Assignment.ipynb"
-    root = Path(__file__).resolve().parents[3]
+    root = lab_files_folder()
     release_files = ("autils.py", "lab_utils_softmax.py", "softmax_explorer_model.py",
                      "public_tests.py", "deeplearning.mplstyle", "data", "images")
     # nbgrader's default course id, "", makes no row in its course table, which
