@@ -15,8 +15,8 @@ ROOT = Path(__file__).resolve().parent
 LAB_FILES = {
     "grader/labs/c2_w2/lab_files": (
         "C2_W2_Assignment.ipynb", "autils.py", "lab_utils_softmax.py",
-        "softmax_explorer_model.py", "public_tests.py", "deeplearning.mplstyle", "data",
-        "images"),
+        "softmax_explorer_model.py", "public_tests.py", "lab_rules.py",
+        "deeplearning.mplstyle", "data", "images"),
 }
 
 

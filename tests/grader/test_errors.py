@@ -15,6 +15,9 @@ from grader.errors import GraderError
 INTERNAL = {
     "grader.intake.notebook_file.NotGradable": "a submission's `invalid` row",
     "grader.judge.text.Unreadable": "data the capture cannot have made: an error verdict",
+    # lab_rules.py, the students' file, as grader.labs.c2_w2.rules loads it
+    "grader.labs.c2_w2.lab_rules.Unreadable": "the lab's rules' word for the same",
+    "grader.publish.page_process.PageTimeout": "a feedback page too slow: the student's note",
     "grader.run.cgroup_groups.CgroupError": "cgroups missing: a lower sandbox level, said",
     "grader.run.execution.KernelUnresponsive": "a kernel that stopped answering: a timeout",
     "grader.run.isolation.KernelSetupError": "a kernel that could not be confined: its row",
