@@ -161,7 +161,8 @@ class Lab(abc.ABC):
 
 def load_lab(spec=DEFAULT_LAB):
     """The Lab a module defines, by module name (`grader.labs.c2_w2`) or file path
-    (`tests/grader/tiny_lab/lab.py`): the module's `LAB` object."""
+    (a module `my_lab.py`, or a package folder such as `tests/grader/tiny_lab`): the module's
+    `LAB` object."""
     spec = str(spec)
     try:
         if spec.endswith(".py") or "/" in spec:

@@ -29,19 +29,17 @@ from grader.errors import GraderError
 from grader.records import RunEnd, RunOutcome
 from grader.run import cgroups
 from grader.run.execution import short_error
+from grader.settings import ATTEMPTS, CONNECT_SECONDS, FATAL_UNFINISHED_RUNS
 
 # Dask blames a worker's death on every task assigned to it, started or not, and tries each
 # again until the count passes its `allowed-failures`. The grader sets that to 0 on the
 # scheduler and decides itself, from the starts and ends the workers report: a submission
 # that two workers died grading is not tried a third time; one that only waited on a dying
-# worker is submitted again, up to ATTEMPTS times in all.
+# worker is submitted again, up to ATTEMPTS times in all (grader.settings).
 ALLOWED_FAILURES = 0
-FATAL_UNFINISHED_RUNS = 2
-ATTEMPTS = 5
 WORKER_DIED_TWICE = "the grading worker died twice while grading this submission"
 WORKERS_KEPT_DYING = (f"Dask workers died {ATTEMPTS} times while this submission waited "
                       "to be graded")
-CONNECT_SECONDS = 30  # to reach the scheduler, then again for a first worker to join
 SUPPORT_FILES_KEY = "grader-support-files-{digest}-{sent}"
 
 

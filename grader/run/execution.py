@@ -27,13 +27,13 @@ from grader.run import captures, cgroups, isolation
 from grader.run.budget import TimeBudget
 from grader.run.forked_kernels import warm_kernel_manager
 from grader.run.warm_kernels import KernelSetup, RLimits
+from grader.settings import KILL_GRACE_SECONDS, RESPONSIVE_SECONDS
 
 TIMEOUT_ERROR = "CellTimeoutError"
 # Kernel messages whose content is kept in the notebook, and so counted against the budget.
 COUNTED_MESSAGES = ("stream", "display_data", "execute_result", "error",
                     "update_display_data", "comm_open", "comm_msg")
 NOT_RUN_NOTE = "[grader: this cell was not run: the time for this exercise was used up]\n"
-RESPONSIVE_SECONDS = 5  # after an interrupt, for the kernel to show it is listening again
 
 
 class KernelUnresponsive(Exception):
@@ -322,9 +322,6 @@ def execute(notebook, *, workdir, cell_timeout, timeout, output_bytes=4 * 10**6,
                       cell_timeouts=executor.cell_timeouts,
                       cells_not_run=executor.cells_not_run,
                       output_dropped=executor.output_dropped)
-
-
-KILL_GRACE_SECONDS = 10  # past the time limit, for a cell that ignores its interrupts
 
 
 def _release_client(executor):
