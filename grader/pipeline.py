@@ -157,6 +157,7 @@ class _Run:
         self.other_version = []
         self.graded_at = datetime.now(UTC).isoformat(timespec="seconds")
         self.workers = 0
+        self.memory_warning = None  # the cluster's workers may use more memory than needed
         self._total = self._done = 0
 
     def grade(self, submissions, publisher, *, workers, scheduler):
@@ -167,9 +168,12 @@ class _Run:
         self.publisher = publisher
         tasks = self._tasks(todo)
         if any(submission.status != INVALID for submission in todo):
+            memory_limit = cluster.worker_memory_bytes(self.limits)
             with cluster.connect(scheduler=scheduler,
-                                 workers=max(1, min(workers or _cores(), len(todo)))) as client:
+                                 workers=max(1, min(workers or _cores(), len(todo))),
+                                 memory_limit=memory_limit) as client:
                 self.workers = len(client.nthreads())
+                self.memory_warning = cluster.memory_limit_warning(client, memory_limit)
                 cluster.run_tasks(client, tasks, grade=grade_submission,
                                   support_files=read_release_files(self.lab),
                                   on_outcome=self._on_outcome)
@@ -269,6 +273,8 @@ class _Run:
         warnings = [*intake.warnings, *sorted(self.unprotected), *without_cgroups(
             self.levels, Protection(namespaces=False, cgroups=any(
                 "cgroups" in level.split("+") for level in self.levels)))]
+        if self.memory_warning:
+            warnings.append(self.memory_warning)
         if missing:
             warnings.append(f"{len(missing)} student(s) in the output have no folder in these"
                             f" submissions; their earlier results are kept:"

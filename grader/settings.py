@@ -58,6 +58,7 @@ REPLY_MARGIN_SECONDS = 15  # the worker's wait for a reply, beyond the template'
 # grader.run.execution
 RESPONSIVE_SECONDS = 5  # after an interrupt, for the kernel to show it is listening again
 KILL_GRACE_SECONDS = 10  # past the time limit, for a cell that ignores its interrupts
+RECONNECT_SECONDS = 10  # for a kernel to answer on new sockets, after a frame over the cap
 
 # grader.run.cluster: a submission that FATAL_UNFINISHED_RUNS workers died grading is not
 # tried again; one that only waited on dying workers is submitted up to ATTEMPTS times.
