@@ -39,9 +39,9 @@ GRADING_ABI = 1
 # differ).
 VERDICT_MODULES = ("judge", "run/captures.py", "intake/prepare.py", "cells.py",
                    "hidden_secrets.py")
-# Recorded again, ABI unchanged, for the capture's cap of 4 MB (was 32): C2_W2's largest
-# honest answer is 0.23 MB, so no verdict of a real answer changes.
-VERDICT_MODULES_DIGEST = "61920cb0c7097cef"
+# Recorded again, ABI unchanged: for the capture's cap of 4 MB (was 32; C2_W2's largest
+# honest answer is 0.23 MB, so no real answer's verdict changes), then for type hints.
+VERDICT_MODULES_DIGEST = "a27840abd9e99e0b"
 
 
 def engine_version():

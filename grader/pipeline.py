@@ -30,6 +30,7 @@ import logging
 import os
 import time
 from collections import Counter
+from collections.abc import Iterable
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import asdict, dataclass, field
 from datetime import UTC, datetime
@@ -56,7 +57,7 @@ from grader.publish.grades_csv import (
     write_grades_csv,
     write_verdicts_json,
 )
-from grader.publish.journal import Journal, JournalError
+from grader.publish.journal import Journal, JournalError, StudentRecord
 from grader.publish.publisher import Publisher
 from grader.records import ERROR, INVALID, StudentResult
 from grader.release_files import read_release_files
@@ -303,7 +304,8 @@ class _Run:
                 " repeat key (--secret-key)")
 
 
-def publish_again(*, out, lab, db=None):
+def publish_again(*, out: str | Path, lab: Lab,
+                  db: str | None = None) -> tuple[list[StudentRecord], str | None]:
     """Write what the journal in `out` holds into the gradebook (the rows it lacks: after a
     database outage), grades.csv, verdicts.json and the report, without grading; return
     (every record, why the gradebook stopped taking rows or None)."""
@@ -314,7 +316,7 @@ def publish_again(*, out, lab, db=None):
         journal.check_lab(lab)
         db_url = gradebook_url(out, db or journal.fact("db"))
         check_gradebook(db_url)
-        ready = Future()
+        ready: Future = Future()
         ready.set_result(open_results_course(out, lab, db_url))
         publisher = Publisher(out=out, lab=lab, journal=journal,
                               course=results_course(out, lab), gradebook_ready=ready,
@@ -324,7 +326,8 @@ def publish_again(*, out, lab, db=None):
         return journal.records(), publisher.gradebook_problem
 
 
-def write_class_files(out, journal, lab, *, facts=None):
+def write_class_files(out: str | Path, journal: Journal, lab: Lab, *,
+                      facts: report.RunFacts | None = None) -> None:
     """grades.csv, verdicts.json and the report, for every student the journal holds.
     The grades are what counts: a report that fails becomes a warning, not a failed batch."""
     records = journal.records()
@@ -353,7 +356,7 @@ def grading_version(lab: Lab) -> str:
     return f"abi{grader.GRADING_ABI}/{lab_digest[:12]}"
 
 
-def kernels_sandbox(levels):
+def kernels_sandbox(levels: Iterable[str]) -> str:
     """What confined the kernels, as the machines that ran them said (with --scheduler,
     other machines than this one): one level, or each level with its count."""
     counts = Counter(level for level in levels if level)

@@ -48,6 +48,7 @@ FAST = frozenset({
     "tests/grader/test_release_files.py",
     "tests/grader/test_scratch.py",
     "tests/grader/test_student_ids.py",
+    "tests/grader/test_type_hints.py",
     "tests/lab/test_autils.py",
     "tests/lab/test_lab_utils_softmax.py",
     "tests/lab/test_notebook_source.py",
