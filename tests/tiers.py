@@ -69,6 +69,7 @@ SLOW = {
     "tests/grader/publish/test_feedback_pages.py": (INTEGRATION,),
     "tests/grader/publish/test_publish.py": (INTEGRATION,),
     "tests/grader/test_attacks.py": (INTEGRATION, SANDBOX),
+    "tests/grader/test_attacks_bytes.py": (INTEGRATION, SANDBOX),
     "tests/grader/test_attacks_kernel.py": (INTEGRATION, SANDBOX),
     "tests/grader/test_attacks_outputs.py": (INTEGRATION, SANDBOX),
     "tests/grader/test_attacks_secrets.py": (INTEGRATION, SANDBOX),

@@ -12,11 +12,9 @@ import dataclasses
 import itertools
 import os
 import subprocess
-import threading
 import time
 
 import nbformat
-import psutil
 from nbclient.exceptions import CellExecutionComplete, DeadKernelError
 from nbclient.util import run_sync
 from nbgrader.preprocessors import Execute, LimitOutput
@@ -29,7 +27,9 @@ from grader.run import captures, cgroups, isolation
 from grader.run.budget import TimeBudget
 from grader.run.forked_kernels import warm_kernel_manager
 from grader.run.kernel_client import CappedKernelClient, FrameWatch, max_frame_bytes
+from grader.run.streams import merged_streams
 from grader.run.warm_kernels import KernelSetup, RLimits
+from grader.run.watchdog import KernelWatchdog
 from grader.settings import KILL_GRACE_SECONDS, RECONNECT_SECONDS, RESPONSIVE_SECONDS
 
 TIMEOUT_ERROR = "CellTimeoutError"
@@ -424,44 +424,6 @@ def _as_ended(run, end):
     return run
 
 
-def merged_streams(outputs):
-    """`outputs` with each run of stream outputs of one name merged into one, and what a
-    carriage return overwrote left out, as a notebook front end shows them. A kernel splits
-    printing into messages as its flushes fall: merged, one submission gives the same graded
-    notebook and feedback on every run. (Not nbclient's `coalesce_streams`: its regular
-    expression takes time quadratic in a line's length, minutes for one long print.) A
-    stream whose text is not a string (a kernel can send anything) is left as it is."""
-    merged = []
-    for output in outputs:
-        previous = merged[-1] if merged else None
-        if (previous is not None and _stream_text(output) is not None
-                and _stream_text(previous) is not None
-                and previous.get("name") == output.get("name")):
-            previous["text"] = previous["text"] + output["text"]
-        else:
-            merged.append(output)
-    for output in merged:
-        if "\r" in (_stream_text(output) or ""):
-            output["text"] = "\n".join(_overwritten(line)
-                                       for line in output["text"].split("\n"))
-    return merged
-
-
-def _stream_text(output):
-    """A stream output's text, None for any other output or text that is not a string."""
-    if isinstance(output, dict) and output.get("output_type") == "stream":
-        text = output.get("text", "")
-        return text if isinstance(text, str) else None
-    return None
-
-
-def _overwritten(line):
-    """What a terminal shows of `line` after its carriage returns: the text after the
-    last one that something follows (in linear time)."""
-    body = line.rstrip("\r")
-    return body.rpartition("\r")[2] + line[len(body):]
-
-
 def _failed_run(error, watchdog):
     if watchdog.fired:
         return RunEnd.TIMED_OUT, ""
@@ -487,70 +449,3 @@ def _cgroup(memory_mb, max_processes, rlimits):
     if cgroup is None:
         rlimits = dataclasses.replace(rlimits or RLimits(), memory_mb=memory_mb)
     return cgroup, rlimits
-
-
-class KernelWatchdog:
-    """Kills the kernel and everything it started once time is up, and at the end.
-
-    The kernel runs in a session of its own, and processes a student starts from it may
-    outlive it, so its process tree is watched while it runs and all of it is killed; with
-    a cgroup, everything in the group is killed too, double-forked daemons included.
-    """
-
-    POLL_SECONDS = 0.2
-
-    def __init__(self, executor, timeout, cgroup=None):
-        self.executor = executor
-        self.timeout = timeout
-        self.deadline = None  # counted from the kernel's start, not the time it took to start
-        self.cgroup = cgroup
-        self.fired = False
-        self.memory_exceeded = False
-        self.processes = {}
-        self._done = threading.Event()
-        self._thread = threading.Thread(target=self._watch, daemon=True)
-
-    def start(self):
-        self.deadline = time.monotonic() + self.timeout
-        pid = self.executor.km.provisioner.process.pid
-        if self.cgroup is not None:
-            self.cgroup.add(pid)  # before any student code: it runs only once we return
-        self._remember(psutil.Process(pid))
-        self._thread.start()
-
-    def stop(self):
-        self._done.set()
-        if self._thread.is_alive():
-            self._thread.join()
-        self.kill_all()
-        if self.cgroup is not None:
-            self.memory_exceeded = self.cgroup.hit_memory_limit()
-            self.cgroup.close()
-
-    def _watch(self):
-        while not self._done.wait(self.POLL_SECONDS):
-            self._look()
-            if time.monotonic() > self.deadline:
-                self.fired = True
-                self.kill_all()
-                return
-
-    def _look(self):
-        for root in list(self.processes.values()):
-            with contextlib.suppress(psutil.NoSuchProcess):
-                for child in root.children(recursive=True):
-                    self._remember(child)
-
-    def _remember(self, process):
-        # Keyed by pid and start time, so a reused pid is never mistaken for ours.
-        with contextlib.suppress(psutil.NoSuchProcess):
-            self.processes[(process.pid, process.create_time())] = process
-
-    def kill_all(self):
-        self._look()
-        alive = []
-        for process in list(self.processes.values()):
-            with contextlib.suppress(psutil.NoSuchProcess):
-                process.kill()
-                alive.append(process)
-        psutil.wait_procs(alive, timeout=5)

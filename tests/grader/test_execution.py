@@ -23,10 +23,10 @@ from grader.run.execution import (
     GradingExecute,
     execute,
     json_size,
-    merged_streams,
     message_size,
 )
 from grader.run.kernel_client import max_frame_bytes
+from grader.run.streams import merged_streams
 
 # What the tests capture: the value the student's `answer_<exercise>()` returns.
 CAPTURE = '''
