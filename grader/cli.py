@@ -5,6 +5,9 @@
     publish    write what the journal holds into the gradebook, grades.csv and the report
     report     build OUT/report.html again
     validate   run a notebook as the grader would, with the public tests only
+
+`--version` says the package's version, its grading ABI and the lab's grading version.
+An error that is ours to explain (grader.errors.GraderError) is one line and exit status 1.
 """
 
 import argparse
@@ -215,7 +218,8 @@ def _autograde_parser(commands):
                        "to keep, never to show students (default: a fresh random 128-bit "
                        "secret per graded submission)")
     grade.add_argument("--regrade", action="store_true", help="grade every student again, "
-                       "even those whose submission and grader did not change")
+                       "even those whose submission did not change (without it, results of "
+                       "another grading version are kept, and counted in the summary)")
     grade.set_defaults(run=_autograde)
 
 
