@@ -24,6 +24,8 @@ from pathlib import Path
 import dateutil.parser
 from nbgrader.utils import parse_utc
 
+from grader.errors import GraderError
+
 NONE, ZERO = "none", "zero"
 PERCENT = re.compile(r"^(\d+(?:\.\d+)?)%$")
 DAY_SECONDS = 24 * 3600
@@ -33,7 +35,7 @@ TIMESTAMP_FILE = "timestamp.txt"
 NUMERIC_ZONE = re.compile(r" [+-]\d\d:?\d\d$")
 
 
-class LatenessError(ValueError):
+class LatenessError(GraderError, ValueError):
     """A due date, a timestamp or a policy the grader cannot read; the message says which."""
 
 

@@ -15,17 +15,20 @@ carriage return) gets a leading apostrophe, as OWASP advises against CSV injecti
 import csv
 import io
 import json
+from collections.abc import Iterable
+from pathlib import Path
 
 from grader.lateness import LatePolicy
+from grader.plugin import Lab
 from grader.publish.files import write_atomically
-from grader.publish.journal import record_as_json
+from grader.publish.journal import StudentRecord, record_as_json
 
 GRADES_CSV = "grades.csv"
 VERDICTS_JSON = "verdicts.json"
 FORMULA_STARTS = ("=", "+", "-", "@", "\t", "\r")
 
 
-def csv_columns(lab):
+def csv_columns(lab: Lab) -> tuple[str, ...]:
     # The late work's columns come last: a script reading the first ones by position
     # reads what it always did.
     return ("student_id", *lab.exercise_ids, "score", "max_score", "status", "detail",
@@ -35,7 +38,8 @@ def csv_columns(lab):
 LATE_COLUMNS = ("timestamp", "late_seconds", "penalty", "final_score")
 
 
-def write_grades_csv(path, records, lab, policy=None):
+def write_grades_csv(path: str | Path, records: Iterable[StudentRecord], lab: Lab,
+                     policy: LatePolicy | None = None) -> str | Path:
     buffer = io.StringIO()
     writer = csv.writer(buffer, lineterminator="\n")
     writer.writerow(csv_columns(lab))
@@ -44,7 +48,7 @@ def write_grades_csv(path, records, lab, policy=None):
     return path
 
 
-def grades_row(record, lab, policy=None):
+def grades_row(record: StudentRecord, lab: Lab, policy: LatePolicy | None = None) -> list[str]:
     points = [_points(record, exercise) for exercise in lab.exercise_ids]
     late, penalty = late_seconds_and_penalty(record, lab, policy)
     return [neutralised(record.student_id), *map(format_number, points),
@@ -53,23 +57,24 @@ def grades_row(record, lab, policy=None):
             format_number(record.score - penalty)]
 
 
-def late_seconds_and_penalty(record, lab, policy=None):
+def late_seconds_and_penalty(record: StudentRecord, lab: Lab,
+                             policy: LatePolicy | None = None) -> tuple[int, float]:
     """How late the record's submission was, and the points that costs, under `policy`."""
     return (policy or LatePolicy()).lateness(record.student_id, record.timestamp,
                                              record.score, lab.max_score)
 
 
-def final_score(record, lab, policy=None):
+def final_score(record: StudentRecord, lab: Lab, policy: LatePolicy | None = None) -> float:
     """The score that counts: the points less the late penalty."""
     return record.score - late_seconds_and_penalty(record, lab, policy)[1]
 
 
-def neutralised(text):
+def neutralised(text: str) -> str:
     """`text` as a spreadsheet shows it, never as a formula it runs."""
     return f"'{text}" if text.startswith(FORMULA_STARTS) else text
 
 
-def write_verdicts_json(path, records):
+def write_verdicts_json(path: str | Path, records: Iterable[StudentRecord]) -> str | Path:
     data = {record.student_id: record_as_json(record) for record in records}
     write_atomically(path, json.dumps(data, indent=1, ensure_ascii=False) + "\n")
     return path
@@ -80,6 +85,6 @@ def _points(record, exercise):
     return verdict.points if verdict else 0
 
 
-def format_number(value):
+def format_number(value: float) -> str:
     # Whole numbers as integers (50, not 50.0), others without float noise (0.3).
     return f"{value:.10g}"

@@ -25,9 +25,11 @@ import secrets
 import shutil
 from pathlib import Path
 
-from grader.lateness import nbgrader_text
+from grader.lateness import LatePolicy, nbgrader_text
+from grader.plugin import Lab
 from grader.publish.files import write_atomically
 from grader.publish.grades_csv import final_score, format_number, neutralised
+from grader.publish.journal import StudentRecord
 
 FORMATS = ("canvas", "moodle", "csv")
 SECRET_FILE = "submission_secret.txt"
@@ -36,7 +38,8 @@ TIMESTAMP_FILE = "timestamp.txt"
 CANVAS_COLUMNS = ("Student", "ID", "SIS User ID", "SIS Login ID", "Section")
 
 
-def grades_for_lms(records, lab, policy, form):
+def grades_for_lms(records: list[StudentRecord], lab: Lab, policy: LatePolicy,
+                   form: str) -> str:
     """The CSV text of `form` (canvas, moodle or csv): each student's final score."""
     buffer = io.StringIO()
     writer = csv.writer(buffer, lineterminator="\n")
@@ -57,14 +60,16 @@ def grades_for_lms(records, lab, policy, form):
     return buffer.getvalue()
 
 
-def export_grades(out, records, lab, policy, form, to=None):
+def export_grades(out: str | Path, records: list[StudentRecord], lab: Lab,
+                  policy: LatePolicy, form: str, to: str | Path | None = None) -> Path:
     """Write the grades for an LMS into `to` (default OUT/grades-<form>.csv); its path."""
     path = Path(to) if to else Path(out) / f"grades-{form}.csv"
     write_atomically(path, grades_for_lms(records, lab, policy, form))
     return path
 
 
-def feedback_pages(out, records, lab, to):
+def feedback_pages(out: str | Path, records: list[StudentRecord], lab: Lab,
+                   to: str | Path) -> list[Path]:
     """Copy each student's feedback page to `to`/<student_id>.html; the paths written."""
     to = Path(to)
     to.mkdir(parents=True, exist_ok=True)
@@ -76,7 +81,8 @@ def feedback_pages(out, records, lab, to):
     return written
 
 
-def write_course_feedback(out, lab, records, graded_at):
+def write_course_feedback(out: str | Path, lab: Lab, records: list[StudentRecord],
+                          graded_at: str) -> None:
     """Give the nbgrader course in OUT the files release_feedback and generate_feedback
     read, for every student with a feedback page (`graded_at` stands in for a timestamp
     nothing gave)."""

@@ -16,11 +16,15 @@ import concurrent.futures
 import dataclasses
 import json
 import logging
+from collections.abc import Callable
+from pathlib import Path
 
 import nbformat
 
+from grader.course.course import Course
 from grader.judge.status import sentence
 from grader.lateness import LatePolicy
+from grader.plugin import Lab
 from grader.publish.feedback import (
     NONE,
     REFUSED,
@@ -30,7 +34,8 @@ from grader.publish.feedback import (
 )
 from grader.publish.files import is_safe_student_id, write_atomically
 from grader.publish.gradebook import GradebookError, GradebookWriter, remove_graded_notebook
-from grader.records import ERROR
+from grader.publish.journal import Journal, StudentRecord
+from grader.records import ERROR, StudentResult
 from grader.run.rebuild import rebuilt_notebook
 
 log = logging.getLogger(__name__)
@@ -43,18 +48,19 @@ UNSAFE_ID = "The student id cannot name a folder (a path separator or '..'); ren
 class Publisher:
     """Publishes results as they are given to `publish`, one at a time, in order."""
 
-    def __init__(self, *, out, lab, journal, course, gradebook_ready, db_url, version, batch,
-                 policy=None):
+    def __init__(self, *, out: str | Path, lab: Lab, journal: Journal, course: Course,
+                 gradebook_ready: concurrent.futures.Future, db_url: str, version: str,
+                 batch: int, policy: LatePolicy | None = None) -> None:
         self.lab, self.journal, self.course = lab, journal, course
         self.policy = policy or LatePolicy()  # the late penalty each page shows
         # A Future: nbgrader makes the course and the gradebook's tables meanwhile.
         self.gradebook_ready = gradebook_ready
         self.db_url, self.version, self.batch = db_url, version, batch
         self.feedback = FeedbackWriter(lab, out)
-        self.gradebook_problem = None  # why the gradebook stopped taking rows, if it did
-        self._gradebook = None
+        self.gradebook_problem: str | None = None  # why the gradebook stopped taking rows
+        self._gradebook: GradebookWriter | None = None
         self._thread = concurrent.futures.ThreadPoolExecutor(1, "grader-publish")
-        self._pending = []
+        self._pending: list[concurrent.futures.Future] = []
 
     def __enter__(self):
         return self
@@ -62,11 +68,12 @@ class Publisher:
     def __exit__(self, *exc_info):
         self.close()
 
-    def publish(self, result, on_done=None):
+    def publish(self, result: StudentResult,
+                on_done: Callable[[StudentRecord], object] | None = None) -> None:
         """Queue `result` (a StudentResult); `on_done(record)` runs once it is saved."""
         self._pending.append(self._thread.submit(self._publish, result, on_done))
 
-    def close(self):
+    def close(self) -> None:
         """Wait for every queued result, then write the gradebook rows still missing."""
         for future in self._pending:
             future.result()
@@ -158,7 +165,7 @@ class Publisher:
             return
         self.journal.mark_in_gradebook(record.student_id)
 
-    def write_pending_gradebook_rows(self):
+    def write_pending_gradebook_rows(self) -> None:
         """Write the rows the gradebook does not have yet (from this or an earlier batch)."""
         for record in self.journal.records():
             if not record.in_gradebook:
@@ -168,7 +175,8 @@ class Publisher:
 PAGE_PENALTIES = "feedback_late_penalties"  # the journal's fact: the penalty each page shows
 
 
-def page_penalties(journal, changed=None):
+def page_penalties(journal: Journal,
+                   changed: dict[str, float] | None = None) -> dict[str, float]:
     """student id -> the late penalty their feedback page shows; `changed` saved first."""
     shown = journal.fact(PAGE_PENALTIES, {})
     if changed:
@@ -177,7 +185,8 @@ def page_penalties(journal, changed=None):
     return shown
 
 
-def refresh_late_penalties(out, lab, journal, course, policy):
+def refresh_late_penalties(out: str | Path, lab: Lab, journal: Journal, course: Course,
+                           policy: LatePolicy) -> None:
     """Render again the feedback pages whose late penalty changed under `policy` (a new due
     date, an extension, another penalty), from the graded notebooks in the course."""
     shown = page_penalties(journal)
@@ -192,7 +201,9 @@ def refresh_late_penalties(out, lab, journal, course, policy):
     try:
         for record, penalty in stale:
             notebook = nbformat.read(course.autograded_notebook(record.student_id), 4)
-            if writer.write(record, notebook, penalty).state == WRITTEN:
+            result = StudentResult(record.student_id, record.status, record.detail,
+                                   record.verdicts, timestamp=record.timestamp)
+            if writer.write(result, notebook, penalty).state == WRITTEN:
                 page_penalties(journal, {record.student_id: penalty})
     finally:
         writer.close()
