@@ -206,7 +206,13 @@ def test_graded_notebooks_are_where_formgrader_reads_them(out):
 
 def test_feedback_for_every_student_with_a_notebook(out):
     assert {path.name for path in (out / "feedback").iterdir()} == WITH_NOTEBOOK
-    assert not (out / "nbgrader" / "feedback").exists()
+    # The course's copies, with the files `nbgrader release_feedback` reads beside each.
+    course_feedback = out / "nbgrader" / "feedback"
+    assert {path.name for path in course_feedback.iterdir()} == WITH_NOTEBOOK
+    for student in WITH_NOTEBOOK:
+        folder = course_feedback / student / lab.assignment
+        assert {path.name for path in folder.iterdir()} == {
+            "C2_W2_Assignment.html", "timestamp.txt", "submission_secret.txt"}
 
 
 def test_feedback_shows_scores_and_verdict_messages(out):
@@ -272,10 +278,10 @@ def test_a_fault_while_publishing_one_student_costs_only_that_student(tmp_path, 
 
     original = feedback.FeedbackWriter.render
 
-    def broken_for_bob(self, result, notebook):
+    def broken_for_bob(self, result, notebook, *late_penalty):
         if result.student_id == "bob":
             raise RuntimeError("a bug of ours")
-        return original(self, result, notebook)
+        return original(self, result, notebook, *late_penalty)
 
     monkeypatch.setattr(feedback.FeedbackWriter, "render", broken_for_bob)
     records, _ = publish(tmp_path, copy.deepcopy(MAIN_BATCH[:3]))
