@@ -17,8 +17,9 @@ and delete their files. The rule:
 An id is built from an allow-list, not filtered: letters and digits of any script, the
 marks that compose them, and `_ - . @ + =` (none means anything in HTML or a JavaScript
 string; `+` is in e-mail addresses; a leading `=` is neutralised in grades.csv), not
-starting with `.` or `-`, at most MAX_ID_LENGTH characters. It lands in places that do not escape it: nbgrader's formgrader writes the
-student id into its pages' HTML and JavaScript unescaped (`var student_id = "{{ student_id
+starting with `.` or `-`, at most MAX_ID_LENGTH characters. It lands in places that do
+not escape it: nbgrader's formgrader writes the student id into its pages' HTML and
+JavaScript unescaped (`var student_id = "{{ student_id
 }}"`, its Jinja environment has no autoescape), where a folder named `x";fetch(...);"`
 would run as the instructor on their Jupyter server; nbgrader's commands take it as an
 argument, where `-x` would be an option; and file names, URLs and CSV cells take it too.
