@@ -4,7 +4,8 @@
       -> intake    one record per student folder           (grader.intake)
       -> read      the notebook, or an `invalid` row        (per student, when its turn comes)
       -> prepare   the student's answers on the lab's cells (grader.intake.prepare)
-      -> run       in its sandbox, on a Dask worker         (grader.run)
+      -> run       by the runner, on a Dask worker          (grader.run.runner: the
+                   sandbox by default)
       -> judge     verdicts, where no student code ran      (grader.judge)
       -> publish   graded notebook, feedback, journal row, gradebook row, as each finishes
                                                              (grader.publish)
@@ -60,12 +61,16 @@ from grader.records import ERROR, INVALID, StudentResult
 from grader.release_files import read_release_files
 from grader.run import cluster
 from grader.run.captures import CapturePlan
+from grader.run.runner import GradingTask
 from grader.run.sandbox import Protection, without_cgroups
-from grader.run.worker import GradingTask, grade_submission
+from grader.run.subprocess_runner import SubprocessRunner
+from grader.run.worker import SandboxRunner
 from grader.scratch import scratch_folder
 from grader.settings import Limits
 
 log = logging.getLogger(__name__)
+# The runners the command line can choose (--runner); a library caller passes any Runner.
+RUNNERS = {runner.name: runner for runner in (SandboxRunner, SubprocessRunner)}
 OUR_FAULT = ("The grader failed while handling this submission (a fault of the grader's,"
              " written to grader.log); grade it again.")
 
@@ -87,13 +92,14 @@ class BatchResult:
 
 
 def autograde(*, submissions, out, lab=None, limits=None, workers=None, scheduler=None,
-              db=None, secret_key=None, regrade=False, on_progress=None):
+              db=None, secret_key=None, regrade=False, on_progress=None, runner=None):
     """Grade every student folder in `submissions` into `out` and return a BatchResult.
     `on_progress(done, total, record)` is called as each student is saved. Grading runs on
     the Dask cluster at `scheduler`, or on `workers` processes here (default: the cores).
     Each grading's hidden inputs come from a fresh random secret; with `secret_key`
     (bytes, a key the instructor keeps secret) from an HMAC of it instead, so that the
-    same submissions graded with the same key give the same bytes (grader.hidden_secrets)."""
+    same submissions graded with the same key give the same bytes (grader.hidden_secrets).
+    `runner` (a grader.run.runner.Runner) runs each submission: the sandbox by default."""
     started = time.monotonic()
     lab = lab or load_lab()
     limits = limits or Limits()
@@ -106,7 +112,8 @@ def autograde(*, submissions, out, lab=None, limits=None, workers=None, schedule
         batch = journal.begin_batch(lab=lab, regrade=regrade)
         journal.set_fact("db", db)
         run = _Run(lab=lab, limits=limits, journal=journal, batch=batch, secret_key=secret_key,
-                   regrade=regrade, version=version, on_progress=on_progress)
+                   regrade=regrade, version=version, on_progress=on_progress,
+                   runner=runner or SandboxRunner())
         try:
             intake, publisher = _grade(run, submissions, out, db_url, workers, scheduler)
         except BaseException:  # the batch stops: what it graded stays, in every output
@@ -143,12 +150,13 @@ class _Run:
     """One batch: which students to grade, and each one's way through the pipeline."""
 
     def __init__(self, *, lab, limits, journal, batch, secret_key, regrade, version,
-                 on_progress):
+                 on_progress, runner):
         self.lab, self.limits, self.journal = lab, limits, journal
+        self.runner = runner
         self.batch, self.secret_key = batch, secret_key
         self.regrade, self.version = regrade, version
         self.on_progress = on_progress
-        self.graded, self.kept, self.levels, self.unprotected = [], [], [], set()
+        self.graded, self.kept, self.protections, self.unprotected = [], [], [], set()
         self.graded_at = datetime.now(UTC).isoformat(timespec="seconds")
         self.workers = 0
         self._total = self._done = 0
@@ -164,7 +172,7 @@ class _Run:
             with cluster.connect(scheduler=scheduler,
                                  workers=max(1, min(workers or _cores(), len(todo)))) as client:
                 self.workers = len(client.nthreads())
-                cluster.run_tasks(client, tasks, grade=grade_submission,
+                cluster.run_tasks(client, tasks, runner=self.runner,
                                   support_files=read_release_files(self.lab),
                                   on_outcome=self._on_outcome)
         else:
@@ -232,7 +240,7 @@ class _Run:
             result = StudentResult(task.student_id, status, detail, verdicts, outcome.notebook,
                                    outcome.seconds, outcome.sandbox, digest,
                                    submission.folder)
-            self.levels.append(outcome.sandbox)
+            self.protections.append(outcome.protection)
             self.unprotected.update(outcome.unprotected)
         except Exception:
             log.exception("judging %s failed", task.student_id)
@@ -256,8 +264,8 @@ class _Run:
         # What the machines that ran the kernels said they could not enforce (with
         # --scheduler, other machines than this one).
         warnings = [*intake.warnings, *sorted(self.unprotected), *without_cgroups(
-            self.levels, Protection(namespaces=False, cgroups=any(
-                "cgroups" in level.split("+") for level in self.levels)))]
+            self.protections, Protection(namespaces=False, cgroups=any(
+                kernel.cgroups for kernel in self.protections if kernel is not None)))]
         if missing:
             warnings.append(f"{len(missing)} student(s) in the output have no folder in these"
                             f" submissions; their earlier results are kept:"
@@ -265,7 +273,8 @@ class _Run:
         return BatchResult(records=self.journal.records(), graded=sorted(self.graded),
                            kept=sorted(self.kept), missing=missing,
                            seconds=time.monotonic() - started, workers=self.workers,
-                           sandbox=kernels_sandbox(self.levels),
+                           sandbox=kernels_sandbox([kernel.level for kernel in self.protections
+                                                    if kernel is not None]),
                            hidden_inputs=self.inputs_origin(), warnings=warnings,
                            gradebook_problem=publisher.gradebook_problem)
 

@@ -39,6 +39,7 @@ FAST = frozenset({
     "tests/grader/test_intake.py",
     "tests/grader/test_kernel_uids.py",
     "tests/grader/test_layout.py",
+    "tests/grader/test_nbclient_seam.py",
     "tests/grader/test_prepare.py",
     "tests/grader/test_release_files.py",
     "tests/grader/test_scratch.py",

@@ -34,6 +34,7 @@ COUNTED_MESSAGES = ("stream", "display_data", "execute_result", "error",
                     "update_display_data", "comm_open", "comm_msg")
 NOT_RUN_NOTE = "[grader: this cell was not run: the time for this exercise was used up]\n"
 RESPONSIVE_SECONDS = 5  # after an interrupt, for the kernel to show it is listening again
+KILL_GRACE_SECONDS = 10  # past the time limit, for a cell that ignores its interrupts
 
 
 class KernelUnresponsive(Exception):
@@ -43,7 +44,16 @@ class KernelUnresponsive(Exception):
 class GradingExecute(Execute):
     """nbgrader's Execute (timeouts that interrupt, errors that do not stop the run), with
     each exercise's capture after its test cell, time shared between the exercises, the
-    cells the grader marks to skip left out, and one output budget for the submission."""
+    cells the grader marks to skip left out, and one output budget for the submission.
+
+    The only code of the grader that knows nbclient's internals, written against
+    nbclient==0.11.0 (requirements.txt). Beside its public hooks (on_notebook_start,
+    on_cell_executed, timeout_func, preprocess_cell, process_message, execute_cell,
+    async_start_new_kernel), it touches `nb` (a capture's cell appended while it runs),
+    `code_cells_executed` (not counting the capture), `kc` (asking the kernel whether it
+    listens) and `_cleanup_kernel` (freeing a client nbclient leaves to the kernel's
+    owner). tests/grader/test_nbclient_seam.py fails if any of those changes.
+    """
 
     # A cell that ignores the interrupt must not end the run with nbclient's exception
     # (answers captured so far lost): the next cells time out until the watchdog fires.
@@ -161,6 +171,16 @@ class GradingExecute(Execute):
             failure = capture.failure()
         return ExerciseRun(exercise, answer, failure, test_cell_error)
 
+    def release_kernel_client(self):
+        """Stop the kernel client's channels and free its ZMQ context. nbclient leaves a
+        kernel manager it was handed (a warm kernel's) to its owner: without this, the
+        heartbeat thread and the context's two threads of every submission would live as
+        long as the worker. The kernel is dead by now (the watchdog), so nothing waits."""
+        if self.km is None:
+            return
+        with contextlib.suppress(Exception):  # a kernel that broke the client: nothing to free
+            self._cleanup_kernel()
+
     def on_cell_executed(self, **kwargs):
         capture = self._capture
         if capture is not None and kwargs.get("cell_index") == capture.index:
@@ -276,7 +296,8 @@ def message_size(msg):
 
 def execute(notebook, *, workdir, cell_timeout, timeout, output_bytes=4 * 10**6, plan=None,
             kernel_template=None, memory_mb=None, max_processes=None, confinement=None,
-            kernel_env=None, rlimits=None, syscall_policy=False):
+            kernel_env=None, rlimits=None, syscall_policy=False,
+            kill_grace_seconds=KILL_GRACE_SECONDS):
     """Run `notebook` (a NotebookNode, changed in place) with `workdir` as the kernel's
     working directory, capturing what `plan` (captures.CapturePlan) says; stop it after
     `timeout` seconds, killing everything it started. With a `kernel_template`
@@ -285,7 +306,8 @@ def execute(notebook, *, workdir, cell_timeout, timeout, output_bytes=4 * 10**6,
     `max_processes`, in a cgroup of its own (grader.run.cgroups). `kernel_env` adds
     variables to the kernel's environment; a warm kernel applies `rlimits`
     (grader.run.warm_kernels.RLimits) to itself, and with `syscall_policy`, puts itself
-    under grader.run.syscalls' filter. Returns a RunOutcome."""
+    under grader.run.syscalls' filter. The kernel is killed `kill_grace_seconds` past
+    `timeout` if it is still running. Returns a RunOutcome."""
     exercises = len(plan.test_cells) if plan else 0
     executor = GradingExecute(
         plan=plan, code=captures.compile_capture(plan.source) if plan else None,
@@ -293,7 +315,7 @@ def execute(notebook, *, workdir, cell_timeout, timeout, output_bytes=4 * 10**6,
         output_bytes=output_bytes, kernel_name="python3", kernel_env=kernel_env,
         timeout=int(cell_timeout))
     cgroup, rlimits = _cgroup(memory_mb, max_processes, rlimits)
-    watchdog = KernelWatchdog(executor, timeout + KILL_GRACE_SECONDS, cgroup)
+    watchdog = KernelWatchdog(executor, timeout + kill_grace_seconds, cgroup)
     executor.on_kernel_started = watchdog.start
     end, reason = RunEnd.FINISHED, ""
     try:
@@ -310,7 +332,7 @@ def execute(notebook, *, workdir, cell_timeout, timeout, output_bytes=4 * 10**6,
         end, reason = _failed_run(error, watchdog)
     finally:
         watchdog.stop()
-        _release_client(executor)
+        executor.release_kernel_client()
     if watchdog.fired:
         end = RunEnd.TIMED_OUT
     elif end is RunEnd.KERNEL_DIED and watchdog.memory_exceeded:
@@ -324,18 +346,6 @@ def execute(notebook, *, workdir, cell_timeout, timeout, output_bytes=4 * 10**6,
                       output_dropped=executor.output_dropped)
 
 
-KILL_GRACE_SECONDS = 10  # past the time limit, for a cell that ignores its interrupts
-
-
-def _release_client(executor):
-    """Stop the kernel client's channels and free its ZMQ context. nbclient leaves a kernel
-    manager it was handed (a warm kernel's) to its owner: without this, the heartbeat thread
-    and the context's two threads of every submission would live as long as the worker.
-    The kernel is dead by now (the watchdog), so nothing waits on it."""
-    if executor.km is None:
-        return
-    with contextlib.suppress(Exception):  # a kernel that broke the client: nothing to free
-        executor._cleanup_kernel()
 
 
 def _as_ended(run, end):

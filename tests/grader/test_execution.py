@@ -17,7 +17,13 @@ from nbformat.v4 import new_code_cell, new_notebook
 from grader.records import FailureKind, RunEnd
 from grader.run.budget import TimeBudget
 from grader.run.captures import MARKER, CapturePlan
-from grader.run.execution import TIMEOUT_ERROR, GradingExecute, execute, merged_streams
+from grader.run.execution import (
+    KILL_GRACE_SECONDS,
+    TIMEOUT_ERROR,
+    GradingExecute,
+    execute,
+    merged_streams,
+)
 
 # What the tests capture: the value the student's `answer_<exercise>()` returns.
 CAPTURE = '''
@@ -44,9 +50,11 @@ def answers(exercise="X", value=1):
     return cell(f"def answer_{exercise}():\n    return {value!r}")
 
 
-def run(workdir, *cells, cell_timeout=10, timeout=30, output_bytes=4 * 10**6, plan=PLAN):
+def run(workdir, *cells, cell_timeout=10, timeout=30, output_bytes=4 * 10**6, plan=PLAN,
+        kill_grace_seconds=KILL_GRACE_SECONDS):
     return execute(new_notebook(cells=list(cells)), workdir=workdir, plan=plan,
-                   cell_timeout=cell_timeout, timeout=timeout, output_bytes=output_bytes)
+                   cell_timeout=cell_timeout, timeout=timeout, output_bytes=output_bytes,
+                   kill_grace_seconds=kill_grace_seconds)
 
 
 def printed(outcome, index):
@@ -174,11 +182,11 @@ def test_a_cell_that_ignores_the_interrupt_is_stopped_by_the_notebooks_time_limi
                   cell("import signal\nsignal.signal(signal.SIGINT, signal.SIG_IGN)\n"
                        "while True:\n    pass"),
                   *[cell("print('later')") for _ in range(10)],
-                  cell("pass", "Y_test"), cell_timeout=2, timeout=6)
+                  cell("pass", "Y_test"), cell_timeout=2, timeout=6, kill_grace_seconds=0.5)
     assert outcome.end is RunEnd.TIMED_OUT
     assert answer(outcome, "X")["value"] == 1
     assert failure_kind(outcome, "Y") is FailureKind.NOTEBOOK_TIMED_OUT
-    assert time.monotonic() - started < 40
+    assert time.monotonic() - started < 30
 
 
 def test_a_cell_that_ends_the_kernel_keeps_the_answers_captured_before(tmp_path):
