@@ -42,6 +42,7 @@ FAST = frozenset({
     "tests/grader/test_nbclient_seam.py",
     "tests/grader/test_prepare.py",
     "tests/grader/test_release_files.py",
+    "tests/grader/test_runner.py",
     "tests/grader/test_scratch.py",
     "tests/grader/test_student_ids.py",
     "tests/lab/test_autils.py",
