@@ -74,6 +74,7 @@ SLOW = {
     "tests/grader/test_grader_files.py": (INTEGRATION, SANDBOX),
     "tests/grader/test_postgres.py": (POSTGRES, INTEGRATION),
     "tests/grader/test_release.py": (INTEGRATION,),
+    "tests/grader/test_runners.py": (INTEGRATION,),
     "tests/grader/test_sandbox.py": (INTEGRATION, SANDBOX),
     "tests/grader/test_sandbox_attacks.py": (INTEGRATION, SANDBOX),
     "tests/grader/test_syscalls.py": (INTEGRATION, SANDBOX),

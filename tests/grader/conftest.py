@@ -85,7 +85,9 @@ def results_course_copier(made_results_course):
     def copied(out, lab, db_url, journal=None):
         assert lab is LAB, "the session's course is C2_W2's"
         database = Path(make_url(db_url).database)
-        if not database.exists():  # else it holds the tables and the assignment already
+        # An empty file is what check_gradebook's connection left; one with data holds the
+        # tables and the assignment already.
+        if not database.exists() or database.stat().st_size == 0:
             database.parent.mkdir(parents=True, exist_ok=True)
             shutil.copy2(made_results_course / "gradebook.db", database)
         root = results_course(out, lab).root
