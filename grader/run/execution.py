@@ -37,6 +37,14 @@ RESPONSIVE_SECONDS = 5  # after an interrupt, for the kernel to show it is liste
 KILL_GRACE_SECONDS = 10  # past the time limit, for a cell that ignores its interrupts
 
 
+@dataclasses.dataclass(frozen=True)
+class GracePeriods:
+    """How long a kernel is waited for before it is given up (tests shorten them)."""
+
+    responsive: float = RESPONSIVE_SECONDS
+    kill: float = KILL_GRACE_SECONDS
+
+
 class KernelUnresponsive(Exception):
     """The kernel ignored a cell's interrupt: it is stopped, as at the time limit."""
 
@@ -60,8 +68,9 @@ class GradingExecute(Execute):
     raise_on_iopub_timeout = Bool(False).tag(config=True)
 
     def __init__(self, *args, plan=None, code=None, budget, output_bytes, kernel_env=None,
-                 **kwargs):
+                 responsive_seconds=RESPONSIVE_SECONDS, **kwargs):
         super().__init__(*args, **kwargs)
+        self.responsive_seconds = responsive_seconds
         self.plan, self.code, self.budget = plan, code, budget
         self.output_bytes = output_bytes
         self.kernel_env = kernel_env or {}
@@ -136,11 +145,11 @@ class GradingExecute(Execute):
                 raise KernelUnresponsive
         return failure
 
-    async def _async_responsive(self, seconds=RESPONSIVE_SECONDS):
-        """Whether the kernel answers a kernel_info request within `seconds` (a kernel
-        still running the cell it was interrupted in cannot)."""
+    async def _async_responsive(self):
+        """Whether the kernel answers a kernel_info request in time (a kernel still
+        running the cell it was interrupted in cannot)."""
         msg_id = self.kc.kernel_info()
-        deadline = time.monotonic() + seconds
+        deadline = time.monotonic() + self.responsive_seconds
         while (left := deadline - time.monotonic()) > 0:
             try:
                 msg = await self.kc.shell_channel.get_msg(timeout=left)
@@ -297,7 +306,7 @@ def message_size(msg):
 def execute(notebook, *, workdir, cell_timeout, timeout, output_bytes=4 * 10**6, plan=None,
             kernel_template=None, memory_mb=None, max_processes=None, confinement=None,
             kernel_env=None, rlimits=None, syscall_policy=False,
-            kill_grace_seconds=KILL_GRACE_SECONDS):
+            grace=GracePeriods()):
     """Run `notebook` (a NotebookNode, changed in place) with `workdir` as the kernel's
     working directory, capturing what `plan` (captures.CapturePlan) says; stop it after
     `timeout` seconds, killing everything it started. With a `kernel_template`
@@ -306,16 +315,16 @@ def execute(notebook, *, workdir, cell_timeout, timeout, output_bytes=4 * 10**6,
     `max_processes`, in a cgroup of its own (grader.run.cgroups). `kernel_env` adds
     variables to the kernel's environment; a warm kernel applies `rlimits`
     (grader.run.warm_kernels.RLimits) to itself, and with `syscall_policy`, puts itself
-    under grader.run.syscalls' filter. The kernel is killed `kill_grace_seconds` past
+    under grader.run.syscalls' filter. The kernel is killed `grace.kill` seconds past
     `timeout` if it is still running. Returns a RunOutcome."""
     exercises = len(plan.test_cells) if plan else 0
     executor = GradingExecute(
         plan=plan, code=captures.compile_capture(plan.source) if plan else None,
         budget=TimeBudget(timeout=timeout, cell_timeout=cell_timeout, exercises=exercises),
         output_bytes=output_bytes, kernel_name="python3", kernel_env=kernel_env,
-        timeout=int(cell_timeout))
+        responsive_seconds=grace.responsive, timeout=int(cell_timeout))
     cgroup, rlimits = _cgroup(memory_mb, max_processes, rlimits)
-    watchdog = KernelWatchdog(executor, timeout + kill_grace_seconds, cgroup)
+    watchdog = KernelWatchdog(executor, timeout + grace.kill, cgroup)
     executor.on_kernel_started = watchdog.start
     end, reason = RunEnd.FINISHED, ""
     try:
