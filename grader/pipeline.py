@@ -159,6 +159,7 @@ class _Run:
         self.graded, self.kept, self.protections, self.unprotected = [], [], [], set()
         self.graded_at = datetime.now(UTC).isoformat(timespec="seconds")
         self.workers = 0
+        self.memory_warning = None  # the cluster's workers may use more memory than needed
         self._total = self._done = 0
 
     def grade(self, submissions, publisher, *, workers, scheduler):
@@ -169,9 +170,12 @@ class _Run:
         self.publisher = publisher
         tasks = self._tasks(todo)
         if any(submission.status != INVALID for submission in todo):
+            memory_limit = cluster.worker_memory_bytes(self.limits)
             with cluster.connect(scheduler=scheduler,
-                                 workers=max(1, min(workers or _cores(), len(todo)))) as client:
+                                 workers=max(1, min(workers or _cores(), len(todo))),
+                                 memory_limit=memory_limit) as client:
                 self.workers = len(client.nthreads())
+                self.memory_warning = cluster.memory_limit_warning(client, memory_limit)
                 cluster.run_tasks(client, tasks, runner=self.runner,
                                   support_files=read_release_files(self.lab),
                                   on_outcome=self._on_outcome)
@@ -266,6 +270,8 @@ class _Run:
         warnings = [*intake.warnings, *sorted(self.unprotected), *without_cgroups(
             self.protections, Protection(namespaces=False, cgroups=any(
                 kernel.cgroups for kernel in self.protections if kernel is not None)))]
+        if self.memory_warning:
+            warnings.append(self.memory_warning)
         if missing:
             warnings.append(f"{len(missing)} student(s) in the output have no folder in these"
                             f" submissions; their earlier results are kept:"

@@ -135,14 +135,27 @@ class Lab(abc.ABC):
 
     def hidden_source_lines(self):
         """Lines only the hidden tests and the capture code hold, to look for in anything a
-        student can read. Short and common lines are left out: they prove nothing."""
+        student can read. Short and common lines are left out: they prove nothing, and so
+        are lines the students' own files hold (the notebook's public text, the release's
+        Python files): a student who prints one of those has leaked nothing."""
         hidden = "".join(cells.hidden_text(cells.source(cell))
                          for cell in self.source.get("cells", []))
         lines = {line.strip() for line in (hidden + self.capture_source()).splitlines()}
         public = {line.strip() for cell in self.source.get("cells", [])
                   for line in cells.public_text(cells.source(cell)).splitlines()}
+        public |= {line.strip() for text in self._released_python()
+                   for line in text.splitlines()}
         return frozenset(line for line in lines - public
                          if len(line) >= 24 and not line.startswith("#"))
+
+    def _released_python(self):
+        """The text of every Python file students get beside the notebook."""
+        for name in self.release_files:
+            path = self.root / name
+            files = sorted(path.rglob("*.py")) if path.is_dir() else [path]
+            for file in files:
+                if file.suffix == ".py" and file.is_file():
+                    yield file.read_text(encoding="utf-8", errors="replace")
 
 
 def load_lab(spec=DEFAULT_LAB):

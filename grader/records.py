@@ -31,6 +31,11 @@ class FailureKind(StrEnum):
     NO_ANSWER = "no_answer"  # the capture ended without printing an answer
 
 
+# Of an error's name or message as kept: a kernel can raise a message of megabytes, and
+# nothing that travels back to the coordinator may grow with what a kernel sends.
+MAX_ERROR_CHARS = 2000
+
+
 @dataclass(frozen=True)
 class Failure:
     kind: FailureKind
@@ -39,7 +44,8 @@ class Failure:
 
     @classmethod
     def raised(cls, name, value):
-        return cls(FailureKind.RAISED, str(name), str(value))
+        return cls(FailureKind.RAISED, str(name)[:MAX_ERROR_CHARS],
+                   str(value)[:MAX_ERROR_CHARS])
 
 
 @dataclass(frozen=True)

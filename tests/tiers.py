@@ -27,9 +27,11 @@ MARKS = {
 }
 
 FAST = frozenset({
+    "tests/grader/labs/test_c2_w2_answers.py",
     "tests/grader/labs/test_c2_w2_hidden_tests.py",
     "tests/grader/labs/test_c2_w2_judges.py",
     "tests/grader/publish/test_journal_secrets.py",
+    "tests/grader/publish/test_rebuild.py",
     "tests/grader/publish/test_report.py",  # but its browser test, marked there
     "tests/grader/test_captures.py",
     "tests/grader/test_cells.py",
@@ -37,6 +39,7 @@ FAST = frozenset({
     "tests/grader/test_cli.py",
     "tests/grader/test_init.py",
     "tests/grader/test_intake.py",
+    "tests/grader/test_intake_cells.py",
     "tests/grader/test_kernel_uids.py",
     "tests/grader/test_layout.py",
     "tests/grader/test_nbclient_seam.py",
@@ -62,9 +65,12 @@ SLOW = {
     "tests/bench/test_bench_scale.py": (BENCH, INTEGRATION),
     "tests/browser/test_lab_in_jupyterlab.py": (BROWSER, INTEGRATION),
     "tests/grader/labs/test_c2_w2_nbgrader.py": (INTEGRATION,),
+    "tests/grader/publish/test_feedback_pages.py": (INTEGRATION,),
     "tests/grader/publish/test_publish.py": (INTEGRATION,),
     "tests/grader/test_attacks.py": (INTEGRATION, SANDBOX),
+    "tests/grader/test_attacks_bytes.py": (INTEGRATION, SANDBOX),
     "tests/grader/test_attacks_kernel.py": (INTEGRATION, SANDBOX),
+    "tests/grader/test_attacks_outputs.py": (INTEGRATION, SANDBOX),
     "tests/grader/test_attacks_secrets.py": (INTEGRATION, SANDBOX),
     "tests/grader/test_autograde.py": (INTEGRATION, SANDBOX),
     "tests/grader/test_cgroups.py": (INTEGRATION, SANDBOX),

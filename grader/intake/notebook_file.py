@@ -19,6 +19,9 @@ from nbformat import validator
 from grader import cells
 
 MAX_NOTEBOOK_BYTES = 50 * 1024**2
+# The lab has 44 cells; a student may add many, not tens of thousands (each costs time to
+# validate, run, rebuild and render, in the one thread that publishes the class).
+MAX_CELLS = 2_000
 
 # Details a student reads: one sentence each, no traceback.
 NOTEBOOK_IS_LINK = "the notebook is a link to another file; links are not accepted"
@@ -69,6 +72,9 @@ def read_notebook(path, lab, digest=None):
         raise NotGradable(DAMAGED) from error
     if not notebook.cells:
         raise NotGradable(NO_CELLS)
+    if len(notebook.cells) > MAX_CELLS:
+        raise NotGradable(f"the notebook has {len(notebook.cells):,} cells, more than the "
+                          f"{MAX_CELLS:,} limit; join or delete the cells you added")
     notebook = _validated(notebook)
     return notebook, notes + _graded_cell_notes(notebook, lab), hashlib.sha256(data).hexdigest()
 

@@ -2,10 +2,13 @@
 
 The graded notebook, with each exercise's verdict under its test cell, rendered to one HTML
 page with nbgrader's own feedback template (so it looks like what `nbgrader
-generate_feedback` makes), its outputs sanitised (grader.publish.sanitize). The page is
-checked for the hidden tests' source (in its text and in anything base64-encoded in it)
-before it is kept: a page that would show it is refused, for that student only, and the
-reason goes into their row.
+generate_feedback` makes). The notebook is already rebuilt from the allow-list
+(grader.run.rebuild); the page carries a Content-Security-Policy that runs no script
+but the template's own (grader.publish.page_policy). Pages are rendered in a child process,
+each within a time limit (grader.publish.page_process): a page that overruns is not made,
+for that student only. The page is checked for the hidden tests' source (in its text and
+in anything base64-encoded in it) before it is kept: a page that would show it is refused,
+for that student only, and the reason goes into their row.
 
     OUT/feedback/<student>/<notebook>.html
 """
@@ -18,7 +21,6 @@ import html
 import os
 import re
 import shutil
-import threading
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -30,7 +32,8 @@ from traitlets.config import Config
 from grader import cells
 from grader.judge.verdicts import verdict_text
 from grader.publish.files import write_atomically
-from grader.publish.sanitize import SanitizeOutputs
+from grader.publish.page_policy import page_policy, with_policy
+from grader.publish.page_process import PAGE_SECONDS, PageProcess, PageTimeout
 
 _NBGRADER = Path(nbgrader.__file__).parent / "server_extensions" / "formgrader"
 TEMPLATES = _NBGRADER / "templates"
@@ -51,24 +54,18 @@ class FeedbackState:
 
 
 class FeedbackWriter:
-    """Writes feedback pages into OUT/feedback; one exporter for the batch (setting up
-    nbconvert's templates costs seconds, each page then a fraction of one)."""
+    """Writes feedback pages into OUT/feedback, each rendered within `page_seconds` by one
+    child process for the batch (setting up nbconvert's templates costs seconds, each page
+    then a fraction of one)."""
 
-    def __init__(self, lab, out):
+    def __init__(self, lab, out, page_seconds=PAGE_SECONDS):
         self.lab = lab
         self.folder = Path(out) / "feedback"
         self.hidden_lines = lab.hidden_source_lines()
-        self._lock = threading.Lock()  # an exporter is not made for several threads
+        self.pages = PageProcess(render_page, warm_up, page_seconds)
 
-    @functools.cached_property
-    def exporter(self):
-        config = Config()
-        config.HTMLExporter.template_name = "feedback"
-        config.HTMLExporter.extra_template_basedirs = [str(TEMPLATES)]
-        config.HTMLExporter.extra_template_paths = [str(BOOTSTRAP_CSS)]
-        exporter = HTMLExporter(config=config)
-        exporter.register_preprocessor(SanitizeOutputs(), enabled=True)
-        return exporter
+    def close(self):
+        self.pages.close()
 
     def path(self, student_id):
         return self.folder / student_id / f"{Path(self.lab.notebook_name).stem}.html"
@@ -80,7 +77,13 @@ class FeedbackWriter:
         if notebook is None:
             self.remove(result.student_id)
             return FeedbackState(NONE)
-        page = self.render(result, notebook)
+        try:
+            page = self.render(result, notebook)
+        except PageTimeout:
+            self.remove(result.student_id)
+            return FeedbackState(REFUSED, "No feedback page could be made in time (rendering"
+                                          f" it took more than {self.pages.seconds:g} s); the"
+                                          " grade stands.")
         if self.leak(page):
             self.remove(result.student_id)
             return FeedbackState(REFUSED, "No feedback page was made: it would have shown"
@@ -96,14 +99,12 @@ class FeedbackWriter:
             shutil.rmtree(path.parent, ignore_errors=True)
 
     def render(self, result, notebook):
+        """The page (or PageTimeout) for `result`'s graded notebook, rendered apart."""
         notebook = nbformat.from_dict(copy.deepcopy(notebook))
         _set_scores(notebook, result.verdicts, self.lab)
-        resources = {"nbgrader": {"notebook": Path(self.lab.notebook_name).stem,
-                                  "score": result.score, "max_score": self.lab.max_score,
-                                  "late_penalty": 0}}
-        with self._lock:
-            page, _ = self.exporter.from_notebook_node(notebook, resources=resources)
-        return page
+        resources = _resources(Path(self.lab.notebook_name).stem, result.score,
+                               self.lab.max_score)
+        return self.pages.render(notebook, resources)
 
     def leak(self, page):
         """The lines of the hidden tests' source found in `page` (in its text, its markup
@@ -114,6 +115,41 @@ class FeedbackWriter:
         found = {line for line in self.hidden_lines
                  if any(line in haystack for haystack in haystacks)}
         return sorted(found) if len(found) >= LEAK_LINES else None
+
+
+def render_page(notebook, resources):
+    """The feedback page of `notebook` (a rebuilt notebook, as a dict), with its policy."""
+    page, _ = _exporter().from_notebook_node(nbformat.from_dict(notebook),
+                                             resources=resources)
+    return with_policy(page, _policy())
+
+
+def warm_up():
+    """Build the exporter and the policy before the first page is timed."""
+    _policy()
+
+
+@functools.cache
+def _exporter():
+    config = Config()
+    config.HTMLExporter.template_name = "feedback"
+    config.HTMLExporter.extra_template_basedirs = [str(TEMPLATES)]
+    config.HTMLExporter.extra_template_paths = [str(BOOTSTRAP_CSS)]
+    return HTMLExporter(config=config)
+
+
+@functools.cache
+def _policy():
+    """The policy of every feedback page, from the template's page for an empty notebook:
+    no student's content is in it, so no student's script is ever allowed."""
+    page, _ = _exporter().from_notebook_node(nbformat.v4.new_notebook(),
+                                             resources=_resources("policy", 0, 0))
+    return page_policy(page)
+
+
+def _resources(notebook_name, score, max_score):
+    return {"nbgrader": {"notebook": notebook_name, "score": score, "max_score": max_score,
+                         "late_penalty": 0}}
 
 
 def add_verdict_outputs(notebook, verdicts, lab):

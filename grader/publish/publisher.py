@@ -1,7 +1,8 @@
 """Publishing each student's result the moment it exists, in a thread of its own, while the
 rest of the class is still being graded:
 
-    graded notebook  -> OUT/nbgrader/autograded/<student>/<assignment>/<notebook>
+    graded notebook  -> OUT/nbgrader/autograded/<student>/<assignment>/<notebook>, rebuilt
+                        from the allow-list (grader.run.rebuild) whatever sent it
     feedback page    -> OUT/feedback/<student>/<notebook>.html
     the journal row  -> OUT/journal.sqlite (from here on, the result survives a crash)
     the gradebook    -> nbgrader's gradebook, then the row is marked as written
@@ -23,6 +24,7 @@ from grader.publish.feedback import NONE, REFUSED, FeedbackWriter, add_verdict_o
 from grader.publish.files import is_safe_student_id, write_atomically
 from grader.publish.gradebook import GradebookError, GradebookWriter, remove_graded_notebook
 from grader.records import ERROR
+from grader.run.rebuild import rebuilt_notebook
 
 log = logging.getLogger(__name__)
 FEEDBACK_FAILED = ("No feedback page could be made (a fault of the grader's, written to"
@@ -60,6 +62,7 @@ class Publisher:
         for future in self._pending:
             future.result()
         self._thread.shutdown(wait=True)
+        self.feedback.close()
         self.write_pending_gradebook_rows()
         if self._gradebook is not None:
             self._gradebook.close()
@@ -87,7 +90,8 @@ class Publisher:
         notebook = result.notebook
         result.notebook = None  # it leaves memory with this function
         if notebook is not None:  # read as nbformat reads a file: sources joined, checked
-            notebook = nbformat.reads(json.dumps(notebook), as_version=4)
+            # Rebuilt again, though the worker did: what reaches OUT never depends on it.
+            notebook = nbformat.reads(json.dumps(rebuilt_notebook(notebook)), as_version=4)
             add_verdict_outputs(notebook, result.verdicts, self.lab)
             write_atomically(course.autograded_notebook(result.student_id),
                              nbformat.writes(notebook))

@@ -14,6 +14,12 @@ A worker that dies (killed, out of memory, its machine lost) takes the submissio
 grading with it; the coordinator submits it again, to go to another worker. A submission
 that two workers died grading is not tried a third time: it becomes that student's error.
 One that only waited on a dying worker is not to blame: it is submitted again.
+
+Every worker process has a memory limit (`worker_memory_bytes`): a kernel's frames are
+capped (grader.run.kernel_client) and its outputs budgeted, so an honest grading stays far
+below it; a kernel that still floods the worker (a multipart message of many capped
+frames) gets it restarted by its nanny, and the submission becomes that student's row,
+like any worker death.
 """
 
 import collections
@@ -31,6 +37,7 @@ import grader
 from grader.records import RunEnd, RunOutcome
 from grader.run import cgroups
 from grader.run.execution import short_error
+from grader.run.kernel_client import QUEUED_MESSAGES, WATCHED_CHANNELS, max_frame_bytes
 
 # Dask blames a worker's death on every task assigned to it, started or not, and tries each
 # again until the count passes its `allowed-failures`. The grader sets that to 0 on the
@@ -45,16 +52,57 @@ WORKERS_KEPT_DYING = (f"Dask workers died {ATTEMPTS} times while this submission
                       "to be graded")
 CONNECT_SECONDS = 30  # to reach the scheduler, then again for a first worker to join
 SUPPORT_FILES_KEY = "grader-support-files-{digest}-{sent}"
+# A worker process's own memory: Python, Dask, nbclient and a submission's notebook (it
+# imports no TensorFlow: its kernel template does). Measured: ~150 MB grading C2_W2.
+WORKER_BASE_BYTES = 512 * 2**20
+LOOSE_MEMORY_LIMIT = 1.5  # times the limit grading needs: a worker's more is warned of
+DECODED_PER_BYTE = 8  # what a frame of JSON (a list of small numbers) may take decoded
+# Only the nanny's restart past 95% of the limit: a worker paused (80%) or spilling
+# (60-70%) would wait, maybe for ever, for memory that Python does not give back.
+WORKER_MEMORY_CONFIG = {"distributed.worker.memory.target": False,
+                        "distributed.worker.memory.spill": False,
+                        "distributed.worker.memory.pause": False,
+                        "distributed.worker.memory.terminate": 0.95}
 
 
 class ClusterError(RuntimeError):
     """The Dask cluster cannot grade: unreachable scheduler, no workers, wrong set-up."""
 
 
+def worker_memory_bytes(limits):
+    """A worker process's memory limit, for submissions graded under `limits`
+    (grader.settings.Limits): its own memory, what its kernel's sockets may hold (each
+    watched channel and the heartbeat: the messages queued, one being received, one being
+    read, each a capped frame), the message being read once decoded, and a few copies of
+    the output budget (the notebook, the outcome pickled for the coordinator)."""
+    frame = max_frame_bytes(limits.output_bytes)
+    sockets = (len(WATCHED_CHANNELS) + 1) * (QUEUED_MESSAGES + 2) * frame
+    return WORKER_BASE_BYTES + sockets + DECODED_PER_BYTE * frame + 4 * limits.output_bytes
+
+
+def memory_limit_warning(client, limit):
+    """A warning when workers of the cluster may use much more memory than `limit` bytes
+    (`dask worker` started without --memory-limit gets a share of its machine's), else
+    None: a kernel flooding such a worker takes more of its machine before its nanny
+    restarts it."""
+    workers = client.scheduler_info(n_workers=-1).get("workers", {})
+    loose = sorted(address for address, info in workers.items()
+                   if not info.get("memory_limit")
+                   or info["memory_limit"] > LOOSE_MEMORY_LIMIT * limit)
+    if not loose:
+        return None
+    megabytes = -(-limit // 2**20)
+    return (f"{len(loose)} Dask worker(s) may use more than {megabytes} MB, what grading "
+            f"needs ({', '.join(loose[:5])}{' ...' if len(loose) > 5 else ''}): start them"
+            f" with `dask worker ... --memory-limit {megabytes}MiB` and memory pausing and "
+            "spilling off (README: Dask cluster)")
+
+
 @contextlib.contextmanager
-def connect(*, scheduler=None, workers=1, timeout=CONNECT_SECONDS):
+def connect(*, scheduler=None, workers=1, timeout=CONNECT_SECONDS, memory_limit=None):
     """A Dask client: of the scheduler at `scheduler`, or of a cluster of `workers`
-    processes started here and stopped on leaving."""
+    processes started here, each limited to `memory_limit` bytes (None: Dask's share of
+    the machine's), and stopped on leaving."""
     if scheduler:
         with _remote_client(scheduler, timeout) as client:
             previous = _checked(client, timeout)
@@ -67,8 +115,10 @@ def connect(*, scheduler=None, workers=1, timeout=CONNECT_SECONDS):
     # No dashboard; the scheduler's small HTTP server (health, metrics) still listens, on
     # a free loopback port rather than 8787, which another cluster here may hold.
     try:
-        with (LocalCluster(n_workers=workers, threads_per_worker=1, processes=True,
-                           dashboard_address=None,
+        # Read by each nanny as it starts, and kept for the workers it starts again.
+        with (dask.config.set(WORKER_MEMORY_CONFIG),
+              LocalCluster(n_workers=workers, threads_per_worker=1, processes=True,
+                           memory_limit=memory_limit or "auto", dashboard_address=None,
                            scheduler_kwargs={"dashboard_address": "127.0.0.1:0"}) as local,
               Client(local) as client):
             _checked(client, timeout)

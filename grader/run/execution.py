@@ -9,31 +9,41 @@ and answers captured before a later hang or crash are kept.
 
 import contextlib
 import dataclasses
+import itertools
 import os
 import subprocess
-import threading
 import time
 
 import nbformat
-import psutil
 from nbclient.exceptions import CellExecutionComplete, DeadKernelError
 from nbclient.util import run_sync
 from nbgrader.preprocessors import Execute, LimitOutput
 from traitlets import Bool
+from traitlets.config import Config
 
 from grader import cells
 from grader.records import ExerciseRun, Failure, FailureKind, RunEnd, RunOutcome, unreached
 from grader.run import captures, cgroups, isolation
 from grader.run.budget import TimeBudget
 from grader.run.forked_kernels import warm_kernel_manager
+from grader.run.kernel_client import CappedKernelClient, FrameWatch, max_frame_bytes
+from grader.run.streams import merged_streams
 from grader.run.warm_kernels import KernelSetup, RLimits
+from grader.run.watchdog import KernelWatchdog
 
 TIMEOUT_ERROR = "CellTimeoutError"
-# Kernel messages whose content is kept in the notebook, and so counted against the budget.
+# Kernel messages counted against the budget: those the notebook keeps, and widgets'.
 COUNTED_MESSAGES = ("stream", "display_data", "execute_result", "error",
                     "update_display_data", "comm_open", "comm_msg")
+# Comm messages (widgets) are counted, then dropped: a graded notebook keeps no widget
+# state, and an Output widget's outputs join its cell's like any other.
+DROPPED_MESSAGES = ("comm_open", "comm_msg", "comm_close")
+# What an output adds to the notebook besides its content (its keys, its place in the
+# list), so that a million empty outputs cost as much as they weigh.
+OUTPUT_OVERHEAD_BYTES = 100
 NOT_RUN_NOTE = "[grader: this cell was not run: the time for this exercise was used up]\n"
 RESPONSIVE_SECONDS = 5  # after an interrupt, for the kernel to show it is listening again
+RECONNECT_SECONDS = 10  # for a kernel to answer on new sockets, after a frame over the cap
 KILL_GRACE_SECONDS = 10  # past the time limit, for a cell that ignores its interrupts
 
 
@@ -55,17 +65,22 @@ class GradingExecute(Execute):
     cells the grader marks to skip left out, and one output budget for the submission.
 
     The only code of the grader that knows nbclient's internals, written against
-    nbclient==0.11.0 (requirements.txt). Beside its public hooks (on_notebook_start,
-    on_cell_executed, timeout_func, preprocess_cell, process_message, execute_cell,
-    async_start_new_kernel), it touches `nb` (a capture's cell appended while it runs),
-    `code_cells_executed` (not counting the capture), `kc` (asking the kernel whether it
-    listens) and `_cleanup_kernel` (freeing a client nbclient leaves to the kernel's
-    owner). tests/grader/test_nbclient_seam.py fails if any of those changes.
+    nbclient==0.11.0 (requirements.txt). Beside its public hooks and settings
+    (on_notebook_start, on_cell_executed, timeout_func, raise_on_iopub_timeout,
+    store_widget_state, preprocess_cell, process_message, execute_cell,
+    async_start_new_kernel, async_start_new_kernel_client), it touches `nb` (a capture's
+    cell appended while it runs), `code_cells_executed` (not counting the capture), `km`,
+    `kc` and `resources` (the kernel, its client, the notebook's folder) and
+    `_cleanup_kernel` (freeing a client nbclient leaves to the kernel's owner).
+    tests/grader/test_nbclient_seam.py fails if any of those changes.
     """
 
     # A cell that ignores the interrupt must not end the run with nbclient's exception
     # (answers captured so far lost): the next cells time out until the watchdog fires.
     raise_on_iopub_timeout = Bool(False).tag(config=True)
+    # Widget state (and its binary buffers) would be written into the notebook's metadata,
+    # outside the output budget: a graded notebook holds only its cells' outputs.
+    store_widget_state = Bool(False).tag(config=True)
 
     def __init__(self, *args, plan=None, code=None, budget, output_bytes, kernel_env=None,
                  responsive_seconds=RESPONSIVE_SECONDS, **kwargs):
@@ -84,6 +99,7 @@ class GradingExecute(Execute):
         self._segments = []
         self._capture = None  # the capture in progress
         self._answer_errors = {}  # exercise -> how its answer cell failed
+        self._frame_watch = None  # the kernel's connections dropped for a frame over the cap
 
     def on_notebook_start(self, **kwargs):
         self.budget.restart()
@@ -102,6 +118,18 @@ class GradingExecute(Execute):
         await super().async_start_new_kernel(**kwargs)
 
     start_new_kernel = run_sync(async_start_new_kernel)
+
+    async def async_start_new_kernel_client(self):
+        # Whoever made the kernel (a warm template or nbclient), its client is ours: no
+        # frame above the cap is ever received (grader.run.kernel_client).
+        self.km.client_factory = CappedKernelClient
+        self.km.update_config(Config({"CappedKernelClient": {
+            "max_frame_bytes": max_frame_bytes(self.output_bytes)}}))
+        client = await super().async_start_new_kernel_client()
+        self._frame_watch = FrameWatch(client)
+        return client
+
+    start_new_kernel_client = run_sync(async_start_new_kernel_client)
 
     def preprocess(self, nb, resources=None, km=None):
         self._segments = exercise_segments(nb.cells, self._test_cells)
@@ -125,6 +153,7 @@ class GradingExecute(Execute):
             run = self._capture_exercise(exercise, segment, failure)
             self.runs[exercise] = dataclasses.replace(
                 run, answer_cell_error=self._answer_errors.get(exercise))
+            self._note_dropped_frames(cell)  # by the hidden test (student code it calls)
             if _timed_out(run.failure) and not self.responsive():
                 raise KernelUnresponsive
         return cell, resources
@@ -138,6 +167,7 @@ class GradingExecute(Execute):
             return Failure(FailureKind.OUT_OF_TIME)
         super().preprocess_cell(cell, resources, index)
         cell.outputs = merged_streams(cell.outputs)
+        self._note_dropped_frames(cell)
         failure = first_error(cell)
         if _timed_out(failure):
             self.cell_timeouts += 1
@@ -187,6 +217,8 @@ class GradingExecute(Execute):
         long as the worker. The kernel is dead by now (the watchdog), so nothing waits."""
         if self.km is None:
             return
+        if self._frame_watch is not None:  # its monitors first: they hold the context
+            self._frame_watch.close()
         with contextlib.suppress(Exception):  # a kernel that broke the client: nothing to free
             self._cleanup_kernel()
 
@@ -207,6 +239,8 @@ class GradingExecute(Execute):
             return None
         if msg_type in COUNTED_MESSAGES and not self._within_budget(msg, cell):
             return None
+        if msg_type in DROPPED_MESSAGES:
+            return None
         try:
             return super().process_message(msg, cell, cell_index)
         except CellExecutionComplete:
@@ -216,20 +250,36 @@ class GradingExecute(Execute):
                 "stream", name="stderr", text="[grader: a malformed output was dropped]\n"))
             return None
 
+    def _note_dropped_frames(self, cell):
+        """When the kernel sent a frame over the cap while `cell` ran, its connection was
+        dropped (that message, and what was sent meanwhile, lost): a message larger than
+        the whole budget, which it spends as any other would; then connect again, and a
+        kernel that does not answer is stopped."""
+        dropped = self._frame_watch.dropped() if self._frame_watch else []
+        if not dropped:
+            return
+        self._budget_spent(cell)
+        if not run_sync(self._frame_watch.reconnect)(dropped, RECONNECT_SECONDS):
+            raise KernelUnresponsive
+
     def _within_budget(self, msg, cell):
         """Count the message against the submission's output budget; False when over it."""
-        size = message_size(msg)
+        size = message_size(msg, limit=self.output_bytes - self._output_used)
         if self._output_used + size <= self.output_bytes:
             self._output_used += size
             return True
-        if not self.output_dropped:  # say so once, in the cell where it happened
+        self._budget_spent(cell)
+        return False
+
+    def _budget_spent(self, cell):
+        """Keep no more output; say so once, in the cell where it happened."""
+        if not self.output_dropped:
             self.output_dropped = True
             self._output_used = self.output_bytes
             megabytes = self.output_bytes / 10**6
             cell.outputs.append(nbformat.v4.new_output("stream", name="stderr", text=(
                 f"\n[grader: this submission's output passed {megabytes:g} MB;"
                 " the rest was not kept]\n")))
-        return False
 
 
 @dataclasses.dataclass
@@ -289,18 +339,51 @@ def first_error(cell):
     return None
 
 
-def message_size(msg):
-    content = msg.get("content")
-    if not isinstance(content, dict):
-        return 0
-    size = len(str(content.get("text", "")))
-    for key in ("data", "traceback"):
-        value = content.get(key)
-        if isinstance(value, dict):
-            size += sum(len(str(item)) for item in value.values())
-        elif value is not None:
-            size += len(str(value))
-    return size + len(str(content.get("evalue", "")))
+def message_size(msg, limit=None):
+    """What `msg` may add to the graded notebook: its content as JSON (near enough), the
+    bytes of its binary buffers and an output's own overhead, counted without writing
+    anything out; counting stops once past `limit`."""
+    size = OUTPUT_OVERHEAD_BYTES
+    for buffer in msg.get("buffers") or ():
+        size += _buffer_size(buffer)
+    left = None if limit is None else max(0, limit - size)
+    return size + json_size(msg.get("content"), left)
+
+
+def _buffer_size(buffer):
+    try:
+        return memoryview(buffer).nbytes
+    except TypeError:  # not a buffer (a kernel can send anything)
+        return len(str(buffer))
+
+
+_END = object()
+
+
+def json_size(value, limit=None):
+    """The length of `value` (decoded JSON) written as JSON, near enough: every string,
+    key and number, and a character for each bracket, colon and comma. Walked with a
+    stack of iterators, so that neither deep nesting nor a long list costs more than its
+    own size; it stops once past `limit`."""
+    size, pending = 0, [iter((value,))]
+    while pending:
+        item = next(pending[-1], _END)
+        if item is _END:
+            pending.pop()
+            continue
+        if isinstance(item, str):
+            size += len(item) + 2
+        elif isinstance(item, dict):
+            size += 2 * len(item) + 2
+            pending.append(itertools.chain.from_iterable(item.items()))
+        elif isinstance(item, list | tuple):
+            size += len(item) + 2
+            pending.append(iter(item))
+        else:  # a number, a boolean, None (a kernel can send anything: its text)
+            size += len(str(item))
+        if limit is not None and size > limit:
+            return size
+    return size
 
 
 def execute(notebook, *, workdir, cell_timeout, timeout, output_bytes=4 * 10**6, plan=None,
@@ -366,44 +449,6 @@ def _as_ended(run, end):
     return run
 
 
-def merged_streams(outputs):
-    """`outputs` with each run of stream outputs of one name merged into one, and what a
-    carriage return overwrote left out, as a notebook front end shows them. A kernel splits
-    printing into messages as its flushes fall: merged, one submission gives the same graded
-    notebook and feedback on every run. (Not nbclient's `coalesce_streams`: its regular
-    expression takes time quadratic in a line's length, minutes for one long print.) A
-    stream whose text is not a string (a kernel can send anything) is left as it is."""
-    merged = []
-    for output in outputs:
-        previous = merged[-1] if merged else None
-        if (previous is not None and _stream_text(output) is not None
-                and _stream_text(previous) is not None
-                and previous.get("name") == output.get("name")):
-            previous["text"] = previous["text"] + output["text"]
-        else:
-            merged.append(output)
-    for output in merged:
-        if "\r" in (_stream_text(output) or ""):
-            output["text"] = "\n".join(_overwritten(line)
-                                       for line in output["text"].split("\n"))
-    return merged
-
-
-def _stream_text(output):
-    """A stream output's text, None for any other output or text that is not a string."""
-    if isinstance(output, dict) and output.get("output_type") == "stream":
-        text = output.get("text", "")
-        return text if isinstance(text, str) else None
-    return None
-
-
-def _overwritten(line):
-    """What a terminal shows of `line` after its carriage returns: the text after the
-    last one that something follows (in linear time)."""
-    body = line.rstrip("\r")
-    return body.rpartition("\r")[2] + line[len(body):]
-
-
 def _failed_run(error, watchdog):
     if watchdog.fired:
         return RunEnd.TIMED_OUT, ""
@@ -429,70 +474,3 @@ def _cgroup(memory_mb, max_processes, rlimits):
     if cgroup is None:
         rlimits = dataclasses.replace(rlimits or RLimits(), memory_mb=memory_mb)
     return cgroup, rlimits
-
-
-class KernelWatchdog:
-    """Kills the kernel and everything it started once time is up, and at the end.
-
-    The kernel runs in a session of its own, and processes a student starts from it may
-    outlive it, so its process tree is watched while it runs and all of it is killed; with
-    a cgroup, everything in the group is killed too, double-forked daemons included.
-    """
-
-    POLL_SECONDS = 0.2
-
-    def __init__(self, executor, timeout, cgroup=None):
-        self.executor = executor
-        self.timeout = timeout
-        self.deadline = None  # counted from the kernel's start, not the time it took to start
-        self.cgroup = cgroup
-        self.fired = False
-        self.memory_exceeded = False
-        self.processes = {}
-        self._done = threading.Event()
-        self._thread = threading.Thread(target=self._watch, daemon=True)
-
-    def start(self):
-        self.deadline = time.monotonic() + self.timeout
-        pid = self.executor.km.provisioner.process.pid
-        if self.cgroup is not None:
-            self.cgroup.add(pid)  # before any student code: it runs only once we return
-        self._remember(psutil.Process(pid))
-        self._thread.start()
-
-    def stop(self):
-        self._done.set()
-        if self._thread.is_alive():
-            self._thread.join()
-        self.kill_all()
-        if self.cgroup is not None:
-            self.memory_exceeded = self.cgroup.hit_memory_limit()
-            self.cgroup.close()
-
-    def _watch(self):
-        while not self._done.wait(self.POLL_SECONDS):
-            self._look()
-            if time.monotonic() > self.deadline:
-                self.fired = True
-                self.kill_all()
-                return
-
-    def _look(self):
-        for root in list(self.processes.values()):
-            with contextlib.suppress(psutil.NoSuchProcess):
-                for child in root.children(recursive=True):
-                    self._remember(child)
-
-    def _remember(self, process):
-        # Keyed by pid and start time, so a reused pid is never mistaken for ours.
-        with contextlib.suppress(psutil.NoSuchProcess):
-            self.processes[(process.pid, process.create_time())] = process
-
-    def kill_all(self):
-        self._look()
-        alive = []
-        for process in list(self.processes.values()):
-            with contextlib.suppress(psutil.NoSuchProcess):
-                process.kill()
-                alive.append(process)
-        psutil.wait_procs(alive, timeout=5)

@@ -11,7 +11,7 @@ notebook. Where Linux allows (root, namespaces, cgroups), its kernel then runs c
                  or clock (grader.run.syscalls' seccomp filter)
     resources    a cgroup with a memory cap and a process cap (grader.run.cgroups); a cell time
                  limit, a submission time limit, an output cap per cell
-    afterwards   every process it started is killed (grader.run.execution.KernelWatchdog)
+    afterwards   every process it started is killed (grader.run.watchdog.KernelWatchdog)
 
 Where it cannot (not root, macOS, a container that forbids namespaces, no libseccomp),
 grading goes on with what is left and `protection().missing` says, once per run, what is

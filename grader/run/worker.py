@@ -3,21 +3,28 @@
 A task carries everything as plain data (the prepared notebook, its limits, what to
 capture, the modules its lab preloads); the lab's release files travel beside it, once per
 worker. The worker imports no lab: it runs the notebook in its sandbox and sends back a
-RunOutcome, whatever happens, never an exception of ours.
+RunOutcome, whatever happens, never an exception of ours. The graded notebook in it is
+already rebuilt from the allow-list (grader.run.rebuild): no output a kernel made
+leaves the worker as the kernel made it.
 
 SandboxRunner is the default Runner (grader.run.runner): a warm kernel forked from a
 template kept per worker process, confined as the machine allows (grader.run.sandbox).
+The subprocess runner (grader.run.subprocess_runner) goes through grade_submission too.
 """
 
 import dataclasses
+import logging
 import time
 
 from grader.records import RunEnd, RunOutcome
 from grader.run.execution import short_error
+from grader.run.rebuild import rebuilt_notebook
 from grader.run.runner import GradingTask, Runner  # noqa: F401 (GradingTask: its old home)
 from grader.run.sandbox import run_notebook
 from grader.run.support_files import support_dir
 from grader.run.warm_kernels import KernelTemplate
+
+log = logging.getLogger(__name__)
 
 _templates = {}  # preload -> KernelTemplate, one per worker process, started on first use
 
@@ -42,9 +49,23 @@ def grade_submission(task, support_files, *, warm=True):
                                                                       _worker_folder()),
                                notebook_name=task.notebook_name, limits=task.limits,
                                plan=task.plan, kernel_template=template)
+        outcome = _with_rebuilt_notebook(outcome)
     except Exception as error:  # a fault of ours: this submission's error, not the batch's
         outcome = RunOutcome({}, RunEnd.GRADING_FAILED, short_error(error))
     return dataclasses.replace(outcome, seconds=time.monotonic() - started)
+
+
+def _with_rebuilt_notebook(outcome):
+    """`outcome` with its notebook rebuilt; without one if that fails (a fault of ours: the
+    answers captured stand, the notebook is not shown as the kernel left it)."""
+    if outcome.notebook is None:
+        return outcome
+    try:
+        notebook = rebuilt_notebook(outcome.notebook)
+    except Exception:
+        log.exception("the graded notebook could not be rebuilt; it is left out")
+        notebook = None
+    return dataclasses.replace(outcome, notebook=notebook)
 
 
 def _template(preload):

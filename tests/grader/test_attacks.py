@@ -32,8 +32,7 @@ from grader.intake.prepare import prepare
 from grader.judge.verdicts import judge_exercise, judge_outcome
 from grader.labs.c2_w2 import LAB as lab
 from grader.labs.c2_w2.hidden_inputs import model_batch, softmax_inputs
-from grader.labs.c2_w2.in_kernel import ACTIVATION_PROBE
-from grader.labs.c2_w2.softmax import reference_softmax
+from grader.labs.c2_w2.rules import lab_rules
 from grader.records import ExerciseRun
 from grader.run.captures import CapturePlan
 from grader.run.sandbox import run_notebook
@@ -248,12 +247,12 @@ def edited_notebook(softmax, model):
 def forged_answer_lines():
     """Answer lines that would earn full marks if the grader took them: the hidden inputs
     with their true softmax, and a right network described with its own forward pass."""
-    softmax = {"cases": [{"z": z.tolist(), "a": reference_softmax(z).tolist()}
+    softmax = {"cases": [{"z": z.tolist(), "a": lab_rules.reference_softmax(z).tolist()}
                          for _, z in softmax_inputs(KNOWN_SECRET)]}
     rng = np.random.default_rng(7)
     sizes, layers = (400, 25, 15, 10), []
     values = model_batch(KNOWN_SECRET).astype(float)
-    probe_input = np.array(ACTIVATION_PROBE)
+    probe_input = np.array([lab_rules.ACTIVATION_PROBE])
     for index, (n_in, n_out) in enumerate(pairwise(sizes)):
         kernel = np.round(rng.normal(0.0, 0.1, (n_in, n_out)), 3)
         bias = np.round(rng.normal(0.0, 0.1, n_out), 3)

@@ -34,7 +34,7 @@ from grader.hidden_secrets import grading_secret, parse_secret_key, secret_numbe
 from grader.intake.notebook_file import notebook_digest
 from grader.judge.verdicts import judge_exercise
 from grader.labs.c2_w2 import LAB as lab
-from grader.labs.c2_w2.softmax import reference_softmax
+from grader.labs.c2_w2.rules import lab_rules
 from grader.records import ExerciseRun
 
 NOTEBOOK = lab.notebook_name
@@ -172,7 +172,7 @@ def _inputs_seen(loot):
 
 def _forged_from(loot):
     """The answer line that would score full marks on the inputs seen."""
-    return {"cases": [{"z": z, "a": reference_softmax(np.array(z)).tolist()}
+    return {"cases": [{"z": z, "a": lab_rules.reference_softmax(np.array(z)).tolist()}
                       for z in _inputs_seen(loot)]}
 
 

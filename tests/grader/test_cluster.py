@@ -303,3 +303,37 @@ def test_only_a_submission_running_when_its_worker_dies_is_blamed(monkeypatch, t
     assert victim == 2  # not a third time
     # Once, or twice if the worker holding the result died before it was fetched.
     assert all(starts in (1, 2) for starts in waiting)
+
+
+class _ClusterOf:
+    """A client's view of workers with these memory limits (bytes; 0: none)."""
+
+    def __init__(self, *limits):
+        self.limits = limits
+
+    def scheduler_info(self, n_workers=-1):
+        return {"workers": {f"tcp://10.0.0.{number}:9000": {"memory_limit": limit}
+                            for number, limit in enumerate(self.limits)}}
+
+
+def test_a_workers_memory_limit_follows_the_output_budget():
+    default, larger = (cluster.worker_memory_bytes(Limits(output_mb=mb)) for mb in (4, 40))
+    assert 512 * 2**20 < default < 1024 * 2**20 < larger
+
+
+def test_workers_that_may_use_much_more_memory_than_grading_needs_are_warned_of():
+    limit = cluster.worker_memory_bytes(Limits())
+    assert cluster.memory_limit_warning(_ClusterOf(limit, limit + 2**20), limit) is None
+    warning = cluster.memory_limit_warning(_ClusterOf(limit, 0, 16 * 2**30), limit)
+    assert warning.startswith("2 Dask worker(s) may use more than")
+    assert f"--memory-limit {-(-limit // 2**20)}MiB" in warning
+
+
+def test_the_workers_started_here_have_the_memory_limit_and_are_only_restarted_past_it():
+    with cluster.connect(workers=1, memory_limit=900 * 2**20) as client:
+        [info] = client.scheduler_info(n_workers=-1)["workers"].values()
+        config = client.run(lambda: __import__("dask").config.get("distributed.worker.memory"))
+    assert info["memory_limit"] == 900 * 2**20
+    [memory] = config.values()
+    assert (memory["pause"], memory["spill"], memory["target"], memory["terminate"]) == \
+        (False, False, False, 0.95)

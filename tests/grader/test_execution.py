@@ -14,16 +14,20 @@ import psutil
 import pytest
 from nbformat.v4 import new_code_cell, new_notebook
 
-from grader.records import FailureKind, RunEnd
+from grader.records import MAX_ERROR_CHARS, Failure, FailureKind, RunEnd
 from grader.run.budget import TimeBudget
 from grader.run.captures import MARKER, CapturePlan
 from grader.run.execution import (
+    OUTPUT_OVERHEAD_BYTES,
     TIMEOUT_ERROR,
     GracePeriods,
     GradingExecute,
     execute,
-    merged_streams,
+    json_size,
+    message_size,
 )
+from grader.run.kernel_client import max_frame_bytes
+from grader.run.streams import merged_streams
 
 # What the tests capture: the value the student's `answer_<exercise>()` returns.
 CAPTURE = '''
@@ -325,3 +329,81 @@ def test_a_malformed_message_is_dropped_not_fatal():
                                       "metadata": {}}, target, 0)
     assert all(output.get("output_type") in ("stream", "display_data", "execute_result",
                                              "error") for output in target.outputs)
+
+
+# --- Bytes: every message from a kernel is bounded and counted ----------------------------
+
+def test_message_size_counts_buffers_comm_data_and_each_outputs_overhead():
+    def size(content, buffers=()):
+        return message_size({"content": content, "buffers": list(buffers)})
+    assert size({}) == OUTPUT_OVERHEAD_BYTES + 2
+    # Its JSON, '{"name":"stdout","text":""}', and one comma too many (near enough).
+    assert size({"name": "stdout", "text": ""}) == OUTPUT_OVERHEAD_BYTES + 27 + 1
+    assert size({}, [b"x" * 1000, memoryview(b"y" * 500)]) == OUTPUT_OVERHEAD_BYTES + 2 + 1500
+    comm = {"comm_id": "c", "data": {"state": {"value": [1, 2.5, None, True]}}}
+    assert size(comm) == OUTPUT_OVERHEAD_BYTES + json_size(comm)
+    assert size({}, ["not a buffer"]) == OUTPUT_OVERHEAD_BYTES + 2 + len("not a buffer")
+
+
+def test_json_size_is_the_length_of_the_json_near_enough_and_stops_at_its_limit():
+    import json
+    value = {"data": {"text/plain": "abc", "n": [1, 22, {"x": None}]}, "ok": False}
+    assert abs(json_size(value) - len(json.dumps(value, separators=(",", ":")))) <= 4
+    deep = []
+    for _ in range(100_000):  # deeper than any recursion would go
+        deep = [deep]
+    assert json_size(deep) == 3 * 100_000 + 2  # its brackets, and a comma per item
+    long_strings = ["x" * 10**6] * 300
+    assert json_size(long_strings) == 300 * (10**6 + 2) + 302
+    assert 1000 < json_size(long_strings, limit=1000) < 2 * 10**6  # stopped at the first
+
+
+def test_a_frame_over_the_cap_is_dropped_spends_the_budget_and_later_cells_run(tmp_path):
+    over = max_frame_bytes(10**6) + 10**6
+    outcome = run(tmp_path, answers("X", 1),
+                  cell("from ipykernel.comm import Comm\n"
+                       f"Comm(target_name='x', data={{}}, buffers=[b'0' * {over}])"),
+                  cell("from IPython.display import display\n"
+                       f"display({{'text/plain': 'y' * {over}}}, raw=True)"),
+                  cell("print('after')"), cell("pass", "X_test"), output_bytes=10**6)
+    # Larger than the whole budget, it spends it, as any message would: said once.
+    assert "output passed 1 MB" in printed(outcome, 1)
+    assert printed(outcome, 2) == printed(outcome, 3) == ""
+    assert outcome.output_dropped and outcome.end is RunEnd.FINISHED
+    assert outcome.cell_timeouts == 0
+    assert answer(outcome, "X")["value"] == 1  # the kernel is reached again after each
+
+
+def test_comm_messages_count_against_the_budget_and_never_reach_the_notebook(tmp_path):
+    outcome = run(tmp_path, cell("from ipykernel.comm import Comm\n"
+                                 "c = Comm(target_name='x', data={}, buffers=[b'0' * 400_000])\n"
+                                 "for i in range(20_000):\n"
+                                 "    c.send(data={'i': i})"),
+                  cell("print('after')"), output_bytes=10**6)
+    assert outcome.output_dropped
+    assert "output passed 1 MB" in printed(outcome, 0)
+    assert printed(outcome, 1) == ""  # the budget is spent
+    assert "widgets" not in outcome.notebook.metadata
+    assert len(str(outcome.notebook)) < 10**5
+
+
+def test_an_error_message_of_megabytes_is_kept_short():
+    failure = Failure.raised("E" * 10**6, "x" * 10**7)
+    assert len(failure.error_name) == len(failure.error_value) == MAX_ERROR_CHARS
+
+
+def test_a_reply_over_the_cap_times_its_cell_out_then_the_kernel_is_reached_again(tmp_path):
+    # The shell channel dropped: the cell's reply never comes, so it times out (the kernel
+    # still answers its interrupt), and the cells after it run on new sockets.
+    over = max_frame_bytes(10**6) + 10**6
+    send_reply = (
+        "kernel = get_ipython().kernel\n"
+        "kernel.session.send(kernel.shell_stream, 'execute_reply',\n"
+        f"    {{'status': 'ok', 'x': 'y' * {over}}}, parent=kernel.get_parent('shell'),\n"
+        "    ident=kernel._shell_parent_ident.get())")
+    outcome = run(tmp_path, answers("X", 1), cell(send_reply), cell("pass", "X_test"),
+                  cell_timeout=3, output_bytes=10**6)
+    assert TIMEOUT_ERROR in enames(outcome, 1)
+    assert "output passed 1 MB" in printed(outcome, 1)
+    assert outcome.cell_timeouts == 1 and outcome.end is RunEnd.FINISHED
+    assert answer(outcome, "X")["value"] == 1

@@ -36,7 +36,8 @@ def test_the_methods_it_overrides_or_calls_keep_their_signatures(method, paramet
 
 
 @pytest.mark.parametrize("hook", ["on_notebook_start", "on_cell_executed", "timeout_func",
-                                  "raise_on_iopub_timeout"])
+                                  "raise_on_iopub_timeout", "store_widget_state", "km",
+                                  "resources"])
 def test_the_hooks_it_sets_are_still_nbclients_traits(hook):
     assert hook in NotebookClient.class_traits()
 

@@ -7,6 +7,7 @@ import corpus
 import nbformat
 import pytest
 
+from grader import validate
 from grader.intake import notebook_file
 from grader.labs.c2_w2 import LAB as lab
 
@@ -24,7 +25,11 @@ CASES = {
     "untouched": None,
     "correct": (corpus.STABLE, corpus.MODEL),
     "wrong-softmax": ("a = np.exp(z)", corpus.MODEL),
+    # Both graded cells stop: a syntax error, and a typo in the name Sequential.
+    "cells-raise": ("a = np.exp(z) / (np.sum(np.exp(z))", corpus.MODEL),
 }
+# Edits to the answer cells beyond the code typed between the markers.
+CELL_EDITS = {"cells-raise": {"UNQ_C2": ("model = Sequential(", "model = Sequentail(")}}
 
 
 def _start(path):
@@ -53,7 +58,11 @@ def validated(released_lab, tmp_path_factory):
         if answers is not None:
             path = folder / case / lab.notebook_name
             path.parent.mkdir()
-            nbformat.write(corpus.answered(release, *answers), str(path))
+            notebook = corpus.answered(release, *answers)
+            for grade_id, (old, new) in CELL_EDITS.get(case, {}).items():
+                cell = corpus._cell(notebook, grade_id)
+                cell.source = cell.source.replace(old, new)
+            nbformat.write(notebook, str(path))
         running[case] = _start(path)
     return {case: _finish(process) for case, process in running.items()}
 
@@ -87,6 +96,40 @@ def test_a_wrong_softmax_fails_only_its_exercise(validated):
     assert C1_FAILS in result.stdout and C2_PASSES in result.stdout
     assert "without normalising" in result.stdout
     _assert_no_secrets(result)
+
+
+def test_a_cell_that_stops_is_named_with_its_error_and_line_as_the_grader_names_it(validated):
+    result = validated["cells-raise"]
+    assert result.returncode == 1, result.stderr
+    assert C1_FAILS in result.stdout and C2_FAILS in result.stdout
+    assert "The UNQ_C2 cell stopped with NameError: name 'Sequentail' is not defined (line 5)" \
+        in result.stdout
+    assert "The UNQ_C1 cell stopped with SyntaxError" in result.stdout
+    # The cause comes before its consequence in the test cell.
+    assert result.stdout.index("Sequentail") < result.stdout.index("name 'model' is not defined")
+    _assert_no_secrets(result)
+
+
+def _error_output(name, value, cell_line):
+    return {"output_type": "error", "ename": name, "evalue": value,
+            "traceback": ["\x1b[0;31m---------\x1b[0m",
+                          f"Cell \x1b[0;32mIn[7], line {cell_line}\x1b[0m",
+                          "File /usr/lib/python3/site-packages/keras/x.py:120, in f()"]}
+
+
+def test_the_check_puts_the_answer_cells_error_first():
+    exercise = lab.exercise("UNQ_C2")
+    answer = {"outputs": [_error_output("NameError", "name 'Sequentail' is not defined", 3)]}
+    test = {"outputs": [_error_output("NameError", "name 'model' is not defined", 2)]}
+    check = validate._check(exercise, answer, test, lab.public_tests_passed)
+    assert not check.passed
+    assert check.messages[0] == ("The UNQ_C2 cell stopped with NameError: name 'Sequentail'"
+                                 " is not defined (line 3): the test after it sees only what"
+                                 " the cell defined before that line; fix this error first.")
+    assert check.messages[1] == "NameError: name 'model' is not defined (line 2)"
+    passing = {"outputs": [{"output_type": "stream", "text": lab.public_tests_passed}]}
+    assert validate._check(exercise, {"outputs": []}, passing, lab.public_tests_passed) == \
+        validate.ExerciseCheck("UNQ_C2", exercise.title, True, ())
 
 
 def test_an_unreadable_file_is_refused_with_the_intakes_message(tmp_path):

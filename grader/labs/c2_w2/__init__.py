@@ -2,6 +2,8 @@
 
     hidden_inputs.py    the hidden inputs' recipes, drawn from each grading's secret
     in_kernel.py        the capture, run in the student's kernel on the inputs it is sent
+    rules.py            loads the lab's rules (lab_rules.py, beside the notebook), which the
+                        public tests, the judges and the hidden tests all apply
     softmax.py          the judge of UNQ_C1 (my_softmax)
     model.py            the judge of UNQ_C2 (the Sequential model)
     nbgrader_tests.py   the hidden tests plain nbgrader runs, written into the notebook
@@ -22,8 +24,12 @@ class C2W2(Lab):
     assignment = "C2_W2"
     notebook_name = "C2_W2_Assignment.ipynb"
     root = Path(__file__).resolve().parents[3]
+    # lab_rules.py holds what counts as right and every message: the public tests import
+    # it, and so do the hidden tests plain nbgrader runs; the grader loads it too
+    # (grader/labs/c2_w2/rules.py). Rules are not secret; the hidden inputs are.
     release_files = ("autils.py", "lab_utils_softmax.py", "softmax_explorer_model.py",
-                     "public_tests.py", "deeplearning.mplstyle", "data", "images")
+                     "public_tests.py", "lab_rules.py", "deeplearning.mplstyle", "data",
+                     "images")
     # nbgrader's default course id, "", makes no row in its course table, which
     # PostgreSQL's foreign keys then refuse (sqlite does not check them).
     course_id = "C2_W2_lab"

@@ -13,10 +13,12 @@ so that path is forgeable by design, as nbgrader's always is.
 import numpy
 
 from grader.hidden_secrets import secret_number
+from grader.labs.c2_w2.rules import lab_rules
 
 NBGRADER_SEED = 20261129
-MODEL_BATCH_SHAPE = (6, 400)
-ORDINARY = "ordinary"
+ROW_SCALES = lab_rules.ROW_SCALES
+MODEL_BATCH_SHAPE = (len(ROW_SCALES), lab_rules.INPUT_SIZE)
+ORDINARY = lab_rules.ORDINARY
 
 
 def softmax_hidden_inputs(seed):
@@ -36,9 +38,11 @@ def softmax_hidden_inputs(seed):
 
 
 def model_hidden_batch(seed):
-    """The batch of fake images the hidden test feeds to the model."""
+    """The batch of fake images the hidden test feeds to the model: row i scaled by
+    ROW_SCALES[i], so that its layers compute values from about 1 to about 1000."""
     rng = numpy.random.default_rng(seed + 1)
-    return rng.uniform(0.0, 1.0, MODEL_BATCH_SHAPE).astype("float32")
+    rows = rng.uniform(0.0, 1.0, MODEL_BATCH_SHAPE) * numpy.array(ROW_SCALES)[:, None]
+    return rows.astype("float32")
 
 
 def softmax_inputs(secret):
@@ -53,6 +57,10 @@ def model_batch(secret):
 
 def hidden_inputs(secret):
     """exercise id -> what its capture receives, as JSON data. Floats survive JSON
-    exactly (their repr round-trips), the batch's float32 values too."""
+    exactly (their repr round-trips), the batch's float32 values too. The model's capture
+    also gets, as data, the rules' activation probe and the classes of the layers that only
+    apply an activation: they are written once, in lab_rules.py."""
     return {"UNQ_C1": [z.tolist() for _, z in softmax_inputs(secret)],
-            "UNQ_C2": model_batch(secret).astype(float).tolist()}
+            "UNQ_C2": {"batch": model_batch(secret).astype(float).tolist(),
+                       "probe": [list(lab_rules.ACTIVATION_PROBE)],
+                       "activation_layers": list(lab_rules.ACTIVATION_LAYERS)}}

@@ -84,6 +84,16 @@ ANSWERS = {
     "wrong-softmax-adds-a-tiny-constant": ("ez = np.exp(z)\na = ez / (np.sum(ez) + 1e-9)",
                                            MODEL),
     "ok-softmax-returns-a-list": ("a = list(np.exp(z) / np.sum(np.exp(z)))", MODEL),
+    # Right on the usual values, wrong beyond them or beside the network itself.
+    "wrong-model-relu6-hidden": (STABLE, _model(activations=("tf.nn.relu6", "tf.nn.relu6",
+                                                             "'linear'"))),
+    "wrong-model-frozen-layer": (STABLE, MODEL.replace('name="L1"',
+                                                       'name="L1", trainable=False')),
+    "wrong-model-separate-activation-layers": (
+        STABLE, "tf.keras.Input(shape=(400,)),\n"
+                "Dense(25, name='L1'), tf.keras.layers.Activation('relu'),\n"
+                "Dense(15, name='L2'), tf.keras.layers.Activation('relu'),\n"
+                "Dense(10, name='L3'),"),
 }
 # Answered right, with a cell of the student's own after the answer cells: each must cost
 # nothing, and the feedback must stay clean.

@@ -1,0 +1,97 @@
+"""Feedback pages rendered in a child process with a time limit per page.
+
+The publisher saves every student in one thread; a page that takes too long to render
+(whatever a notebook holds that nbconvert's template is slow on) must not stall the class.
+The child renders one page at a time; when a page overruns its time, the child is killed,
+that student gets no page (PageTimeout), and a new child renders the next student's.
+Building nbconvert's exporter takes seconds: it is timed apart from the pages, once per
+child.
+"""
+
+import multiprocessing
+import threading
+
+STARTUP_SECONDS = 120  # to import nbconvert and build the exporter, on a busy machine
+PAGE_SECONDS = 20  # to render one page, nothing near the seconds an honest page takes
+
+
+class PageTimeout(Exception):
+    """A page took longer than its time to render: the child rendering it was killed."""
+
+
+class PageProcess:
+    """Renders pages with `render_page(notebook, resources) -> str`, each within `seconds`,
+    after `warm_up()` has built what rendering needs. Both are module-level functions (the
+    child imports them by name)."""
+
+    def __init__(self, render_page, warm_up, seconds=PAGE_SECONDS):
+        self.render_page, self.warm_up, self.seconds = render_page, warm_up, seconds
+        self._child = self._connection = None
+        self._lock = threading.Lock()
+
+    def render(self, notebook, resources):
+        """The page for `notebook` (a dict) and nbconvert `resources`, or PageTimeout; an
+        error while rendering is raised here as a RuntimeError with its text."""
+        with self._lock:
+            connection = self._started()
+            connection.send((notebook, resources))
+            if not connection.poll(self.seconds):
+                self._stop()
+                raise PageTimeout(f"rendering the page took more than {self.seconds:g} s")
+            kind, value = self._received()
+        if kind == "error":
+            raise RuntimeError(value)
+        return value
+
+    def close(self):
+        with self._lock:
+            self._stop()
+
+    def _started(self):
+        if self._child is not None and self._child.is_alive():
+            return self._connection
+        self._stop()
+        # spawn, not fork: the grader has threads (Dask's, the publisher's) a fork would copy
+        # in whatever state they are.
+        context = multiprocessing.get_context("spawn")
+        ours, theirs = context.Pipe()
+        self._child = context.Process(target=_serve, args=(theirs, self.render_page, self.warm_up),
+                                      name="grader-feedback-pages", daemon=True)
+        self._child.start()
+        theirs.close()
+        self._connection = ours
+        if not ours.poll(STARTUP_SECONDS):
+            self._stop()
+            raise PageTimeout(f"the page renderer did not start in {STARTUP_SECONDS} s")
+        self._received()  # "ready"
+        return ours
+
+    def _received(self):
+        try:
+            return self._connection.recv()
+        except (EOFError, OSError) as error:  # the child died (killed, out of memory)
+            self._stop()
+            raise RuntimeError("the page renderer died") from error
+
+    def _stop(self):
+        if self._connection is not None:
+            self._connection.close()
+        if self._child is not None:
+            self._child.kill()
+            self._child.join()
+        self._child = self._connection = None
+
+
+def _serve(connection, render_page, warm_up):
+    """The child: render each (notebook, resources) sent until the pipe closes."""
+    warm_up()  # before the first page's clock starts
+    connection.send(("ready", None))
+    while True:
+        try:
+            notebook, resources = connection.recv()
+        except EOFError:
+            return
+        try:
+            connection.send(("page", render_page(notebook, resources)))
+        except Exception as error:
+            connection.send(("error", f"{type(error).__name__}: {error}"))

@@ -1,0 +1,116 @@
+"""The worker's client of a kernel, whose sockets refuse any frame above a cap.
+
+A kernel can send anything, of any size, on any of its channels (shell, iopub, stdin,
+control, heartbeat). Without a cap, ZMQ would receive a 10 GB frame into the worker's
+memory, and jupyter_client decode it, before any output budget applies. Every socket of
+this client is made on a ZMQ context of its own whose sockets carry ZMQ_MAXMSGSIZE:
+libzmq reads a frame's length first and, when it is above the cap, drops the connection
+to the kernel instead of allocating the frame. That message, and what the kernel sends
+until a new connection, are lost; as after any protocol error, libzmq never connects that
+socket again. The cap is per frame: a multipart message of many capped frames is bounded
+only by the worker's memory limit (grader.run.cluster).
+
+`FrameWatch` sees a dropped connection (a socket monitor) and makes a new socket, so that
+the notebook says what happened and later cells run, instead of replies that never come.
+"""
+
+import contextlib
+
+import zmq
+import zmq.asyncio
+from jupyter_client.asynchronous import AsyncKernelClient
+from traitlets import Int, default
+
+from grader.run import captures
+
+# Of a message's frames other than its content: the header, parent header, metadata
+# (hundreds of bytes each) and the signature.
+ENVELOPE_BYTES = 10**6
+# Messages a socket holds received and not yet read (ZMQ_RCVHWM; ZMQ's default is 1000):
+# past it, the worker stops reading and the kernel's side holds the rest, in the kernel's
+# memory, under its cap (its iopub PUB socket drops what passes its own 1000).
+QUEUED_MESSAGES = 4
+# Watched for drops: the heartbeat's socket lives in a thread of its own, and is made
+# again at each missed beat (capped all the same).
+WATCHED_CHANNELS = ("shell", "iopub", "stdin", "control")
+
+
+def max_frame_bytes(output_bytes):
+    """What one frame from a kernel may weigh: an output above the submission's budget is
+    dropped anyway; the capture's answer (at most captures.MAX_CAPTURE_BYTES) is not
+    counted in the budget, so it must fit too."""
+    return output_bytes + captures.MAX_CAPTURE_BYTES + ENVELOPE_BYTES
+
+
+class CappedKernelClient(AsyncKernelClient):
+    """An AsyncKernelClient whose sockets, heartbeat included, refuse frames larger than
+    `max_frame_bytes` (-1: no cap)."""
+
+    max_frame_bytes = Int(-1, config=True)
+
+    @default("context")
+    def _context_default(self):
+        self._created_context = True  # destroyed with the client's channels
+        context = zmq.asyncio.Context()
+        # Defaults for every socket made on it afterwards: all of this client's.
+        context.setsockopt(zmq.MAXMSGSIZE, self.max_frame_bytes)
+        context.setsockopt(zmq.RCVHWM, QUEUED_MESSAGES)
+        return context
+
+
+class FrameWatch:
+    """The channels whose connection to the kernel was dropped, of a started `client`:
+    with capped frames, each drop is a frame over the cap (or the kernel gone). ZMQ never
+    connects such a socket again: `reconnect` makes new ones."""
+
+    def __init__(self, client):
+        self.client = client
+        self._monitors = {}  # channel -> (its socket, a reader of its monitor, the monitor)
+        for channel in WATCHED_CHANNELS:
+            self._watch(channel)
+
+    def _watch(self, channel):
+        socket = getattr(self.client, f"{channel}_channel").socket
+        monitor = socket.get_monitor_socket(zmq.EVENT_DISCONNECTED)
+        # Read without an event loop, here, between cells.
+        self._monitors[channel] = socket, zmq.Socket.shadow(monitor.underlying), monitor
+
+    def dropped(self):
+        """The channels dropped since the last call."""
+        return [channel for channel, (_socket, reader, _monitor) in self._monitors.items()
+                if _drained(reader)]
+
+    async def reconnect(self, channels, seconds):
+        """New sockets for `channels`; whether the kernel answered on them within
+        `seconds` (jupyter_client's wait_for_ready: its shell and iopub, both)."""
+        for channel in channels:
+            self._forget(channel)
+            getattr(self.client, f"{channel}_channel").close()
+            setattr(self.client, f"_{channel}_channel", None)  # made again on first use
+            getattr(self.client, f"{channel}_channel").start()
+            self._watch(channel)
+        try:
+            await self.client.wait_for_ready(timeout=seconds)
+        except RuntimeError:  # no answer in time
+            return False
+        return True
+
+    def _forget(self, channel):
+        socket, _reader, monitor = self._monitors.pop(channel)
+        with contextlib.suppress(zmq.ZMQError):
+            socket.disable_monitor()
+        monitor.close(linger=0)
+
+    def close(self):
+        for channel in list(self._monitors):
+            self._forget(channel)
+
+
+def _drained(reader):
+    """Whether the monitor `reader` had any event; all are read."""
+    seen = False
+    with contextlib.suppress(zmq.ZMQError):
+        while reader.poll(0):
+            reader.recv_multipart(zmq.NOBLOCK)
+            seen = True
+    return seen
