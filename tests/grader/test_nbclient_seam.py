@@ -36,7 +36,7 @@ def test_the_methods_it_overrides_or_calls_keep_their_signatures(method, paramet
 
 
 @pytest.mark.parametrize("hook", ["on_notebook_start", "on_cell_executed", "timeout_func",
-                                  "raise_on_iopub_timeout", "store_widget_state", "km",
+                                  "raise_on_iopub_timeout", "store_widget_state",
                                   "resources"])
 def test_the_hooks_it_sets_are_still_nbclients_traits(hook):
     assert hook in NotebookClient.class_traits()
@@ -53,6 +53,7 @@ def test_a_cell_run_is_counted_and_written_back_at_its_index():
     assert "self.on_cell_executed" in source
 
 
-def test_the_client_it_asks_and_frees_is_nbclients():
+def test_the_kernel_and_client_it_asks_and_frees_are_nbclients():
     source = inspect.getsource(NotebookClient._async_cleanup_kernel)
     assert "self.kc" in source and "stop_channels" in source
+    assert "self.km: KernelManager | None = km" in inspect.getsource(NotebookClient.__init__)
