@@ -9,9 +9,10 @@ import nbformat
 
 from grader import cells
 from grader.course.course import create_course, run_nbgrader
+from grader.errors import GraderError
 
 
-class ReleaseExistsError(FileExistsError):
+class ReleaseExistsError(GraderError, FileExistsError):
     """The output folder already holds a notebook, perhaps with a student's work."""
 
 
@@ -64,7 +65,7 @@ def write_kernel_metadata(path):
     nbformat.write(notebook, str(path))
 
 
-class ReleaseCheckError(RuntimeError):
+class ReleaseCheckError(GraderError, RuntimeError):
     """The generated student version is not what students must get."""
 
 

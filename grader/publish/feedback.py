@@ -31,9 +31,11 @@ from traitlets.config import Config
 
 from grader import cells
 from grader.judge.verdicts import verdict_text
+from grader.plugin import Lab
 from grader.publish.files import write_atomically
 from grader.publish.page_policy import page_policy, with_policy
 from grader.publish.page_process import PAGE_SECONDS, PageProcess, PageTimeout
+from grader.records import ExerciseVerdict, StudentResult
 
 _NBGRADER = Path(nbgrader.__file__).parent / "server_extensions" / "formgrader"
 TEMPLATES = _NBGRADER / "templates"
@@ -58,19 +60,19 @@ class FeedbackWriter:
     child process for the batch (setting up nbconvert's templates costs seconds, each page
     then a fraction of one)."""
 
-    def __init__(self, lab, out, page_seconds=PAGE_SECONDS):
+    def __init__(self, lab: Lab, out: str | Path, page_seconds: float = PAGE_SECONDS) -> None:
         self.lab = lab
         self.folder = Path(out) / "feedback"
         self.hidden_lines = lab.hidden_source_lines()
         self.pages = PageProcess(render_page, warm_up, page_seconds)
 
-    def close(self):
+    def close(self) -> None:
         self.pages.close()
 
-    def path(self, student_id):
+    def path(self, student_id: str) -> Path:
         return self.folder / student_id / f"{Path(self.lab.notebook_name).stem}.html"
 
-    def write(self, result, notebook):
+    def write(self, result: StudentResult, notebook: dict | None) -> "FeedbackState":
         """Write the page of `result` from its graded `notebook` (with the verdicts shown,
         see add_verdict_outputs), or remove an old page when there is no notebook; the
         FeedbackState."""
@@ -91,14 +93,14 @@ class FeedbackWriter:
         write_atomically(self.path(result.student_id), page)
         return FeedbackState(WRITTEN)
 
-    def remove(self, student_id):
+    def remove(self, student_id: str) -> None:
         path = self.path(student_id)
         if path.exists():
             os.remove(path)
         if path.parent.exists() and not any(path.parent.iterdir()):
             shutil.rmtree(path.parent, ignore_errors=True)
 
-    def render(self, result, notebook):
+    def render(self, result: StudentResult, notebook: dict) -> str:
         """The page (or PageTimeout) for `result`'s graded notebook, rendered apart."""
         notebook = nbformat.from_dict(copy.deepcopy(notebook))
         _set_scores(notebook, result.verdicts, self.lab)
@@ -106,7 +108,7 @@ class FeedbackWriter:
                                self.lab.max_score)
         return self.pages.render(notebook, resources)
 
-    def leak(self, page):
+    def leak(self, page: str) -> list[str] | None:
         """The lines of the hidden tests' source found in `page` (in its text, its markup
         or anything base64-encoded in it), if at least LEAK_LINES of them: one line alone
         may be one a student wrote too."""
@@ -117,14 +119,14 @@ class FeedbackWriter:
         return sorted(found) if len(found) >= LEAK_LINES else None
 
 
-def render_page(notebook, resources):
+def render_page(notebook: dict, resources: dict) -> str:
     """The feedback page of `notebook` (a rebuilt notebook, as a dict), with its policy."""
     page, _ = _exporter().from_notebook_node(nbformat.from_dict(notebook),
                                              resources=resources)
     return with_policy(page, _policy())
 
 
-def warm_up():
+def warm_up() -> None:
     """Build the exporter and the policy before the first page is timed."""
     _policy()
 
@@ -152,7 +154,8 @@ def _resources(notebook_name, score, max_score):
                          "late_penalty": 0}}
 
 
-def add_verdict_outputs(notebook, verdicts, lab):
+def add_verdict_outputs(notebook: nbformat.NotebookNode, verdicts: dict[str, ExerciseVerdict],
+                        lab: Lab) -> None:
     """Put each verdict's text under its exercise's test cell, where a student reads it."""
     for cell in notebook.cells:
         exercise = lab.test_cells.get(cells.grade_id(cell))
