@@ -123,7 +123,7 @@ def autograde(*, submissions: str | Path, out: str | Path, lab: Lab | None = Non
         journal.set_fact("db", db)
         run = _Run(lab=lab, limits=limits, journal=journal, batch=batch, secret_key=secret_key,
                    regrade=regrade, version=version, on_progress=on_progress,
-                   runner=runner or SandboxRunner())
+                   runner=runner)
         try:
             intake, publisher = _grade(run, submissions, out, db_url, workers, scheduler)
         except BaseException:  # the batch stops: what it graded stays, in every output
@@ -160,9 +160,9 @@ class _Run:
     """One batch: which students to grade, and each one's way through the pipeline."""
 
     def __init__(self, *, lab, limits, journal, batch, secret_key, regrade, version,
-                 on_progress, runner):
+                 on_progress, runner=None):
         self.lab, self.limits, self.journal = lab, limits, journal
-        self.runner = runner
+        self.runner = runner or SandboxRunner()  # the command line's default
         self.batch, self.secret_key = batch, secret_key
         self.regrade, self.version = regrade, version
         self.on_progress = on_progress
