@@ -38,7 +38,7 @@ def _release(args, lab):
 
 
 def _autograde(args, lab):
-    from grader.pipeline import autograde
+    from grader.pipeline import RUNNERS, autograde
 
     limits = Limits(**{name: getattr(args, name) for name, _, _ in Limits.options()},
                     confine=not args.no_sandbox)
@@ -46,7 +46,8 @@ def _autograde(args, lab):
     batch = autograde(submissions=args.submissions, out=args.out, lab=lab, limits=limits,
                       workers=args.workers, scheduler=args.scheduler, db=args.db,
                       secret_key=args.secret_key, regrade=args.regrade,
-                      on_progress=progress, late=_late_work(args))
+                      on_progress=progress, runner=RUNNERS[args.runner](),
+                      late=_late_work(args))
     for warning in batch.warnings:
         log.warning(warning)
     print(summary(batch, lab, args.scheduler))
@@ -250,6 +251,10 @@ def _autograde_parser(commands):
     grade.add_argument("--no-sandbox", action="store_true",
                        help="run kernels unconfined, e.g. to debug a submission (a "
                        "warning says what is then not enforced)")
+    grade.add_argument("--runner", choices=("sandbox", "subprocess"), default="sandbox",
+                       help="what runs each notebook: `sandbox`, a confined warm kernel "
+                       "(default); `subprocess`, a fresh unconfined kernel, for trusted "
+                       "notebooks only (e.g. the reference solution), never students'")
     grade.add_argument("--db", default=None, help="gradebook SQLAlchemy URL, e.g. "
                        "postgresql://user@host:5432/gradebook (default: sqlite in OUT)")
     grade.add_argument("--secret-key", type=_secret_key, default=None, metavar="HEX",

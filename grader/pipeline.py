@@ -4,7 +4,8 @@
       -> intake    one record per student folder           (grader.intake)
       -> read      the notebook, or an `invalid` row        (per student, when its turn comes)
       -> prepare   the student's answers on the lab's cells (grader.intake.prepare)
-      -> run       in its sandbox, on a Dask worker         (grader.run)
+      -> run       by the runner, on a Dask worker          (grader.run.runner: the
+                   sandbox by default)
       -> judge     verdicts, where no student code ran      (grader.judge)
       -> publish   graded notebook, feedback, journal row, gradebook row, as each finishes
                                                              (grader.publish)
@@ -31,7 +32,7 @@ import logging
 import os
 import time
 from collections import Counter
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import asdict, dataclass, field
 from datetime import UTC, datetime
@@ -67,12 +68,16 @@ from grader.records import ERROR, INVALID, StudentResult
 from grader.release_files import read_release_files
 from grader.run import cluster
 from grader.run.captures import CapturePlan
+from grader.run.runner import GradingTask, Runner
 from grader.run.sandbox import Protection, without_cgroups
-from grader.run.worker import GradingTask, grade_submission
+from grader.run.subprocess_runner import SubprocessRunner
+from grader.run.worker import SandboxRunner
 from grader.scratch import scratch_folder
 from grader.settings import Limits
 
 log = logging.getLogger(__name__)
+# The runners the command line can choose (--runner); a library caller passes any Runner.
+RUNNERS = {runner.name: runner for runner in (SandboxRunner, SubprocessRunner)}
 OUR_FAULT = ("The grader failed while handling this submission (a fault of the grader's,"
              " written to grader.log); grade it again.")
 
@@ -96,14 +101,19 @@ class BatchResult:
     other_version: list = field(default_factory=list)
 
 
-def autograde(*, submissions, out, lab=None, limits=None, workers=None, scheduler=None,
-              db=None, secret_key=None, regrade=False, on_progress=None, late=None):
+def autograde(*, submissions: str | Path, out: str | Path, lab: Lab | None = None,
+              limits: Limits | None = None, workers: int | None = None,
+              scheduler: str | None = None, db: str | None = None,
+              secret_key: bytes | None = None, regrade: bool = False,
+              on_progress: Callable[[int, int, StudentRecord], None] | None = None,
+              runner: Runner | None = None, late: "LateWork | None" = None) -> BatchResult:
     """Grade every student folder in `submissions` into `out` and return a BatchResult.
     `on_progress(done, total, record)` is called as each student is saved. Grading runs on
     the Dask cluster at `scheduler`, or on `workers` processes here (default: the cores).
     Each grading's hidden inputs come from a fresh random secret; with `secret_key`
     (bytes, a key the instructor keeps secret) from an HMAC of it instead, so that the
     same submissions graded with the same key give the same bytes (grader.hidden_secrets).
+    `runner` (a grader.run.runner.Runner) runs each submission: the sandbox by default.
     `late` (LateWork) gives timestamps and the due date, extensions and penalty, which
     replace the ones the journal keeps from an earlier batch."""
     started = time.monotonic()
@@ -122,7 +132,8 @@ def autograde(*, submissions, out, lab=None, limits=None, workers=None, schedule
         journal.set_fact("db", db)
         journal.set_fact(LATE_POLICY, policy.to_json())
         run = _Run(lab=lab, limits=limits, journal=journal, batch=batch, secret_key=secret_key,
-                   regrade=regrade, version=version, on_progress=on_progress)
+                   regrade=regrade, version=version, on_progress=on_progress,
+                   runner=runner)
         run.given_timestamps, run.policy = given_timestamps, policy
         try:
             intake, publisher = _grade(run, submissions, out, db_url, workers, scheduler)
@@ -195,12 +206,13 @@ class _Run:
     """One batch: which students to grade, and each one's way through the pipeline."""
 
     def __init__(self, *, lab, limits, journal, batch, secret_key, regrade, version,
-                 on_progress):
+                 on_progress, runner=None):
         self.lab, self.limits, self.journal = lab, limits, journal
+        self.runner = runner or SandboxRunner()  # the command line's default
         self.batch, self.secret_key = batch, secret_key
         self.regrade, self.version = regrade, version
         self.on_progress = on_progress
-        self.graded, self.kept, self.levels, self.unprotected = [], [], [], set()
+        self.graded, self.kept, self.protections, self.unprotected = [], [], [], set()
         self.other_version = []
         self.graded_at = datetime.now(UTC).isoformat(timespec="seconds")
         self.workers = 0
@@ -226,7 +238,7 @@ class _Run:
                                  memory_limit=memory_limit) as client:
                 self.workers = len(client.nthreads())
                 self.memory_warning = cluster.memory_limit_warning(client, memory_limit)
-                cluster.run_tasks(client, tasks, grade=grade_submission,
+                cluster.run_tasks(client, tasks, runner=self.runner,
                                   support_files=read_release_files(self.lab),
                                   on_outcome=self._on_outcome)
         else:
@@ -308,7 +320,7 @@ class _Run:
             result = StudentResult(task.student_id, status, detail, verdicts, outcome.notebook,
                                    outcome.seconds, outcome.sandbox, digest,
                                    submission.folder)
-            self.levels.append(outcome.sandbox)
+            self.protections.append(outcome.protection)
             self.unprotected.update(outcome.unprotected)
         except Exception:
             log.exception("judging %s failed", task.student_id)
@@ -334,8 +346,8 @@ class _Run:
         # What the machines that ran the kernels said they could not enforce (with
         # --scheduler, other machines than this one).
         warnings = [*intake.warnings, *sorted(self.unprotected), *without_cgroups(
-            self.levels, Protection(namespaces=False, cgroups=any(
-                "cgroups" in level.split("+") for level in self.levels)))]
+            self.protections, Protection(namespaces=False, cgroups=any(
+                kernel.cgroups for kernel in self.protections if kernel is not None)))]
         if self.memory_warning:
             warnings.append(self.memory_warning)
         if missing:
@@ -346,7 +358,8 @@ class _Run:
                            kept=sorted(self.kept), other_version=sorted(self.other_version),
                            missing=missing,
                            seconds=time.monotonic() - started, workers=self.workers,
-                           sandbox=kernels_sandbox(self.levels),
+                           sandbox=kernels_sandbox([kernel.level for kernel in self.protections
+                                                    if kernel is not None]),
                            hidden_inputs=self.inputs_origin(), warnings=warnings,
                            gradebook_problem=publisher.gradebook_problem)
 

@@ -90,6 +90,24 @@ def unreached(exercise: str, end: RunEnd) -> ExerciseRun:
 
 
 @dataclass(frozen=True)
+class KernelProtection:
+    """What confined one kernel, as the machine that ran it says: typed, so that nothing
+    reads it back from the words shown to people (`level`)."""
+
+    namespaces: bool = False  # a private root, no network, a user id of its own
+    cgroups: bool = False  # a memory and process cap on the kernel and all it started
+    syscall_policy: bool = False  # the seccomp filter (grader.run.syscalls)
+
+    @property
+    def level(self) -> str:
+        """A few words for the grades' run facts. The system call policy is not among
+        them: where it is missing, the run's warnings say so."""
+        parts = [name for name, on in (("namespaces", self.namespaces),
+                                       ("cgroups", self.cgroups)) if on]
+        return "+".join(parts) or "time limits only"
+
+
+@dataclass(frozen=True)
 class RunOutcome:
     """What a worker sends back for one submission."""
 
@@ -101,9 +119,14 @@ class RunOutcome:
     cells_not_run: int = 0  # cells left out when their exercise's time was used up
     output_dropped: bool = False  # the submission's output budget ran out
     seconds: float = 0.0
-    sandbox: str = ""  # what confined the kernel, as the machine that ran it says
+    protection: KernelProtection | None = None  # None: no kernel ran (or no runner said)
     unprotected: tuple = ()  # what that machine could not enforce, in the grader's words
     memory_mb: int = 0
+
+    @property
+    def sandbox(self) -> str:
+        """What confined the kernel, in words ("" when nothing says)."""
+        return self.protection.level if self.protection is not None else ""
 
 
 @dataclass(frozen=True)

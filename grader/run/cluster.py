@@ -1,8 +1,11 @@
 """Where submissions are graded: a Dask cluster, remote or embedded on this machine.
 
     coordinating process                          Dask workers (here or on other machines)
-    intake, prepare, judge, publish     --task-->  grade(task, support files): sandbox,
-    (the only writer of OUT)            <--data--  warm kernel, a RunOutcome back
+    intake, prepare, judge, publish     --task-->  runner.run(task, support files): a
+    (the only writer of OUT)            <--data--  sandbox, a warm kernel, a RunOutcome back
+
+Dask only distributes: what runs a submission is the Runner the coordinator chose
+(grader.run.runner), sent with each task.
 
 With a scheduler address the batch runs on that cluster; without, on a LocalCluster of
 worker processes started here for the batch: the same tasks, the same code either way.
@@ -169,12 +172,13 @@ def _set_allowed_failures(allowed, dask_scheduler=None):
     return previous
 
 
-def run_tasks(client, tasks, *, grade, support_files, on_outcome):
-    """Run `grade(task, support_files)` on the cluster for every task (a
-    grader.run.worker.GradingTask) and call `on_outcome(task, outcome)` here as each
-    finishes. `grade` returns a RunOutcome; a failure (a bug of ours, a worker dying twice)
-    becomes a failed RunOutcome, never an exception."""
-    _prepare_workers(client, grade.__module__)
+def run_tasks(client, tasks, *, runner, support_files, on_outcome):
+    """Run `runner.run(task, support_files)` on the cluster for every task (a
+    grader.run.runner.GradingTask) and call `on_outcome(task, outcome)` here as each
+    finishes. `runner` (a grader.run.runner.Runner, pickled with each task) returns a
+    RunOutcome; a failure (a bug of ours, a worker dying twice) becomes a failed
+    RunOutcome, never an exception."""
+    _prepare_workers(client, type(runner).__module__)
     scheduler = client.scheduler.address
     support = _SupportFiles(client, support_files)
     # One task group per batch, ("grade-1a2b3c4d", student id, attempt), as Dask shows it:
@@ -186,7 +190,7 @@ def run_tasks(client, tasks, *, grade, support_files, on_outcome):
     submitted = {}  # key: (task, attempt)
 
     def submit(task, attempt=1):
-        future = client.submit(_started_then, runs.topic, grade, task, support.future(),
+        future = client.submit(_started_then, runs.topic, runner, task, support.future(),
                                pure=False, key=(batch, task.student_id, attempt))
         submitted[future.key] = task, attempt
         running.add(future)
@@ -249,8 +253,8 @@ class _UnfinishedRuns:
         return self.unfinished[student_id]
 
 
-def _started_then(topic, grade, task, support):
-    """Runs on the worker: grade, and report the start and the end."""
+def _started_then(topic, runner, task, support):
+    """Runs on the worker: run the task, and report the start and the end."""
     worker = get_worker()
 
     def report(what):
@@ -258,7 +262,7 @@ def _started_then(topic, grade, task, support):
         sync(worker.loop, worker.scheduler.log_event, topic=topic, msg=[task.student_id, what])
 
     report("started")
-    outcome = grade(task, support)
+    outcome = runner.run(task, support)
     report("finished")
     return outcome
 

@@ -45,6 +45,14 @@ OUTPUT_OVERHEAD_BYTES = 100
 NOT_RUN_NOTE = "[grader: this cell was not run: the time for this exercise was used up]\n"
 
 
+@dataclasses.dataclass(frozen=True)
+class GracePeriods:
+    """How long a kernel is waited for before it is given up (tests shorten them)."""
+
+    responsive: float = RESPONSIVE_SECONDS
+    kill: float = KILL_GRACE_SECONDS
+
+
 class KernelUnresponsive(Exception):
     """The kernel ignored a cell's interrupt: it is stopped, as at the time limit."""
 
@@ -52,7 +60,18 @@ class KernelUnresponsive(Exception):
 class GradingExecute(Execute):
     """nbgrader's Execute (timeouts that interrupt, errors that do not stop the run), with
     each exercise's capture after its test cell, time shared between the exercises, the
-    cells the grader marks to skip left out, and one output budget for the submission."""
+    cells the grader marks to skip left out, and one output budget for the submission.
+
+    The only code of the grader that knows nbclient's internals, written against
+    nbclient==0.11.0 (requirements.txt). Beside its public hooks and settings
+    (on_notebook_start, on_cell_executed, timeout_func, raise_on_iopub_timeout,
+    store_widget_state, preprocess_cell, process_message, execute_cell,
+    async_start_new_kernel, async_start_new_kernel_client), it touches `nb` (a capture's
+    cell appended while it runs), `code_cells_executed` (not counting the capture), `km`,
+    `kc` and `resources` (the kernel, its client, the notebook's folder) and
+    `_cleanup_kernel` (freeing a client nbclient leaves to the kernel's owner).
+    tests/grader/test_nbclient_seam.py fails if any of those changes.
+    """
 
     # A cell that ignores the interrupt must not end the run with nbclient's exception
     # (answers captured so far lost): the next cells time out until the watchdog fires.
@@ -62,8 +81,9 @@ class GradingExecute(Execute):
     store_widget_state = Bool(False).tag(config=True)
 
     def __init__(self, *args, plan=None, code=None, budget, output_bytes, kernel_env=None,
-                 **kwargs):
+                 responsive_seconds=RESPONSIVE_SECONDS, **kwargs):
         super().__init__(*args, **kwargs)
+        self.responsive_seconds = responsive_seconds
         self.plan, self.code, self.budget = plan, code, budget
         self.output_bytes = output_bytes
         self.kernel_env = kernel_env or {}
@@ -153,11 +173,11 @@ class GradingExecute(Execute):
                 raise KernelUnresponsive
         return failure
 
-    async def _async_responsive(self, seconds=RESPONSIVE_SECONDS):
-        """Whether the kernel answers a kernel_info request within `seconds` (a kernel
-        still running the cell it was interrupted in cannot)."""
+    async def _async_responsive(self):
+        """Whether the kernel answers a kernel_info request in time (a kernel still
+        running the cell it was interrupted in cannot)."""
         msg_id = self.kc.kernel_info()
-        deadline = time.monotonic() + seconds
+        deadline = time.monotonic() + self.responsive_seconds
         while (left := deadline - time.monotonic()) > 0:
             try:
                 msg = await self.kc.shell_channel.get_msg(timeout=left)
@@ -187,6 +207,18 @@ class GradingExecute(Execute):
         if answer is None and failure is None:
             failure = capture.failure()
         return ExerciseRun(exercise, answer, failure, test_cell_error)
+
+    def release_kernel_client(self):
+        """Stop the kernel client's channels and free its ZMQ context. nbclient leaves a
+        kernel manager it was handed (a warm kernel's) to its owner: without this, the
+        heartbeat thread and the context's two threads of every submission would live as
+        long as the worker. The kernel is dead by now (the watchdog), so nothing waits."""
+        if self.km is None:
+            return
+        if self._frame_watch is not None:  # its monitors first: they hold the context
+            self._frame_watch.close()
+        with contextlib.suppress(Exception):  # a kernel that broke the client: nothing to free
+            self._cleanup_kernel()
 
     def on_cell_executed(self, **kwargs):
         capture = self._capture
@@ -354,7 +386,8 @@ def json_size(value, limit=None):
 
 def execute(notebook, *, workdir, cell_timeout, timeout, output_bytes=4 * 10**6, plan=None,
             kernel_template=None, memory_mb=None, max_processes=None, confinement=None,
-            kernel_env=None, rlimits=None, syscall_policy=False):
+            kernel_env=None, rlimits=None, syscall_policy=False,
+            grace=GracePeriods()):
     """Run `notebook` (a NotebookNode, changed in place) with `workdir` as the kernel's
     working directory, capturing what `plan` (captures.CapturePlan) says; stop it after
     `timeout` seconds, killing everything it started. With a `kernel_template`
@@ -363,15 +396,16 @@ def execute(notebook, *, workdir, cell_timeout, timeout, output_bytes=4 * 10**6,
     `max_processes`, in a cgroup of its own (grader.run.cgroups). `kernel_env` adds
     variables to the kernel's environment; a warm kernel applies `rlimits`
     (grader.run.warm_kernels.RLimits) to itself, and with `syscall_policy`, puts itself
-    under grader.run.syscalls' filter. Returns a RunOutcome."""
+    under grader.run.syscalls' filter. The kernel is killed `grace.kill` seconds past
+    `timeout` if it is still running. Returns a RunOutcome."""
     exercises = len(plan.test_cells) if plan else 0
     executor = GradingExecute(
         plan=plan, code=captures.compile_capture(plan.source) if plan else None,
         budget=TimeBudget(timeout=timeout, cell_timeout=cell_timeout, exercises=exercises),
         output_bytes=output_bytes, kernel_name="python3", kernel_env=kernel_env,
-        timeout=int(cell_timeout))
+        responsive_seconds=grace.responsive, timeout=int(cell_timeout))
     cgroup, rlimits = _cgroup(memory_mb, max_processes, rlimits)
-    watchdog = KernelWatchdog(executor, timeout + KILL_GRACE_SECONDS, cgroup)
+    watchdog = KernelWatchdog(executor, timeout + grace.kill, cgroup)
     executor.on_kernel_started = watchdog.start
     end, reason = RunEnd.FINISHED, ""
     try:
@@ -388,7 +422,7 @@ def execute(notebook, *, workdir, cell_timeout, timeout, output_bytes=4 * 10**6,
         end, reason = _failed_run(error, watchdog)
     finally:
         watchdog.stop()
-        _release_client(executor)
+        executor.release_kernel_client()
     if watchdog.fired:
         end = RunEnd.TIMED_OUT
     elif end is RunEnd.KERNEL_DIED and watchdog.memory_exceeded:
@@ -402,17 +436,6 @@ def execute(notebook, *, workdir, cell_timeout, timeout, output_bytes=4 * 10**6,
                       output_dropped=executor.output_dropped)
 
 
-def _release_client(executor):
-    """Stop the kernel client's channels and free its ZMQ context. nbclient leaves a kernel
-    manager it was handed (a warm kernel's) to its owner: without this, the heartbeat thread
-    and the context's two threads of every submission would live as long as the worker.
-    The kernel is dead by now (the watchdog), so nothing waits on it."""
-    if executor.km is None:
-        return
-    if executor._frame_watch is not None:  # its monitors first: they hold the context
-        executor._frame_watch.close()
-    with contextlib.suppress(Exception):  # a kernel that broke the client: nothing to free
-        executor._cleanup_kernel()
 
 
 def _as_ended(run, end):

@@ -25,6 +25,7 @@ from dataclasses import dataclass, field
 
 import nbformat
 
+from grader.records import KernelProtection
 from grader.run import cgroups, isolation, syscalls
 from grader.run.execution import execute
 from grader.run.warm_kernels import RLimits
@@ -42,11 +43,15 @@ class Protection:
     syscalls: bool = False  # the seccomp filter (not in `level`: a missing one is in `missing`)
 
     @property
+    def kernel(self):
+        """What a kernel run here is confined by, as a RunOutcome carries it."""
+        return KernelProtection(namespaces=self.namespaces, cgroups=self.cgroups,
+                                syscall_policy=self.syscalls)
+
+    @property
     def level(self):
         """A few words for the grades' run facts: what confines a kernel."""
-        parts = [name for name, on in (("namespaces", self.namespaces),
-                                       ("cgroups", self.cgroups)) if on]
-        return "+".join(parts) or "time limits only"
+        return self.kernel.level
 
 
 OFF = Protection(namespaces=False, cgroups=False, missing=(
@@ -95,12 +100,13 @@ def _available_protection(no_namespaces, no_cgroups, no_syscalls=None):
                       missing=tuple(missing), syscalls=no_syscalls is None)
 
 
-def without_cgroups(levels, here):
-    """One warning when kernels ran without the cgroups `here` has, from the level each
-    kernel's worker reported: a worker that could not make one logged why, once."""
+def without_cgroups(protections, here):
+    """One warning when kernels ran without the cgroups `here` has, from the
+    KernelProtection each kernel's worker reported: a worker that could not make one
+    logged why, once."""
     if not here.cgroups:
         return []  # `here.missing` says so already
-    count = sum(1 for level in levels if level and "cgroups" not in level.split("+"))
+    count = sum(1 for kernel in protections if kernel is not None and not kernel.cgroups)
     if not count:
         return []
     return [f"{count} submission{'' if count == 1 else 's'} ran without a cgroup (their "
@@ -131,7 +137,7 @@ def run_notebook(notebook, *, support_dir, notebook_name, limits=None, plan=None
                           max_processes=limits.max_processes, confinement=confinement,
                           kernel_env=grading_environment(),
                           rlimits=fallback_rlimits(here, limits), syscall_policy=here.syscalls)
-    return dataclasses.replace(outcome, sandbox=here.level, unprotected=here.missing,
+    return dataclasses.replace(outcome, protection=here.kernel, unprotected=here.missing,
                                memory_mb=limits.memory_mb)
 
 

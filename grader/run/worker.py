@@ -6,6 +6,10 @@ worker. The worker imports no lab: it runs the notebook in its sandbox and sends
 RunOutcome, whatever happens, never an exception of ours. The graded notebook in it is
 already rebuilt from the allow-list (grader.run.rebuild): no output a kernel made
 leaves the worker as the kernel made it.
+
+SandboxRunner is the default Runner (grader.run.runner): a warm kernel forked from a
+template kept per worker process, confined as the machine allows (grader.run.sandbox).
+The subprocess runner (grader.run.subprocess_runner) goes through grade_submission too.
 """
 
 import dataclasses
@@ -13,38 +17,38 @@ import logging
 import time
 
 from grader.records import RunEnd, RunOutcome
-from grader.run.captures import CapturePlan
 from grader.run.execution import short_error
 from grader.run.rebuild import rebuilt_notebook
+from grader.run.runner import GradingTask, Runner  # noqa: F401 (GradingTask: its old home)
 from grader.run.sandbox import run_notebook
 from grader.run.support_files import support_dir
 from grader.run.warm_kernels import KernelTemplate
-from grader.settings import Limits
 
 log = logging.getLogger(__name__)
-
-
-@dataclasses.dataclass(frozen=True)
-class GradingTask:
-    student_id: str
-    notebook: dict  # prepared: the source's given and test cells, the student's answers
-    notebook_name: str
-    plan: CapturePlan
-    limits: Limits = Limits()
-    preload: tuple = ()  # modules the kernel template imports once (the lab's)
-
 
 _templates = {}  # preload -> KernelTemplate, one per worker process, started on first use
 
 
-def grade_submission(task, support_files):
-    """Run one submission beside `support_files`; a RunOutcome, never an exception."""
+class SandboxRunner(Runner):
+    """Each submission in a kernel forked from the worker's warm template, in its own
+    sandbox (namespaces, cgroups, the system call policy, as the machine allows)."""
+
+    name = "sandbox"
+
+    def run(self, task, support_files):
+        return grade_submission(task, support_files)
+
+
+def grade_submission(task, support_files, *, warm=True):
+    """Run one submission beside `support_files`; a RunOutcome, never an exception. With
+    `warm`, its kernel is forked from the worker's template; without, nbclient starts one."""
     started = time.monotonic()
     try:
+        template = _template(task.preload) if warm else None
         outcome = run_notebook(task.notebook, support_dir=support_dir(support_files,
                                                                       _worker_folder()),
                                notebook_name=task.notebook_name, limits=task.limits,
-                               plan=task.plan, kernel_template=_template(task.preload))
+                               plan=task.plan, kernel_template=template)
         outcome = _with_rebuilt_notebook(outcome)
     except Exception as error:  # a fault of ours: this submission's error, not the batch's
         outcome = RunOutcome({}, RunEnd.GRADING_FAILED, short_error(error))

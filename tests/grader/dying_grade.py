@@ -1,6 +1,6 @@
-"""A stand-in for `grader.pipeline.grade_submission` in the cluster's tests: it counts its
-starts in files and kills its own Dask worker process when the task says so, as a
-submission that crashes its worker (out of memory, a kernel bug) would.
+"""A stand-in for the sandbox runner (grader.run.worker.SandboxRunner) in the cluster's tests:
+it counts its starts in files and kills its own Dask worker process when the task says so,
+as a submission that crashes its worker (out of memory, a kernel bug) would.
 
 A module of its own, not a test file: the Dask workers import it by name.
 """
@@ -11,12 +11,18 @@ from pathlib import Path
 from typing import NamedTuple
 
 from grader.records import RunOutcome
+from grader.run.runner import Runner
 
 
 class Task(NamedTuple):
     student_id: str
     starts_dir: str  # one file per student, a line per start
     kills_its_worker: bool
+
+
+class DyingRunner(Runner):
+    def run(self, task, support_files):
+        return grade(task, support_files)
 
 
 def grade(task, support_files):

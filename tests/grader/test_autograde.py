@@ -1,5 +1,7 @@
 """`python -m grader autograde`, end to end on the corpus, against the golden grades; and
-what a batch does to an OUT that already holds a class (resume, add, regrade)."""
+what a batch does to an OUT that already holds a class (resume, add, regrade): the
+students added to it run on recorded outcomes (grader.run.runner.CannedRunner), since
+what is tested is OUT, not their kernels."""
 
 import base64
 import binascii
@@ -19,7 +21,9 @@ import nbformat
 import pytest
 
 from grader.labs.c2_w2 import LAB as lab
-from grader.pipeline import kernels_sandbox
+from grader.pipeline import autograde, kernels_sandbox
+from grader.records import KernelProtection, RunEnd, RunOutcome, unreached
+from grader.run.runner import CannedRunner
 
 CSV_COLUMNS = ["student_id", "UNQ_C1", "UNQ_C2", "score", "max_score", "status", "detail",
                "timestamp", "late_seconds", "penalty", "final_score"]
@@ -187,6 +191,16 @@ def test_the_same_batch_again_keeps_every_result_and_grades_nobody(graded, grade
     assert (graded_copy / "grades.csv").read_text() == before
 
 
+def _recorded(student_id):
+    """A runner that gives `student_id` a recorded run that captured no answer: what is
+    tested here is what a batch does to OUT, which no kernel changes."""
+    ended = RunOutcome({exercise.id: unreached(exercise.id, RunEnd.FINISHED)
+                        for exercise in lab.exercises}, RunEnd.FINISHED,
+                       protection=KernelProtection(namespaces=True, cgroups=True))
+    return CannedRunner({student_id: ended})
+
+
+@pytest.mark.usefixtures("copy_results_course")
 def test_a_late_student_is_added_and_the_class_kept_in_every_output(graded_copy, released_lab,
                                                                      tmp_path):
     late = tmp_path / "late"
@@ -195,10 +209,10 @@ def test_a_late_student_is_added_and_the_class_kept_in_every_output(graded_copy,
     path.parent.mkdir(parents=True)
     nbformat.write(corpus.answered(release, "a = np.exp(z)", corpus.MODEL), str(path))
     class_rows = _rows(graded_copy)
-    result = _autograde(late, graded_copy, "--workers", "1")
-    assert result.returncode == 0, result.stderr
+    batch = autograde(submissions=late, out=graded_copy, lab=lab, workers=1,
+                      runner=_recorded("zz-late-student"))
     rows = _rows(graded_copy)
-    assert rows["zz-late-student"]["score"] == "50"
+    assert batch.graded == ["zz-late-student"] and rows["zz-late-student"]["score"] == "0"
     assert {student: rows[student] for student in class_rows} == class_rows
     verdicts = json.loads((graded_copy / "verdicts.json").read_text())
     assert set(verdicts) == set(rows)
@@ -206,10 +220,11 @@ def test_a_late_student_is_added_and_the_class_kept_in_every_output(graded_copy,
     assert f'data-count="{len(rows)}"' in report
     students, submitted = _gradebook_students(graded_copy)
     assert students == set(rows) and len(submitted) == len(set(submitted))
-    assert f"{len(class_rows)} student(s) in the output have no folder in these submissions" \
-        in result.stderr
+    assert any(warning.startswith(f"{len(class_rows)} student(s) in the output have no "
+                                  "folder in these submissions") for warning in batch.warnings)
 
 
+@pytest.mark.usefixtures("copy_results_course")
 def test_a_changed_submission_is_graded_again(graded_copy, class_dir, released_lab, tmp_path):
     changed = tmp_path / "changed"
     shutil.copytree(class_dir / "wrong-softmax-unnormalised",
@@ -218,10 +233,14 @@ def test_a_changed_submission_is_graded_again(graded_copy, class_dir, released_l
     nbformat.write(corpus.answered(release, corpus.STABLE, corpus.MODEL),
                    str(changed / "wrong-softmax-unnormalised" / lab.notebook_name))
     shutil.copytree(class_dir / "wrong-model-units", changed / "wrong-model-units")
-    result = _autograde(changed, graded_copy, "--workers", "1")
-    assert result.returncode == 0, result.stderr
-    assert "Graded 1 submissions" in result.stdout and "kept 1 unchanged" in result.stdout
-    assert _rows(graded_copy)["wrong-softmax-unnormalised"]["score"] == "100"
+    before = _rows(graded_copy)
+    batch = autograde(submissions=changed, out=graded_copy, lab=lab, workers=1,
+                      runner=_recorded("wrong-softmax-unnormalised"))
+    assert batch.graded == ["wrong-softmax-unnormalised"]
+    assert batch.kept == ["wrong-model-units"]
+    rows = _rows(graded_copy)
+    assert rows["wrong-softmax-unnormalised"]["score"] == "0"  # its recorded run: graded again
+    assert rows["wrong-model-units"] == before["wrong-model-units"]
 
 
 def test_a_secret_key_too_short_to_be_secret_is_refused(graded_copy, class_dir):

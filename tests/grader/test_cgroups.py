@@ -140,7 +140,7 @@ def test_a_worker_killed_while_its_kernel_has_a_group_leaves_nothing(tmp_path):
     outcomes = []
     with cluster.connect(workers=1) as client:
         cluster.run_tasks(client, [cgroup_grade.Task("crashes-its-worker", str(tmp_path))],
-                          grade=cgroup_grade.grade, support_files=read_release_files(LAB),
+                          runner=cgroup_grade.CgroupRunner(), support_files=read_release_files(LAB),
                           on_outcome=lambda task, outcome: outcomes.append(outcome))
     assert [(outcome.end, outcome.reason) for outcome in outcomes] == [
         (RunEnd.WORKER_DIED, cluster.WORKER_DIED_TWICE)]

@@ -27,7 +27,7 @@ import pytest
 from fake_cgroupfs import FakeCgroup2
 from nbformat.v4 import new_code_cell, new_notebook
 
-from grader.records import RunEnd
+from grader.records import KernelProtection, RunEnd
 from grader.run import cgroup_groups, cgroups, sandbox
 from grader.run.execution import execute
 from grader.run.warm_kernels import KernelTemplate
@@ -307,18 +307,19 @@ def test_a_kernel_whose_group_cannot_be_made_runs_with_rlimits_and_it_is_said_on
     reason = cgroups.unavailable_reason()
     assert "a kernel's cgroup could not be made" in reason and "memory.max" in reason
     here = sandbox.protection()
-    assert not here.cgroups and "cgroups" not in here.level.split("+")
+    assert not here.cgroups and not here.kernel.cgroups
     assert len([m for m in here.missing if "could not be made" in m]) == 1
     assert sandbox.fallback_rlimits(here, sandbox.Limits(memory_mb=2000)).memory_mb == 2000
 
 
 def test_the_batch_says_once_how_many_kernels_went_without_a_cgroup():
     full = sandbox.Protection(namespaces=True, cgroups=True)
-    levels = ["namespaces+cgroups", "namespaces", "", "namespaces", "namespaces+cgroups"]
-    (warning,) = sandbox.without_cgroups(levels, full)
+    confined, no_group = full.kernel, KernelProtection(namespaces=True)
+    kernels = [confined, no_group, None, no_group, confined]  # None: no kernel ran
+    (warning,) = sandbox.without_cgroups(kernels, full)
     assert warning.startswith("2 submissions ran without a cgroup")
-    assert sandbox.without_cgroups(["namespaces+cgroups"] * 3, full) == []
-    assert sandbox.without_cgroups(["namespaces"], sandbox.OFF) == []  # said by `missing`
+    assert sandbox.without_cgroups([confined] * 3, full) == []
+    assert sandbox.without_cgroups([no_group], sandbox.OFF) == []  # said by `missing`
 
 
 def test_a_machine_without_cgroups_is_one_warning_and_rlimits(monkeypatch):

@@ -243,7 +243,7 @@ def test_workers_running_another_version_of_the_grader_are_refused(monkeypatch):
     monkeypatch.setattr(grader, "engine_version", lambda: "0.0.0+another")
     with (cluster.connect(workers=1) as client,
           pytest.raises(cluster.ClusterError, match="runs another version of the grader")):
-        cluster.run_tasks(client, [], grade=dying_grade.grade,
+        cluster.run_tasks(client, [], runner=dying_grade.DyingRunner(),
                           support_files=read_release_files(lab), on_outcome=print)
 
 
@@ -291,7 +291,7 @@ def test_only_a_submission_running_when_its_worker_dies_is_blamed(monkeypatch, t
     outcomes = {}
     with cluster.connect(workers=1) as client:
         monkeypatch.setattr(client, "nthreads", lambda: {"one worker": 3})
-        cluster.run_tasks(client, tasks, grade=dying_grade.grade, support_files=support,
+        cluster.run_tasks(client, tasks, runner=dying_grade.DyingRunner(), support_files=support,
                           on_outcome=lambda task, outcome: outcomes.update(
                               {task.student_id: outcome}))
     victim = outcomes.pop("kills-its-worker")

@@ -20,6 +20,7 @@ from grader.run.captures import MARKER, CapturePlan
 from grader.run.execution import (
     OUTPUT_OVERHEAD_BYTES,
     TIMEOUT_ERROR,
+    GracePeriods,
     GradingExecute,
     execute,
     json_size,
@@ -39,6 +40,7 @@ def capture(exercise, namespace, inputs):
 # Each exercise's inputs, as the kernel is sent them: JSON data, floats exact.
 INPUTS = {"X": [0.1, 7], "Y": {"z": [1e-300, -2.5]}}
 PLAN = CapturePlan({"X_test": "X", "Y_test": "Y"}, CAPTURE, inputs=INPUTS)
+DEFAULT_GRACE = GracePeriods()
 
 
 def cell(code, grade_id=None, **metadata):
@@ -53,9 +55,11 @@ def answers(exercise="X", value=1):
     return cell(f"def answer_{exercise}():\n    return {value!r}")
 
 
-def run(workdir, *cells, cell_timeout=10, timeout=30, output_bytes=4 * 10**6, plan=PLAN):
+def run(workdir, *cells, cell_timeout=10, timeout=30, output_bytes=4 * 10**6, plan=PLAN,
+        grace=DEFAULT_GRACE):
     return execute(new_notebook(cells=list(cells)), workdir=workdir, plan=plan,
-                   cell_timeout=cell_timeout, timeout=timeout, output_bytes=output_bytes)
+                   cell_timeout=cell_timeout, timeout=timeout, output_bytes=output_bytes,
+                   grace=grace)
 
 
 def printed(outcome, index):
@@ -183,11 +187,12 @@ def test_a_cell_that_ignores_the_interrupt_is_stopped_by_the_notebooks_time_limi
                   cell("import signal\nsignal.signal(signal.SIGINT, signal.SIG_IGN)\n"
                        "while True:\n    pass"),
                   *[cell("print('later')") for _ in range(10)],
-                  cell("pass", "Y_test"), cell_timeout=2, timeout=6)
+                  cell("pass", "Y_test"), cell_timeout=2, timeout=6,
+                  grace=GracePeriods(responsive=1, kill=0.5))
     assert outcome.end is RunEnd.TIMED_OUT
     assert answer(outcome, "X")["value"] == 1
     assert failure_kind(outcome, "Y") is FailureKind.NOTEBOOK_TIMED_OUT
-    assert time.monotonic() - started < 40
+    assert time.monotonic() - started < 30
 
 
 def test_a_cell_that_ends_the_kernel_keeps_the_answers_captured_before(tmp_path):

@@ -2,7 +2,8 @@
 and gradebook row as results arrive, and grades.csv, verdicts.json from the journal.
 
 Results are made by hand here (the pipeline's tests grade real notebooks); they go
-through the same Publisher the pipeline uses, into a real nbgrader course and gradebook.
+through the same Publisher the pipeline uses, into a real nbgrader course and gradebook,
+made by nbgrader once per session and copied for each OUT.
 """
 
 import base64
@@ -17,7 +18,7 @@ import nbformat
 import pytest
 from nbgrader.api import Gradebook, MissingEntry, SubmittedAssignment
 
-from grader import cells
+from grader import cells, pipeline
 from grader.course.course import run_nbgrader
 from grader.labs.c2_w2 import LAB as lab
 from grader.pipeline import publish_again, write_class_files
@@ -110,6 +111,16 @@ FORMULA_ID = MAIN_BATCH[-1].student_id
 EXPECTED_SCORES = {"alice": 100, "bob": 62.5, UNICODE_ID: 75, "carol": 50, "dave": 0,
                    "erin": 0, FORMULA_ID: 100}
 WITH_NOTEBOOK = {"alice", "bob", UNICODE_ID, "carol", "dave", FORMULA_ID}
+
+
+@pytest.fixture(scope="module", autouse=True)
+def _course_copied(results_course_copier):
+    """Every OUT's nbgrader course copied from the session's (tests/grader/conftest.py):
+    nbgrader's generate step, seconds in a subprocess, runs once, not once per publish."""
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setitem(globals(), "open_results_course", results_course_copier)
+        patch.setattr(pipeline, "open_results_course", results_course_copier)
+        yield
 
 
 @pytest.fixture(scope="module")
