@@ -65,6 +65,7 @@ SLOW = {
     "tests/grader/labs/test_c2_w2_nbgrader.py": (INTEGRATION,),
     "tests/grader/publish/test_feedback_pages.py": (INTEGRATION,),
     "tests/grader/publish/test_publish.py": (INTEGRATION,),
+    "tests/grader/publish/test_standalone_pages.py": (INTEGRATION,),  # and a browser test
     "tests/grader/test_attacks.py": (INTEGRATION, SANDBOX),
     "tests/grader/test_attacks_bytes.py": (INTEGRATION, SANDBOX),
     "tests/grader/test_attacks_kernel.py": (INTEGRATION, SANDBOX),
