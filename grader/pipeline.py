@@ -35,7 +35,7 @@ from pathlib import Path
 
 import grader
 from grader import logs
-from grader.intake import collect_submissions
+from grader.intake import check_submissions_path, collect_submissions
 from grader.intake.notebook_file import NotGradable
 from grader.intake.prepare import prepare
 from grader.judge.status import sentence, status_and_detail
@@ -98,6 +98,7 @@ def autograde(*, submissions, out, lab=None, limits=None, workers=None, schedule
     lab = lab or load_lab()
     limits = limits or Limits()
     out = Path(out).resolve()
+    check_submissions_path(submissions)  # a mistyped path makes no OUT
     out.mkdir(parents=True, exist_ok=True)
     db_url = gradebook_url(out, db)
     check_gradebook(db_url)  # before grading: a class it cannot record is not graded
