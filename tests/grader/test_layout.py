@@ -13,7 +13,8 @@ PACKAGE = Path(grader.__file__).parent
 # the shared layer (types, settings, the plug-in interface, cell metadata) is below all.
 STAGES = [
     ("shared", ("grader", "grader.cells", "grader.records", "grader.settings", "grader.plugin",
-                "grader.release_files", "grader.logs", "grader.scratch", "grader.hidden_secrets")),
+                "grader.release_files", "grader.logs", "grader.scratch", "grader.hidden_secrets",
+                "grader.student_check")),
     ("intake and nbgrader's course", ("grader.intake", "grader.course")),
     ("run", ("grader.run",)),
     ("judge", ("grader.judge",)),
