@@ -86,6 +86,14 @@ class BatchResult:
     gradebook_problem: str | None = None  # set when some rows did not reach the gradebook
 
 
+class BatchInterrupted(KeyboardInterrupt):
+    """The batch was stopped (Ctrl-C) after `saved` of its `total` students were saved."""
+
+    def __init__(self, *, saved, total):
+        super().__init__(f"{saved} of {total}")
+        self.saved, self.total = saved, total
+
+
 def autograde(*, submissions, out, lab=None, limits=None, workers=None, scheduler=None,
               db=None, secret_key=None, regrade=False, on_progress=None):
     """Grade every student folder in `submissions` into `out` and return a BatchResult.
@@ -110,6 +118,9 @@ def autograde(*, submissions, out, lab=None, limits=None, workers=None, schedule
                    regrade=regrade, version=version, on_progress=on_progress)
         try:
             intake, publisher = _grade(run, submissions, out, db_url, workers, scheduler)
+        except KeyboardInterrupt:  # Ctrl-C: what is saved stays, and the next run resumes
+            _write_what_is_saved(out, journal, lab)
+            raise BatchInterrupted(saved=run._done, total=run._total) from None
         except BaseException:  # the batch stops: what it graded stays, in every output
             _write_what_is_saved(out, journal, lab)
             raise
@@ -319,6 +330,7 @@ def write_class_files(out, journal, lab, *, facts=None):
     write_grades_csv(Path(out) / GRADES_CSV, records, lab)
     write_verdicts_json(Path(out) / VERDICTS_JSON, records)
     if facts is not None:
+        journal.set_fact("runs", _every_run(journal, asdict(facts)))  # before "run" changes
         journal.set_fact("run", asdict(facts))
         report.write_run_facts(out=out, facts=facts)
     try:
@@ -326,6 +338,16 @@ def write_class_files(out, journal, lab, *, facts=None):
     except Exception:
         log.exception("the report could not be written; build it again with: python -m"
                       " grader report %s", out)
+
+
+def _every_run(journal, facts):
+    """The facts of every batch graded into OUT, this one last (a journal from before
+    they were kept holds only its latest batch's, which starts the list)."""
+    runs = journal.fact("runs")
+    if not isinstance(runs, list):
+        earlier = journal.fact("run")
+        runs = [earlier] if isinstance(earlier, dict) else []
+    return [*runs, facts]
 
 
 def grading_version(lab):
