@@ -21,6 +21,7 @@ from grader.records import STATUSES
 from grader.settings import Limits
 
 log = logging.getLogger("grader.cli")
+INTERRUPTED = 130  # 128 + SIGINT, as a shell reports a command stopped by Ctrl-C
 
 
 def _release(args, lab):
@@ -168,6 +169,17 @@ class ProgressBar:
         self.stream.flush()
 
 
+def _interrupted(interrupt, args):
+    """The one line Ctrl-C leaves: what is saved, and how to go on."""
+    from grader.pipeline import BatchInterrupted
+
+    if not isinstance(interrupt, BatchInterrupted):
+        return "Interrupted."
+    return (f"Interrupted: {plural(interrupt.saved, 'student')} of {interrupt.total} saved in"
+            f" {args.out}; the same command resumes: python -m grader autograde"
+            f" {args.submissions} --out {args.out}")
+
+
 def build_parser():
     parser = argparse.ArgumentParser(prog="python -m grader", description=__doc__,
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
@@ -285,6 +297,9 @@ def main(argv=None):
 
     try:
         return args.run(args, load_lab(args.lab))
+    except KeyboardInterrupt as interrupt:
+        print(_interrupted(interrupt, args), file=sys.stderr, flush=True)
+        return INTERRUPTED
     except (ReleaseExistsError, NbgraderError, IntakeError, GradebookError, JournalError,
             ReportError, ClusterError, LabError, FileNotFoundError) as error:
         print(f"error: {error}", file=sys.stderr)

@@ -77,6 +77,8 @@ SLOW = {
     "tests/grader/test_crash.py": (INTEGRATION, SANDBOX),
     "tests/grader/test_execution.py": (INTEGRATION,),
     "tests/grader/test_grader_files.py": (INTEGRATION, SANDBOX),
+    "tests/grader/test_interrupt.py": (INTEGRATION, SANDBOX),
+    "tests/grader/test_check_my_work.py": (INTEGRATION,),
     "tests/grader/test_postgres.py": (POSTGRES, INTEGRATION),
     "tests/grader/test_release.py": (INTEGRATION,),
     "tests/grader/test_sandbox.py": (INTEGRATION, SANDBOX),

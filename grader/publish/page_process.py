@@ -9,6 +9,7 @@ child.
 """
 
 import multiprocessing
+import signal
 import threading
 
 STARTUP_SECONDS = 120  # to import nbconvert and build the exporter, on a busy machine
@@ -84,6 +85,8 @@ class PageProcess:
 
 def _serve(connection, render_page, warm_up):
     """The child: render each (notebook, resources) sent until the pipe closes."""
+    # Ctrl-C reaches every process of the terminal's group: the coordinator stops this one.
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
     warm_up()  # before the first page's clock starts
     connection.send(("ready", None))
     while True:

@@ -23,6 +23,9 @@ import collections
 import contextlib
 import gc
 import importlib
+import signal
+import threading
+import time
 import uuid
 
 import dask
@@ -119,11 +122,26 @@ def connect(*, scheduler=None, workers=1, timeout=CONNECT_SECONDS, memory_limit=
                            scheduler_kwargs={"dashboard_address": "127.0.0.1:0"}) as local,
               Client(local) as client):
             _checked(client, timeout)
-            yield client
+            try:
+                yield client
+            finally:
+                _stop_workers(client, local, timeout)
     finally:
         # A worker killed while grading left its kernel's cgroup behind: its workers gone,
         # the batch removes what they left (a batch killed itself: the next one, as it starts).
         cgroups.remove_stale()
+
+
+def _stop_workers(client, local, timeout):
+    """Stop the workers while the scheduler still listens: closed with it, a worker's
+    heartbeat in flight meets a closed stream, and its traceback (`Stream is closed`,
+    CommClosedError) reaches the terminal. Each worker, told by its nanny to close,
+    unregisters and stops its heartbeats; then the client and the scheduler close."""
+    local.scale(0)
+    deadline = time.monotonic() + timeout
+    with contextlib.suppress(Exception):  # a scheduler already gone has no workers to stop
+        while client.nthreads() and time.monotonic() < deadline:
+            time.sleep(0.1)
 
 
 @contextlib.contextmanager
@@ -294,10 +312,18 @@ class ReadyToGrade(WorkerPlugin):
                               f" the grader ({grader.engine_version()}) than the coordinating"
                               f" machine ({self.version}): update its checkout and restart it")
         importlib.import_module(self.module)
+        _leave_interrupts_to_the_coordinator()
         # What the imports made lives as long as the process. Frozen, the collector never
         # walks it again, and the process exits at once instead of spending seconds
         # tearing it down, which kept a LocalCluster's close waiting (measured: 1-4 s).
         gc.freeze()
+
+
+def _leave_interrupts_to_the_coordinator():
+    # Ctrl-C reaches every process of the terminal's group, the workers LocalCluster started
+    # included: the coordinator stops them, in order, without a traceback from each.
+    if threading.current_thread() is threading.main_thread():
+        signal.signal(signal.SIGINT, signal.SIG_IGN)
 
 
 class _SupportFiles:
