@@ -219,7 +219,7 @@ def run_tasks(client, tasks, *, grade, support_files, on_outcome):
                 return
             submit(task)
 
-    with runs:
+    with runs, _cancelled_if_stopped(client, running):
         submit_more()
         for future in running:
             if client.status != "running":
@@ -238,6 +238,18 @@ def run_tasks(client, tasks, *, grade, support_files, on_outcome):
             if outcome is _WORKER_DIED:
                 outcome = _failed(task, RunEnd.WORKER_DIED, WORKERS_KEPT_DYING)
             on_outcome(task, outcome)
+
+
+@contextlib.contextmanager
+def _cancelled_if_stopped(client, running):
+    """Cancel the submissions still in the cluster when the batch stops early (Ctrl-C):
+    released before the workers close, no task is lost with them, nor recomputed."""
+    try:
+        yield
+    except BaseException:
+        with contextlib.suppress(Exception):
+            client.cancel(list(running.futures), force=True)
+        raise
 
 
 class _UnfinishedRuns:
