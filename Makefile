@@ -43,11 +43,14 @@ system-packages:
 # skip them on purpose, run pytest itself with GRADER_TESTS_WITHOUT_SANDBOX=1.
 test: setup system-packages
 	$(PY) -m ruff check .
+	$(PY) -m mypy
 	env -u GRADER_TESTS_WITHOUT_SANDBOX $(PY) -m pytest
 
 # The fast tier (tests/tiers.py): no kernel, no nbgrader command, no server; a few minutes.
+# mypy checks the stage boundaries' type hints ([tool.mypy] in pyproject.toml).
 check: setup
 	$(PY) -m ruff check .
+	$(PY) -m mypy
 	$(PY) -m pytest -m "not ($(shell $(PY) -c 'import sys; sys.path.insert(0, "tests"); import tiers; print(tiers.NOT_FAST)'))"
 
 lint: setup

@@ -4,7 +4,6 @@ The engine treats a lab as data (grader.plugin): it reads the source notebook an
 the release files, and never imports the lab's helper modules into its own process.
 """
 
-import functools
 import hashlib
 import sys
 from pathlib import Path
@@ -29,11 +28,38 @@ def unskip_imports():
             del sys.modules[name]
 
 
-@functools.cache
+# What decides a verdict, on the engine's side: bumped by hand whenever the engine changes how
+# verdicts are made (what a capture may see, how answers are prepared and judged, how
+# hidden inputs are drawn). With the lab's own digest it makes the grading version
+# (grader.pipeline.grading_version); a docstring fixed anywhere else changes neither.
+GRADING_ABI = 1
+# The engine modules whose code can change a verdict, and their digest when GRADING_ABI
+# was last decided: tests/grader/test_grading_version.py fails when they change, asking
+# for a bump of GRADING_ABI or a new recorded digest (a change that makes no verdict
+# differ).
+VERDICT_MODULES = ("judge", "run/captures.py", "intake/prepare.py", "cells.py",
+                   "hidden_secrets.py")
+# Recorded again, ABI unchanged: for the capture's cap of 4 MB (was 32; C2_W2's largest
+# honest answer is 0.23 MB, so no real answer's verdict changes), then for type hints.
+VERDICT_MODULES_DIGEST = "a27840abd9e99e0b"
+
+
 def engine_version():
-    """The version and a digest of the engine's code (the labs left out): two processes
-    with the same engine_version grade alike. A Dask worker must match its coordinator."""
-    return f"{__version__}+{source_digest(Path(__file__).parent, skip=('labs',))[:12]}"
+    """The package's version and its grading ABI: a Dask worker grades for a coordinator
+    only when both match."""
+    return f"{__version__}+abi{GRADING_ABI}"
+
+
+def verdict_modules_digest():
+    """sha256 of VERDICT_MODULES' code, as it is now (for the reminder's test)."""
+    package = Path(__file__).parent
+    files = {}
+    for name in VERDICT_MODULES:
+        path = package / name
+        paths = sorted(path.rglob("*.py")) if path.is_dir() else [path]
+        files.update({item.relative_to(package).as_posix(): item.read_bytes()
+                      for item in paths if "__pycache__" not in item.parts})
+    return digest_of(files)
 
 
 def source_digest(folder, skip=()):

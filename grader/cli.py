@@ -5,6 +5,9 @@
     publish    write what the journal holds into the gradebook, grades.csv and the report
     report     build OUT/report.html again
     validate   run a notebook as the grader would, with the public tests only
+
+`--version` says the package's version, its grading ABI and the lab's grading version.
+An error that is ours to explain (grader.errors.GraderError) is one line and exit status 1.
 """
 
 import argparse
@@ -15,8 +18,10 @@ import time
 from collections import Counter
 from pathlib import Path
 
+import grader
 from grader import logs
-from grader.plugin import DEFAULT_LAB, LabError, load_lab
+from grader.errors import GraderError
+from grader.plugin import DEFAULT_LAB, load_lab
 from grader.records import STATUSES
 from grader.settings import Limits
 
@@ -114,12 +119,22 @@ def summary(batch, lab, scheduler=None):
     return (f"Graded {plural(len(graded), 'submission')} in {batch.seconds:.1f} s{where}: "
             f"{_counts(this_batch)}{kept}.\n"
             f"OUT holds {plural(len(batch.records), 'student')}: {_counts(everyone)}; mean "
-            f"score {mean:.1f}/{lab.max_score:g}")
+            f"score {mean:.1f}/{lab.max_score:g}{other_version_line(batch)}")
 
 
 def plural(count, noun):
     """'1 submission', '2 submissions'."""
     return f"{count} {noun}" if count == 1 else f"{count} {noun}s"
+
+
+def other_version_line(batch):
+    """One line (with its newline) when kept results were made by another grading version."""
+    count = len(batch.other_version)
+    if not count:
+        return ""
+    return (f"\n{plural(count, 'kept result')} {'were' if count > 1 else 'was'} made by another"
+            " grading version (the lab's rules or tests, or the engine's grading ABI, changed"
+            " since); --regrade grades them again")
 
 
 def _counts(counter):
@@ -185,6 +200,8 @@ def build_parser():
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--lab", default=DEFAULT_LAB, help="the lab plug-in: a module name or"
                         f" a file (default {DEFAULT_LAB})")
+    parser.add_argument("--version", action=_PrintVersion, help="print the grader's version,"
+                        " its grading ABI and the lab's grading version, and exit")
     _loudness_options(parser, default=0)
     commands = _Commands(parser.add_subparsers(dest="command", required=True))
     _release_parser(commands)
@@ -264,7 +281,8 @@ def _autograde_parser(commands):
                        "to keep, never to show students (default: a fresh random 128-bit "
                        "secret per graded submission)")
     grade.add_argument("--regrade", action="store_true", help="grade every student again, "
-                       "even those whose submission and grader did not change")
+                       "even those whose submission did not change (without it, results of "
+                       "another grading version are kept, and counted in the summary)")
     grade.set_defaults(run=_autograde)
 
 
@@ -284,23 +302,44 @@ def _positive(text):
     return value
 
 
-def main(argv=None):
+def main(argv: list[str] | None = None) -> int:
+    """Run one command; an error that is ours to explain (grader.errors.GraderError) is one
+    line on stderr and exit status 1, anything else a traceback."""
     args = build_parser().parse_args(argv)
     logs.configure(args.verbosity)
-    from grader.course.course import NbgraderError
-    from grader.course.release import ReleaseExistsError
-    from grader.intake import IntakeError
-    from grader.publish.gradebook import GradebookError
-    from grader.publish.journal import JournalError
-    from grader.publish.report import ReportError
-    from grader.run.cluster import ClusterError
-
     try:
         return args.run(args, load_lab(args.lab))
     except KeyboardInterrupt as interrupt:
         print(_interrupted(interrupt, args), file=sys.stderr, flush=True)
         return INTERRUPTED
-    except (ReleaseExistsError, NbgraderError, IntakeError, GradebookError, JournalError,
-            ReportError, ClusterError, LabError, FileNotFoundError) as error:
-        print(f"error: {error}", file=sys.stderr)
+    except (GraderError, FileNotFoundError) as error:
+        print(f"error: {_one_line(error)}", file=sys.stderr)
         return 1
+
+
+def _one_line(error):
+    return " ".join(str(error).split())
+
+
+class _PrintVersion(argparse.Action):
+    """--version: the package, its grading ABI, and the lab's grading version (of --lab when
+    it comes before)."""
+
+    def __init__(self, option_strings, dest, **kwargs):
+        super().__init__(option_strings, dest, nargs=0, default=argparse.SUPPRESS, **kwargs)
+
+    def __call__(self, parser, namespace, values, option_string=None):
+        try:
+            text = version_text(getattr(namespace, "lab", None) or DEFAULT_LAB)
+        except GraderError as error:
+            parser.exit(1, f"error: {_one_line(error)}\n")
+        print(text)
+        parser.exit(0)
+
+
+def version_text(lab_spec: str) -> str:
+    from grader.pipeline import grading_version
+
+    lab = load_lab(lab_spec)
+    return (f"c2w2-grader {grader.__version__}, grading ABI {grader.GRADING_ABI}; "
+            f"lab {lab.assignment} ({lab_spec}): grading version {grading_version(lab)}")

@@ -18,11 +18,13 @@ import hmac
 import json
 import secrets
 
+from grader.errors import GraderError
+
 SECRET_BYTES = 16  # 128 bits: no search over secrets is feasible
 MIN_KEY_BYTES = 16
 
 
-class SecretKeyError(ValueError):
+class SecretKeyError(GraderError, ValueError):
     """A repeat key that is not hexadecimal or too short to be a secret."""
 
 

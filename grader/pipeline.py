@@ -14,9 +14,11 @@ Every step of one student runs inside that student's error boundary: whatever fa
 fault of ours included, becomes that student's `error` row with a sentence (and its
 traceback in OUT/grader.log), never the batch's. Results are saved in the journal as they
 come, so a batch killed at any moment resumes where it stopped: running `autograde` again
-on the same OUT grades only the students whose submission or grading version changed
-(`regrade` grades everyone again). A batch adds to OUT; it never replaces the students
-already there.
+on the same OUT grades only the students whose submission changed, or whose last grading
+failed: a new grading version (grading_version: the lab's rules and tests, the engine's
+grading ABI) regrades no one by itself, the batch says how many kept results another
+version made, and `regrade` grades everyone again. A batch adds to OUT; it never replaces
+the students already there.
 
 Each grading draws a secret of its own (grader.hidden_secrets), saved in the journal
 before its task leaves this process; the lab makes the hidden inputs from it here, and
@@ -28,6 +30,7 @@ import logging
 import os
 import time
 from collections import Counter
+from collections.abc import Iterable
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import asdict, dataclass, field
 from datetime import UTC, datetime
@@ -40,7 +43,7 @@ from grader.intake.notebook_file import NotGradable
 from grader.intake.prepare import prepare
 from grader.judge.status import sentence, status_and_detail
 from grader.judge.verdicts import judge_outcome
-from grader.plugin import load_lab
+from grader.plugin import Lab, load_lab
 from grader.publish import report
 from grader.publish.gradebook import (
     check_gradebook,
@@ -54,7 +57,7 @@ from grader.publish.grades_csv import (
     write_grades_csv,
     write_verdicts_json,
 )
-from grader.publish.journal import Journal, JournalError
+from grader.publish.journal import Journal, JournalError, StudentRecord
 from grader.publish.publisher import Publisher
 from grader.records import ERROR, INVALID, StudentResult
 from grader.release_files import read_release_files
@@ -76,7 +79,7 @@ class BatchResult:
 
     records: list  # every student OUT holds now (grader.publish.journal.StudentRecord)
     graded: list  # ids of the students this batch graded
-    kept: list  # ids whose earlier result was kept (unchanged submission and grader)
+    kept: list  # ids whose earlier result was kept (unchanged submission)
     missing: list  # ids in OUT whose folder this batch's SUBMISSIONS did not hold
     seconds: float
     workers: int
@@ -84,12 +87,15 @@ class BatchResult:
     hidden_inputs: str  # where the hidden inputs came from, in a few words
     warnings: list = field(default_factory=list)
     gradebook_problem: str | None = None  # set when some rows did not reach the gradebook
+    # ids of kept results that another grading version made (grading_version): graded
+    # again only on request (regrade=True)
+    other_version: list = field(default_factory=list)
 
 
 class BatchInterrupted(KeyboardInterrupt):
     """The batch was stopped (Ctrl-C) after `saved` of its `total` students were saved."""
 
-    def __init__(self, *, saved, total):
+    def __init__(self, *, saved: int, total: int) -> None:
         super().__init__(f"{saved} of {total}")
         self.saved, self.total = saved, total
 
@@ -161,6 +167,7 @@ class _Run:
         self.regrade, self.version = regrade, version
         self.on_progress = on_progress
         self.graded, self.kept, self.levels, self.unprotected = [], [], [], set()
+        self.other_version = []
         self.graded_at = datetime.now(UTC).isoformat(timespec="seconds")
         self.workers = 0
         self.memory_warning = None  # the cluster's workers may use more memory than needed
@@ -188,14 +195,19 @@ class _Run:
                 pass
 
     def _keep(self, submission):
-        """Whether the student's saved result stands: same file, same grader, not regraded."""
+        """Whether the student's saved result stands: same file, not an error, not
+        regraded. One of another grading version stands too, and is counted: regrading a
+        class is the instructor's decision (grades already seen change), not a side effect
+        of updating the grader."""
         if self.regrade or submission.status == INVALID:
             return False
         record = self.journal.record_of(submission.student_id)
         keep = (record is not None and record.digest == submission.digest
-                and record.version == self.version and record.status != ERROR)
+                and record.status != ERROR)
         if keep:
             self.kept.append(submission.student_id)
+            if record.version != self.version:
+                self.other_version.append(submission.student_id)
         return keep
 
     def _tasks(self, submissions):
@@ -281,7 +293,8 @@ class _Run:
                             f" submissions; their earlier results are kept:"
                             f" {', '.join(missing[:10])}{' ...' if len(missing) > 10 else ''}")
         return BatchResult(records=self.journal.records(), graded=sorted(self.graded),
-                           kept=sorted(self.kept), missing=missing,
+                           kept=sorted(self.kept), other_version=sorted(self.other_version),
+                           missing=missing,
                            seconds=time.monotonic() - started, workers=self.workers,
                            sandbox=kernels_sandbox(self.levels),
                            hidden_inputs=self.inputs_origin(), warnings=warnings,
@@ -292,7 +305,8 @@ class _Run:
             graded_at=self.graded_at, submissions=len(result.graded),
             wall_seconds=round(time.monotonic() - started, 1), workers=result.workers,
             sandbox=result.sandbox, timeout=limits.timeout, cell_timeout=limits.cell_timeout,
-            memory_mb=limits.memory_mb, hidden_inputs=result.hidden_inputs)
+            memory_mb=limits.memory_mb, hidden_inputs=result.hidden_inputs,
+            grading_version=self.version, grader_version=grader.engine_version())
 
     def inputs_origin(self):
         """Where each grading's hidden inputs came from, for the run facts."""
@@ -302,7 +316,8 @@ class _Run:
                 " repeat key (--secret-key)")
 
 
-def publish_again(*, out, lab, db=None):
+def publish_again(*, out: str | Path, lab: Lab,
+                  db: str | None = None) -> tuple[list[StudentRecord], str | None]:
     """Write what the journal in `out` holds into the gradebook (the rows it lacks: after a
     database outage), grades.csv, verdicts.json and the report, without grading; return
     (every record, why the gradebook stopped taking rows or None)."""
@@ -313,7 +328,7 @@ def publish_again(*, out, lab, db=None):
         journal.check_lab(lab)
         db_url = gradebook_url(out, db or journal.fact("db"))
         check_gradebook(db_url)
-        ready = Future()
+        ready: Future = Future()
         ready.set_result(open_results_course(out, lab, db_url))
         publisher = Publisher(out=out, lab=lab, journal=journal,
                               course=results_course(out, lab), gradebook_ready=ready,
@@ -323,7 +338,8 @@ def publish_again(*, out, lab, db=None):
         return journal.records(), publisher.gradebook_problem
 
 
-def write_class_files(out, journal, lab, *, facts=None):
+def write_class_files(out: str | Path, journal: Journal, lab: Lab, *,
+                      facts: report.RunFacts | None = None) -> None:
     """grades.csv, verdicts.json and the report, for every student the journal holds.
     The grades are what counts: a report that fails becomes a warning, not a failed batch."""
     records = journal.records()
@@ -340,7 +356,7 @@ def write_class_files(out, journal, lab, *, facts=None):
                       " grader report %s", out)
 
 
-def _every_run(journal, facts):
+def _every_run(journal: Journal, facts: dict) -> list:
     """The facts of every batch graded into OUT, this one last (a journal from before
     they were kept holds only its latest batch's, which starts the list)."""
     runs = journal.fact("runs")
@@ -350,18 +366,20 @@ def _every_run(journal, facts):
     return [*runs, facts]
 
 
-def grading_version(lab):
+def grading_version(lab: Lab) -> str:
     """Two batches with the same grading version grade a submission alike: the engine's
-    code, the lab's plug-in, its source notebook and its release files."""
+    grading ABI (grader.GRADING_ABI) and what the lab's verdicts come from, its plug-in's
+    code (judges, capture, hidden inputs), its source notebook and its release files."""
     plugin_folder = Path(inspect.getfile(type(lab))).parent
     lab_digest = grader.digest_of({
-        "plugin": grader.source_digest(plugin_folder).encode(),
+        # lab_files: an installed copy of what "notebook" and "release" digest
+        "plugin": grader.source_digest(plugin_folder, skip=("lab_files",)).encode(),
         "notebook": lab.source_notebook.read_bytes(),
         "release": read_release_files(lab).digest.encode()})
-    return f"{grader.engine_version()}/{lab_digest[:12]}"
+    return f"abi{grader.GRADING_ABI}/{lab_digest[:12]}"
 
 
-def kernels_sandbox(levels):
+def kernels_sandbox(levels: Iterable[str]) -> str:
     """What confined the kernels, as the machines that ran them said (with --scheduler,
     other machines than this one): one level, or each level with its count."""
     counts = Counter(level for level in levels if level)

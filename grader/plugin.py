@@ -32,10 +32,13 @@ import importlib.util
 import sys
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import nbformat
 
 from grader import cells
+from grader.errors import GraderError
+from grader.records import ExerciseRun
 
 DEFAULT_LAB = "grader.labs.c2_w2"
 
@@ -56,7 +59,7 @@ class Judgement:
     messages: tuple = ()  # of grader.records.Message
 
 
-class LabError(ValueError):
+class LabError(GraderError, ValueError):
     """A lab plug-in that cannot be loaded or does not fit its source notebook."""
 
 
@@ -78,28 +81,28 @@ class Lab(abc.ABC):
     public_tests_passed: str = "All tests passed!"
 
     @abc.abstractmethod
-    def hidden_inputs(self, secret):
+    def hidden_inputs(self, secret: bytes) -> dict[str, Any]:
         """exercise id -> its hidden inputs (JSON data) for one grading's `secret` (bytes):
         what the kernel is sent. The same secret must give the same inputs."""
 
     @abc.abstractmethod
-    def capture_source(self):
+    def capture_source(self) -> str:
         """Python source defining `capture(exercise, namespace, inputs) -> dict`; it runs
         in the student's kernel and may import nothing from the grader."""
 
     @abc.abstractmethod
-    def judge(self, run, secret):
+    def judge(self, run: ExerciseRun, secret: bytes) -> Judgement:
         """The Judgement of one exercise from `run` (grader.records.ExerciseRun: its
         captured answer, or None and the Failure that says why), for the hidden inputs
         drawn from `secret`. It may raise grader.judge.text.Unreadable for data that the
         capture cannot have made."""
 
     @property
-    def source_notebook(self):
+    def source_notebook(self) -> Path:
         return self.root / self.notebook_name
 
     @functools.cached_property
-    def source(self):
+    def source(self) -> nbformat.NotebookNode:
         """The source notebook (an nbformat NotebookNode, read once: do not change it)."""
         try:
             return nbformat.read(str(self.source_notebook), as_version=4)
@@ -108,7 +111,7 @@ class Lab(abc.ABC):
                            f"{self.source_notebook}: {error}") from error
 
     @functools.cached_property
-    def points(self):
+    def points(self) -> dict[str, float]:
         """Points per exercise, from the source notebook's test cells (nbgrader's)."""
         by_test_cell = {cells.grade_id(cell): cells.points(cell)
                         for cell in self.source.get("cells", []) if cells.is_test_cell(cell)}
@@ -118,22 +121,22 @@ class Lab(abc.ABC):
         return {exercise.id: by_test_cell[exercise.test_cell] for exercise in self.exercises}
 
     @property
-    def max_score(self):
+    def max_score(self) -> float:
         return sum(self.points.values())
 
     @property
-    def exercise_ids(self):
+    def exercise_ids(self) -> tuple[str, ...]:
         return tuple(exercise.id for exercise in self.exercises)
 
     @property
-    def test_cells(self):
+    def test_cells(self) -> dict[str, str]:
         """grade_id of each exercise's test cell -> the exercise id."""
         return {exercise.test_cell: exercise.id for exercise in self.exercises}
 
-    def exercise(self, exercise_id):
+    def exercise(self, exercise_id: str) -> Exercise:
         return next(exercise for exercise in self.exercises if exercise.id == exercise_id)
 
-    def hidden_source_lines(self):
+    def hidden_source_lines(self) -> frozenset[str]:
         """Lines only the hidden tests and the capture code hold, to look for in anything a
         student can read. Short and common lines are left out: they prove nothing, and so
         are lines the students' own files hold (the notebook's public text, the release's
@@ -158,9 +161,10 @@ class Lab(abc.ABC):
                     yield file.read_text(encoding="utf-8", errors="replace")
 
 
-def load_lab(spec=DEFAULT_LAB):
+def load_lab(spec: str | Path = DEFAULT_LAB) -> "Lab":
     """The Lab a module defines, by module name (`grader.labs.c2_w2`) or file path
-    (`tests/grader/tiny_lab/lab.py`): the module's `LAB` object."""
+    (a module `my_lab.py`, or a package folder such as `tests/grader/tiny_lab`): the module's
+    `LAB` object."""
     spec = str(spec)
     try:
         if spec.endswith(".py") or "/" in spec:

@@ -8,6 +8,7 @@ back: what went wrong is a kind (an enum); sentences are made from it once, for 
 
 from dataclasses import asdict, dataclass, field
 from enum import StrEnum
+from typing import Any
 
 GRADED = "graded"
 TIMEOUT = "timeout"
@@ -43,7 +44,7 @@ class Failure:
     error_value: str = ""  # RAISED: its message, the student's own text (quote, never parse)
 
     @classmethod
-    def raised(cls, name, value):
+    def raised(cls, name: object, value: object) -> "Failure":
         return cls(FailureKind.RAISED, str(name)[:MAX_ERROR_CHARS],
                    str(value)[:MAX_ERROR_CHARS])
 
@@ -83,7 +84,7 @@ UNREACHED = {
 }
 
 
-def unreached(exercise, end):
+def unreached(exercise: str, end: RunEnd) -> ExerciseRun:
     """The ExerciseRun of an exercise whose test the run never got to."""
     return ExerciseRun(exercise, None, Failure(UNREACHED[end]))
 
@@ -124,15 +125,15 @@ class ExerciseVerdict:
     messages: tuple = ()  # of Message
 
     @property
-    def full_marks(self):
+    def full_marks(self) -> bool:
         return self.points == self.max_points
 
-    def to_json(self):
+    def to_json(self) -> dict[str, Any]:
         return {"points": self.points, "max_points": self.max_points,
                 "messages": [asdict(message) for message in self.messages]}
 
     @classmethod
-    def from_json(cls, exercise, data):
+    def from_json(cls, exercise: str, data: dict[str, Any]) -> "ExerciseVerdict":
         messages = tuple(Message(**message) for message in data.get("messages", ()))
         return cls(exercise, data["points"], data["max_points"], messages)
 
@@ -152,5 +153,5 @@ class StudentResult:
     folder: str = ""  # the student's folder name as submitted ("": the id itself)
 
     @property
-    def score(self):
+    def score(self) -> float:
         return sum(verdict.points for verdict in self.verdicts.values())

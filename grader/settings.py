@@ -1,8 +1,11 @@
-"""Every setting a grading run has, with its default, written once.
+"""Every setting a grading run has, with its default, written once; and below them the
+engine's tunables, the timings and retries no run chooses, in one place too.
 
-The command line builds its options from these fields (their metadata holds the flag's
-help), the library call `grader.pipeline.autograde(...)` takes them as keyword arguments,
-and `Limits` travels to the workers with each submission.
+The command line builds its options from the settings' fields (their metadata holds the
+flag's help), the library call `grader.pipeline.autograde(...)` takes them as keyword
+arguments, and `Limits` travels to the workers with each submission. The tunables are
+constants that the modules using them import from here (grader.run.cluster,
+grader.run.warm_kernels, grader.run.execution).
 """
 
 from dataclasses import dataclass, field, fields
@@ -40,3 +43,25 @@ class Limits:
         """(name, default, help) of each numeric limit, for the command line."""
         return [(item.name, item.default, item.metadata["help"]) for item in fields(cls)
                 if item.name != "confine"]
+
+
+# ---------------------------------------------------------------- tunables
+
+# grader.run.warm_kernels. A kernel template that used no CPU for STARTUP_SECONDS is hung;
+# one still importing (TensorFlow: seconds, minutes of wall time on a busy machine) is
+# waited for, up to STARTUP_WALL_SECONDS.
+STARTUP_SECONDS = 180
+STARTUP_WALL_SECONDS = 900
+SETUP_SECONDS = 60  # a forked kernel's set-up (cgroup, private root, copies of the lab)
+REPLY_MARGIN_SECONDS = 15  # the worker's wait for a reply, beyond the template's own limit
+
+# grader.run.execution
+RESPONSIVE_SECONDS = 5  # after an interrupt, for the kernel to show it is listening again
+KILL_GRACE_SECONDS = 10  # past the time limit, for a cell that ignores its interrupts
+RECONNECT_SECONDS = 10  # for a kernel to answer on new sockets, after a frame over the cap
+
+# grader.run.cluster: a submission that FATAL_UNFINISHED_RUNS workers died grading is not
+# tried again; one that only waited on dying workers is submitted up to ATTEMPTS times.
+FATAL_UNFINISHED_RUNS = 2
+ATTEMPTS = 5
+CONNECT_SECONDS = 30  # to reach the scheduler, then again for a first worker to join

@@ -14,6 +14,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import grader
+from grader.errors import GraderError
 from grader.release_files import read_release_files, write_release_files
 
 CONFIG_TEMPLATE = """\
@@ -40,7 +41,7 @@ c.GenerateAssignment.preprocessors = [
 """
 
 
-class NbgraderError(RuntimeError):
+class NbgraderError(GraderError, RuntimeError):
     """nbgrader exited with an error; the message carries the end of its log."""
 
 

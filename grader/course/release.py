@@ -11,9 +11,10 @@ import nbformat
 from grader import cells
 from grader.course.check_my_work import write_check_my_work
 from grader.course.course import create_course, run_nbgrader
+from grader.errors import GraderError
 
 
-class ReleaseExistsError(FileExistsError):
+class ReleaseExistsError(GraderError, FileExistsError):
     """The output folder already holds a notebook, perhaps with a student's work."""
 
 
@@ -67,7 +68,7 @@ def write_kernel_metadata(path):
     nbformat.write(notebook, str(path))
 
 
-class ReleaseCheckError(RuntimeError):
+class ReleaseCheckError(GraderError, RuntimeError):
     """The generated student version is not what students must get."""
 
 

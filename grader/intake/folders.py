@@ -15,6 +15,7 @@ import zipfile
 from dataclasses import dataclass
 from pathlib import Path
 
+from grader.errors import GraderError
 from grader.intake.notebook_file import (
     UNREADABLE,
     NotGradable,
@@ -41,7 +42,7 @@ NO_NOTEBOOK = "no notebook found in the student's folder"
 FOLDER_IS_LINK = "the student's folder is a link to somewhere else; links are not accepted"
 
 
-class IntakeError(Exception):
+class IntakeError(GraderError):
     """The SUBMISSIONS path as a whole cannot be read: no student can be reported."""
 
 

@@ -2,7 +2,7 @@
 (a time limit, a dead kernel, the grader's own fault), the same for every lab. A lab's
 judge says the rest: what the student's code did wrong."""
 
-from grader.records import FailureKind, Message
+from grader.records import Failure, FailureKind, Message
 
 _NOT_YOURS = " This is not your mistake. Please ask your instructor to grade it again."
 
@@ -38,10 +38,10 @@ _SENTENCES = {
 }
 
 
-def failure_message(subject, failure):
+def failure_message(subject: str, failure: Failure | None) -> Message | None:
     """The Message for a test that gave no answer because of `failure`; None for a RAISED
     failure, whose meaning only the lab's judge knows."""
     sentence = _SENTENCES.get(failure.kind) if failure is not None else None
-    if sentence is None:
+    if failure is None or sentence is None:
         return None
     return Message(f"run.{failure.kind.value}", sentence.format(subject=subject))

@@ -4,7 +4,9 @@ Every sentence here is made once, from typed data (grader.records), for a studen
 instructor to read; nothing downstream parses it.
 """
 
-from grader.records import ERROR, GRADED, TIMEOUT, FailureKind, RunEnd
+from collections.abc import Iterable
+
+from grader.records import ERROR, GRADED, TIMEOUT, FailureKind, RunEnd, RunOutcome
 
 _ENDS = {
     RunEnd.TIMED_OUT: (TIMEOUT, "Grading stopped: the notebook ran past its time limit; tests"
@@ -20,7 +22,7 @@ _ENDS = {
 }
 
 
-def status_and_detail(outcome, notes=()):
+def status_and_detail(outcome: RunOutcome, notes: Iterable[str] = ()) -> tuple[str, str]:
     """(status, detail): the status of a run, and its reason and `notes` as sentences."""
     status, why = GRADED, ""
     if outcome.end in _ENDS:
@@ -31,7 +33,7 @@ def status_and_detail(outcome, notes=()):
     return status, " ".join(sentence(note) for note in sentences if note)
 
 
-def run_notes(outcome):
+def run_notes(outcome: RunOutcome) -> list[str]:
     notes = []
     if outcome.cell_timeouts:
         notes.append(f"{outcome.cell_timeouts} cell(s) ran past the time limit for one cell and"
@@ -50,7 +52,7 @@ def run_notes(outcome):
     return notes
 
 
-def sentence(note):
+def sentence(note: str) -> str:
     """`note` as a sentence: a capital first letter and a full stop."""
     note = note.strip()
     if not note:

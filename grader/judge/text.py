@@ -1,10 +1,12 @@
 """Helpers for a lab's judges: reading captured data that cannot be trusted, and writing
 numbers and a student's own error text into one-line messages."""
 
+from collections.abc import Iterable
+from typing import Any
 
 import numpy as np
 
-from grader.records import FailureKind
+from grader.records import ExerciseRun, Failure, FailureKind
 from grader.student_check import quote  # one way to quote a student's text, shared
 
 
@@ -12,7 +14,7 @@ class Unreadable(Exception):
     """The captured data is not what the capture code can return: malformed or tampered."""
 
 
-def number_array(value):
+def number_array(value: object) -> np.ndarray | None:
     """`value` as a float array if it is a rectangular (nested) list of numbers, else None."""
     try:
         array = np.array(value)
@@ -24,7 +26,7 @@ def number_array(value):
     return array.astype(float)
 
 
-def fmt(values):
+def fmt(values: Any) -> str:
     """Numbers for a message: one line, 4 significant digits, long arrays elided."""
     if np.ndim(values) == 0:  # array2string writes 1.0 as "1.", which ends sentences badly
         return f"{float(values):.4g}"
@@ -33,18 +35,18 @@ def fmt(values):
     return " ".join(text.split())  # 2-D arrays print a row per line; messages are one line
 
 
-def listed(items):
+def listed(items: Iterable[object]) -> str:
     return ", ".join(str(item) for item in items)
 
 
-def quote_error(failure, limit=200):
+def quote_error(failure: Failure, limit: int = 200) -> str:
     """A RAISED failure as 'Name: message', quoted."""
     name = quote(failure.error_name, limit=60)
     value = quote(failure.error_value, limit=limit)
     return f"{name}: {value}" if value else name
 
 
-def optional_text(entry, key):
+def optional_text(entry: dict[str, Any], key: str) -> str | None:
     """entry[key] if it is text, None if absent; Unreadable otherwise."""
     value = entry.get(key)
     if value is not None and not isinstance(value, str):
@@ -52,7 +54,7 @@ def optional_text(entry, key):
     return value
 
 
-def captured_error(entry, key):
+def captured_error(entry: dict[str, Any], key: str) -> str | None:
     """A {"error_name", "error_value"} record the capture made of an exception, as
     'Name: message', or None when entry has no such key."""
     value = entry.get(key)
@@ -64,7 +66,7 @@ def captured_error(entry, key):
                  f"{optional_text(value, 'error_value') or ''}")
 
 
-def answer_cell_stopped(run):
+def answer_cell_stopped(run: ExerciseRun) -> str:
     """' (its cell stopped with Name: message)' when the exercise's answer cell raised,
     for a sentence about a name the tests could not find; '' otherwise."""
     failure = run.answer_cell_error

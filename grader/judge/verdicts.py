@@ -7,12 +7,13 @@ more than that one verdict.
 """
 
 from grader.judge.text import Unreadable
-from grader.records import ExerciseRun, ExerciseVerdict, Message, unreached
+from grader.plugin import Exercise, Lab
+from grader.records import ExerciseRun, ExerciseVerdict, Message, RunOutcome, unreached
 
 MAX_MESSAGES = 3
 
 
-def judge_outcome(lab, outcome, secret):
+def judge_outcome(lab: Lab, outcome: RunOutcome, secret: bytes) -> dict[str, ExerciseVerdict]:
     """exercise id -> ExerciseVerdict for every exercise of `lab`, whose hidden inputs
     came from `secret`."""
     verdicts = {}
@@ -24,7 +25,8 @@ def judge_outcome(lab, outcome, secret):
     return verdicts
 
 
-def judge_exercise(lab, exercise, run, secret):
+def judge_exercise(lab: Lab, exercise: Exercise, run: ExerciseRun,
+                   secret: bytes) -> ExerciseVerdict:
     max_points = lab.points[exercise.id]
     try:
         judgement = lab.judge(run, secret)
@@ -42,7 +44,7 @@ def judge_exercise(lab, exercise, run, secret):
     return ExerciseVerdict(exercise.id, points, max_points, messages[:MAX_MESSAGES])
 
 
-def verdict_text(verdict):
+def verdict_text(verdict: ExerciseVerdict) -> str:
     """The feedback text for one exercise: points, then one line per mistake."""
     head = f"{verdict.exercise}: {verdict.points:g}/{verdict.max_points:g} points."
     if verdict.full_marks:

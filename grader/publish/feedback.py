@@ -36,10 +36,12 @@ from traitlets.config import Config
 
 from grader import cells
 from grader.judge.verdicts import verdict_text
+from grader.plugin import Lab
 from grader.publish.files import write_atomically
 from grader.publish.page_policy import page_policy, with_policy
 from grader.publish.page_process import PAGE_SECONDS, PageProcess, PageTimeout
 from grader.publish.standalone import standalone_sources
+from grader.records import ExerciseVerdict, StudentResult
 
 _NBGRADER = Path(nbgrader.__file__).parent / "server_extensions" / "formgrader"
 TEMPLATES = _NBGRADER / "templates"
@@ -74,20 +76,20 @@ class FeedbackWriter:
     child process for the batch (setting up nbconvert's templates costs seconds, each page
     then a fraction of one)."""
 
-    def __init__(self, lab, out, page_seconds=PAGE_SECONDS):
+    def __init__(self, lab: Lab, out: str | Path, page_seconds: float = PAGE_SECONDS) -> None:
         self.lab = lab
         self.folder = Path(out) / "feedback"
         self.hidden_lines = lab.hidden_source_lines()
         self.given_markdown = standalone_sources(lab)
         self.pages = PageProcess(render_page, warm_up, page_seconds)
 
-    def close(self):
+    def close(self) -> None:
         self.pages.close()
 
-    def path(self, student_id):
+    def path(self, student_id: str) -> Path:
         return self.folder / student_id / f"{Path(self.lab.notebook_name).stem}.html"
 
-    def write(self, result, notebook):
+    def write(self, result: StudentResult, notebook: dict | None) -> "FeedbackState":
         """Write the page of `result` from its graded `notebook` (with the verdicts shown,
         see add_verdict_outputs), or remove an old page when there is no notebook; the
         FeedbackState."""
@@ -108,27 +110,27 @@ class FeedbackWriter:
         write_atomically(self.path(result.student_id), page)
         return FeedbackState(WRITTEN)
 
-    def remove(self, student_id):
+    def remove(self, student_id: str) -> None:
         path = self.path(student_id)
         if path.exists():
             os.remove(path)
         if path.parent.exists() and not any(path.parent.iterdir()):
             shutil.rmtree(path.parent, ignore_errors=True)
 
-    def render(self, result, notebook):
+    def render(self, result: StudentResult, notebook: dict) -> str:
         """The page (or PageTimeout) for `result`'s graded notebook, rendered apart."""
-        notebook = nbformat.from_dict(copy.deepcopy(notebook))
-        _set_scores(notebook, result.verdicts, self.lab)
-        for cell in notebook.cells:
+        node = nbformat.from_dict(copy.deepcopy(notebook))
+        _set_scores(node, result.verdicts, self.lab)
+        for cell in node.cells:
             if cell.cell_type == "markdown":
                 given = cells.source(cell)
                 cell.source = self.given_markdown.get(given, given)
         resources = _resources(Path(self.lab.notebook_name).stem, result.score,
                                self.lab.max_score)
         resources["verdicts"] = [verdict_text(verdict) for verdict in result.verdicts.values()]
-        return self.pages.render(notebook, resources)
+        return self.pages.render(node, resources)
 
-    def leak(self, page):
+    def leak(self, page: str) -> list[str] | None:
         """The lines of the hidden tests' source found in `page` (in its text, its markup
         or anything base64-encoded in it), if at least LEAK_LINES of them: one line alone
         may be one a student wrote too."""
@@ -139,7 +141,7 @@ class FeedbackWriter:
         return sorted(found) if len(found) >= LEAK_LINES else None
 
 
-def render_page(notebook, resources):
+def render_page(notebook: dict, resources: dict) -> str:
     """The feedback page of `notebook` (a rebuilt notebook, as a dict), with its policy."""
     page, _ = _exporter().from_notebook_node(nbformat.from_dict(notebook),
                                              resources=resources)
@@ -148,7 +150,7 @@ def render_page(notebook, resources):
     return with_policy(page, _policy())
 
 
-def _summary(resources):
+def _summary(resources: dict) -> str:
     """The score, the late penalty when there is one, and every exercise's verdict, escaped:
     what a student looks for first, at the top of the page."""
     grading = resources["nbgrader"]
@@ -161,7 +163,7 @@ def _summary(resources):
             f'<pre class="verdicts">{verdicts}</pre></div>')
 
 
-def warm_up():
+def warm_up() -> None:
     """Build the exporter and the policy before the first page is timed."""
     _policy()
 
@@ -189,7 +191,8 @@ def _resources(notebook_name, score, max_score):
                          "late_penalty": 0}}
 
 
-def add_verdict_outputs(notebook, verdicts, lab):
+def add_verdict_outputs(notebook: nbformat.NotebookNode, verdicts: dict[str, ExerciseVerdict],
+                        lab: Lab) -> None:
     """Put each verdict's text under its exercise's test cell, where a student reads it."""
     for cell in notebook.cells:
         exercise = lab.test_cells.get(cells.grade_id(cell))

@@ -5,7 +5,7 @@ import tempfile
 from pathlib import Path
 
 
-def write_atomically(path, text):
+def write_atomically(path: str | os.PathLike[str], text: str) -> None:
     """Replace `path` in one step: a reader sees the old file or the new, never half."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
@@ -34,7 +34,7 @@ def _umask():
     return 0o022  # no /proc (macOS): the usual default
 
 
-def is_safe_student_id(student_id):
+def is_safe_student_id(student_id: str) -> bool:
     """Whether the id can name a folder under OUT: one path component, nothing more."""
     return (bool(student_id) and student_id not in (".", "..")
             and not {"/", "\\", "\0"} & set(student_id))

@@ -16,11 +16,14 @@ invalid) is therefore added as a student with no submission, which nbgrader's ex
 formgrader already count as 0 points, instead of a submission whose notebook is missing.
 """
 
+from __future__ import annotations
+
 import contextlib
 import hashlib
 import shutil
 import warnings
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from nbgrader.api import Gradebook, MissingEntry
 from sqlalchemy import create_engine, text
@@ -28,6 +31,11 @@ from sqlalchemy.engine import make_url
 from sqlalchemy.exc import ArgumentError, SAWarning, SQLAlchemyError
 
 from grader.course.course import Course, create_course, run_nbgrader
+from grader.errors import GraderError
+from grader.plugin import Lab
+
+if TYPE_CHECKING:
+    from grader.publish.journal import Journal, StudentRecord
 
 # SQLAlchemy 2.1 reads a bare postgresql:// as psycopg 3; the driver installed
 # (requirements.txt) is psycopg2, so such a URL is given that driver explicitly.
@@ -35,11 +43,11 @@ POSTGRESQL_DRIVER = "postgresql+psycopg2"
 CONNECT_SECONDS = 10  # a database host that does not answer must not hang the batch
 
 
-class GradebookError(RuntimeError):
+class GradebookError(GraderError, RuntimeError):
     """The gradebook cannot be reached or written."""
 
 
-def gradebook_url(out, db_url):
+def gradebook_url(out: str | Path, db_url: str | None) -> str:
     """The gradebook's SQLAlchemy URL: `db_url`, or sqlite in `out`."""
     if not db_url:
         return f"sqlite:///{Path(out).resolve() / 'gradebook.db'}"
@@ -55,7 +63,7 @@ def gradebook_url(out, db_url):
     return url.render_as_string(hide_password=False)
 
 
-def check_gradebook(db_url):
+def check_gradebook(db_url: str) -> None:
     """Connect to the gradebook's database, or GradebookError saying why. (Its tables are
     made by nbgrader with the results course, open_results_course, while grading goes on.)"""
     engine = create_engine(db_url)
@@ -69,12 +77,13 @@ def check_gradebook(db_url):
         engine.dispose()
 
 
-def results_course(out, lab):
+def results_course(out: str | Path, lab: Lab) -> Course:
     """The nbgrader course in OUT (its folders; open_results_course makes it)."""
     return Course(Path(out).resolve() / "nbgrader", lab)
 
 
-def open_results_course(out, lab, db_url, journal=None):
+def open_results_course(out: str | Path, lab: Lab, db_url: str,
+                        journal: Journal | None = None) -> Course:
     """Make the nbgrader course in `out`, with the assignment, its grade cells and the
     gradebook's tables in the database. It runs nbgrader (seconds): the caller may do it
     while grading goes on. With the `journal`, nbgrader runs only when the source notebook,
@@ -95,18 +104,18 @@ def open_results_course(out, lab, db_url, journal=None):
 class GradebookWriter:
     """Writes students' rows into the gradebook, one at a time, as results arrive."""
 
-    def __init__(self, lab, db_url):
+    def __init__(self, lab: Lab, db_url: str) -> None:
         self.lab = lab
         try:
             self.gradebook = Gradebook(db_url, course_id=lab.course_id)
         except Exception as error:
             raise GradebookError(_first_line(error)) from error
 
-    def close(self):
+    def close(self) -> None:
         with contextlib.suppress(Exception):
             self.gradebook.close()
 
-    def record(self, record):
+    def record(self, record: StudentRecord) -> None:
         """Write one journal record (grader.publish.journal.StudentRecord)."""
         try:
             with _quiet():
@@ -139,7 +148,7 @@ class GradebookWriter:
             self.gradebook.remove_submission(self.lab.assignment, student_id)
 
 
-def remove_graded_notebook(course, student_id):
+def remove_graded_notebook(course: Course, student_id: str) -> None:
     assignment_dir = course.autograded_notebook(student_id).parent
     shutil.rmtree(assignment_dir, ignore_errors=True)
     with contextlib.suppress(OSError):  # the student's folder, unless it holds more

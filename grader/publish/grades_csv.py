@@ -13,20 +13,24 @@ carriage return) gets a leading apostrophe, as OWASP advises against CSV injecti
 import csv
 import io
 import json
+from collections.abc import Iterable
+from pathlib import Path
 
+from grader.plugin import Lab
 from grader.publish.files import write_atomically
-from grader.publish.journal import record_as_json
+from grader.publish.journal import StudentRecord, record_as_json
 
 GRADES_CSV = "grades.csv"
 VERDICTS_JSON = "verdicts.json"
 FORMULA_STARTS = ("=", "+", "-", "@", "\t", "\r")
 
 
-def csv_columns(lab):
+def csv_columns(lab: Lab) -> tuple[str, ...]:
     return ("student_id", *lab.exercise_ids, "score", "max_score", "status", "detail")
 
 
-def write_grades_csv(path, records, lab):
+def write_grades_csv(path: str | Path, records: Iterable[StudentRecord],
+                     lab: Lab) -> str | Path:
     buffer = io.StringIO()
     writer = csv.writer(buffer, lineterminator="\n")
     writer.writerow(csv_columns(lab))
@@ -35,19 +39,19 @@ def write_grades_csv(path, records, lab):
     return path
 
 
-def grades_row(record, lab):
+def grades_row(record: StudentRecord, lab: Lab) -> list[str]:
     points = [_points(record, exercise) for exercise in lab.exercise_ids]
     return [neutralised(record.student_id), *map(format_number, points),
             format_number(record.score), format_number(lab.max_score), record.status,
             neutralised(record.detail)]
 
 
-def neutralised(text):
+def neutralised(text: str) -> str:
     """`text` as a spreadsheet shows it, never as a formula it runs."""
     return f"'{text}" if text.startswith(FORMULA_STARTS) else text
 
 
-def write_verdicts_json(path, records):
+def write_verdicts_json(path: str | Path, records: Iterable[StudentRecord]) -> str | Path:
     data = {record.student_id: record_as_json(record) for record in records}
     write_atomically(path, json.dumps(data, indent=1, ensure_ascii=False) + "\n")
     return path
@@ -58,6 +62,6 @@ def _points(record, exercise):
     return verdict.points if verdict else 0
 
 
-def format_number(value):
+def format_number(value: float) -> str:
     # Whole numbers as integers (50, not 50.0), others without float noise (0.3).
     return f"{value:.10g}"

@@ -8,7 +8,8 @@ the batch's facts: which lab, each run's facts. Everything else in OUT is made f
 grades.csv, verdicts.json, the report, the gradebook rows (each row says whether it
 reached the gradebook yet). A coordinator killed at any moment loses at most the students
 it was grading; running `autograde` again on the same OUT resumes: a student whose
-submission (its file's digest) and grading version are unchanged keeps their result.
+submission (its file's digest) is unchanged keeps their result, with the grading version
+that made it (grader.pipeline says what a batch does with another version's results).
 
 The secret of each grading in progress (grader.hidden_secrets) is saved in `pending`
 before its task leaves the coordinator, so that a resumed batch grades that submission on
@@ -27,12 +28,16 @@ import contextlib
 import json
 import sqlite3
 import threading
+from collections.abc import Iterable
 from dataclasses import asdict, dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
+from typing import Any
 
+from grader.errors import GraderError
 from grader.hidden_secrets import grading_secret
-from grader.records import STATUSES, ExerciseVerdict
+from grader.plugin import Lab
+from grader.records import STATUSES, ExerciseVerdict, StudentResult
 
 FILE = "journal.sqlite"
 SCHEMA_VERSION = 1
@@ -78,7 +83,7 @@ _RECORD_SQL = (f"INSERT INTO students ({', '.join(_RECORDED)}, gradings)"
                + ", gradings = gradings + 1")
 
 
-class JournalError(ValueError):
+class JournalError(GraderError, ValueError):
     """OUT holds a journal that this batch cannot continue (another lab, a newer schema)."""
 
 
@@ -102,12 +107,12 @@ class StudentRecord:
     folder: str = ""  # the student's folder name as submitted
 
     @property
-    def score(self):
+    def score(self) -> float:
         return sum(verdict.points for verdict in self.verdicts.values())
 
 
 class Journal:
-    def __init__(self, out):
+    def __init__(self, out: str | Path) -> None:
         self.path = Path(out) / FILE
         self.path.parent.mkdir(parents=True, exist_ok=True)
         self._lock = threading.Lock()
@@ -140,7 +145,7 @@ class Journal:
             raise
         self._db.execute("COMMIT")
 
-    def close(self):
+    def close(self) -> None:
         with self._lock:
             self._db.close()
 
@@ -151,29 +156,29 @@ class Journal:
         self.close()
 
     @classmethod
-    def exists(cls, out):
+    def exists(cls, out: str | Path) -> bool:
         return (Path(out) / FILE).is_file()
 
     # ------------------------------------------------------------ the batch's facts
 
-    def fact(self, key, default=None):
+    def fact(self, key: str, default: Any = None) -> Any:
         with self._lock:
             row = self._db.execute("SELECT value FROM facts WHERE key = ?", (key,)).fetchone()
         return json.loads(row[0]) if row else default
 
-    def set_fact(self, key, value):
+    def set_fact(self, key: str, value: Any) -> None:
         with self._lock:
             self._db.execute("INSERT OR REPLACE INTO facts VALUES (?, ?)",
                              (key, json.dumps(value)))
 
-    def check_lab(self, lab, advice="give its lab with --lab"):
+    def check_lab(self, lab: Lab, advice: str = "give its lab with --lab") -> None:
         """Refuse to write `lab`'s outputs from grades of another lab, or into them."""
         assignment = self.fact("assignment")
         if assignment not in (None, lab.assignment):
             raise JournalError(f"{self.path.parent} holds grades of {assignment}, not of"
                                f" {lab.assignment}: {advice}")
 
-    def begin_batch(self, *, lab, regrade=False):
+    def begin_batch(self, *, lab: Lab, regrade: bool = False) -> int:
         """Check that this OUT can take a batch of `lab`; return the batch's number.
         A regrade grades everyone on new secrets: no pending one is reused."""
         self.check_lab(lab, "grade into another folder")
@@ -185,7 +190,7 @@ class Journal:
                 self._db.execute("DELETE FROM pending")
         return batch
 
-    def secret_for(self, student_id, digest, key=None):
+    def secret_for(self, student_id: str, digest: str, key: bytes | None = None) -> bytes:
         """The secret to grade this submission with, saved before it is used: the one
         saved for it if a batch was interrupted while grading it, else a new one
         (grader.hidden_secrets.grading_secret, `key` its repeat key or None)."""
@@ -202,14 +207,14 @@ class Journal:
                              (student_id, digest, secret))
             return secret
 
-    def pending_secrets(self):
+    def pending_secrets(self) -> list[tuple[str, str, bytes]]:
         """(student id, digest, secret) of every grading not yet recorded."""
         with self._lock:
             rows = self._db.execute("SELECT student_id, digest, secret FROM pending"
                                     " ORDER BY student_id, digest").fetchall()
         return [(student_id, digest, bytes(secret)) for student_id, digest, secret in rows]
 
-    def folders(self):
+    def folders(self) -> dict[str, str]:
         """student id -> the folder name it was given to, for every student in OUT."""
         with self._lock:
             rows = self._db.execute("SELECT student_id, folder FROM students").fetchall()
@@ -217,7 +222,8 @@ class Journal:
 
     # ------------------------------------------------------------ students
 
-    def record(self, result, *, version, batch, has_notebook, feedback):
+    def record(self, result: StudentResult, *, version: str, batch: int, has_notebook: bool,
+               feedback: str) -> None:
         """Save one student's result (replacing an earlier one), not yet in the gradebook,
         and forget the secret it was graded with."""
         verdicts = {exercise: verdict.to_json()
@@ -235,25 +241,25 @@ class Journal:
             self._db.execute(_RECORD_SQL, row)
             self._db.execute("DELETE FROM pending WHERE student_id = ?", (result.student_id,))
 
-    def mark_in_gradebook(self, student_id):
+    def mark_in_gradebook(self, student_id: str) -> None:
         with self._lock:
             self._db.execute("UPDATE students SET in_gradebook = 1 WHERE student_id = ?",
                              (student_id,))
 
-    def mark_seen(self, student_ids, batch):
+    def mark_seen(self, student_ids: Iterable[str], batch: int) -> None:
         """Say that this batch's SUBMISSIONS held these students (their results kept)."""
         with self._lock, self._transaction():
             self._db.executemany("UPDATE students SET batch = ? WHERE student_id = ?",
                                  [(batch, student_id) for student_id in student_ids])
 
-    def records(self):
+    def records(self) -> list[StudentRecord]:
         """Every student's record, by id."""
         with self._lock:
             rows = self._db.execute(f"SELECT {_READ} FROM students ORDER BY student_id"
                                     ).fetchall()
         return [_record(row) for row in rows]
 
-    def record_of(self, student_id):
+    def record_of(self, student_id: str) -> StudentRecord | None:
         with self._lock:
             row = self._db.execute(f"SELECT {_READ} FROM students WHERE student_id = ?",
                                    (student_id,)).fetchone()
@@ -287,7 +293,7 @@ def _folder(student_id, stored):
     return json.loads(stored) if stored else student_id
 
 
-def record_as_json(record):
+def record_as_json(record: StudentRecord) -> dict[str, Any]:
     """A record as plain JSON data (for verdicts.json)."""
     data = asdict(record)
     data["verdicts"] = {exercise: verdict.to_json()

@@ -25,7 +25,7 @@ SOURCE = re.compile(r"""\bsrc\s*=\s*(?:"([^"]*)"|'([^']*)'|([^\s>]+))""", re.IGN
 HEAD = re.compile(r"<head\b[^>]*>", re.IGNORECASE)
 
 
-def page_policy(template_page):
+def page_policy(template_page: str) -> str:
     """The policy for pages of the template that rendered `template_page` (a page with no
     student content in it)."""
     inline, loaded = scripts(template_page)
@@ -41,7 +41,7 @@ def page_policy(template_page):
             "base-uri 'none'; form-action 'none'")
 
 
-def with_policy(page, policy):
+def with_policy(page: str, policy: str) -> str:
     """`page` with `policy` in a <meta> as the first element of its <head>."""
     meta = f'<meta http-equiv="Content-Security-Policy" content="{html.escape(policy)}">'
     head = HEAD.search(page)
@@ -50,7 +50,7 @@ def with_policy(page, policy):
     return page[:head.end()] + "\n" + meta + page[head.end():]
 
 
-def scripts(page):
+def scripts(page: str) -> tuple[list[str], list[str]]:
     """(texts of the inline scripts, URLs of the loaded ones) in `page`, in order."""
     inline, loaded = [], []
     for match in SCRIPT.finditer(page):

@@ -11,6 +11,8 @@ child.
 import multiprocessing
 import signal
 import threading
+from collections.abc import Callable
+from typing import Any
 
 STARTUP_SECONDS = 120  # to import nbconvert and build the exporter, on a busy machine
 PAGE_SECONDS = 20  # to render one page, nothing near the seconds an honest page takes
@@ -25,12 +27,14 @@ class PageProcess:
     after `warm_up()` has built what rendering needs. Both are module-level functions (the
     child imports them by name)."""
 
-    def __init__(self, render_page, warm_up, seconds=PAGE_SECONDS):
+    def __init__(self, render_page: Callable[[dict, dict], str], warm_up: Callable[[], object],
+                 seconds: float = PAGE_SECONDS) -> None:
         self.render_page, self.warm_up, self.seconds = render_page, warm_up, seconds
-        self._child = self._connection = None
+        self._child: Any = None  # a multiprocessing process, while one runs
+        self._connection: Any = None
         self._lock = threading.Lock()
 
-    def render(self, notebook, resources):
+    def render(self, notebook: dict, resources: dict) -> str:
         """The page for `notebook` (a dict) and nbconvert `resources`, or PageTimeout; an
         error while rendering is raised here as a RuntimeError with its text."""
         with self._lock:
@@ -44,7 +48,7 @@ class PageProcess:
             raise RuntimeError(value)
         return value
 
-    def close(self):
+    def close(self) -> None:
         with self._lock:
             self._stop()
 

@@ -16,14 +16,19 @@ import concurrent.futures
 import dataclasses
 import json
 import logging
+from collections.abc import Callable
+from pathlib import Path
 
 import nbformat
 
+from grader.course.course import Course
 from grader.judge.status import sentence
+from grader.plugin import Lab
 from grader.publish.feedback import NONE, REFUSED, FeedbackWriter, add_verdict_outputs
 from grader.publish.files import is_safe_student_id, write_atomically
 from grader.publish.gradebook import GradebookError, GradebookWriter, remove_graded_notebook
-from grader.records import ERROR
+from grader.publish.journal import Journal, StudentRecord
+from grader.records import ERROR, StudentResult
 from grader.run.rebuild import rebuilt_notebook
 
 log = logging.getLogger(__name__)
@@ -36,16 +41,18 @@ UNSAFE_ID = "The student id cannot name a folder (a path separator or '..'); ren
 class Publisher:
     """Publishes results as they are given to `publish`, one at a time, in order."""
 
-    def __init__(self, *, out, lab, journal, course, gradebook_ready, db_url, version, batch):
+    def __init__(self, *, out: str | Path, lab: Lab, journal: Journal, course: Course,
+                 gradebook_ready: concurrent.futures.Future, db_url: str, version: str,
+                 batch: int) -> None:
         self.lab, self.journal, self.course = lab, journal, course
         # A Future: nbgrader makes the course and the gradebook's tables meanwhile.
         self.gradebook_ready = gradebook_ready
         self.db_url, self.version, self.batch = db_url, version, batch
         self.feedback = FeedbackWriter(lab, out)
-        self.gradebook_problem = None  # why the gradebook stopped taking rows, if it did
-        self._gradebook = None
+        self.gradebook_problem: str | None = None  # why the gradebook stopped taking rows
+        self._gradebook: GradebookWriter | None = None
         self._thread = concurrent.futures.ThreadPoolExecutor(1, "grader-publish")
-        self._pending = []
+        self._pending: list[concurrent.futures.Future] = []
 
     def __enter__(self):
         return self
@@ -53,11 +60,12 @@ class Publisher:
     def __exit__(self, *exc_info):
         self.close()
 
-    def publish(self, result, on_done=None):
+    def publish(self, result: StudentResult,
+                on_done: Callable[[StudentRecord], object] | None = None) -> None:
         """Queue `result` (a StudentResult); `on_done(record)` runs once it is saved."""
         self._pending.append(self._thread.submit(self._publish, result, on_done))
 
-    def close(self):
+    def close(self) -> None:
         """Wait for every queued result, then write the gradebook rows still missing."""
         for future in self._pending:
             future.result()
@@ -146,7 +154,7 @@ class Publisher:
             return
         self.journal.mark_in_gradebook(record.student_id)
 
-    def write_pending_gradebook_rows(self):
+    def write_pending_gradebook_rows(self) -> None:
         """Write the rows the gradebook does not have yet (from this or an earlier batch)."""
         for record in self.journal.records():
             if not record.in_gradebook:

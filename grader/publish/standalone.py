@@ -21,6 +21,7 @@ import re
 from pathlib import Path
 
 from grader import cells
+from grader.plugin import Lab
 
 FIGURE = re.compile(r"""(<img\b[^>]*?\bsrc\s*=\s*)(["'])([^"']+)\2""", re.IGNORECASE)
 DISPLAY_MATH = re.compile(r"\$\$(.+?)\$\$", re.DOTALL)
@@ -34,7 +35,7 @@ IMAGE_TYPES = {".png": "image/png", ".jpg": "image/jpeg", ".jpeg": "image/jpeg",
                ".gif": "image/gif", ".svg": "image/svg+xml"}
 
 
-def standalone_sources(lab):
+def standalone_sources(lab: Lab) -> dict[str, str]:
     """{a given Markdown cell's source: the same cell with its figures and formulas inlined}
     for every Markdown cell of `lab`'s source notebook that has either."""
     rewritten = {}
@@ -47,7 +48,7 @@ def standalone_sources(lab):
     return rewritten
 
 
-def standalone_markdown(source, root):
+def standalone_markdown(source: str, root: Path) -> str:
     """`source` with its figures under `root` as data: URIs and its formulas as drawn SVG."""
     source = FIGURE.sub(lambda match: _inlined_figure(match, root), source)
     source = DISPLAY_MATH.sub(lambda match: _display_formula(match.group(1)), source)
@@ -81,7 +82,7 @@ def _display_formula(latex):
 
 
 @functools.cache
-def formula_image(latex):
+def formula_image(latex: str) -> str:
     """An <img> of `latex` drawn as SVG, sitting on the text's baseline; the LaTeX itself
     when mathtext cannot draw it (a formula is never lost, at worst shown as written)."""
     try:

@@ -34,23 +34,22 @@ from distributed.scheduler import KilledWorker
 from distributed.utils import sync
 
 import grader
+from grader.errors import GraderError
 from grader.records import RunEnd, RunOutcome
 from grader.run import cgroups
 from grader.run.execution import short_error
 from grader.run.kernel_client import QUEUED_MESSAGES, WATCHED_CHANNELS, max_frame_bytes
+from grader.settings import ATTEMPTS, CONNECT_SECONDS, FATAL_UNFINISHED_RUNS
 
 # Dask blames a worker's death on every task assigned to it, started or not, and tries each
 # again until the count passes its `allowed-failures`. The grader sets that to 0 on the
 # scheduler and decides itself, from the starts and ends the workers report: a submission
 # that two workers died grading is not tried a third time; one that only waited on a dying
-# worker is submitted again, up to ATTEMPTS times in all.
+# worker is submitted again, up to ATTEMPTS times in all (grader.settings).
 ALLOWED_FAILURES = 0
-FATAL_UNFINISHED_RUNS = 2
-ATTEMPTS = 5
 WORKER_DIED_TWICE = "the grading worker died twice while grading this submission"
 WORKERS_KEPT_DYING = (f"Dask workers died {ATTEMPTS} times while this submission waited "
                       "to be graded")
-CONNECT_SECONDS = 30  # to reach the scheduler, then again for a first worker to join
 SUPPORT_FILES_KEY = "grader-support-files-{digest}-{sent}"
 # A worker process's own memory: Python, Dask, nbclient and a submission's notebook (it
 # imports no TensorFlow: its kernel template does). Measured: ~150 MB grading C2_W2.
@@ -65,7 +64,7 @@ WORKER_MEMORY_CONFIG = {"distributed.worker.memory.target": False,
                         "distributed.worker.memory.terminate": 0.95}
 
 
-class ClusterError(RuntimeError):
+class ClusterError(GraderError, RuntimeError):
     """The Dask cluster cannot grade: unreachable scheduler, no workers, wrong set-up."""
 
 
@@ -176,7 +175,8 @@ def _checked(client, timeout):
 def _cannot_run_the_grader(who, error):
     # The scheduler unpickles the tasks, the workers run them: both need the grader.
     return (f"{who} cannot run the grader ({error}); start the scheduler and every worker "
-            "with this repository's virtualenv and the repository on PYTHONPATH")
+            "in an environment where the grader is installed (`make setup`, or `pip install`"
+            " of this repository), the same version as here")
 
 
 def _set_allowed_failures(allowed, dask_scheduler=None):
@@ -296,22 +296,21 @@ def _started_then(topic, grade, task, support):
 def _prepare_workers(client, module):
     try:
         client.register_plugin(ReadyToGrade(module, grader.engine_version()))
-    except OtherGrader as error:
+    except OtherGrader as error:  # Dask re-raises the worker's own exception, unpickled
         raise ClusterError(str(error)) from None
-    except Exception as error:  # Dask re-raises a worker's failure as a plain Exception
-        if "runs another version of the grader" in str(error):
-            raise ClusterError(str(error)) from None
+    except Exception as error:  # e.g. a worker without the grader: an ImportError
         raise ClusterError(_cannot_run_the_grader("a Dask worker", error)) from None
 
 
-class OtherGrader(RuntimeError):
-    """A worker runs another version of the grader than the coordinator."""
+class OtherGrader(ClusterError):
+    """A worker runs another package version or grading ABI than the coordinator."""
 
 
 class ReadyToGrade(WorkerPlugin):
     """Sets up every worker process, a replacement for one that died included: it refuses
-    to grade with another version of the grader than the coordinator's, and imports the
-    grading code before the first submission arrives."""
+    to grade with another package version or grading ABI than the coordinator's
+    (grader.engine_version), and imports the grading code before the first submission
+    arrives."""
 
     name = "grader-ready-to-grade"
 

@@ -30,6 +30,7 @@ from grader.run.kernel_client import CappedKernelClient, FrameWatch, max_frame_b
 from grader.run.streams import merged_streams
 from grader.run.warm_kernels import KernelSetup, RLimits
 from grader.run.watchdog import KernelWatchdog
+from grader.settings import KILL_GRACE_SECONDS, RECONNECT_SECONDS, RESPONSIVE_SECONDS
 
 TIMEOUT_ERROR = "CellTimeoutError"
 # Kernel messages counted against the budget: those the notebook keeps, and widgets'.
@@ -42,8 +43,6 @@ DROPPED_MESSAGES = ("comm_open", "comm_msg", "comm_close")
 # list), so that a million empty outputs cost as much as they weigh.
 OUTPUT_OVERHEAD_BYTES = 100
 NOT_RUN_NOTE = "[grader: this cell was not run: the time for this exercise was used up]\n"
-RESPONSIVE_SECONDS = 5  # after an interrupt, for the kernel to show it is listening again
-RECONNECT_SECONDS = 10  # for a kernel to answer on new sockets, after a frame over the cap
 
 
 class KernelUnresponsive(Exception):
@@ -401,9 +400,6 @@ def execute(notebook, *, workdir, cell_timeout, timeout, output_bytes=4 * 10**6,
                       cell_timeouts=executor.cell_timeouts,
                       cells_not_run=executor.cells_not_run,
                       output_dropped=executor.output_dropped)
-
-
-KILL_GRACE_SECONDS = 10  # past the time limit, for a cell that ignores its interrupts
 
 
 def _release_client(executor):

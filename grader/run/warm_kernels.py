@@ -45,17 +45,17 @@ import psutil
 
 import grader
 from grader.run import grader_files, isolation, kernel_uids, syscalls
+from grader.settings import (  # the timings of templates and kernels
+    REPLY_MARGIN_SECONDS,
+    SETUP_SECONDS,
+    STARTUP_SECONDS,
+    STARTUP_WALL_SECONDS,
+)
 
 PR_SET_PDEATHSIG = 1
 # Where the grader package lives: the template imports it from there; kernels must not.
 GRADER_ROOT = str(Path(grader.__file__).resolve().parents[1])
 KERNEL_MODULES = ("ipykernel.kernelapp",)  # what every kernel needs, preloaded for all labs
-# A template that used no CPU this long is hung; one still importing (TensorFlow: seconds,
-# minutes of wall time on a busy machine) is waited for, up to STARTUP_WALL_SECONDS.
-STARTUP_SECONDS = 180
-STARTUP_WALL_SECONDS = 900
-SETUP_SECONDS = 60  # a forked kernel's set-up (cgroup, private root, copies of the lab)
-REPLY_MARGIN_SECONDS = 15  # the worker's wait for a reply, beyond the template's own limit
 MAX_LINE = 64 * 1024  # bytes of one line from the template (a reply is ~100)
 MAX_REPORT = 4096  # bytes of a child's report to the template
 REQUEST_CHUNK = 64 * 1024  # bytes read at a time from the worker

@@ -9,12 +9,14 @@
     nbgrader_tests.py   the hidden tests plain nbgrader runs, written into the notebook
 
 The lab's own files (the source notebook, its helpers, data and figures) live at the
-repository's root, the students' side; this package only describes them.
+repository's root, the students' side; this package only describes them. An installed
+grader (`pip install .`) carries a copy of them in lab_files/ (setup.py makes it).
 """
 
 from pathlib import Path
 
 from grader.labs.c2_w2 import hidden_inputs, in_kernel
+from grader.labs.c2_w2.files import lab_files_folder
 from grader.labs.c2_w2.model import judge_model
 from grader.labs.c2_w2.softmax import judge_softmax
 from grader.plugin import Exercise, Lab
@@ -23,7 +25,7 @@ from grader.plugin import Exercise, Lab
 class C2W2(Lab):
     assignment = "C2_W2"
     notebook_name = "C2_W2_Assignment.ipynb"
-    root = Path(__file__).resolve().parents[3]
+    root = lab_files_folder()
     # lab_rules.py holds what counts as right and every message: the public tests import
     # it, and so do the hidden tests plain nbgrader runs; the grader loads it too
     # (grader/labs/c2_w2/rules.py). Rules are not secret; the hidden inputs are.

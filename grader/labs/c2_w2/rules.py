@@ -9,10 +9,11 @@ the grader's own, so that nothing in sys.path decides which copy the judges use.
 
 import importlib.util
 import sys
-from pathlib import Path
+
+from grader.labs.c2_w2.files import lab_files_folder
 
 RULES_FILE = "lab_rules.py"
-_PATH = Path(__file__).resolve().parents[3] / RULES_FILE
+_PATH = lab_files_folder() / RULES_FILE
 _NAME = "grader.labs.c2_w2.lab_rules"
 
 

@@ -18,6 +18,7 @@ from dataclasses import asdict
 from datetime import UTC, datetime
 from pathlib import Path
 
+from grader.plugin import Lab
 from grader.publish.files import write_atomically
 from grader.publish.report.data import ReportError, RunFacts, read_report_data
 
@@ -28,14 +29,14 @@ __all__ = ["REPORT_HTML", "RUN_JSON", "ReportError", "RunFacts", "write_report",
            "write_run_facts"]
 
 
-def write_run_facts(*, out, facts):
+def write_run_facts(*, out: str | Path, facts: RunFacts) -> Path:
     """Save the run's facts beside the grades, for people and scripts to read."""
     path = Path(out) / RUN_JSON
     write_atomically(path, json.dumps(asdict(facts), indent=1) + "\n")
     return path
 
 
-def write_report(*, out, lab, generated_at=None):
+def write_report(*, out: str | Path, lab: Lab, generated_at: datetime | None = None) -> Path:
     """Build OUT/report.html from the journal in `out`; return its path."""
     from grader.publish.report import page  # Jinja2, and matplotlib when drawing
 

@@ -8,11 +8,15 @@ already in hand, which is what the page (grader.publish.report.page) is made fro
 
 import sqlite3
 from collections import Counter, defaultdict
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, fields
 from pathlib import Path
+from typing import Any
 from urllib.parse import quote
 
-from grader.publish.journal import Journal, JournalError
+from grader.errors import GraderError
+from grader.plugin import Lab
+from grader.publish.journal import Journal, JournalError, StudentRecord
 from grader.records import ERROR, GRADED, INVALID, STATUSES, TIMEOUT
 
 NEEDS_REVIEW = (TIMEOUT, ERROR, INVALID)
@@ -24,7 +28,7 @@ MOST_COMMON = 10  # mistake groups shown per exercise before "more"
 PAGE_WRITTEN = "written"
 
 
-class ReportError(ValueError):
+class ReportError(GraderError, ValueError):
     """The grading output cannot be read as the grader writes it."""
 
 
@@ -43,6 +47,10 @@ class RunFacts:
     memory_mb: int
     # Where each grading's hidden inputs came from (a secret per graded submission).
     hidden_inputs: str | None = None
+    # grader.pipeline.grading_version of this run, and the grader's package version and
+    # grading ABI (grader.engine_version); None in the facts of an older grader.
+    grading_version: str | None = None
+    grader_version: str | None = None
 
 
 @dataclass(frozen=True)
@@ -92,10 +100,10 @@ class ExerciseMarks:
     counts: dict  # "full", "partial", "zero" -> students
 
     @property
-    def total(self):
+    def total(self) -> int:
         return sum(self.counts.values())
 
-    def share(self, kind):
+    def share(self, kind: str) -> float:
         return self.counts[kind] / self.total if self.total else 0.0
 
 
@@ -114,7 +122,7 @@ class MistakeGroup:
     wordings: tuple  # of Wording, the most common first
 
     @property
-    def wording(self):
+    def wording(self) -> str:
         return self.wordings[0].text
 
 
@@ -124,11 +132,11 @@ class ExerciseMistakes:
     groups: tuple  # of MistakeGroup, the most widespread first
 
     @property
-    def common(self):
+    def common(self) -> tuple:
         return self.groups[:MOST_COMMON]
 
     @property
-    def rest(self):
+    def rest(self) -> tuple:
         return self.groups[MOST_COMMON:]
 
 
@@ -149,13 +157,13 @@ class ReportData:
     runs: tuple = ()  # of RunFacts: every batch graded into OUT, the first first
 
     @property
-    def scored(self):
+    def scored(self) -> int:
         return self.scores.count if self.scores else 0
 
 
 # ---------------------------------------------------------------- reading the journal
 
-def read_report_data(*, out, lab):
+def read_report_data(*, out: str | Path, lab: Lab) -> "ReportData":
     """The report's data from the journal in `out`; ReportError when it cannot be read."""
     out = Path(out)
     if not out.is_dir():
@@ -182,13 +190,14 @@ def read_report_data(*, out, lab):
                        runs=every_run)
 
 
-def run_facts(data, out):
+def run_facts(data: Any, out: str | Path) -> RunFacts:
     """RunFacts from the journal's fact "run" (a dict of its fields)."""
     if not isinstance(data, dict) or not all(_is_a(data.get(field.name), field.type)
                                              for field in fields(RunFacts)):
         names = ", ".join(field.name for field in fields(RunFacts))
         raise ReportError(f"the journal in {out} does not hold the run's facts ({names})")
-    return RunFacts(**{field.name: data.get(field.name) for field in fields(RunFacts)})
+    values: dict[str, Any] = {field.name: data.get(field.name) for field in fields(RunFacts)}
+    return RunFacts(**values)
 
 
 def _is_a(value, kind):
@@ -201,7 +210,8 @@ def _is_a(value, kind):
 
 # ---------------------------------------------------------------- what the report counts
 
-def report_data(*, records, lab, latest_batch=None, run=None, runs=()):
+def report_data(*, records: list[StudentRecord], lab: Lab, latest_batch: int | None = None,
+                run: RunFacts | None = None, runs: Sequence[RunFacts] = ()) -> "ReportData":
     """ReportData from the journal's StudentRecords, the lab and the batches' facts."""
     exercises = tuple(ExerciseInfo(exercise, lab.exercise(exercise).title, lab.points[exercise])
                       for exercise in lab.exercise_ids)
@@ -245,12 +255,12 @@ def _lateness(record):
     return f"-{penalty:g}" if isinstance(penalty, int | float) and penalty > 0 else ""
 
 
-def scored_students(students):
+def scored_students(students: Iterable["Student"]) -> list["Student"]:
     """Students with a score that means something: an invalid submission never ran."""
     return [student for student in students if student.status != INVALID]
 
 
-def scores(students, max_score):
+def scores(students: Sequence["Student"], max_score: float) -> "Scores | None":
     """The Scores of the students that ran; None when none did."""
     scored = scored_students(students)
     if not scored:
@@ -262,7 +272,7 @@ def scores(students, max_score):
                   bins=score_bins(values, max_score))
 
 
-def score_bins(values, max_score):
+def score_bins(values: list[float], max_score: float) -> tuple:
     """SCORE_BINS ScoreBins of equal width from 0 to `max_score`; the last holds the
     maximum (one bin when the maximum is 0)."""
     width = max_score / SCORE_BINS
@@ -281,24 +291,24 @@ def _whole(value):
     return int(value) if float(value).is_integer() else value
 
 
-def mark(points, max_points):
+def mark(points: float, max_points: float) -> str:
     if points >= max_points:
         return "full"
     return "zero" if points <= 0 else "partial"
 
 
-def exercise_marks(students, exercise):
+def exercise_marks(students: Sequence["Student"], exercise: ExerciseInfo) -> "ExerciseMarks":
     """How many of the students that ran have full, partial and zero marks in `exercise`."""
     counts = Counter(mark(student.points[exercise.id], exercise.max_points)
                      for student in scored_students(students))
     return ExerciseMarks(exercise, {kind: counts[kind] for kind in MARKS})
 
 
-def mistake_groups(records, exercise):
+def mistake_groups(records: list[StudentRecord], exercise: str) -> tuple:
     """The verdict messages of `exercise` in `records`, grouped by their kind, the most
     widespread first. Texts carry each student's own values, so a group keeps every
     wording with the students who got it."""
-    by_kind = defaultdict(lambda: defaultdict(set))  # kind -> text -> student ids
+    by_kind: dict[str, dict[str, set[str]]] = defaultdict(lambda: defaultdict(set))
     for record in records:
         verdict = record.verdicts.get(exercise)
         for message in verdict.messages if verdict is not None else ():

@@ -8,15 +8,16 @@ command that imports grader.publish.report (for ReportError) would otherwise pay
 
 import base64
 import io
+from typing import Any
 
-from grader.publish.report.data import MARKS
+from grader.publish.report.data import MARKS, ExerciseMarks, Scores
 
 MARK_COLOURS = {"full": "#2e7d32", "partial": "#f9a825", "zero": "#c62828"}
 BAR_COLOUR = "#1565c0"
 DPI = 100
 
 
-def score_histogram(scores):
+def score_histogram(scores: Scores) -> str:
     """The histogram of total scores (a data.Scores) as a data: URI."""
     with _style():
         figure = _new_figure(width=7, height=3)
@@ -34,7 +35,7 @@ def score_histogram(scores):
         return png_data_uri(figure)
 
 
-def exercise_marks(marks):
+def exercise_marks(marks: tuple[ExerciseMarks, ...]) -> str:
     """One horizontal bar per exercise (data.ExerciseMarks), split into the shares of
     full, partial and zero marks, as a data: URI."""
     with _style():
@@ -58,7 +59,7 @@ def exercise_marks(marks):
         return png_data_uri(figure)
 
 
-def png_data_uri(figure):
+def png_data_uri(figure: Any) -> str:
     buffer = io.BytesIO()
     # No metadata (matplotlib writes its version as "Software" otherwise).
     figure.savefig(buffer, format="png", dpi=DPI, metadata={"Software": None})

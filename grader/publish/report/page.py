@@ -7,19 +7,19 @@ resource, and a Content-Security-Policy that would keep any from loading.
 """
 
 import functools
-from datetime import UTC
+from datetime import UTC, datetime
 from pathlib import Path
 
 import jinja2
 
 from grader.publish.report import figures
-from grader.publish.report.data import MARKS
+from grader.publish.report.data import MARKS, ReportData
 from grader.records import STATUSES
 
 TEMPLATE = "report.html.j2"
 
 
-def render(data, *, generated_at):
+def render(data: ReportData, *, generated_at: datetime) -> str:
     """The page (str) for a data.ReportData, stamped with `generated_at` (a datetime)."""
     stamp = generated_at.astimezone(UTC).isoformat(timespec="seconds")
     histogram = figures.score_histogram(data.scores) if data.scores else None
@@ -39,18 +39,18 @@ def _environment():
     return environment
 
 
-def number(value):
+def number(value: float) -> str:
     """A number as people write it: 50, 42.5, not 50.0."""
     return f"{value:.10g}"
 
 
-def when(iso_time):
+def when(iso_time: str) -> str:
     return iso_time.replace("T", " ").replace("+00:00", " UTC")
 
 
-def percent(share):
+def percent(share: float) -> str:
     return f"{share:.0%}"
 
 
-def students(count):
+def students(count: int) -> str:
     return f"{count} student{'s' if count != 1 else ''}"

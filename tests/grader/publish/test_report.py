@@ -51,7 +51,8 @@ HOSTILE_KIND = "model.<i>units</i>\" onmouseover=\"alert(3)"
 FACTS = report.RunFacts(graded_at="2026-01-31T09:30:00+00:00", submissions=4,
                         wall_seconds=4.2, workers=2, sandbox="cgroups", timeout=600,
                         cell_timeout=60, memory_mb=4096,
-                        hidden_inputs="a fresh random 128-bit secret per graded submission")
+                        hidden_inputs="a fresh random 128-bit secret per graded submission",
+                        grading_version="abi1/0123456789ab", grader_version="0.10.0+abi1")
 BUILT = datetime(2026, 2, 1, 12, 0, tzinfo=UTC)
 
 
@@ -312,6 +313,7 @@ def test_the_run_facts_saved_at_grading_time_are_shown(tmp_path):
                      "wall_seconds": "4.2 s (1.05 s per submission)", "workers": "2",
                      "sandbox": "cgroups", "limits": "600 s per submission, 60 s per cell,"
                      " 4096 MB", "hidden_inputs": FACTS.hidden_inputs,
+                     "grading_version": "abi1/0123456789ab (grader 0.10.0+abi1)",
                      "batch": "2 (the output's latest)"}
 
 
