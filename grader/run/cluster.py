@@ -124,23 +124,24 @@ def connect(*, scheduler=None, workers=1, timeout=CONNECT_SECONDS, memory_limit=
             try:
                 yield client
             finally:
-                _stop_workers(client, local, timeout)
+                _stop_workers(local, timeout)
     finally:
         # A worker killed while grading left its kernel's cgroup behind: its workers gone,
         # the batch removes what they left (a batch killed itself: the next one, as it starts).
         cgroups.remove_stale()
 
 
-def _stop_workers(client, local, timeout):
-    """Stop the workers while the scheduler still listens: closed with it, a worker's
-    heartbeat in flight meets a closed stream, and its traceback (`Stream is closed`,
-    CommClosedError) reaches the terminal. Each worker, told by its nanny to close,
-    unregisters and stops its heartbeats; then the client and the scheduler close."""
+def _stop_workers(local, timeout):
+    """Stop the workers, and wait for their processes to end, while the scheduler still
+    listens: closed with it, a worker's heartbeat in flight meets a closed stream, and its
+    traceback (`Stream is closed`, CommClosedError) reaches the terminal. Forgotten by the
+    scheduler is not enough: a worker's last heartbeat may still be on its way. The cluster
+    drops a worker once its nanny has seen the process end; then the client and the
+    scheduler close."""
     local.scale(0)
     deadline = time.monotonic() + timeout
-    with contextlib.suppress(Exception):  # a scheduler already gone has no workers to stop
-        while client.nthreads() and time.monotonic() < deadline:
-            time.sleep(0.1)
+    while local.workers and time.monotonic() < deadline:
+        time.sleep(0.1)
 
 
 @contextlib.contextmanager
