@@ -15,9 +15,11 @@ and delete their files. The rule:
   `honest_right-3f9a1c`, and the student's row says why.
 
 An id is built from an allow-list, not filtered: letters and digits of any script, the
-marks that compose them, and `_ - . @`, not starting with `.` or `-`, at most MAX_ID_LENGTH
-characters. It lands in places that do not escape it: nbgrader's formgrader writes the
-student id into its pages' HTML and JavaScript unescaped (`var student_id = "{{ student_id
+marks that compose them, and `_ - . @ + =` (none means anything in HTML or a JavaScript
+string; `+` is in e-mail addresses; a leading `=` is neutralised in grades.csv), not
+starting with `.` or `-`, at most MAX_ID_LENGTH characters. It lands in places that do
+not escape it: nbgrader's formgrader writes the student id into its pages' HTML and
+JavaScript unescaped (`var student_id = "{{ student_id
 }}"`, its Jinja environment has no autoescape), where a folder named `x";fetch(...);"`
 would run as the instructor on their Jupyter server; nbgrader's commands take it as an
 argument, where `-x` would be an option; and file names, URLs and CSV cells take it too.
@@ -33,7 +35,7 @@ from dataclasses import dataclass
 
 SUFFIX_DIGITS = 6  # of the digest; more only if even that collides
 MAX_ID_LENGTH = 64  # before the suffix: a file name, a URL path part, a gradebook key
-ID_PUNCTUATION = frozenset("_-.@")
+ID_PUNCTUATION = frozenset("_-.@+=")
 ID_CATEGORIES = ("L", "N", "M")  # letters, digits, combining marks (first letter)
 
 
@@ -74,7 +76,7 @@ def _new_id(name, holder):
     if not is_plain_id(name):
         student_id = _suffixed(made_safe(name), name, holder)
         return StudentId(student_id, f"the folder name {name!r} holds characters a student id"
-                         " may not (only letters, digits and _ - . @, not first . or -), so it"
+                         " may not (only letters, digits and _ - . @ + =, not first . or -), so it"
                          f" was graded as {student_id!r}")
     if holder.get(id_key(name), name) == name:
         return StudentId(name)
