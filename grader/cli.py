@@ -16,6 +16,7 @@ import argparse
 import logging
 import sys
 import tempfile
+import time
 from collections import Counter
 from pathlib import Path
 
@@ -27,6 +28,7 @@ from grader.records import STATUSES
 from grader.settings import Limits
 
 log = logging.getLogger("grader.cli")
+INTERRUPTED = 130  # 128 + SIGINT, as a shell reports a command stopped by Ctrl-C
 
 
 def _release(args, lab):
@@ -42,7 +44,9 @@ def _autograde(args, lab):
 
     limits = Limits(**{name: getattr(args, name) for name, _, _ in Limits.options()},
                     confine=not args.no_sandbox)
-    progress = ProgressBar(sys.stderr) if sys.stderr.isatty() and args.verbosity >= 0 else None
+    progress = _progress(sys.stderr, args.verbosity)
+    if progress is not None:
+        print(f"Grading {args.submissions} into {args.out} ...", file=sys.stderr, flush=True)
     batch = autograde(submissions=args.submissions, out=args.out, lab=lab, limits=limits,
                       workers=args.workers, scheduler=args.scheduler, db=args.db,
                       secret_key=args.secret_key, regrade=args.regrade,
@@ -142,19 +146,25 @@ def _validate(args, lab):
 
 def summary(batch, lab, scheduler=None):
     """Two lines: what this batch did, and what OUT holds now."""
-    where = (f" on the Dask cluster at {scheduler} ({batch.workers} workers)" if scheduler
-             else f" with {batch.workers} workers" if batch.workers else "")
+    workers = plural(batch.workers, "worker")
+    where = (f" on the Dask cluster at {scheduler} ({workers})" if scheduler
+             else f" with {workers}" if batch.workers else "")
     graded = set(batch.graded)
     this_batch = Counter(record.status for record in batch.records
                          if record.student_id in graded)
     everyone = Counter(record.status for record in batch.records)
     mean = (sum(record.score for record in batch.records) / len(batch.records)
             if batch.records else 0.0)
-    kept = f"; kept {len(batch.kept)} unchanged results" if batch.kept else ""
-    return (f"Graded {len(graded)} submissions in {batch.seconds:.1f} s{where}: "
+    kept = (f"; kept {plural(len(batch.kept), 'unchanged result')}" if batch.kept else "")
+    return (f"Graded {plural(len(graded), 'submission')} in {batch.seconds:.1f} s{where}: "
             f"{_counts(this_batch)}{kept}.\n"
-            f"OUT holds {len(batch.records)} students: {_counts(everyone)}; mean score "
-            f"{mean:.1f}/{lab.max_score:g}{other_version_line(batch)}")
+            f"OUT holds {plural(len(batch.records), 'student')}: {_counts(everyone)}; mean "
+            f"score {mean:.1f}/{lab.max_score:g}{other_version_line(batch)}")
+
+
+def plural(count, noun):
+    """'1 submission', '2 submissions'."""
+    return f"{count} {noun}" if count == 1 else f"{count} {noun}s"
 
 
 def other_version_line(batch):
@@ -162,13 +172,38 @@ def other_version_line(batch):
     count = len(batch.other_version)
     if not count:
         return ""
-    return (f"\n{count} kept result{'s were' if count > 1 else ' was'} made by another grading"
-            " version (the lab's rules or tests, or the engine's grading ABI, changed since);"
-            " --regrade grades them again")
+    return (f"\n{plural(count, 'kept result')} {'were' if count > 1 else 'was'} made by another"
+            " grading version (the lab's rules or tests, or the engine's grading ABI, changed"
+            " since); --regrade grades them again")
 
 
 def _counts(counter):
     return ", ".join(f"{status} {counter[status]}" for status in STATUSES)
+
+
+def _progress(stream, verbosity):
+    """A bar on a terminal; lines in a log (a job, nohup, CI); nothing with -q."""
+    if verbosity < 0:
+        return None
+    return ProgressBar(stream) if stream.isatty() else ProgressLines(stream)
+
+
+class ProgressLines:
+    """A line for a log each time a student is saved, at most one every `seconds` (and
+    the last one always), so that a job's log shows the batch moving."""
+
+    def __init__(self, stream, seconds=5.0, clock=time.monotonic):
+        self.stream, self.seconds, self.clock = stream, seconds, clock
+        self.last = None
+
+    def __call__(self, done, total, record):
+        now = self.clock()
+        if done < total and self.last is not None and now - self.last < self.seconds:
+            return
+        self.last = now
+        self.stream.write(f"Graded {done} of {total} ({record.student_id[:40]}: "
+                          f"{record.status})\n")
+        self.stream.flush()
 
 
 class ProgressBar:
@@ -189,6 +224,17 @@ class ProgressBar:
         self.stream.flush()
 
 
+def _interrupted(interrupt, args):
+    """The one line Ctrl-C leaves: what is saved, and how to go on."""
+    from grader.pipeline import BatchInterrupted
+
+    if not isinstance(interrupt, BatchInterrupted):
+        return "Interrupted."
+    return (f"Interrupted: {plural(interrupt.saved, 'student')} of {interrupt.total} saved in"
+            f" {args.out}; the same command resumes: python -m grader autograde"
+            f" {args.submissions} --out {args.out}")
+
+
 def build_parser():
     parser = argparse.ArgumentParser(prog="python -m grader", description=__doc__,
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
@@ -196,12 +242,8 @@ def build_parser():
                         f" a file (default {DEFAULT_LAB})")
     parser.add_argument("--version", action=_PrintVersion, help="print the grader's version,"
                         " its grading ABI and the lab's grading version, and exit")
-    loudness = parser.add_mutually_exclusive_group()
-    loudness.add_argument("-v", "--verbose", dest="verbosity", action="count", default=0,
-                          help="say more (tracebacks of the grader's own failures; -vv debug)")
-    loudness.add_argument("-q", "--quiet", dest="verbosity", action="store_const", const=-1,
-                          help="errors only")
-    commands = parser.add_subparsers(dest="command", required=True)
+    _loudness_options(parser, default=0)
+    commands = _Commands(parser.add_subparsers(dest="command", required=True))
     _release_parser(commands)
     _autograde_parser(commands)
     publish = commands.add_parser("publish", help="write the journal's results into the"
@@ -221,6 +263,27 @@ def build_parser():
     validate.add_argument("notebook")
     validate.set_defaults(run=_validate)
     return parser
+
+
+def _loudness_options(parser, default):
+    loudness = parser.add_mutually_exclusive_group()
+    loudness.add_argument("-v", "--verbose", dest="verbosity", action="count", default=default,
+                          help="say more (tracebacks of the grader's own failures; -vv debug)")
+    loudness.add_argument("-q", "--quiet", dest="verbosity", action="store_const", const=-1,
+                          default=default, help="errors only")
+
+
+class _Commands:
+    """The subcommands, each also taking -v and -q after its name (where they are typed
+    last); SUPPRESS keeps the value given before the name when none is given after."""
+
+    def __init__(self, subparsers):
+        self.subparsers = subparsers
+
+    def add_parser(self, name, **options):
+        command = self.subparsers.add_parser(name, **options)
+        _loudness_options(command, default=argparse.SUPPRESS)
+        return command
 
 
 def _release_parser(commands):
@@ -324,6 +387,9 @@ def main(argv: list[str] | None = None) -> int:
     logs.configure(args.verbosity)
     try:
         return args.run(args, load_lab(args.lab))
+    except KeyboardInterrupt as interrupt:
+        print(_interrupted(interrupt, args), file=sys.stderr, flush=True)
+        return INTERRUPTED
     except (GraderError, FileNotFoundError) as error:
         print(f"error: {_one_line(error)}", file=sys.stderr)
         return 1

@@ -40,7 +40,7 @@ from pathlib import Path
 
 import grader
 from grader import logs
-from grader.intake import collect_submissions
+from grader.intake import check_submissions_path, collect_submissions
 from grader.intake.notebook_file import NotGradable
 from grader.intake.prepare import prepare
 from grader.judge.status import sentence, status_and_detail
@@ -101,6 +101,14 @@ class BatchResult:
     other_version: list = field(default_factory=list)
 
 
+class BatchInterrupted(KeyboardInterrupt):
+    """The batch was stopped (Ctrl-C) after `saved` of its `total` students were saved."""
+
+    def __init__(self, *, saved: int, total: int) -> None:
+        super().__init__(f"{saved} of {total}")
+        self.saved, self.total = saved, total
+
+
 def autograde(*, submissions: str | Path, out: str | Path, lab: Lab | None = None,
               limits: Limits | None = None, workers: int | None = None,
               scheduler: str | None = None, db: str | None = None,
@@ -120,6 +128,7 @@ def autograde(*, submissions: str | Path, out: str | Path, lab: Lab | None = Non
     lab = lab or load_lab()
     limits = limits or Limits()
     out = Path(out).resolve()
+    check_submissions_path(submissions)  # a mistyped path makes no OUT
     out.mkdir(parents=True, exist_ok=True)
     db_url = gradebook_url(out, db)
     check_gradebook(db_url)  # before grading: a class it cannot record is not graded
@@ -137,6 +146,9 @@ def autograde(*, submissions: str | Path, out: str | Path, lab: Lab | None = Non
         run.given_timestamps, run.policy = given_timestamps, policy
         try:
             intake, publisher = _grade(run, submissions, out, db_url, workers, scheduler)
+        except KeyboardInterrupt:  # Ctrl-C: what is saved stays, and the next run resumes
+            _write_what_is_saved(out, journal, lab)
+            raise BatchInterrupted(saved=run._done, total=run._total) from None
         except BaseException:  # the batch stops: what it graded stays, in every output
             _write_what_is_saved(out, journal, lab)
             raise
@@ -418,6 +430,7 @@ def write_class_files(out: str | Path, journal: Journal, lab: Lab, *,
     write_course_feedback(out, lab, records, datetime.now(UTC).isoformat())
     write_verdicts_json(Path(out) / VERDICTS_JSON, records)
     if facts is not None:
+        journal.set_fact("runs", _every_run(journal, asdict(facts)))  # before "run" changes
         journal.set_fact("run", asdict(facts))
         report.write_run_facts(out=out, facts=facts)
     try:
@@ -425,6 +438,16 @@ def write_class_files(out: str | Path, journal: Journal, lab: Lab, *,
     except Exception:
         log.exception("the report could not be written; build it again with: python -m"
                       " grader report %s", out)
+
+
+def _every_run(journal: Journal, facts: dict) -> list:
+    """The facts of every batch graded into OUT, this one last (a journal from before
+    they were kept holds only its latest batch's, which starts the list)."""
+    runs = journal.fact("runs")
+    if not isinstance(runs, list):
+        earlier = journal.fact("run")
+        runs = [earlier] if isinstance(earlier, dict) else []
+    return [*runs, facts]
 
 
 def grading_version(lab: Lab) -> str:

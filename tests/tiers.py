@@ -71,6 +71,7 @@ SLOW = {
     "tests/grader/labs/test_c2_w2_nbgrader.py": (INTEGRATION,),
     "tests/grader/publish/test_feedback_pages.py": (INTEGRATION,),
     "tests/grader/publish/test_publish.py": (INTEGRATION,),
+    "tests/grader/publish/test_standalone_pages.py": (INTEGRATION,),  # and a browser test
     "tests/grader/test_attacks.py": (INTEGRATION, SANDBOX),
     "tests/grader/test_attacks_bytes.py": (INTEGRATION, SANDBOX),
     "tests/grader/test_attacks_kernel.py": (INTEGRATION, SANDBOX),
@@ -82,6 +83,8 @@ SLOW = {
     "tests/grader/test_crash.py": (INTEGRATION, SANDBOX),
     "tests/grader/test_execution.py": (INTEGRATION,),
     "tests/grader/test_grader_files.py": (INTEGRATION, SANDBOX),
+    "tests/grader/test_interrupt.py": (INTEGRATION, SANDBOX),
+    "tests/grader/test_check_my_work.py": (INTEGRATION,),
     "tests/grader/test_late_work.py": (INTEGRATION, SANDBOX),
     "tests/grader/test_packaging.py": (INTEGRATION, SANDBOX),
     "tests/grader/test_postgres.py": (POSTGRES, INTEGRATION),

@@ -1,4 +1,5 @@
-"""The student version of a lab: nbgrader's generate_assignment plus the release files."""
+"""The student version of a lab: nbgrader's generate_assignment plus the release files, and
+the student's check that needs nothing else (grader.course.check_my_work)."""
 
 import copy
 import shutil
@@ -8,6 +9,7 @@ from pathlib import Path
 import nbformat
 
 from grader import cells
+from grader.course.check_my_work import write_check_my_work
 from grader.course.course import create_course, run_nbgrader
 from grader.errors import GraderError
 
@@ -34,6 +36,7 @@ def release(*, lab, out, force=False):
         write_kernel_metadata(released)
         out.mkdir(parents=True, exist_ok=True)
         shutil.copytree(course.release_dir, out, dirs_exist_ok=True)
+    write_check_my_work(out, lab, notebook)
     return notebook
 
 

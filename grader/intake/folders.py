@@ -101,11 +101,18 @@ def collect_submissions(path, scratch_dir, lab, known=None):
 
 # --- The input as a whole: a folder or a zip -------------------------------------------
 
-def _unzipped(path, scratch_dir):
+def check_submissions_path(path):
+    """IntakeError unless `path` is a folder or a .zip: checked before OUT is made, so that
+    a mistyped path leaves nothing behind."""
+    path = Path(path)
     if not path.exists():
         raise IntakeError(f"{path} does not exist")
-    if path.suffix.lower() != ".zip":
+    if not path.is_dir() and path.suffix.lower() != ".zip":
         raise IntakeError(f"{path} is a file; give a folder of submissions or a .zip of one")
+
+
+def _unzipped(path, scratch_dir):
+    check_submissions_path(path)
     scratch_dir.mkdir(parents=True, exist_ok=True)
     destination = Path(tempfile.mkdtemp(prefix="submissions-", dir=scratch_dir))
     _unzip(path, destination)

@@ -1,13 +1,13 @@
 """Helpers for a lab's judges: reading captured data that cannot be trusted, and writing
 numbers and a student's own error text into one-line messages."""
 
-import re
 from collections.abc import Iterable
 from typing import Any
 
 import numpy as np
 
 from grader.records import ExerciseRun, Failure, FailureKind
+from grader.student_check import quote  # one way to quote a student's text, shared
 
 
 class Unreadable(Exception):
@@ -37,21 +37,6 @@ def fmt(values: Any) -> str:
 
 def listed(items: Iterable[object]) -> str:
     return ", ".join(str(item) for item in items)
-
-
-_ANSI_ESCAPE = re.compile(r"\x1b\[[0-9;]*[A-Za-z]")
-# Keras wraps errors in lines that say nothing about the mistake.
-_BOILERPLATE = re.compile(r"^(Exception encountered when calling|Arguments received by|•)")
-
-
-def quote(text: object, limit: int = 200) -> str:
-    """A student's text (an error message, a name), short and on one line: no colour codes,
-    no Keras wrapping."""
-    text = _ANSI_ESCAPE.sub("", str(text))
-    lines = [line.strip() for line in text.splitlines()]
-    kept = [line for line in lines if line and not _BOILERPLATE.match(line)]
-    text = " ".join(" ".join(kept or lines).split())
-    return text if len(text) <= limit else text[:limit - 1] + "…"
 
 
 def quote_error(failure: Failure, limit: int = 200) -> str:

@@ -10,6 +10,11 @@ for that student only. The page is checked for the hidden tests' source (in its 
 in anything base64-encoded in it) before it is kept: a page that would show it is refused,
 for that student only, and the reason goes into their row.
 
+A page stands alone: it loads nothing from outside itself and runs no script. The lab's
+figures and formulas are inlined as images (grader.publish.standalone), MathJax is left out
+of the template (page_template/standalone_feedback), long lines wrap, and a summary at the top
+gives the score and each exercise's messages (and the late penalty, when there is one).
+
     OUT/feedback/<student>/<notebook>.html
 """
 
@@ -35,14 +40,25 @@ from grader.plugin import Lab
 from grader.publish.files import write_atomically
 from grader.publish.page_policy import page_policy, with_policy
 from grader.publish.page_process import PAGE_SECONDS, PageProcess, PageTimeout
+from grader.publish.standalone import standalone_sources
 from grader.records import ExerciseVerdict, StudentResult
 
 _NBGRADER = Path(nbgrader.__file__).parent / "server_extensions" / "formgrader"
 TEMPLATES = _NBGRADER / "templates"
 BOOTSTRAP_CSS = _NBGRADER / "static" / "node_modules" / "bootstrap" / "dist" / "css"
+OUR_TEMPLATES = Path(__file__).parent / "page_template"
+TOP = '<a name="top"></a>'
+HEAD_END = "</head>"
+# Verdicts and outputs are preformatted text: wrapped, they are read without scrolling.
+WRAPPING = ("<style>div.output_area pre, div.output_text pre, pre.verdicts {"
+            " white-space: pre-wrap; overflow-wrap: anywhere; }\n"
+            "div.summary { margin: 0 15px 1em; } p.late-penalty { color: #d2413a; }</style>\n")
 BASE64_RUN = re.compile(r"[A-Za-z0-9+/=\n]{40,}")
 TAG = re.compile(r"<[^>]*>")
 LEAK_LINES = 2
+# Bootstrap's icon font, a file the browser would look for beside the page (none is there,
+# and the policy refuses fonts): the template's page is kept without it.
+ICON_FONT = re.compile(r"@font-face\s*\{\s*font-family:\s*'Glyphicons Halflings'[^}]*\}")
 
 WRITTEN = "written"
 NONE = "none"  # no graded notebook: nothing to show (an invalid submission)
@@ -64,6 +80,7 @@ class FeedbackWriter:
         self.lab = lab
         self.folder = Path(out) / "feedback"
         self.hidden_lines = lab.hidden_source_lines()
+        self.given_markdown = standalone_sources(lab)
         self.pages = PageProcess(render_page, warm_up, page_seconds)
 
     def close(self) -> None:
@@ -103,11 +120,16 @@ class FeedbackWriter:
 
     def render(self, result: StudentResult, notebook: dict, late_penalty: float = 0.0) -> str:
         """The page (or PageTimeout) for `result`'s graded notebook, rendered apart."""
-        notebook = nbformat.from_dict(copy.deepcopy(notebook))
-        _set_scores(notebook, result.verdicts, self.lab)
+        node = nbformat.from_dict(copy.deepcopy(notebook))
+        _set_scores(node, result.verdicts, self.lab)
+        for cell in node.cells:
+            if cell.cell_type == "markdown":
+                given = cells.source(cell)
+                cell.source = self.given_markdown.get(given, given)
         resources = _resources(Path(self.lab.notebook_name).stem, result.score,
                                self.lab.max_score, late_penalty)
-        return self.pages.render(notebook, resources)
+        resources["verdicts"] = [verdict_text(verdict) for verdict in result.verdicts.values()]
+        return self.pages.render(node, resources)
 
     def leak(self, page: str) -> list[str] | None:
         """The lines of the hidden tests' source found in `page` (in its text, its markup
@@ -124,7 +146,22 @@ def render_page(notebook: dict, resources: dict) -> str:
     """The feedback page of `notebook` (a rebuilt notebook, as a dict), with its policy."""
     page, _ = _exporter().from_notebook_node(nbformat.from_dict(notebook),
                                              resources=resources)
+    page = ICON_FONT.sub("", page, count=1).replace(HEAD_END, WRAPPING + HEAD_END, 1)
+    page = page.replace(TOP, TOP + _summary(resources), 1)
     return with_policy(page, _policy())
+
+
+def _summary(resources: dict) -> str:
+    """The score, the late penalty when there is one, and every exercise's verdict, escaped:
+    what a student looks for first, at the top of the page."""
+    grading = resources["nbgrader"]
+    late = grading.get("late_penalty") or 0
+    penalty = (f'<p class="late-penalty">Late submission penalty: -{late:g} points.</p>'
+               if late > 0 else "")
+    verdicts = html.escape("\n".join(resources.get("verdicts", ())))
+    return (f'<div class="summary"><p><b>Score: {grading["score"]:g} / '
+            f'{grading["max_score"]:g}</b></p>{penalty}'
+            f'<pre class="verdicts">{verdicts}</pre></div>')
 
 
 def warm_up() -> None:
@@ -135,8 +172,8 @@ def warm_up() -> None:
 @functools.cache
 def _exporter():
     config = Config()
-    config.HTMLExporter.template_name = "feedback"
-    config.HTMLExporter.extra_template_basedirs = [str(TEMPLATES)]
+    config.HTMLExporter.template_name = "standalone_feedback"  # nbgrader's, without MathJax
+    config.HTMLExporter.extra_template_basedirs = [str(TEMPLATES), str(OUR_TEMPLATES)]
     config.HTMLExporter.extra_template_paths = [str(BOOTSTRAP_CSS)]
     return HTMLExporter(config=config)
 

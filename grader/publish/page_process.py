@@ -9,6 +9,7 @@ child.
 """
 
 import multiprocessing
+import signal
 import threading
 from collections.abc import Callable
 from typing import Any
@@ -88,6 +89,8 @@ class PageProcess:
 
 def _serve(connection, render_page, warm_up):
     """The child: render each (notebook, resources) sent until the pipe closes."""
+    # Ctrl-C reaches every process of the terminal's group: the coordinator stops this one.
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
     warm_up()  # before the first page's clock starts
     connection.send(("ready", None))
     while True:

@@ -26,6 +26,9 @@ import collections
 import contextlib
 import gc
 import importlib
+import signal
+import threading
+import time
 import uuid
 
 import dask
@@ -121,11 +124,27 @@ def connect(*, scheduler=None, workers=1, timeout=CONNECT_SECONDS, memory_limit=
                            scheduler_kwargs={"dashboard_address": "127.0.0.1:0"}) as local,
               Client(local) as client):
             _checked(client, timeout)
-            yield client
+            try:
+                yield client
+            finally:
+                _stop_workers(local, timeout)
     finally:
         # A worker killed while grading left its kernel's cgroup behind: its workers gone,
         # the batch removes what they left (a batch killed itself: the next one, as it starts).
         cgroups.remove_stale()
+
+
+def _stop_workers(local, timeout):
+    """Stop the workers, and wait for their processes to end, while the scheduler still
+    listens: closed with it, a worker's heartbeat in flight meets a closed stream, and its
+    traceback (`Stream is closed`, CommClosedError) reaches the terminal. Forgotten by the
+    scheduler is not enough: a worker's last heartbeat may still be on its way. The cluster
+    drops a worker once its nanny has seen the process end; then the client and the
+    scheduler close."""
+    local.scale(0)
+    deadline = time.monotonic() + timeout
+    while local.workers and time.monotonic() < deadline:
+        time.sleep(0.1)
 
 
 @contextlib.contextmanager
@@ -205,7 +224,7 @@ def run_tasks(client, tasks, *, runner, support_files, on_outcome):
                 return
             submit(task)
 
-    with runs:
+    with runs, _cancelled_if_stopped(client, running):
         submit_more()
         for future in running:
             if client.status != "running":
@@ -224,6 +243,18 @@ def run_tasks(client, tasks, *, runner, support_files, on_outcome):
             if outcome is _WORKER_DIED:
                 outcome = _failed(task, RunEnd.WORKER_DIED, WORKERS_KEPT_DYING)
             on_outcome(task, outcome)
+
+
+@contextlib.contextmanager
+def _cancelled_if_stopped(client, running):
+    """Cancel the submissions still in the cluster when the batch stops early (Ctrl-C):
+    released before the workers close, no task is lost with them, nor recomputed."""
+    try:
+        yield
+    except BaseException:
+        with contextlib.suppress(Exception):
+            client.cancel(list(running.futures), force=True)
+        raise
 
 
 class _UnfinishedRuns:
@@ -297,10 +328,18 @@ class ReadyToGrade(WorkerPlugin):
                               f" the grader ({grader.engine_version()}) than the coordinating"
                               f" machine ({self.version}): update its checkout and restart it")
         importlib.import_module(self.module)
+        _leave_interrupts_to_the_coordinator()
         # What the imports made lives as long as the process. Frozen, the collector never
         # walks it again, and the process exits at once instead of spending seconds
         # tearing it down, which kept a LocalCluster's close waiting (measured: 1-4 s).
         gc.freeze()
+
+
+def _leave_interrupts_to_the_coordinator():
+    # Ctrl-C reaches every process of the terminal's group, the workers LocalCluster started
+    # included: the coordinator stops them, in order, without a traceback from each.
+    if threading.current_thread() is threading.main_thread():
+        signal.signal(signal.SIGINT, signal.SIG_IGN)
 
 
 class _SupportFiles:

@@ -6,7 +6,7 @@ import subprocess
 import sys
 
 from grader import logs
-from grader.cli import ProgressBar, summary
+from grader.cli import ProgressBar, ProgressLines, build_parser, summary
 from grader.labs.c2_w2 import LAB as lab
 from grader.pipeline import BatchResult
 from grader.publish.journal import StudentRecord
@@ -30,7 +30,7 @@ def test_summary_says_what_the_batch_did_and_what_out_holds():
                _record("c", "invalid"), _record("d", "timeout", (0, 0))]
     assert summary(_batch(records, ["b", "c", "d"], kept=["a"]), lab) == (
         "Graded 3 submissions in 12.3 s with 2 workers: graded 1, timeout 1, error 0, "
-        "invalid 1; kept 1 unchanged results.\n"
+        "invalid 1; kept 1 unchanged result.\n"
         "OUT holds 4 students: graded 2, timeout 1, error 0, invalid 1; mean score 37.5/100")
 
 
@@ -38,6 +38,42 @@ def test_summary_names_the_cluster():
     text = summary(_batch([_record("a", "graded", (50, 50))], ["a"]), lab,
                    "tcp://10.0.0.1:8786")
     assert "on the Dask cluster at tcp://10.0.0.1:8786 (2 workers)" in text
+
+
+def test_one_of_a_thing_is_said_in_the_singular():
+    batch = BatchResult(records=[_record("a", "graded", (50, 50))], graded=["a"], kept=["b"],
+                        missing=[], seconds=1.0, workers=1, sandbox="", hidden_inputs="")
+    text = summary(batch, lab)
+    assert text.startswith("Graded 1 submission in 1.0 s with 1 worker: ")
+    assert "kept 1 unchanged result." in text and "OUT holds 1 student:" in text
+
+
+def test_without_a_terminal_progress_is_a_line_now_and_then():
+    stream, now = io.StringIO(), [0.0]
+    lines = ProgressLines(stream, seconds=5, clock=lambda: now[0])
+    for done, moment in enumerate((0.0, 1.0, 6.0, 7.0), start=1):
+        now[0] = moment
+        lines(done, 4, _record(f"s{done}", "graded"))
+    assert stream.getvalue().splitlines() == [
+        "Graded 1 of 4 (s1: graded)", "Graded 3 of 4 (s3: graded)",
+        "Graded 4 of 4 (s4: graded)"]
+
+
+def test_loudness_is_accepted_before_or_after_the_command():
+    assert build_parser().parse_args(["-v", "report", "O"]).verbosity == 1
+    assert build_parser().parse_args(["report", "O", "-v"]).verbosity == 1
+    assert build_parser().parse_args(["report", "-vv", "O"]).verbosity == 2
+    assert build_parser().parse_args(["autograde", "S", "--out", "O", "-q"]).verbosity == -1
+    assert build_parser().parse_args(["-q", "validate", "n.ipynb"]).verbosity == -1
+    assert build_parser().parse_args(["release", "--out", "O"]).verbosity == 0
+
+
+def test_a_mistyped_submissions_path_writes_nothing(tmp_path):
+    result = subprocess.run([sys.executable, "-m", "grader", "autograde",
+                             str(tmp_path / "nowhere"), "--out", str(tmp_path / "out")],
+                            capture_output=True, text=True, cwd=lab.root)
+    assert result.returncode == 1 and "does not exist" in result.stderr
+    assert not (tmp_path / "out").exists()
 
 
 def test_progress_bar_redraws_one_line_and_ends_it():

@@ -17,6 +17,7 @@ INTERNAL = {
     "grader.judge.text.Unreadable": "data the capture cannot have made: an error verdict",
     # lab_rules.py, the students' file, as grader.labs.c2_w2.rules loads it
     "grader.labs.c2_w2.lab_rules.Unreadable": "the lab's rules' word for the same",
+    "grader.pipeline.BatchInterrupted": "Ctrl-C: the command line's one line and exit 130",
     "grader.publish.page_process.PageTimeout": "a feedback page too slow: the student's note",
     "grader.run.cgroup_groups.CgroupError": "cgroups missing: a lower sandbox level, said",
     "grader.run.execution.KernelUnresponsive": "a kernel that stopped answering: a timeout",

@@ -10,6 +10,7 @@ import pytest
 from grader import validate
 from grader.intake import notebook_file
 from grader.labs.c2_w2 import LAB as lab
+from grader.student_check import check_exercise
 
 C1_FAILS = "UNQ_C1 (my_softmax): public tests FAIL"
 C1_PASSES = "UNQ_C1 (my_softmax): public tests pass"
@@ -121,14 +122,16 @@ def test_the_check_puts_the_answer_cells_error_first():
     exercise = lab.exercise("UNQ_C2")
     answer = {"outputs": [_error_output("NameError", "name 'Sequentail' is not defined", 3)]}
     test = {"outputs": [_error_output("NameError", "name 'model' is not defined", 2)]}
-    check = validate._check(exercise, answer, test, lab.public_tests_passed)
+    check = check_exercise(exercise.id, exercise.title, answer, test,
+                           lab.public_tests_passed)
     assert not check.passed
     assert check.messages[0] == ("The UNQ_C2 cell stopped with NameError: name 'Sequentail'"
                                  " is not defined (line 3): the test after it sees only what"
                                  " the cell defined before that line; fix this error first.")
     assert check.messages[1] == "NameError: name 'model' is not defined (line 2)"
     passing = {"outputs": [{"output_type": "stream", "text": lab.public_tests_passed}]}
-    assert validate._check(exercise, {"outputs": []}, passing, lab.public_tests_passed) == \
+    assert check_exercise(exercise.id, exercise.title, {"outputs": []}, passing,
+                          lab.public_tests_passed) == \
         validate.ExerciseCheck("UNQ_C2", exercise.title, True, ())
 
 

@@ -12,6 +12,7 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, fields
 from pathlib import Path
 from typing import Any
+from urllib.parse import quote
 
 from grader.errors import GraderError
 from grader.lateness import LatePolicy, late_text
@@ -23,6 +24,9 @@ NEEDS_REVIEW = (TIMEOUT, ERROR, INVALID)
 MARKS = ("full", "partial", "zero")
 SCORE_BINS = 10  # the histogram's bars, whatever the lab's maximum score
 MOST_COMMON = 10  # mistake groups shown per exercise before "more"
+# grader.publish.feedback.WRITTEN, as the journal stores it (that module imports nbconvert,
+# which reading a report does not need).
+PAGE_WRITTEN = "written"
 
 
 class ReportError(GraderError, ValueError):
@@ -68,6 +72,8 @@ class Student:
     points: dict  # exercise id -> points (0 where the journal has no verdict)
     batch: int  # the last batch whose submissions held this student
     graded_at: str
+    feedback: str = ""  # the feedback page, relative to OUT; "" when there is none
+    late: str = ""  # how late, when the journal says (the late penalty, in points)
 
 
 @dataclass(frozen=True)
@@ -170,6 +176,7 @@ class ReportData:
     latest_batch: int | None  # the journal's last batch; None when it has none
     not_in_latest_batch: tuple  # of Student whose folder the latest batch did not hold
     run: RunFacts | None  # None when the run's facts were never saved
+    runs: tuple = ()  # of RunFacts: every batch graded into OUT, the first first
     late_work: LateWork | None = None
 
     @property
@@ -192,6 +199,7 @@ def read_report_data(*, out: str | Path, lab: Lab) -> "ReportData":
             journal.check_lab(lab)
             records = journal.records()
             run = journal.fact("run")
+            runs = journal.fact("runs")
             batches = journal.fact("batches")
             policy = LatePolicy.from_json(journal.fact("late_policy"))
     except JournalError as error:
@@ -200,8 +208,10 @@ def read_report_data(*, out: str | Path, lab: Lab) -> "ReportData":
         raise ReportError(f"the journal in {out} cannot be read: {error}") from None
     if batches is not None and not _is_a(batches, int):
         raise ReportError(f"the journal in {out} holds a batch count that is not a number")
+    every_run = [run_facts(facts, out) for facts in runs] if isinstance(runs, list) else []
     return report_data(records=records, lab=lab, latest_batch=batches,
-                       run=run_facts(run, out) if run is not None else None, policy=policy)
+                       run=run_facts(run, out) if run is not None else None,
+                       runs=every_run, policy=policy)
 
 
 def run_facts(data: Any, out: str | Path) -> RunFacts:
@@ -225,11 +235,13 @@ def _is_a(value, kind):
 # ---------------------------------------------------------------- what the report counts
 
 def report_data(*, records: list[StudentRecord], lab: Lab, latest_batch: int | None = None,
-                run: RunFacts | None = None, policy: LatePolicy | None = None) -> "ReportData":
-    """ReportData from the journal's StudentRecords, the lab and the batch's facts."""
+                run: RunFacts | None = None, runs: Sequence[RunFacts] = (),
+                policy: LatePolicy | None = None) -> "ReportData":
+    """ReportData from the journal's StudentRecords, the lab and the batches' facts."""
     exercises = tuple(ExerciseInfo(exercise, lab.exercise(exercise).title, lab.points[exercise])
                       for exercise in lab.exercise_ids)
-    students = tuple(_student(record, exercises)
+    page = f"{Path(lab.notebook_name).stem}.html"
+    students = tuple(_student(record, exercises, page)
                      for record in sorted(records, key=lambda record: record.student_id))
     scored = [record for record in records if record.status != INVALID]
     counts = Counter(student.status for student in students)
@@ -248,7 +260,8 @@ def report_data(*, records: list[StudentRecord], lab: Lab, latest_batch: int | N
         latest_batch=latest_batch,
         not_in_latest_batch=tuple(s for s in students
                                   if latest_batch is not None and s.batch < latest_batch),
-        run=run, late_work=late_work(records, lab, policy or LatePolicy()))
+        run=run, runs=tuple(runs) or ((run,) if run is not None else ()),
+        late_work=late_work(records, lab, policy or LatePolicy()))
 
 
 def late_work(records: list[StudentRecord], lab: Lab, policy: LatePolicy) -> LateWork:
@@ -265,12 +278,21 @@ def late_work(records: list[StudentRecord], lab: Lab, policy: LatePolicy) -> Lat
                     sum(row.late_seconds > 0 for row in rows))
 
 
-def _student(record, exercises):
+def _student(record, exercises, page):
     verdicts = record.verdicts
     return Student(
         student_id=record.student_id, status=record.status, detail=record.detail,
         score=record.score, batch=record.batch, graded_at=record.graded_at,
-        points={e.id: verdicts[e.id].points if e.id in verdicts else 0.0 for e in exercises})
+        points={e.id: verdicts[e.id].points if e.id in verdicts else 0.0 for e in exercises},
+        feedback=(f"feedback/{quote(record.student_id)}/{page}"
+                  if record.feedback == PAGE_WRITTEN else ""),
+        late=_lateness(record))
+
+
+def _lateness(record):
+    # The journal's late penalty, once it records one (older journals: none).
+    penalty = getattr(record, "late_penalty", None)
+    return f"-{penalty:g}" if isinstance(penalty, int | float) and penalty > 0 else ""
 
 
 def scored_students(students: Iterable["Student"]) -> list["Student"]:

@@ -1,9 +1,7 @@
 """Feedback pages (grader/publish/feedback.py): the Content-Security-Policy each carries,
 the scripts in them exactly the template's own, and a time limit per page."""
 
-import base64
 import copy
-import hashlib
 import json
 import time
 
@@ -82,12 +80,8 @@ def test_the_policy_allows_no_script_but_the_templates(hostile_page, template_sc
     assert directives["default-src"] == "'none'"
     assert "'unsafe-inline'" not in directives["script-src"]
     assert "'unsafe-eval'" not in directives["script-src"]
-    inline = [text for src, text in template_scripts if src is None]
-    hashes = {f"'sha256-{base64.b64encode(hashlib.sha256(text.encode()).digest()).decode()}'"
-              for text in inline}
-    allowed = set(directives["script-src"].split())
-    assert hashes and hashes <= allowed
-    assert allowed - hashes == {"https://cdnjs.cloudflare.com/ajax/libs/mathjax/2.7.7/"}
+    assert list(template_scripts) == []  # formulas are drawn when the page is made
+    assert directives["script-src"] == "'none'"
     assert directives["img-src"] == "'self' data:"
     assert directives["base-uri"] == "'none'" and directives["form-action"] == "'none'"
 

@@ -275,7 +275,12 @@ def test_the_page_is_self_contained(tmp_path):
     assert not tags & {"script", "link", "iframe", "object", "embed", "base", "form"}
     for element in page.iter():
         for name in ("src", "href", "srcset", "action"):
-            assert element.attrs.get(name, "data:").startswith("data:"), element.attrs
+            value = element.attrs.get(name, "data:")
+            if name == "href" and element.attrs.get("class") == "feedback":  # in OUT, beside
+                value = value.removeprefix("feedback/")
+                assert "/" in value and ":" not in value and ".." not in value, element.attrs
+                continue
+            assert value.startswith("data:"), element.attrs
     [policy] = page.find_all("meta", http_equiv="Content-Security-Policy")
     assert "default-src 'none'" in policy.attrs["content"]
     assert page.find("time", id="generated-at").attrs["datetime"] == BUILT.isoformat()
@@ -316,6 +321,39 @@ def test_a_journal_without_run_facts_or_batches_still_gets_a_report(tmp_path):
     page = build(tmp_path, [student("old")], facts=None, batches=None)
     assert page.find(id="no-run-facts") and status_counts(page)[GRADED] == 1
     assert not page.find_all(id="not-in-latest-batch-none")
+
+
+def test_every_student_has_a_row_with_a_link_to_their_feedback(tmp_path):
+    page = build(tmp_path, [student("a", c1=0), invalid("b")])
+    rows = {row.attrs["data-student"]: row for row in page.find_all("tr", class_="student-row")}
+    assert sorted(rows) == ["a", "b"]
+    assert [cell.text() for cell in rows["a"].find_all("td")][:3] == ["a", GRADED, "50"]
+    [link] = rows["a"].find_all("a", class_="feedback")
+    assert link.attrs["href"] == "feedback/a/C2_W2_Assignment.html"
+    assert rows["a"].find("td", class_="late").text() == ""  # no late penalty recorded
+
+
+def test_the_facts_of_every_batch_are_shown(tmp_path):
+    later = report.RunFacts(**{**asdict(FACTS), "graded_at": "2026-02-01T10:00:00+00:00",
+                               "submissions": 1, "workers": 1})
+    write_journal(tmp_path, [student("a")], batches=2)
+    with Journal(tmp_path) as journal:
+        journal.set_fact("runs", [asdict(FACTS), asdict(later)])
+        journal.set_fact("run", asdict(later))
+    page = parse(report.write_report(out=tmp_path, lab=LAB, generated_at=BUILT))
+    runs = page.find(id="every-run").find_all("tr", class_="run")
+    assert [row.find_all("td")[1].text() for row in runs] == [
+        "2026-01-31 09:30:00 UTC", "2026-02-01 10:00:00 UTC"]
+    assert run_facts(page)["submissions"] == "1"  # the latest batch's, in detail
+
+
+def test_each_batch_adds_its_facts_to_those_of_the_batches_before(tmp_path):
+    write_journal(tmp_path, [student("a")], batches=1)  # an OUT from before "runs" was kept
+    later = report.RunFacts(**{**asdict(FACTS), "submissions": 7})
+    with Journal(tmp_path) as journal:
+        pipeline.write_class_files(tmp_path, journal, LAB, facts=later)
+        assert journal.fact("runs") == [asdict(FACTS), asdict(later)]
+        assert journal.fact("run") == asdict(later)
 
 
 @pytest.mark.browser
