@@ -188,7 +188,7 @@ def _policy():
 
 
 def _resources(notebook_name, score, max_score, late_penalty=0.0):
-    # nbgrader's template shows a penalty above 0 as "Late submission penalty (Score: -N)".
+    # The page's summary (and nbgrader's template) show a penalty above 0.
     return {"nbgrader": {"notebook": notebook_name, "score": score, "max_score": max_score,
                          "late_penalty": late_penalty}}
 

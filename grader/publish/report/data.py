@@ -241,7 +241,9 @@ def report_data(*, records: list[StudentRecord], lab: Lab, latest_batch: int | N
     exercises = tuple(ExerciseInfo(exercise, lab.exercise(exercise).title, lab.points[exercise])
                       for exercise in lab.exercise_ids)
     page = f"{Path(lab.notebook_name).stem}.html"
-    students = tuple(_student(record, exercises, page)
+    policy = policy or LatePolicy()
+    students = tuple(_student(record, exercises, page, policy.lateness(
+                         record.student_id, record.timestamp, record.score, lab.max_score)[1])
                      for record in sorted(records, key=lambda record: record.student_id))
     scored = [record for record in records if record.status != INVALID]
     counts = Counter(student.status for student in students)
@@ -261,7 +263,7 @@ def report_data(*, records: list[StudentRecord], lab: Lab, latest_batch: int | N
         not_in_latest_batch=tuple(s for s in students
                                   if latest_batch is not None and s.batch < latest_batch),
         run=run, runs=tuple(runs) or ((run,) if run is not None else ()),
-        late_work=late_work(records, lab, policy or LatePolicy()))
+        late_work=late_work(records, lab, policy))
 
 
 def late_work(records: list[StudentRecord], lab: Lab, policy: LatePolicy) -> LateWork:
@@ -278,7 +280,7 @@ def late_work(records: list[StudentRecord], lab: Lab, policy: LatePolicy) -> Lat
                     sum(row.late_seconds > 0 for row in rows))
 
 
-def _student(record, exercises, page):
+def _student(record, exercises, page, penalty):
     verdicts = record.verdicts
     return Student(
         student_id=record.student_id, status=record.status, detail=record.detail,
@@ -286,13 +288,7 @@ def _student(record, exercises, page):
         points={e.id: verdicts[e.id].points if e.id in verdicts else 0.0 for e in exercises},
         feedback=(f"feedback/{quote(record.student_id)}/{page}"
                   if record.feedback == PAGE_WRITTEN else ""),
-        late=_lateness(record))
-
-
-def _lateness(record):
-    # The journal's late penalty, once it records one (older journals: none).
-    penalty = getattr(record, "late_penalty", None)
-    return f"-{penalty:g}" if isinstance(penalty, int | float) and penalty > 0 else ""
+        late=f"-{penalty:g}" if penalty > 0 else "")  # under the policy in force
 
 
 def scored_students(students: Iterable["Student"]) -> list["Student"]:
