@@ -229,6 +229,7 @@ class _Run:
         self.graded_at = datetime.now(UTC).isoformat(timespec="seconds")
         self.workers = 0
         self.given_timestamps, self.timestamps = {}, {}  # student id -> ISO text
+        self.exchange_secrets = {}  # student id -> nbgrader's submission secret, if any
         self.policy = LatePolicy()
         self.memory_warning = None  # the cluster's workers may use more memory than needed
         self._total = self._done = 0
@@ -239,6 +240,8 @@ class _Run:
                                self.batch)
         self.timestamps = {submission.student_id: self._timestamp_of(submission)
                            for submission in submissions}
+        self.exchange_secrets = {submission.student_id: submission.exchange_secret
+                                 for submission in submissions}
         self.journal.set_timestamps(self.timestamps)
         self._total = len(todo)
         self.publisher = publisher
@@ -341,8 +344,9 @@ class _Run:
         self._publish(result)
 
     def _publish(self, result):
-        result = dataclasses.replace(result, timestamp=self.timestamps.get(result.student_id,
-                                                                           ""))
+        result = dataclasses.replace(
+            result, timestamp=self.timestamps.get(result.student_id, ""),
+            exchange_secret=self.exchange_secrets.get(result.student_id, ""))
         self.graded.append(result.student_id)
         self.publisher.publish(result, on_done=self._progress)
 

@@ -175,6 +175,7 @@ class StudentResult:
     submission_hash: str = ""  # of the submitted notebook file: a resumed batch keeps it
     folder: str = ""  # the student's folder name as submitted ("": the id itself)
     timestamp: str = ""  # when the student submitted (ISO, UTC; "" when nothing says)
+    exchange_secret: str = ""  # nbgrader's submission secret, from the submission's folder
 
     @property
     def score(self) -> float:

@@ -40,6 +40,9 @@ IGNORED_FOLDERS = frozenset({".ipynb_checkpoints", "__MACOSX"})
 
 # Details a student reads: one sentence each, no traceback.
 NO_NOTEBOOK = "no notebook found in the student's folder"
+EXCHANGE_SECRET_FILE = "submission_secret.txt"
+MAX_SECRET_CHARACTERS = 256  # nbgrader writes 128 hex digits
+HEX_DIGITS = frozenset("0123456789abcdefABCDEF")
 FOLDER_IS_LINK = "the student's folder is a link to somewhere else; links are not accepted"
 
 
@@ -59,6 +62,9 @@ class Submission:
     digest: str = ""  # sha256 of the notebook file: the same file, the same digest
     folder: str = ""  # the student folder's name as submitted (the id may differ)
     timestamp: str = ""  # when it was submitted (ISO, UTC), from nbgrader's timestamp.txt
+    # The secret nbgrader's exchange gave the student at submit time (submission_secret.txt),
+    # which `nbgrader fetch_feedback` finds their feedback by; "" when none.
+    exchange_secret: str = ""
 
     def read(self, lab):
         """(notebook, notes) from the file, which must not have changed since intake, or
@@ -283,7 +289,8 @@ def _submission(student_id, folder, problem, note, lab):
         return Submission(student_id, notebook_path, INVALID, _joined(UNREADABLE, note),
                           folder=folder.name)
     return Submission(student_id, notebook_path, None, _joined(*choice_notes, note), digest,
-                      folder=folder.name, timestamp=_timestamp(folder, notebook_path))
+                      folder=folder.name, timestamp=_timestamp(folder, notebook_path),
+                      exchange_secret=_exchange_secret(folder, notebook_path))
 
 
 def _timestamp(folder, notebook_path):
@@ -295,6 +302,22 @@ def _timestamp(folder, notebook_path):
         if timestamp or place == folder or folder not in place.parents:
             return timestamp
         place = place.parent
+
+
+def _exchange_secret(folder, notebook_path):
+    """nbgrader's submission_secret.txt beside the notebook or between it and the student's
+    folder, if it is what nbgrader writes (hex digits, at most MAX_SECRET_CHARACTERS); else
+    "". It is written into OUT's course and read by nbgrader, so nothing else passes."""
+    place = notebook_path.parent
+    while folder == place or folder in place.parents:
+        path = place / EXCHANGE_SECRET_FILE
+        if path.is_file() and not path.is_symlink():
+            with open(path, "rb") as stream:
+                text = stream.read(MAX_SECRET_CHARACTERS + 2).decode("ascii", "replace").strip()
+            ok = 0 < len(text) <= MAX_SECRET_CHARACTERS and set(text) <= HEX_DIGITS
+            return text if ok else ""
+        place = place.parent
+    return ""
 
 
 def _joined(*notes):

@@ -34,6 +34,7 @@ from grader.publish.feedback import (
 )
 from grader.publish.files import is_safe_student_id, write_atomically
 from grader.publish.gradebook import GradebookError, GradebookWriter, remove_graded_notebook
+from grader.publish.handback import SECRET_FILE
 from grader.publish.journal import Journal, StudentRecord
 from grader.records import ERROR, StudentResult
 from grader.run.rebuild import rebuilt_notebook
@@ -111,6 +112,9 @@ class Publisher:
             add_verdict_outputs(notebook, result.verdicts, self.lab)
             write_atomically(course.autograded_notebook(result.student_id),
                              nbformat.writes(notebook))
+            if result.exchange_secret:  # what fetch_feedback finds the student's page by
+                write_atomically(course.autograded_notebook(result.student_id).with_name(
+                    SECRET_FILE), result.exchange_secret)
         else:
             remove_graded_notebook(course, result.student_id)
         feedback, detail = self._feedback(result, notebook)

@@ -598,3 +598,18 @@ def test_every_folder_yields_one_row_sorted_whatever_its_state(tmp_path):
                                                           "erin"]
     statuses = [s.status for s in result.submissions]
     assert statuses == [INVALID, INVALID, None, None, INVALID]
+
+
+def test_nbgraders_submission_secret_is_carried_only_when_it_is_what_nbgrader_writes(tmp_path):
+    # `nbgrader fetch_feedback` finds a student's page by the secret the exchange gave them.
+    submissions = tmp_path / "submitted"
+    secrets = {"alice": "ab12" * 32, "bob": "not hex; <script>", "carol": "f" * 300}
+    for student, secret in secrets.items():
+        notebook = add_student(submissions, student, nbgrader=True)
+        (notebook.parent / "submission_secret.txt").write_text(secret + "\n")
+    dave = add_student(submissions, "dave", nbgrader=True)
+    (dave.parent / "submission_secret.txt").symlink_to(tmp_path / "elsewhere")
+    add_student(submissions, "erin", nbgrader=True)
+    found = {submission.student_id: submission.exchange_secret for submission
+             in collect_submissions(submissions, tmp_path / "scratch", lab).submissions}
+    assert found == {"alice": "ab12" * 32, "bob": "", "carol": "", "dave": "", "erin": ""}

@@ -15,10 +15,12 @@ import sys
 import time
 import urllib.error
 import urllib.request
+from pathlib import Path
 
 import corpus
 import nbformat
 import pytest
+from nbgrader.utils import notebook_hash
 
 from grader.labs.c2_w2 import LAB
 
@@ -35,6 +37,9 @@ CLASS = {
 }
 LATE_SECONDS = {"on_time": 0, "late": 25 * 3600, "extended": 0, "no_stamp": 0,
                 "late_half": 73 * 3600}
+# The secret nbgrader's exchange gave on_time at submit time: fetch_feedback finds the page
+# by it, so the grader must carry it over (the others get one drawn for them).
+EXCHANGE_SECRET = "5eed" * 32
 SCORES = {"on_time": 100, "late": 100, "extended": 100, "no_stamp": 100, "late_half": 50}
 PENALTIES = {  # policy -> the students it takes points from, and how many
     "10%": {"late": 20, "late_half": 40},
@@ -61,6 +66,8 @@ def late_out(released_lab, tmp_path_factory, sandbox_required):
         nbformat.write(corpus.answered(release, softmax, model), folder / LAB.notebook_name)
         if stamp:
             (folder / "timestamp.txt").write_text(stamp)
+    secret_file = root / "course" / "submitted" / "on_time" / LAB.assignment
+    (secret_file / "submission_secret.txt").write_text(EXCHANGE_SECRET)
     (root / "extensions.csv").write_text("student_id,due\nextended,2026-12-03T23:00:00Z\n")
     out = root / "out"
     _grader("autograde", root / "course" / "submitted", "--out", out, "--workers", 2,
@@ -155,6 +162,9 @@ def test_nbgraders_generate_and_release_feedback_reach_the_exchange(late_out, tm
         assert result.returncode == 0, (command, result.stdout + result.stderr)
     released = list((exchange / LAB.course_id / "feedback").glob("*.html"))
     assert len(released) == len(CLASS)
+    # Where on_time's `nbgrader fetch_feedback` looks: named by the secret they were given.
+    name = notebook_hash(secret=EXCHANGE_SECRET, notebook_id=Path(LAB.notebook_name).stem)
+    assert (exchange / LAB.course_id / "feedback" / f"{name}.html").is_file()
 
 
 # ---------------------------------------------------------------- formgrader, in a browser
