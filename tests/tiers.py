@@ -32,7 +32,8 @@ FAST = frozenset({
     "tests/grader/labs/test_c2_w2_judges.py",
     "tests/grader/publish/test_journal_secrets.py",
     "tests/grader/publish/test_rebuild.py",
-    "tests/grader/publish/test_report.py",  # but its browser test, marked there
+    "tests/grader/publish/test_report.py",
+    "tests/grader/publish/test_standalone.py",  # but its browser test, marked there
     "tests/grader/test_captures.py",
     "tests/grader/test_cells.py",
     "tests/grader/test_cgroups_v2.py",  # a model of cgroup v2; its real-mount tests skip

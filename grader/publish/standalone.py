@@ -31,6 +31,7 @@ ARRAY = re.compile(r"^(.*?)\\left\(\s*\\begin\{array\}\{[^}]*\}(.*?)\\end\{array
 TEXT = re.compile(r"\\text\{([^}]*)\}")
 TAG = re.compile(r"\\tag\{([^}]*)\}")
 FORMULA_POINTS = 14
+SVG_METADATA = re.compile(rb"<metadata>.*?</metadata>\s*", re.DOTALL)
 IMAGE_TYPES = {".png": "image/png", ".jpg": "image/jpeg", ".jpeg": "image/jpeg",
                ".gif": "image/gif", ".svg": "image/svg+xml"}
 
@@ -115,4 +116,6 @@ def _drawn(latex):
     with rc_context({"svg.fonttype": "path", "svg.hashsalt": "formula"}):
         depth = mathtext.math_to_image(f"${latex}$", buffer, format="svg", dpi=72,
                                        prop=FontProperties(size=FORMULA_POINTS))
-    return buffer.getvalue(), depth
+    # Without its <metadata> (the time it was drawn, among others): the same formula gives
+    # the same bytes in every process, so a page is the same whenever it is made.
+    return SVG_METADATA.sub(b"", buffer.getvalue()), depth
