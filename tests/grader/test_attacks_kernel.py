@@ -19,6 +19,7 @@ import uuid
 
 import nbformat
 import pytest
+from test_grader_files import CAPTURE_LINE  # a line of in_kernel.py
 from test_sandbox_attacks import END, GATE, REPORT, _attacker, _honest, _left_running, _rows
 
 from grader.labs.c2_w2 import LAB as lab
@@ -26,7 +27,6 @@ from grader.run import grader_files, syscalls
 
 NOTEBOOK = lab.notebook_name
 MARK = "NBGRADER_SANDBOX_ATTACK_BATCH"  # as test_sandbox_attacks: its processes carry it
-CAPTURE_LINE = "MODEL_BATCH_SHAPE = (6, 400)"  # of grader/labs/c2_w2/in_kernel.py
 
 pytestmark = pytest.mark.usefixtures("sandbox_required")
 

@@ -16,7 +16,13 @@ from grader.run.grader_files import is_install_metadata
 
 REPOSITORY = Path(grader.__file__).resolve().parents[1]
 # A line of the capture's source: in no file a kernel can read.
-CAPTURE_LINE = "MODEL_BATCH_SHAPE = (6, 400)"
+CAPTURE_LINE = "def capture_model(namespace, inputs):"
+
+
+def test_the_line_searched_for_is_the_captures():
+    # Else the searches for it below and in the kernel tests could not fail.
+    in_kernel = REPOSITORY / "grader" / "labs" / "c2_w2" / "in_kernel.py"
+    assert CAPTURE_LINE in in_kernel.read_text(encoding="utf-8")
 
 
 @pytest.mark.parametrize("name", [

@@ -11,6 +11,7 @@ import tempfile
 import nbformat
 import pytest
 from nbformat.v4 import new_code_cell, new_notebook
+from test_grader_files import CAPTURE_LINE  # a line of in_kernel.py
 
 from grader.records import RunEnd
 from grader.run import grader_files, sandbox, syscalls
@@ -271,7 +272,7 @@ print(json.dumps(facts))
 @pytest.mark.usefixtures("sandbox_required")
 def test_a_confined_kernel_reads_nothing_of_the_grader(template):
     hidden = grader_files.grader_files(grader_files.search_dirs())
-    source = FIND_THE_GRADER.replace("LINE", repr("MODEL_BATCH_SHAPE = (6, 400)")).replace(
+    source = FIND_THE_GRADER.replace("LINE", repr(CAPTURE_LINE)).replace(
         "CHECKOUT", repr(grader_files.PACKAGE_DIR)).replace("HIDDEN", repr(hidden))
     (printed,) = _printed(template, source)
     facts = json.loads(printed)
