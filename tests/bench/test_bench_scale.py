@@ -264,7 +264,8 @@ def test_the_script_grades_tiny_classes_and_reports_sane_numbers(corpus, project
             want[expected[answer]["score"]] = want.get(expected[answer]["score"], 0) + 1
         assert run["scores"] == dict(sorted(want.items()))
         assert 0 < run["per_submission"] == pytest.approx(run["seconds"] / run["size"])
-        assert 0 < run["steady_per_submission"] < run["seconds"]
+        # Save times have a 1 s resolution: a tiny class may be saved within one second.
+        assert 0 <= run["steady_per_submission"] < run["seconds"]
         # a Python process with nbgrader, Dask and the scheduler: some 100 MB, far below
         # the workers, which import TensorFlow
         assert 80 < run["coordinator_peak_mb"] < 1000

@@ -168,8 +168,9 @@ def runs(tmp_path_factory):
 def test_release_writes_the_student_version_with_its_helper(runs):
     assert runs.release.stdout.strip() == (
         f"Released the student version: {runs.release_dir / lab.notebook_name}")
+    # Every lab's release carries the student's check (grader/course/check_my_work.py).
     assert sorted(path.name for path in runs.release_dir.iterdir()) == [
-        lab.notebook_name, "tiny_helpers.py"]
+        lab.notebook_name, "check_my_work.json", "check_my_work.py", "tiny_helpers.py"]
     assert (runs.release_dir / "tiny_helpers.py").read_bytes() == (
         lab.root / "tiny_helpers.py").read_bytes()
     released = nbformat.read(str(runs.release_dir / lab.notebook_name), as_version=4)
