@@ -298,7 +298,8 @@ def _facts(out):
 def test_the_c2_w2_lab_made_an_out_of_its_own(runs):
     assert _facts(runs.c2_out)["assignment"] == "C2_W2"
     header = (runs.c2_out / "grades.csv").read_text().splitlines()[0]
-    assert header == "student_id,UNQ_C1,UNQ_C2,score,max_score,status,detail"
+    assert header == ("student_id,UNQ_C1,UNQ_C2,score,max_score,status,detail,"
+                      "timestamp,late_seconds,penalty,final_score")
 
 
 @pytest.mark.parametrize(("case", "held", "graded"), [("tiny-into-c2", "C2_W2", "TINY"),
