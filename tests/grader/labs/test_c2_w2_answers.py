@@ -11,7 +11,6 @@ every answer here and every answer of the corpus. Everything runs in this proces
 real NumPy and TensorFlow: no kernel, no notebook.
 """
 
-import builtins
 import contextlib
 import io
 import json
@@ -24,6 +23,7 @@ import nbformat
 import numpy as np
 import pytest
 import tensorflow as tf
+from capture_in_process import captured
 
 import public_tests
 from grader.judge.verdicts import judge_exercise
@@ -32,26 +32,10 @@ from grader.labs.c2_w2.hidden_inputs import NBGRADER_SEED, softmax_inputs
 from grader.labs.c2_w2.nbgrader_tests import hidden_tests
 from grader.labs.c2_w2.rules import lab_rules
 from grader.records import ExerciseRun
-from grader.run import captures
 
-CAPTURE = captures.compile_capture(LAB.capture_source())
 # The secret whose inputs are plain nbgrader's (NBGRADER_SEED), and two others.
 NBGRADER_SECRET = NBGRADER_SEED.to_bytes(16, "big")
 SECRETS = (NBGRADER_SECRET, bytes.fromhex("5ec2e7c2" * 4), bytes(range(16)))
-
-
-def captured(exercise, secret, **student_globals):
-    """The lab's capture, sent to a namespace holding the student's names as the grader
-    sends it to a kernel; the answer it printed, parsed."""
-    source, nonce = captures.request_code(CAPTURE, exercise, LAB.hidden_inputs(secret)[exercise])
-    namespace = {"__builtins__": builtins, **student_globals}
-    output = io.StringIO()
-    with contextlib.redirect_stdout(output), warnings.catch_warnings():
-        warnings.simplefilter("ignore")
-        exec(source, namespace)
-    answer, failure = captures.read_answer(output.getvalue(), nonce)
-    assert failure is None
-    return answer
 
 
 def graded(exercise, secret, **student_globals):

@@ -6,13 +6,10 @@ exactly as the grader sends it to a kernel (compiled, run in a namespace of its 
 answer line printed), reads the line back and judges it as the grader does.
 """
 
-import builtins
-import contextlib
-import io
 import json
 import random
-import warnings
 
+import capture_in_process
 import numpy as np
 import pytest
 import tensorflow as tf
@@ -24,10 +21,8 @@ from grader.labs.c2_w2 import LAB, softmax
 from grader.labs.c2_w2.hidden_inputs import softmax_inputs
 from grader.labs.c2_w2.rules import lab_rules
 from grader.records import ExerciseRun, ExerciseVerdict, Failure, FailureKind, Message
-from grader.run import captures
 
 POINTS = 50
-CAPTURE = captures.compile_capture(LAB.capture_source())
 # One grading's secret, fixed so that a failure can be repeated.
 SECRET = bytes.fromhex("5ec2e7c2" * 4)
 
@@ -35,19 +30,7 @@ SECRET = bytes.fromhex("5ec2e7c2" * 4)
 
 
 def _captured(exercise, secret=SECRET, **student_globals):
-    """Send the lab's capture to a namespace holding the student's names, as the grader
-    sends it to the student's kernel; the answer it printed, parsed."""
-    source, nonce = captures.request_code(CAPTURE, exercise,
-                                          LAB.hidden_inputs(secret)[exercise])
-    namespace = {"__builtins__": builtins, **student_globals}
-    output = io.StringIO()
-    # Wrong formulas divide by zero on purpose; their warnings are not what is tested.
-    with contextlib.redirect_stdout(output), warnings.catch_warnings():
-        warnings.simplefilter("ignore")
-        exec(source, namespace)
-    answer, failure = captures.read_answer(output.getvalue(), nonce)
-    assert failure is None
-    return answer
+    return capture_in_process.captured(exercise, secret, **student_globals)
 
 
 def judge(exercise, answer, failure=None, *, secret=SECRET):
