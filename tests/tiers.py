@@ -38,6 +38,7 @@ FAST = frozenset({
     "tests/grader/test_cells.py",
     "tests/grader/test_cgroups_v2.py",  # a model of cgroup v2; its real-mount tests skip
     "tests/grader/test_cli.py",
+    "tests/grader/test_cluster_logs.py",
     "tests/grader/test_errors.py",
     "tests/grader/test_grading_version.py",
     "tests/grader/test_init.py",

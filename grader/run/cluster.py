@@ -26,6 +26,7 @@ import collections
 import contextlib
 import gc
 import importlib
+import logging
 import signal
 import threading
 import time
@@ -329,6 +330,7 @@ class ReadyToGrade(WorkerPlugin):
                               f" machine ({self.version}): update its checkout and restart it")
         importlib.import_module(self.module)
         _leave_interrupts_to_the_coordinator()
+        _quiet_the_last_heartbeat(worker)
         # What the imports made lives as long as the process. Frozen, the collector never
         # walks it again, and the process exits at once instead of spending seconds
         # tearing it down, which kept a LocalCluster's close waiting (measured: 1-4 s).
@@ -340,6 +342,36 @@ def _leave_interrupts_to_the_coordinator():
     # included: the coordinator stops them, in order, without a traceback from each.
     if threading.current_thread() is threading.main_thread():
         signal.signal(signal.SIGINT, signal.SIG_IGN)
+
+
+LAST_HEARTBEAT = "Failed to communicate with scheduler during heartbeat."
+
+
+class _LastHeartbeatOfALeavingWorker(logging.Filter):
+    """Drops one record: a heartbeat that failed because its own worker is closing. A worker
+    sets itself `closing`, then closes its connections to the scheduler; a heartbeat in
+    flight at that moment meets the closed stream and Dask logs its traceback (CommClosedError,
+    `Stream is closed`) to the terminal the workers share, after a batch that went well
+    (CI saw it in one run of about ten). The same failure while the worker runs, a
+    scheduler really lost, is kept."""
+
+    def __init__(self, worker):
+        super().__init__()
+        self.worker = worker
+
+    def filter(self, record):
+        leaving = getattr(self.worker.status, "name", "") in LEAVING
+        return not (leaving and record.getMessage() == LAST_HEARTBEAT)
+
+
+LEAVING = frozenset({"closing", "closing_gracefully", "closed"})
+
+
+def _quiet_the_last_heartbeat(worker):
+    logger = logging.getLogger("distributed.worker")
+    for old in [f for f in logger.filters if isinstance(f, _LastHeartbeatOfALeavingWorker)]:
+        logger.removeFilter(old)  # a worker this process ran before
+    logger.addFilter(_LastHeartbeatOfALeavingWorker(worker))
 
 
 class _SupportFiles:
