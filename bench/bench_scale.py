@@ -229,7 +229,9 @@ class Sampler:
 
     def sample(self):
         own = status_kib(self.pid)
-        if not own:
+        if not own.get("VmRSS"):
+            # Gone, or caught while exec() swaps its memory map: /proc then shows a status
+            # without VmRSS (a timeline point of 0 MB, seen once in a full test run).
             return
         self.coordinator_hwm = max(self.coordinator_hwm, own.get("VmHWM", 0))
         elapsed = time.perf_counter() - self.started

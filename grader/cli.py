@@ -260,7 +260,7 @@ def build_parser():
     report.set_defaults(run=_report)
     validate = commands.add_parser(
         "validate", help="run a notebook as the grader would; report the public tests")
-    validate.add_argument("notebook")
+    validate.add_argument("notebook", help="the student's .ipynb file")
     validate.set_defaults(run=_validate)
     return parser
 
@@ -353,14 +353,18 @@ def _handback_parsers(commands):
     export = commands.add_parser("export", help="write the grades (after the late penalty)"
                                  " in a form Canvas's or Moodle's gradebook import accepts")
     export.add_argument("out", help="the folder autograde wrote (--out)")
-    export.add_argument("--format", choices=("canvas", "moodle", "csv"), default="csv")
+    export.add_argument("--format", choices=("canvas", "moodle", "csv"), default="csv",
+                        help="canvas: Canvas's gradebook import (SIS ids and a Points"
+                        " Possible row); moodle: username and score; csv: student_id and"
+                        " score; each the score after the late penalty (default csv)")
     export.add_argument("--to", default=None, metavar="FILE",
                         help="where to write it (default OUT/grades-<format>.csv)")
     export.set_defaults(run=_export)
     feedback = commands.add_parser("feedback", help="copy each student's feedback page to"
                                    " DIR/<student_id>.html, ready for an LMS upload")
     feedback.add_argument("out", help="the folder autograde wrote (--out)")
-    feedback.add_argument("--to", required=True, metavar="DIR")
+    feedback.add_argument("--to", required=True, metavar="DIR",
+                          help="the folder to write the pages to (made if missing)")
     feedback.set_defaults(run=_feedback)
 
 

@@ -65,3 +65,4 @@ RECONNECT_SECONDS = 10  # for a kernel to answer on new sockets, after a frame o
 FATAL_UNFINISHED_RUNS = 2
 ATTEMPTS = 5
 CONNECT_SECONDS = 30  # to reach the scheduler, then again for a first worker to join
+FORGET_SECONDS = 5  # for the scheduler to forget a batch's support files before workers stop

@@ -43,7 +43,7 @@ from grader.records import RunEnd, RunOutcome
 from grader.run import cgroups
 from grader.run.execution import short_error
 from grader.run.kernel_client import QUEUED_MESSAGES, WATCHED_CHANNELS, max_frame_bytes
-from grader.settings import ATTEMPTS, CONNECT_SECONDS, FATAL_UNFINISHED_RUNS
+from grader.settings import ATTEMPTS, CONNECT_SECONDS, FATAL_UNFINISHED_RUNS, FORGET_SECONDS
 
 # Dask blames a worker's death on every task assigned to it, started or not, and tries each
 # again until the count passes its `allowed-failures`. The grader sets that to 0 on the
@@ -225,7 +225,7 @@ def run_tasks(client, tasks, *, runner, support_files, on_outcome):
                 return
             submit(task)
 
-    with runs, _cancelled_if_stopped(client, running):
+    with runs, _cancelled_if_stopped(client, running), support:
         submit_more()
         for future in running:
             if client.status != "running":
@@ -384,6 +384,24 @@ class _SupportFiles:
         self.sent = 0
         self._future = None
 
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc_info):
+        """Release the support files and wait until the scheduler forgets them: a LocalCluster
+        stops its workers next, and a result still wanted when its worker leaves makes the
+        scheduler warn that the cluster lost it (seen after about half the batches)."""
+        if self._future is None:
+            return
+        key = self._future.key
+        self._future.release()
+        self._future = None
+        deadline = time.monotonic() + FORGET_SECONDS
+        with contextlib.suppress(Exception):  # a lost scheduler holds nothing any more
+            while (self.client.run_on_scheduler(_holds, key)
+                   and time.monotonic() < deadline):
+                time.sleep(0.05)
+
     def future(self):
         if self._future is None or self._future.status in ("error", "cancelled"):
             self.sent += 1
@@ -398,6 +416,10 @@ class _SupportFiles:
 
 def _as_result(value):
     return value
+
+
+def _holds(key, dask_scheduler=None):
+    return key in dask_scheduler.tasks
 
 
 _WORKER_DIED = object()  # the outcome of a submission whose worker died before it finished

@@ -10,6 +10,7 @@ and the ratios are taken the right way round.
 import csv
 import importlib
 import json
+import os
 import subprocess
 import sys
 from datetime import datetime, timedelta
@@ -289,3 +290,15 @@ def test_the_json_names_the_goals(bench, tmp_path):
                              "coordinator_peak_mb": 500}
     assert data["runs"][1]["per_submission"] == pytest.approx(1.1)
     assert data["summary"]["200"]["coordinator_peak_mb"] == 245
+
+
+def test_a_status_read_while_the_process_execs_is_no_point_of_the_timeline(bench, monkeypatch):
+    # Between fork and exec /proc/<pid>/status has no VmRSS: not a 0 MB reading.
+    readings = iter([{"VmHWM": 0}, {"VmHWM": 2048, "VmRSS": 1024}])
+    monkeypatch.setattr(bench, "status_kib", lambda pid, names=(): next(readings, {}))
+    sampler = bench.Sampler(os.getpid())
+    sampler._next_point = 0.0
+    sampler.sample()
+    sampler.sample()
+    assert [mb for _, mb in sampler.timeline] == [round(1024 * 1024 / bench.MB, 1)]
+    assert sampler.coordinator_hwm == 2048

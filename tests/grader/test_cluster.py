@@ -300,6 +300,9 @@ def test_only_a_submission_running_when_its_worker_dies_is_blamed(monkeypatch, t
         cluster.run_tasks(client, tasks, runner=dying_grade.DyingRunner(), support_files=support,
                           on_outcome=lambda task, outcome: outcomes.update(
                               {task.student_id: outcome}))
+        # Nothing of the batch is left wanted, its support files included: the workers stop
+        # next, and a result they still hold makes the scheduler warn that it was lost.
+        assert client.run_on_scheduler(_keys_held) == []
     victim = outcomes.pop("kills-its-worker")
     assert (victim.end, victim.reason) == (RunEnd.WORKER_DIED, cluster.WORKER_DIED_TWICE)
     assert {student: outcome.notebook for student, outcome in outcomes.items()} == {
@@ -309,6 +312,10 @@ def test_only_a_submission_running_when_its_worker_dies_is_blamed(monkeypatch, t
     assert victim == 2  # not a third time
     # Once, or twice if the worker holding the result died before it was fetched.
     assert all(starts in (1, 2) for starts in waiting)
+
+
+def _keys_held(dask_scheduler=None):
+    return sorted(map(str, dask_scheduler.tasks))
 
 
 class _ClusterOf:

@@ -103,7 +103,18 @@ def test_grading_leaves_no_thread_or_socket_behind(template, tmp_path):
     before = threading.active_count(), process.num_threads(), process.num_fds()
     for _ in range(5):
         _run(template, tmp_path, "print('hello')")
-    assert (threading.active_count(), process.num_threads(), process.num_fds()) == before
+    assert _counts_once_settled(process, before) == before
+
+
+def _counts_once_settled(process, expected, patience=5.0):
+    # A joined Python thread has left threading's table but may still be ending in the OS
+    # for a moment (seen once in a full run: 14 threads for 13); a leaked one stays.
+    deadline = time.monotonic() + patience
+    while True:
+        counts = threading.active_count(), process.num_threads(), process.num_fds()
+        if counts == expected or time.monotonic() > deadline:
+            return counts
+        time.sleep(0.05)
 
 
 def test_a_kernel_that_exits_is_reported_and_the_template_lives_on(template, tmp_path):
