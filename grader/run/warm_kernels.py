@@ -101,18 +101,33 @@ class KernelTemplate:
                  setup_seconds=SETUP_SECONDS):
         self.preload = tuple(preload)
         self.process = None
+        self.ready = False  # whether self.process said it imported its modules
         self.startup_seconds = startup_seconds
         self.setup_seconds = setup_seconds
+
+    def start(self):
+        """Start the template's process unless it is running, without waiting for its
+        imports: a caller with work of its own to do meanwhile (`grader validate`
+        preparing the notebook) finds it ready sooner."""
+        if self.process is None or self.process.poll() is not None:
+            self._stop()
+            self.process = self._start()
+            self.ready = False
+
+    def wait_until_ready(self):
+        """Start the template if need be and wait for its imports; raises
+        isolation.KernelSetupError when it did not start (it is then stopped)."""
+        self.start()
+        if not self.ready:
+            self._await_start()
+            self.ready = True
 
     def fork_kernel(self, connection_file, cwd, env, setup=None):
         """A new kernel's pid; it serves `connection_file` from `cwd` with `env`, set up
         as `setup` (KernelSetup) says. Raises isolation.KernelSetupError when it could not
         be set up, or the template did not answer in time (the template is then stopped,
         and started again for the next kernel)."""
-        if self.process is None or self.process.poll() is not None:
-            self._stop()
-            self.process = self._start()
-            self._await_start()
+        self.wait_until_ready()
         request = {"connection_file": connection_file, "cwd": str(cwd), "env": env,
                    "setup": dataclasses.asdict(setup or KernelSetup()),
                    "setup_seconds": self.setup_seconds}
@@ -183,6 +198,12 @@ class KernelTemplate:
                 with contextlib.suppress(OSError):
                     pipe.close()
             self.process = None
+        self.ready = False
+
+    def kill(self):
+        """Stop the template now, its kernels with it, without the second or so a template
+        holding TensorFlow takes to exit (`close`): for a caller that needs no clean end."""
+        self._stop()
 
     def close(self):
         if self.process is not None:
