@@ -106,17 +106,15 @@ class KernelTemplate:
         self.setup_seconds = setup_seconds
 
     def start(self):
-        """Start the template's process unless it is running, without waiting for its
-        imports: a caller with work of its own to do meanwhile (`grader validate`
-        preparing the notebook) finds it ready sooner."""
+        """Start the template unless it runs, not waiting for its imports: a caller with
+        work to do meanwhile (`grader validate`) then finds it ready sooner."""
         if self.process is None or self.process.poll() is not None:
-            self._stop()
+            self._stop()  # not ready
             self.process = self._start()
-            self.ready = False
 
     def wait_until_ready(self):
-        """Start the template if need be and wait for its imports; raises
-        isolation.KernelSetupError when it did not start (it is then stopped)."""
+        """Start the template if need be and wait for its imports (KernelSetupError, and
+        the template stopped, when it does not start)."""
         self.start()
         if not self.ready:
             self._await_start()
@@ -201,8 +199,7 @@ class KernelTemplate:
         self.ready = False
 
     def kill(self):
-        """Stop the template now, its kernels with it, without the second or so a template
-        holding TensorFlow takes to exit (`close`): for a caller that needs no clean end."""
+        """Stop it now, its kernels too: `close` waits the second it takes to exit."""
         self._stop()
 
     def close(self):

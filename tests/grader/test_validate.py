@@ -135,6 +135,26 @@ def test_verbose_says_how_long_each_stage_took(validated):
     assert "total" in line and "CPU" in line
 
 
+# What `grader validate` imports before it starts its kernel template: none of the heavy
+# modules, whose imports (a second and more) run while the template imports TensorFlow.
+BEFORE_THE_TEMPLATE = """
+import sys
+import grader.cli
+from grader.plugin import DEFAULT_LAB, load_lab
+load_lab(DEFAULT_LAB)
+from grader import validate
+print(sorted(name for name in ("nbformat", "nbclient", "nbgrader", "tensorflow")
+             if name in sys.modules))
+"""
+
+
+def test_nothing_heavy_is_imported_before_the_template_starts():
+    result = subprocess.run([sys.executable, "-c", BEFORE_THE_TEMPLATE], capture_output=True,
+                            text=True, cwd=lab.root, timeout=120)
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.strip() == "[]"
+
+
 class _ReadyTemplate:
     def wait_until_ready(self):
         pass
