@@ -127,14 +127,16 @@ def prepared(notebook, spec):
         if cell_id in given and _source(cell) != given[cell_id]:
             cell["source"] = given[cell_id]
             notes.append(f"the cell {cell_id} was changed: it is checked as released")
-        if cell_id in spec["skipped_cells"] or index > last_test:
+        if cell_id in spec["skipped_cells"]:
             cell["source"] = ""  # training, plots: the grader does not run them either
+        if index > last_test:
+            cell["source"] = ""  # no check reads it (`grader validate` skips it too)
     return notebook, notes
 
 
 def _last_test_cell(cells, spec):
-    """The index of the last of the exercises' test cells in `cells` (all of them when
-    there is none: the checks then say the test cells did not run)."""
+    """The index of the last of the exercises' test cells in `cells`; len(cells) when
+    there is none (nothing is emptied for it: the checks say the test cells did not run)."""
     test_cells = {exercise["test_cell"] for exercise in spec["exercises"]}
     return max((index for index, cell in enumerate(cells) if grade_id(cell) in test_cells),
                default=len(cells))
