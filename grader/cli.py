@@ -15,7 +15,6 @@ An error that is ours to explain (grader.errors.GraderError) is one line and exi
 import argparse
 import logging
 import sys
-import tempfile
 import time
 from collections import Counter
 from pathlib import Path
@@ -130,16 +129,12 @@ def _report(args, lab):
 
 def _validate(args, lab):
     from grader import validate
-    from grader.course.course import copy_release_files
-    from grader.intake import read_submitted_notebook
 
-    notebook, problem = read_submitted_notebook(Path(args.notebook), lab)
-    if problem:
+    try:
+        checks, notes = validate.validate_file(Path(args.notebook), lab=lab)
+    except validate.NotANotebook as problem:
         print(f"{args.notebook}: {problem}", file=sys.stderr)
         return 2
-    with tempfile.TemporaryDirectory(prefix="grader-validate-") as support:
-        copy_release_files(lab, support)
-        checks, notes = validate.validate(notebook, lab=lab, support_dir=support)
     print(validate.report(checks, notes))
     return 0 if all(check.passed for check in checks) else 1
 

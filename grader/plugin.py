@@ -32,13 +32,14 @@ import importlib.util
 import sys
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
-
-import nbformat
+from typing import TYPE_CHECKING, Any
 
 from grader import cells
 from grader.errors import GraderError
 from grader.records import ExerciseRun
+
+if TYPE_CHECKING:  # imported where the notebook is read: loading a lab needs no nbformat,
+    import nbformat  # and `grader validate` starts its kernel template sooner without it
 
 DEFAULT_LAB = "grader.labs.c2_w2"
 
@@ -102,8 +103,10 @@ class Lab(abc.ABC):
         return self.root / self.notebook_name
 
     @functools.cached_property
-    def source(self) -> nbformat.NotebookNode:
+    def source(self) -> "nbformat.NotebookNode":
         """The source notebook (an nbformat NotebookNode, read once: do not change it)."""
+        import nbformat
+
         try:
             return nbformat.read(str(self.source_notebook), as_version=4)
         except (OSError, ValueError) as error:

@@ -115,10 +115,13 @@ def checks_of(ran_cells, spec):
 
 def prepared(notebook, spec):
     """`notebook` with its given cells (the test cells included) as released, and the cells
-    the grader skips emptied; (the notebook, notes)."""
+    the grader skips emptied, as are those after the last test cell: no check reads what
+    they do, and a student's own training or plots there would cost seconds; (the
+    notebook, notes)."""
     notebook = copy.deepcopy(notebook)
     given, notes = spec["given_cells"], []
-    for cell in notebook.get("cells", []):
+    last_test = _last_test_cell(notebook.get("cells", []), spec)
+    for index, cell in enumerate(notebook.get("cells", [])):
         cell["source"] = _source(cell)  # nbclient runs text, a file may hold a list of lines
         cell_id = grade_id(cell)
         if cell_id in given and _source(cell) != given[cell_id]:
@@ -126,7 +129,17 @@ def prepared(notebook, spec):
             notes.append(f"the cell {cell_id} was changed: it is checked as released")
         if cell_id in spec["skipped_cells"]:
             cell["source"] = ""  # training, plots: the grader does not run them either
+        if index > last_test:
+            cell["source"] = ""  # no check reads it (`grader validate` skips it too)
     return notebook, notes
+
+
+def _last_test_cell(cells, spec):
+    """The index of the last of the exercises' test cells in `cells`; len(cells) when
+    there is none (nothing is emptied for it: the checks say the test cells did not run)."""
+    test_cells = {exercise["test_cell"] for exercise in spec["exercises"]}
+    return max((index for index, cell in enumerate(cells) if grade_id(cell) in test_cells),
+               default=len(cells))
 
 
 def _source(cell):
@@ -141,8 +154,11 @@ def run(notebook, spec, folder):
     from nbclient import NotebookClient
 
     node = nbformat.from_dict(notebook)
+    # Killed at the end rather than asked to shut down: a kernel holding TensorFlow takes
+    # seconds to exit, and nothing of it is kept.
     client = NotebookClient(node, timeout=spec["cell_timeout"], allow_errors=True,
                             interrupt_on_timeout=True, allow_stdin=False, kernel_name="python3",
+                            shutdown_kernel="immediate",
                             resources={"metadata": {"path": str(folder)}})
     client.execute()
     return node.cells

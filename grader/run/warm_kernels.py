@@ -101,18 +101,31 @@ class KernelTemplate:
                  setup_seconds=SETUP_SECONDS):
         self.preload = tuple(preload)
         self.process = None
+        self.ready = False  # whether self.process said it imported its modules
         self.startup_seconds = startup_seconds
         self.setup_seconds = setup_seconds
+
+    def start(self):
+        """Start the template unless it runs, not waiting for its imports: a caller with
+        work to do meanwhile (`grader validate`) then finds it ready sooner."""
+        if self.process is None or self.process.poll() is not None:
+            self._stop()  # not ready
+            self.process = self._start()
+
+    def wait_until_ready(self):
+        """Start the template if need be and wait for its imports (KernelSetupError, and
+        the template stopped, when it does not start)."""
+        self.start()
+        if not self.ready:
+            self._await_start()
+            self.ready = True
 
     def fork_kernel(self, connection_file, cwd, env, setup=None):
         """A new kernel's pid; it serves `connection_file` from `cwd` with `env`, set up
         as `setup` (KernelSetup) says. Raises isolation.KernelSetupError when it could not
         be set up, or the template did not answer in time (the template is then stopped,
         and started again for the next kernel)."""
-        if self.process is None or self.process.poll() is not None:
-            self._stop()
-            self.process = self._start()
-            self._await_start()
+        self.wait_until_ready()
         request = {"connection_file": connection_file, "cwd": str(cwd), "env": env,
                    "setup": dataclasses.asdict(setup or KernelSetup()),
                    "setup_seconds": self.setup_seconds}
@@ -183,6 +196,11 @@ class KernelTemplate:
                 with contextlib.suppress(OSError):
                     pipe.close()
             self.process = None
+        self.ready = False
+
+    def kill(self):
+        """Stop it now, its kernels too: `close` waits the second it takes to exit."""
+        self._stop()
 
     def close(self):
         if self.process is not None:

@@ -17,7 +17,11 @@ from grader.labs.c2_w2 import LAB as lab
 C1_PASSES = "UNQ_C1 (my_softmax): public tests pass"
 C1_FAILS = "UNQ_C1 (my_softmax): public tests FAIL"
 C2_PASSES = "UNQ_C2 (Sequential model): public tests pass"
-CASES = {"right": (corpus.STABLE, corpus.MODEL), "wrong": ("a = np.exp(z)", corpus.MODEL)}
+# Leaves a file behind if the kernel exits on its own: at the end it must be killed instead
+# (a kernel holding TensorFlow takes seconds to exit, for nothing the check reads).
+EXIT_HOOK = "import atexit\natexit.register(lambda: open('kernel-exited', 'w').close())\n"
+CASES = {"right": (EXIT_HOOK + corpus.STABLE, corpus.MODEL),
+         "wrong": ("a = np.exp(z)", corpus.MODEL)}
 
 
 @pytest.fixture(scope="module")
@@ -47,6 +51,11 @@ def test_a_right_notebook_passes_with_only_the_release(checked):
     status, stdout, stderr = checked["right"]
     assert status == 0, stdout + stderr
     assert C1_PASSES in stdout and C2_PASSES in stdout
+
+
+def test_the_kernel_is_killed_at_the_end_not_asked_to_exit(checked, student_folder):
+    assert checked["right"][0] == 0
+    assert not (student_folder / "kernel-exited").exists()
 
 
 def test_a_wrong_notebook_fails_with_the_public_tests_message(checked):
@@ -93,3 +102,42 @@ def test_the_checker_runs_the_test_cells_as_released(released_lab):
     assert restored["source"] == spec["given_cells"]["UNQ_C1_test"]
     assert notes == ["the cell UNQ_C1_test was changed: it is checked as released"]
     assert spec["cell_timeout"] == 60 and spec["skipped_cells"]
+
+
+def _spec_and_notebook(released_lab):
+    import json
+
+    spec = json.loads((released_lab / "check_my_work.json").read_text(encoding="utf-8"))
+    notebook = json.loads((released_lab / lab.notebook_name).read_text(encoding="utf-8"))
+    return spec, notebook
+
+
+def _code_cell(source):
+    return {"cell_type": "code", "metadata": {}, "source": source, "outputs": [],
+            "execution_count": None}
+
+
+def test_the_cells_after_the_last_test_cell_are_emptied(released_lab):
+    from grader.student_check import prepared
+
+    spec, notebook = _spec_and_notebook(released_lab)
+    ids = [cells.grade_id(cell) for cell in notebook["cells"]]
+    last_test = ids.index("UNQ_C2_test")
+    notebook["cells"].insert(last_test, _code_cell("mine = 1"))
+    notebook["cells"].append(_code_cell("model.fit(X, y, epochs=40)"))
+    checked_notebook, notes = prepared(notebook, spec)
+    sources = [cell["source"] for cell in checked_notebook["cells"]]
+    assert notes == []
+    assert sources[last_test] == "mine = 1"
+    assert sources[last_test + 1] == spec["given_cells"]["UNQ_C2_test"]
+    assert sources[last_test + 2:] and not any(sources[last_test + 2:])
+    assert any("load_data()" in source for source in sources[:last_test])  # the lab's own
+
+
+def test_without_test_cells_no_cell_is_emptied_for_it(released_lab):
+    from grader.student_check import prepared
+
+    spec, notebook = _spec_and_notebook(released_lab)
+    notebook["cells"] = [_code_cell("print(1)"), _code_cell("print(2)")]
+    checked_notebook, _ = prepared(notebook, spec)
+    assert [cell["source"] for cell in checked_notebook["cells"]] == ["print(1)", "print(2)"]

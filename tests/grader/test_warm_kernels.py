@@ -149,6 +149,24 @@ def test_a_kernel_dies_with_its_template(tmp_path):
     assert _ends(kernel)
 
 
+def test_a_template_started_early_is_ready_for_its_first_kernel_and_killed_at_once(tmp_path):
+    # `grader validate` starts it first, so that it imports while the notebook is prepared.
+    template = KernelTemplate(LAB.preload_modules)
+    template.start()
+    process = template.process
+    assert process.poll() is None and not template.ready
+    template.start()  # running already: the same process
+    assert template.process is process
+    template.wait_until_ready()
+    assert template.ready and template.process is process
+    kernel = _serving_kernel(template, tmp_path)
+    assert template.process is process  # no second start for the fork
+    template.kill()
+    assert process.wait(timeout=10) == -9  # killed, not asked to end as `close` does
+    assert template.process is None and not template.ready
+    assert _ends(kernel)
+
+
 def test_a_template_whose_worker_is_gone_kills_its_kernels(tmp_path):
     template = KernelTemplate(LAB.preload_modules)
     kernel = _serving_kernel(template, tmp_path)
