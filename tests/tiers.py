@@ -74,6 +74,7 @@ SLOW = {
     "tests/bench/test_bench_notebook.py": (BENCH, INTEGRATION),
     "tests/bench/test_bench_scale.py": (BENCH, INTEGRATION),
     "tests/browser/test_lab_in_jupyterlab.py": (BROWSER, INTEGRATION),
+    "tests/docs/test_demo.py": (INTEGRATION,),
     "tests/grader/labs/test_c2_w2_nbgrader.py": (INTEGRATION,),
     "tests/grader/publish/test_feedback_pages.py": (INTEGRATION,),
     "tests/grader/publish/test_publish.py": (INTEGRATION,),
