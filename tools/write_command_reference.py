@@ -31,6 +31,7 @@ PLACEHOLDERS = {
     "N": "a number: worker processes on a machine",
     "SCHEDULER_HOST": "the machine running the Dask scheduler",
     "DB_HOST": "the machine running PostgreSQL",
+    "COURSE": "the folder of your own nbgrader course",
 }
 HEADER = """\
 # Command reference

@@ -17,6 +17,7 @@ from doc_pages import PAGES, ROOT, code_blocks, relative
 
 from grader.cli import build_parser
 from grader.course.check_my_work import CHECKER
+from grader.labs.c2_w2 import LAB
 
 PLACEHOLDERS = importlib.import_module("tools.write_command_reference").PLACEHOLDERS
 VENV_BIN = Path(sys.executable).parent
@@ -24,8 +25,8 @@ ENVIRONMENT = re.compile(r"^[A-Z_][A-Z0-9_]*=")
 CAPITALS = re.compile(r"(?<![\w-])([A-Z][A-Z0-9_]*)(?![\w])")
 # Programs of the shell that the pages use as anyone would; their arguments are not checked.
 SHELL_TOOLS = {"mkdir", "cp", "cd", "chown", "git"}
-NBGRADER_COMMANDS = {"collect", "submit", "export", "generate_feedback", "release_feedback",
-                     "fetch_feedback", "formgrader"}
+NBGRADER_COMMANDS = {"release_assignment", "fetch_assignment", "submit", "collect", "export",
+                     "generate_feedback", "release_feedback", "fetch_feedback", "formgrader"}
 MAKE_TARGET = re.compile(r"^([A-Za-z][\w-]*):(?!=)", re.MULTILINE)
 MAKE_VARIABLE = re.compile(r"^([A-Z_]+)\s*[?:]?=", re.MULTILINE)
 
@@ -146,7 +147,8 @@ def test_a_command_of_the_docs_would_run(page, command):
 def test_its_words_in_capitals_are_documented_placeholders(page, command):
     words = _as_run(command)
     unknown = {word for argument in words[1:] for word in CAPITALS.findall(argument)
-               if not argument.startswith("-") or "=" in argument} - set(PLACEHOLDERS)
+               if not argument.startswith("-") or "=" in argument} - set(PLACEHOLDERS) \
+        - {LAB.assignment}  # nbgrader's name of the assignment, as it is
     assert not unknown, (f"{relative(page)}: {shlex.join(command)}: list {sorted(unknown)} in"
                          " PLACEHOLDERS (tools/write_command_reference.py)")
 
