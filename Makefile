@@ -1,13 +1,15 @@
 # `make lab` opens the lab in JupyterLab; `make test` runs every test. Both set up .venv first;
 # `make test` also installs the system packages its tests start (Chromium, PostgreSQL) if missing.
+# `make demo` grades the demo class in demo/ (demo/README.md).
 PYTHON ?= python3
 VENV := .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
 STUDENT_DIR ?= student
 LAB_PORT ?= 8888
+DEMO_OUT ?= demo/out
 
-.PHONY: setup system-packages student lab test check lint data figures bench clean
+.PHONY: setup system-packages student lab demo test check lint data figures bench clean
 
 setup: $(STAMP)
 
@@ -32,6 +34,15 @@ student: setup
 lab: student
 	cd $(STUDENT_DIR) && $(CURDIR)/$(PY) $(CURDIR)/tools/student_lab.py \
 		--ServerApp.port=$(LAB_PORT) C2_W2_Assignment.ipynb
+
+# The demo class graded as a real class is: five students in nbgrader's collected layout
+# (right, wrong twice, late, broken), a due date and 10% off per started day late. Without
+# root the grader still grades it, and warns that its kernels are not confined (demo/README.md).
+# A second run resumes: it keeps the results of unchanged submissions.
+demo: setup
+	$(PY) -m grader autograde demo/submitted --out $(DEMO_OUT) \
+		--due 2026-12-01T23:00:00Z --late-penalty 10%
+	@echo "A student's feedback page: $(DEMO_OUT)/feedback/wrong-softmax/C2_W2_Assignment.html"
 
 # What the tests start besides Python: Chromium (browser tests), PostgreSQL (gradebook
 # tests); installed with apt, through sudo when not root, only when missing. `setup` needs

@@ -27,6 +27,10 @@ MARKS = {
 }
 
 FAST = frozenset({
+    "tests/docs/test_command_reference.py",
+    "tests/docs/test_docs_commands.py",
+    "tests/docs/test_docs_links.py",
+    "tests/docs/test_docs_messages.py",
     "tests/grader/labs/test_c2_w2_answers.py",
     "tests/grader/labs/test_c2_w2_hidden_tests.py",
     "tests/grader/labs/test_c2_w2_judges.py",
@@ -71,6 +75,7 @@ SLOW = {
     "tests/bench/test_bench_scale.py": (BENCH, INTEGRATION),
     "tests/bench/test_bench_validate.py": (BENCH, INTEGRATION),
     "tests/browser/test_lab_in_jupyterlab.py": (BROWSER, INTEGRATION),
+    "tests/docs/test_demo.py": (INTEGRATION,),
     "tests/grader/labs/test_c2_w2_nbgrader.py": (INTEGRATION,),
     "tests/grader/publish/test_feedback_pages.py": (INTEGRATION,),
     "tests/grader/publish/test_publish.py": (INTEGRATION,),
@@ -100,8 +105,8 @@ SLOW = {
     "tests/grader/test_validate.py": (INTEGRATION, SANDBOX),
     "tests/grader/test_warm_kernels.py": (INTEGRATION,),
     "tests/lab/test_notebook.py": (INTEGRATION,),
-    "tests/lab/test_readme.py": (INTEGRATION,),
     "tests/lab/test_release_links.py": (INTEGRATION,),
+    "tests/lab/test_students_page.py": (INTEGRATION,),
     "tests/tools/test_install_system_packages.py": (INTEGRATION,),
     "tests/tools/test_make_clean.py": (INTEGRATION,),
     "tests/tools/test_student_lab.py": (INTEGRATION, BROWSER),

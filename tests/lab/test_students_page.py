@@ -1,23 +1,25 @@
-"""The README's part for students says what the lab really does."""
+"""The students' page (docs/students.md) says what the lab really does: each message its
+section on the exercises quotes is one the public tests print."""
 
 import contextlib
 import io
 import re
+from pathlib import Path
 
 import keras
 import numpy as np
 import pytest
 
 import public_tests
-from grader.labs.c2_w2 import LAB as lab
 
+STUDENTS_PAGE = Path(__file__).resolve().parents[2] / "docs" / "students.md"
 ANSI_ESCAPE = re.compile(r"\x1b\[[0-9;]*[A-Za-z]")
 QUOTED = re.compile(r'"([^"]+)"')
 
 
-def _students_section():
-    readme = (lab.root / "README.md").read_text(encoding="utf-8")
-    return readme.split("## For students", 1)[1].split("\n## ", 1)[0]
+def _exercises_section():
+    page = STUDENTS_PAGE.read_text(encoding="utf-8")
+    return page.split("\n## Do the exercises\n", 1)[1].split("\n## ", 1)[0]
 
 
 def _one_line(text):
@@ -58,9 +60,9 @@ def printed_messages():
     return _one_line(ANSI_ESCAPE.sub("", printed.getvalue()))
 
 
-def test_messages_the_readme_quotes_are_printed_by_the_public_tests(printed_messages):
-    quoted = [_one_line(quote) for quote in QUOTED.findall(_students_section())]
-    assert quoted, "the students' section quotes no message of the public tests"
+def test_messages_the_students_page_quotes_are_printed_by_the_public_tests(printed_messages):
+    quoted = [_one_line(quote) for quote in QUOTED.findall(_exercises_section())]
+    assert quoted, "the students' page quotes no message of the public tests"
     for quote in quoted:
         assert quote in printed_messages, quote
 
