@@ -98,7 +98,7 @@ def memory_limit_warning(client, limit):
     return (f"{len(loose)} Dask worker(s) may use more than {megabytes} MB, what grading "
             f"needs ({', '.join(loose[:5])}{' ...' if len(loose) > 5 else ''}): start them"
             f" with `dask worker ... --memory-limit {megabytes}MiB` and memory pausing and "
-            "spilling off (README: Dask cluster)")
+            "spilling off (docs/cluster.md#memory)")
 
 
 @contextlib.contextmanager
