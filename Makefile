@@ -8,6 +8,9 @@ STAMP := $(VENV)/.installed
 STUDENT_DIR ?= student
 LAB_PORT ?= 8888
 DEMO_OUT ?= demo/out
+# Test files run on two processes, each file whole on one (its fixtures built once); `make
+# test PARALLEL=` runs them in this process, one after another.
+PARALLEL ?= -n 2 --dist loadfile
 
 .PHONY: setup system-packages student lab demo test check lint data figures bench clean
 
@@ -55,14 +58,14 @@ system-packages:
 test: setup system-packages
 	$(PY) -m ruff check .
 	$(PY) -m mypy
-	env -u GRADER_TESTS_WITHOUT_SANDBOX $(PY) -m pytest
+	env -u GRADER_TESTS_WITHOUT_SANDBOX $(PY) -m pytest $(PARALLEL)
 
 # The fast tier (tests/tiers.py): no kernel, no nbgrader command, no server; a few minutes.
 # mypy checks the stage boundaries' type hints ([tool.mypy] in pyproject.toml).
 check: setup
 	$(PY) -m ruff check .
 	$(PY) -m mypy
-	$(PY) -m pytest -m "not ($(shell $(PY) -c 'import sys; sys.path.insert(0, "tests"); import tiers; print(tiers.NOT_FAST)'))"
+	$(PY) -m pytest $(PARALLEL) -m "not ($(shell $(PY) -c 'import sys; sys.path.insert(0, "tests"); import tiers; print(tiers.NOT_FAST)'))"
 
 lint: setup
 	$(PY) -m ruff check .

@@ -24,6 +24,7 @@ from datetime import datetime
 import psutil
 
 from grader import cells
+from grader.errors import GraderError
 from grader.run.isolation import KernelSetupError
 from grader.run.warm_kernels import KernelTemplate
 from grader.settings import Limits
@@ -37,7 +38,7 @@ STAGES = ("start", "prepare", "template", "kernel", "cells", "end")
 STAGES_LINE = "validate stages (wall seconds):"
 
 
-class NotANotebook(Exception):
+class NotANotebook(GraderError):
     """The file cannot be checked; the message says why, in the intake's words."""
 
 
