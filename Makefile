@@ -8,9 +8,10 @@ STAMP := $(VENV)/.installed
 STUDENT_DIR ?= student
 LAB_PORT ?= 8888
 DEMO_OUT ?= demo/out
-# Test files run on two processes, each file whole on one (its fixtures built once); `make
-# test PARALLEL=` runs them in this process, one after another.
-PARALLEL ?= -n 2 --dist loadfile
+# Test files run on two processes, each file whole on one (its fixtures built once; the files
+# sharing a graded class together: tests/conftest.py); `make test PARALLEL=` runs them in
+# this process, one after another.
+PARALLEL ?= -n 2 --dist loadgroup
 
 .PHONY: setup system-packages student lab demo test check lint data figures bench clean
 
