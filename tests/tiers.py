@@ -35,6 +35,7 @@ FAST = frozenset({
     "tests/grader/labs/test_c2_w2_hidden_tests.py",
     "tests/grader/labs/test_c2_w2_judges.py",
     "tests/grader/publish/test_journal_secrets.py",
+    "tests/grader/publish/test_page_penalties.py",
     "tests/grader/publish/test_rebuild.py",
     "tests/grader/publish/test_report.py",
     "tests/grader/publish/test_standalone.py",  # but its browser test, marked there

@@ -184,8 +184,14 @@ def page_penalties(journal: Journal,
     """student id -> the late penalty their feedback page shows; `changed` saved first."""
     shown = journal.fact(PAGE_PENALTIES, {})
     if changed:
-        shown.update(changed)
-        journal.set_fact(PAGE_PENALTIES, shown)
+        # No penalty is what a student without an entry is shown: kept out, so that a class
+        # on time never rewrites the fact (it was rewritten whole for every student saved:
+        # a cost that grew with the class).
+        updated = {student: penalty for student, penalty in {**shown, **changed}.items()
+                   if penalty}
+        if updated != shown:
+            journal.set_fact(PAGE_PENALTIES, updated)
+        shown = updated
     return shown
 
 
