@@ -37,7 +37,8 @@ class StageClock:
         run already counted, done elsewhere)."""
         return Stage(self, name, helper_cpu, count)
 
-    def add(self, name: str, *, wall: float = 0.0, cpu: float = 0.0, count: int = 1) -> None:
+    def add_stage(self, name: str, *, wall: float = 0.0, cpu: float = 0.0,
+                  count: int = 1) -> None:
         """Count `count` runs of `name` that took `wall` and `cpu` seconds."""
         with self._lock:
             totals = self._totals.setdefault(name, [0, 0.0, 0.0])
@@ -48,7 +49,7 @@ class StageClock:
     def merge(self, totals: dict) -> None:
         """Add another clock's `totals()` (e.g. a worker's) to this one's."""
         for name, stage in (totals or {}).items():
-            self.add(name, wall=stage.get(WALL, 0.0), cpu=stage.get(CPU, 0.0),
+            self.add_stage(name, wall=stage.get(WALL, 0.0), cpu=stage.get(CPU, 0.0),
                      count=stage.get(COUNT, 0))
 
     def totals(self) -> dict[str, dict[str, float]]:
@@ -80,7 +81,7 @@ class Stage:
         self.cpu += time.thread_time() - self._cpu
         if self.helper_cpu:
             self.cpu += self.helper_cpu() - self._helper
-        self.clock.add(self.name, wall=max(0.0, self.wall), cpu=max(0.0, self.cpu),
+        self.clock.add_stage(self.name, wall=max(0.0, self.wall), cpu=max(0.0, self.cpu),
                        count=self.count)
 
     def add(self, *, wall: float = 0.0, cpu: float = 0.0) -> None:

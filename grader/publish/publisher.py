@@ -161,10 +161,11 @@ class Publisher:
             finally:
                 started = pages.take_startup()
                 if started is not None:  # this page waited for a new renderer
-                    renderer.add("feedback renderer start", wall=started[0], cpu=started[1])
+                    renderer.add_stage("feedback renderer start", wall=started[0], cpu=started[1])
                     stage.add(wall=-started[0])
-                    before -= started[1]
-                renderer.add("feedback page render", cpu=max(0.0, pages.cpu_seconds() - before))
+                    before += started[1]  # the start is not this page's
+                rendering = max(0.0, pages.cpu_seconds() - before)
+                renderer.add_stage("feedback page render", cpu=rendering)
 
     def _save_failure(self, result):
         """The row of a student whose publishing failed: an error, without notebook."""

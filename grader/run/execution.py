@@ -136,7 +136,7 @@ class GradingExecute(Execute):
         started = self.kernel_template.take_startup() if self.kernel_template else None
         if started is not None:
             wall, cpu = started
-            self.clock.add("template import", wall=wall, cpu=cpu)
+            self.clock.add_stage("template import", wall=wall, cpu=cpu)
             stage.add(wall=-wall, cpu=-cpu)
 
     start_new_kernel = run_sync(async_start_new_kernel)

@@ -90,7 +90,7 @@ def take_worker_start(clock):
     """Put the worker's start in `clock`, once per worker process."""
     if _worker_start:
         wall, cpu = _worker_start
-        clock.add("worker start", wall=wall, cpu=cpu)
+        clock.add_stage("worker start", wall=wall, cpu=cpu)
         _worker_start.clear()
 
 

@@ -59,7 +59,7 @@ def test_what_another_stage_counts_is_taken_out_and_never_below_zero():
     with clock.stage("fork + confinement") as stage:
         time.sleep(0.01)
         stage.add(wall=-0.01, cpu=-1.0)
-    clock.add("template import", wall=0.01, cpu=1.0)
+    clock.add_stage("template import", wall=0.01, cpu=1.0)
     totals = clock.totals()
     assert totals["fork + confinement"]["cpu"] == 0.0
     assert totals["fork + confinement"]["wall"] < 0.01
@@ -84,7 +84,7 @@ def test_a_stage_that_raises_is_counted_and_the_error_goes_on():
 
 def test_clocks_merge_as_json():
     worker, coordinator = StageClock(), StageClock()
-    worker.add("capture", wall=0.1, cpu=0.2, count=2)
+    worker.add_stage("capture", wall=0.1, cpu=0.2, count=2)
     coordinator.merge(json.loads(json.dumps(worker.totals())))
     coordinator.merge(worker.totals())
     coordinator.merge({})
@@ -96,7 +96,7 @@ def test_threads_adding_at_once_lose_nothing():
 
     def add():
         for _ in range(2000):
-            clock.add("row", wall=0.001, cpu=0.001)
+            clock.add_stage("row", wall=0.001, cpu=0.001)
 
     threads = [threading.Thread(target=add) for _ in range(4)]
     for thread in threads:
@@ -170,7 +170,7 @@ def test_the_profile_sums_the_outcomes_and_is_saved_in_out(tmp_path):
     profile = BatchProfile()
     with profile.clock.stage("judge"):
         pass
-    profile.renderer.add("feedback page render", cpu=0.3)
+    profile.renderer.add_stage("feedback page render", cpu=0.3)
     for _ in range(2):
         profile.add_outcome(RunOutcome({}, stages={"capture": {"count": 2, "wall": 0.1,
                                                                "cpu": 0.2}}))
