@@ -198,7 +198,7 @@ def table_lines(rows, submissions):
     for key in ordered(rows):
         place, stage = key
         numbers = rows[key]
-        name = f"  · {stage}" if _is_cell(stage) else stage
+        name = (f"  · {stage}" if _is_cell(stage) else stage)[:NAME_WIDTH]
         count = f"{numbers['count']:g}" if numbers["count"] else ""
         wall = f"{numbers['wall']:8.3f}" if numbers["wall"] else f"{'':>8}"
         lines.append(f"{name:<{NAME_WIDTH}} {place:<13} {count:>5} {wall} {numbers['cpu']:8.3f}"

@@ -75,7 +75,7 @@ from grader.run.subprocess_runner import SubprocessRunner
 from grader.run.worker import SandboxRunner
 from grader.scratch import scratch_folder
 from grader.settings import Limits
-from grader.stage_clock import StageClock, timed_context
+from grader.stage_clock import StageClock, timed_context, waited_children_cpu
 
 log = logging.getLogger(__name__)
 # The runners the command line can choose (--runner); a library caller passes any Runner.
@@ -208,8 +208,8 @@ def _grade(run, submissions, out, db_url, workers, scheduler):
         with clock.stage("intake"):
             intake = collect_submissions(Path(submissions), scratch / "intake", lab,
                                          journal.folders())
-        ready = background.submit(_timed, clock, "results course", open_results_course,
-                                  out, lab, db_url, journal)
+        ready = background.submit(_timed, clock, "results course (nbgrader)",
+                                  open_results_course, out, lab, db_url, journal)
         with Publisher(out=out, lab=lab, journal=journal, course=results_course(out, lab),
                        gradebook_ready=ready, db_url=db_url, version=run.version,
                        batch=run.batch, policy=run.policy, profile=run.profile) as publisher:
@@ -221,8 +221,9 @@ def _grade(run, submissions, out, db_url, workers, scheduler):
 
 
 def _timed(clock, stage, function, *args):
-    """`function(*args)`, timed as `stage` of `clock` (in a thread of its own)."""
-    with clock.stage(stage):
+    """`function(*args)`, timed as `stage` of `clock` (in a thread of its own), with the
+    CPU of the processes it ran (nbgrader's), the only children to end meanwhile."""
+    with clock.stage(stage, helper_cpu=waited_children_cpu):
         return function(*args)
 
 

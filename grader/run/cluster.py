@@ -258,8 +258,9 @@ def _waited(running, clock):
     """The futures of `running` (as_completed) as they finish, each wait timed."""
     finished = iter(running)
     while True:
-        with clock.stage("waiting for workers"):
+        with clock.stage("waiting for workers") as wait:
             future = next(finished, None)
+            wait.count = int(future is not None)  # the last wait, for the end, is no result's
         if future is None:
             return
         yield future

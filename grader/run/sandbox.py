@@ -119,8 +119,8 @@ def run_notebook(notebook, *, support_dir, notebook_name, limits=None, plan=None
                  kernel_template=None, clock=None):
     """Execute `notebook` (a dict) as `notebook_name` beside copies of `support_dir`'s
     files, capturing what `plan` (grader.run.captures.CapturePlan) says; a RunOutcome
-    saying what confined the kernel. `clock` (grader.stage_clock.StageClock) times the
-    stages."""
+    saying what confined the kernel, and its stages as `clock`
+    (grader.stage_clock.StageClock) timed them."""
     limits = limits or Limits()
     clock = clock or StageClock()
     here = protection(enabled=limits.confine)
@@ -146,7 +146,7 @@ def run_notebook(notebook, *, support_dir, notebook_name, limits=None, plan=None
         removal.__enter__()  # the folder's removal, as the block ends
     removal.__exit__()
     return dataclasses.replace(outcome, protection=here.kernel, unprotected=here.missing,
-                               memory_mb=limits.memory_mb)
+                               memory_mb=limits.memory_mb, stages=clock.totals())
 
 
 def fallback_rlimits(here, limits):
