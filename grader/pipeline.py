@@ -208,7 +208,7 @@ def _grade(run, submissions, out, db_url, workers, scheduler):
         with clock.stage("intake"):
             intake = collect_submissions(Path(submissions), scratch / "intake", lab,
                                          journal.folders())
-        ready = background.submit(_timed, clock, "results course (nbgrader)",
+        ready = background.submit(_timed, clock, "nbgrader course",
                                   open_results_course, out, lab, db_url, journal)
         with Publisher(out=out, lab=lab, journal=journal, course=results_course(out, lab),
                        gradebook_ready=ready, db_url=db_url, version=run.version,
