@@ -21,6 +21,8 @@ done:
                     start, judging, the graded notebook, the feedback page's round trip,
                     journal, gradebook, the class files and the report
     renderer        the feedback page renderer process (its start, each page's CPU)
+    nbgrader        the nbgrader command the coordinator runs (generate_assignment, for
+                    OUT's nbgrader course)
     worker          the Dask worker's thread for each submission, and its start
     worker+kernel   the same, plus the CPU of the submission's kernel (fork, confinement,
                     handshake, each cell, the captures)
@@ -29,9 +31,11 @@ done:
 The whole run's CPU, every process it started included, is measured apart: in a cpuacct
 cgroup (v1) of its own where the machine has one (bench_validate.CpuMeter), else from
 getrusage of the children waited for (which misses the kernels). The table's last rows
-say what no stage counts: the coordinator's CPU outside its stages (Dask's scheduler and
-client threads, in-process) and the rest (the nannies, the workers' Dask threads, the
-interpreter's start and exit).
+say what no stage counts: the coordinator's start (the interpreter, the imports, before
+the batch's clock starts), its CPU outside its stages (Dask's scheduler and client
+threads, in-process) and the rest, unaccounted (the Dask nannies, the workers' Dask
+threads outside a task, the templates' and kernels' CPU outside a stage, every process's
+exit).
 
 The table prints, per stage: where, the count per batch, wall and CPU seconds per batch,
 CPU per submission and the stage's share of the run's core-seconds (medians over the
@@ -77,6 +81,7 @@ TEMPLATE_STAGES = {"template import"}
 ONCE_PER_WORKER = {"template import", "worker start"}
 NAME_WIDTH = 34  # the table's first column
 KERNEL_STAGES = {"fork + confinement", "kernel handshake", "capture"}
+COORDINATOR_START = "coordinator start (imports)"
 COORDINATOR_OTHER = "coordinator, outside any stage"
 UNACCOUNTED = "unaccounted"
 TOTAL = "total (the whole process tree)"
@@ -155,10 +160,14 @@ def run_rows(run, cells=False):
                   if not _is_cell(stage))
     coordinator = sum(numbers["cpu"] for (place, _), numbers in rows.items()
                       if place == "coordinator")
-    outside = max(0.0, run["profile"]["coordinator_cpu_seconds"] - coordinator)
+    profile = run["profile"]
+    outside = max(0.0, profile["coordinator_cpu_seconds"] - coordinator)
+    started = profile.get("coordinator_start_cpu_seconds", 0.0)
+    rows[("coordinator", COORDINATOR_START)] = {
+        "count": 1, "wall": profile.get("process_started_seconds", 0.0), "cpu": started}
     rows[("coordinator", COORDINATOR_OTHER)] = {"count": 0, "wall": 0.0, "cpu": outside}
     rows[("", UNACCOUNTED)] = {"count": 0, "wall": 0.0,
-                               "cpu": run["cpu"] - counted - outside}
+                               "cpu": run["cpu"] - counted - outside - started}
     rows[("", TOTAL)] = {"count": 0, "wall": run["wall"], "cpu": run["cpu"]}
     return rows
 
@@ -179,7 +188,7 @@ def median_rows(runs, cells=False):
 
 def ordered(rows):
     """Stages by CPU, largest first; the cells under their sum, the last three rows last."""
-    last = [COORDINATOR_OTHER, UNACCOUNTED, TOTAL]
+    last = [COORDINATOR_START, COORDINATOR_OTHER, UNACCOUNTED, TOTAL]
     body = sorted((key for key in rows if key[1] not in last and not _is_cell(key[1])),
                   key=lambda key: -rows[key]["cpu"])
     cells = sorted((key for key in rows if _is_cell(key[1])), key=lambda key: key[1])
@@ -226,7 +235,7 @@ def steady_cpu_per_submission(rows, submissions):
     the batch is under way."""
     return sum(numbers["cpu"] for (_, stage), numbers in rows.items()
                if numbers["count"] >= submissions and not _is_cell(stage)
-               and stage not in ONCE_PER_WORKER) / submissions
+               and stage not in ONCE_PER_WORKER and stage != COORDINATOR_START) / submissions
 
 
 def report(measured, submissions, cells=False):
@@ -241,11 +250,11 @@ def report(measured, submissions, cells=False):
         print(f"{setup}: {count} submission{'s' if count > 1 else ''}, medians of"
               f" {len(runs)} run(s)")
         print("\n".join(table_lines(rows, count)))
+        steady = timing["steady_seconds_per_submission"]
         print(f"first result {timing['first_result_seconds']:.1f} s after the command's"
-              f" start; per-submission stages {steady_cpu:.2f} CPU s per submission"
-              + (f"; steady {timing['steady_seconds_per_submission']:.2f} wall s per"
-                 " submission after the first result"
-                 if timing["steady_seconds_per_submission"] is not None else ""))
+              " start" + (f"; per-submission stages {steady_cpu:.2f} CPU s per submission;"
+                          f" steady {steady:.2f} wall s per submission after the first result"
+                          if steady is not None else ""))
         summary[setup] = {"submissions": count, **timing,
                           "steady_cpu_per_submission": steady_cpu,
                           "rows": [{"where": place, "stage": stage, **rows[(place, stage)]}

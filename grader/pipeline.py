@@ -208,8 +208,7 @@ def _grade(run, submissions, out, db_url, workers, scheduler):
         with clock.stage("intake"):
             intake = collect_submissions(Path(submissions), scratch / "intake", lab,
                                          journal.folders())
-        ready = background.submit(_timed, clock, "nbgrader course",
-                                  open_results_course, out, lab, db_url, journal)
+        ready = background.submit(_nbgrader_course, run.profile, out, lab, db_url, journal)
         with Publisher(out=out, lab=lab, journal=journal, course=results_course(out, lab),
                        gradebook_ready=ready, db_url=db_url, version=run.version,
                        batch=run.batch, policy=run.policy, profile=run.profile) as publisher:
@@ -220,11 +219,16 @@ def _grade(run, submissions, out, db_url, workers, scheduler):
     return intake, publisher
 
 
-def _timed(clock, stage, function, *args):
-    """`function(*args)`, timed as `stage` of `clock` (in a thread of its own), with the
-    CPU of the processes it ran (nbgrader's), the only children to end meanwhile."""
-    with clock.stage(stage, helper_cpu=waited_children_cpu):
-        return function(*args)
+def _nbgrader_course(profile, *args):
+    """open_results_course(*args), timed in its thread; the CPU of the nbgrader it runs
+    apart (the only children of this process that end meanwhile)."""
+    before = waited_children_cpu()
+    try:
+        with profile.clock.stage("nbgrader course"):
+            return open_results_course(*args)
+    finally:
+        profile.nbgrader.add_stage("nbgrader generate_assignment",
+                                   cpu=waited_children_cpu() - before)
 
 
 def _write_what_is_saved(out, journal, lab):
