@@ -46,7 +46,8 @@ class BatchProfile:
     def add_outcome(self, outcome) -> None:
         """Count a RunOutcome's stages, as it reaches the coordinator."""
         self.result_seconds.append(round(time.monotonic() - self.started, 3))
-        self.workers.merge(outcome.stages)
+        # getattr: an outcome pickled by a worker of an earlier release has no stages
+        self.workers.merge(getattr(outcome, "stages", None) or {})
 
     def as_json(self, *, submissions: int, workers: int) -> dict:
         children = os.times()
