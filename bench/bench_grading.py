@@ -204,7 +204,7 @@ def check_graded_everyone(stdout, submissions):
     """Raise BenchmarkError unless the autograde command says it graded every submission:
     an OUT that held results would keep them (a resumed batch grades only what changed),
     and the timing would measure no grading."""
-    said = f"Graded {submissions} submissions in "
+    said = f"Graded {submissions} submission{'' if submissions == 1 else 's'} in "
     if said not in stdout or " unchanged results" in stdout:
         summary = [line for line in stdout.splitlines() if line.startswith("Graded ")]
         raise BenchmarkError(f"autograde did not grade all {submissions} submissions afresh:"

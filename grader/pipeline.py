@@ -40,6 +40,7 @@ from pathlib import Path
 
 import grader
 from grader import logs
+from grader.batch_profile import BatchProfile
 from grader.intake import check_submissions_path, collect_submissions
 from grader.intake.notebook_file import NotGradable
 from grader.intake.prepare import prepare
@@ -74,6 +75,7 @@ from grader.run.subprocess_runner import SubprocessRunner
 from grader.run.worker import SandboxRunner
 from grader.scratch import scratch_folder
 from grader.settings import Limits
+from grader.stage_clock import StageClock, timed_context, waited_children_cpu
 
 log = logging.getLogger(__name__)
 # The runners the command line can choose (--runner); a library caller passes any Runner.
@@ -125,24 +127,27 @@ def autograde(*, submissions: str | Path, out: str | Path, lab: Lab | None = Non
     `late` (LateWork) gives timestamps and the due date, extensions and penalty, which
     replace the ones the journal keeps from an earlier batch."""
     started = time.monotonic()
-    lab = lab or load_lab()
-    limits = limits or Limits()
-    out = Path(out).resolve()
-    check_submissions_path(submissions)  # a mistyped path makes no OUT
-    out.mkdir(parents=True, exist_ok=True)
-    db_url = gradebook_url(out, db)
-    check_gradebook(db_url)  # before grading: a class it cannot record is not graded
-    version = grading_version(lab)
+    profile = BatchProfile()
+    with profile.clock.stage("batch set-up"):
+        lab = lab or load_lab()
+        limits = limits or Limits()
+        out = Path(out).resolve()
+        check_submissions_path(submissions)  # a mistyped path makes no OUT
+        out.mkdir(parents=True, exist_ok=True)
+        db_url = gradebook_url(out, db)
+        check_gradebook(db_url)  # before grading: a class it cannot record is not graded
+        version = grading_version(lab)
     with logs.batch_log(out), Journal(out) as journal:
-        late = late or LateWork()
-        policy = late.policy(journal)  # before grading: a wrong --due costs no time
-        given_timestamps = late.timestamps()
-        batch = journal.begin_batch(lab=lab, regrade=regrade)
-        journal.set_fact("db", db)
-        journal.set_fact(LATE_POLICY, policy.to_json())
+        with profile.clock.stage("batch set-up", count=0):
+            late = late or LateWork()
+            policy = late.policy(journal)  # before grading: a wrong --due costs no time
+            given_timestamps = late.timestamps()
+            batch = journal.begin_batch(lab=lab, regrade=regrade)
+            journal.set_fact("db", db)
+            journal.set_fact(LATE_POLICY, policy.to_json())
         run = _Run(lab=lab, limits=limits, journal=journal, batch=batch, secret_key=secret_key,
                    regrade=regrade, version=version, on_progress=on_progress,
-                   runner=runner)
+                   runner=runner, profile=profile)
         run.given_timestamps, run.policy = given_timestamps, policy
         try:
             intake, publisher = _grade(run, submissions, out, db_url, workers, scheduler)
@@ -152,10 +157,14 @@ def autograde(*, submissions: str | Path, out: str | Path, lab: Lab | None = Non
         except BaseException:  # the batch stops: what it graded stays, in every output
             _write_what_is_saved(out, journal, lab)
             raise
-        result = run.result(started, intake, publisher)
-        result.gradebook_problem = result.gradebook_problem or _lateness_to_gradebook(
-            db_url, lab, journal)
-        write_class_files(out, journal, lab, facts=run.facts(result, limits, started))
+        with profile.clock.stage("batch result"):
+            result = run.result(started, intake, publisher)
+        with profile.clock.stage("gradebook lateness"):
+            result.gradebook_problem = result.gradebook_problem or _lateness_to_gradebook(
+                db_url, lab, journal)
+        write_class_files(out, journal, lab, facts=run.facts(result, limits, started),
+                          clock=profile.clock)
+    profile.write(out, submissions=len(result.graded), workers=result.workers)
     return result
 
 
@@ -193,17 +202,33 @@ def _lateness_to_gradebook(db_url, lab, journal):
 
 
 def _grade(run, submissions, out, db_url, workers, scheduler):
-    lab, journal = run.lab, run.journal
+    lab, journal, clock = run.lab, run.journal, run.profile.clock
     with (scratch_folder("batch") as scratch,
           ThreadPoolExecutor(1, "grader-course") as background):
-        intake = collect_submissions(Path(submissions), scratch / "intake", lab,
-                                     journal.folders())
-        ready = background.submit(open_results_course, out, lab, db_url, journal)
+        with clock.stage("intake"):
+            intake = collect_submissions(Path(submissions), scratch / "intake", lab,
+                                         journal.folders())
+        ready = background.submit(_nbgrader_course, run.profile, out, lab, db_url, journal)
         with Publisher(out=out, lab=lab, journal=journal, course=results_course(out, lab),
                        gradebook_ready=ready, db_url=db_url, version=run.version,
-                       batch=run.batch, policy=run.policy) as publisher:
+                       batch=run.batch, policy=run.policy, profile=run.profile) as publisher:
             run.grade(intake.submissions, publisher, workers=workers, scheduler=scheduler)
+            publishing_wait = clock.stage("publishing queue + close")
+            publishing_wait.__enter__()  # until the publisher is done, as the block ends
+        publishing_wait.__exit__()
     return intake, publisher
+
+
+def _nbgrader_course(profile, *args):
+    """open_results_course(*args), timed in its thread; the CPU of the nbgrader it runs
+    apart (the only children of this process that end meanwhile)."""
+    before = waited_children_cpu()
+    try:
+        with profile.clock.stage("nbgrader course"):
+            return open_results_course(*args)
+    finally:
+        profile.nbgrader.add_stage("nbgrader generate_assignment",
+                                   cpu=waited_children_cpu() - before)
 
 
 def _write_what_is_saved(out, journal, lab):
@@ -218,8 +243,9 @@ class _Run:
     """One batch: which students to grade, and each one's way through the pipeline."""
 
     def __init__(self, *, lab, limits, journal, batch, secret_key, regrade, version,
-                 on_progress, runner=None):
+                 on_progress, runner=None, profile=None):
         self.lab, self.limits, self.journal = lab, limits, journal
+        self.profile = profile or BatchProfile()
         self.runner = runner or SandboxRunner()  # the command line's default
         self.batch, self.secret_key = batch, secret_key
         self.regrade, self.version = regrade, version
@@ -235,27 +261,32 @@ class _Run:
         self._total = self._done = 0
 
     def grade(self, submissions, publisher, *, workers, scheduler):
-        todo = [submission for submission in submissions if not self._keep(submission)]
-        self.journal.mark_seen([submission.student_id for submission in submissions],
-                               self.batch)
-        self.timestamps = {submission.student_id: self._timestamp_of(submission)
-                           for submission in submissions}
-        self.exchange_secrets = {submission.student_id: submission.exchange_secret
-                                 for submission in submissions}
-        self.journal.set_timestamps(self.timestamps)
+        clock = self.profile.clock
+        with clock.stage("batch set-up", count=0):
+            todo = [submission for submission in submissions if not self._keep(submission)]
+            self.journal.mark_seen([submission.student_id for submission in submissions],
+                                   self.batch)
+            self.timestamps = {submission.student_id: self._timestamp_of(submission)
+                               for submission in submissions}
+            self.exchange_secrets = {submission.student_id: submission.exchange_secret
+                                     for submission in submissions}
+            self.journal.set_timestamps(self.timestamps)
         self._total = len(todo)
         self.publisher = publisher
         tasks = self._tasks(todo)
         if any(submission.status != INVALID for submission in todo):
             memory_limit = cluster.worker_memory_bytes(self.limits)
-            with cluster.connect(scheduler=scheduler,
-                                 workers=max(1, min(workers or _cores(), len(todo))),
-                                 memory_limit=memory_limit) as client:
-                self.workers = len(client.nthreads())
-                self.memory_warning = cluster.memory_limit_warning(client, memory_limit)
+            connection = cluster.connect(scheduler=scheduler,
+                                         workers=max(1, min(workers or _cores(), len(todo))),
+                                         memory_limit=memory_limit)
+            with timed_context(clock, connection, "cluster start", "cluster stop") as client:
+                with clock.stage("cluster start", count=0):
+                    self.workers = len(client.nthreads())
+                    self.memory_warning = cluster.memory_limit_warning(client, memory_limit)
+                    support_files = read_release_files(self.lab)
                 cluster.run_tasks(client, tasks, runner=self.runner,
-                                  support_files=read_release_files(self.lab),
-                                  on_outcome=self._on_outcome)
+                                  support_files=support_files,
+                                  on_outcome=self._on_outcome, clock=clock)
         else:
             for _ in tasks:  # only invalid rows: published as the generator runs
                 pass
@@ -309,15 +340,18 @@ class _Run:
     def _task(self, submission):
         if submission.status == INVALID:
             return None, []
-        notebook, reading_notes = submission.read(self.lab)
-        prepared = prepare(notebook, self.lab.source)
+        clock = self.profile.clock
+        with clock.stage("read + prepare"):
+            notebook, reading_notes = submission.read(self.lab)
+            prepared = prepare(notebook, self.lab.source)
         notes = [submission.detail, *reading_notes, *prepared.notes]
         # Saved before the task leaves: a resumed batch grades it on the same inputs.
-        secret = self.journal.secret_for(submission.student_id, submission.digest,
-                                         self.secret_key)
+        with clock.stage("secret + hidden inputs"):
+            secret = self.journal.secret_for(submission.student_id, submission.digest,
+                                             self.secret_key)
+            plan = CapturePlan(self.lab.test_cells, self.lab.capture_source(),
+                               self.lab.hidden_inputs(secret))
         self._notes[submission.student_id] = (notes, submission, secret)
-        plan = CapturePlan(self.lab.test_cells, self.lab.capture_source(),
-                           self.lab.hidden_inputs(secret))
         return GradingTask(submission.student_id, prepared.notebook, self.lab.notebook_name,
                            plan, self.limits, self.lab.preload_modules), notes
 
@@ -329,9 +363,11 @@ class _Run:
         """Judge one run and queue its publishing: all of it this student's only."""
         notes, submission, secret = self._notes.pop(task.student_id)
         digest = submission.digest
+        self.profile.add_outcome(outcome)
         try:
-            verdicts = judge_outcome(self.lab, outcome, secret)
-            status, detail = status_and_detail(outcome, notes)
+            with self.profile.clock.stage("judge"):
+                verdicts = judge_outcome(self.lab, outcome, secret)
+                status, detail = status_and_detail(outcome, notes)
             result = StudentResult(task.student_id, status, detail, verdicts, outcome.notebook,
                                    outcome.seconds, outcome.sandbox, digest,
                                    submission.folder)
@@ -421,24 +457,32 @@ def publish_again(*, out: str | Path, lab: Lab, db: str | None = None,
 
 
 def write_class_files(out: str | Path, journal: Journal, lab: Lab, *,
-                      facts: report.RunFacts | None = None) -> None:
+                      facts: report.RunFacts | None = None,
+                      clock: StageClock | None = None) -> None:
     """grades.csv, verdicts.json and the report, for every student the journal holds.
-    The grades are what counts: a report that fails becomes a warning, not a failed batch."""
+    The grades are what counts: a report that fails becomes a warning, not a failed batch.
+    `clock` times each file."""
+    clock = clock or StageClock()
     policy = LatePolicy.from_json(journal.fact(LATE_POLICY))
     try:
-        refresh_late_penalties(out, lab, journal, results_course(out, lab), policy)
+        with clock.stage("late penalties refresh"):
+            refresh_late_penalties(out, lab, journal, results_course(out, lab), policy)
     except Exception:
         log.exception("feedback pages could not show the new late penalties")
-    records = journal.records()
-    write_grades_csv(Path(out) / GRADES_CSV, records, lab, policy)
-    write_course_feedback(out, lab, records, datetime.now(UTC).isoformat())
-    write_verdicts_json(Path(out) / VERDICTS_JSON, records)
-    if facts is not None:
-        journal.set_fact("runs", _every_run(journal, asdict(facts)))  # before "run" changes
-        journal.set_fact("run", asdict(facts))
-        report.write_run_facts(out=out, facts=facts)
+    with clock.stage("grades.csv + verdicts.json"):
+        records = journal.records()
+        write_grades_csv(Path(out) / GRADES_CSV, records, lab, policy)
+    with clock.stage("course feedback folders"):
+        write_course_feedback(out, lab, records, datetime.now(UTC).isoformat())
+    with clock.stage("grades.csv + verdicts.json", count=0):
+        write_verdicts_json(Path(out) / VERDICTS_JSON, records)
+        if facts is not None:
+            journal.set_fact("runs", _every_run(journal, asdict(facts)))  # before "run" changes
+            journal.set_fact("run", asdict(facts))
+            report.write_run_facts(out=out, facts=facts)
     try:
-        report.write_report(out=out, lab=lab)
+        with clock.stage("report"):
+            report.write_report(out=out, lab=lab)
     except Exception:
         log.exception("the report could not be written; build it again with: python -m"
                       " grader report %s", out)

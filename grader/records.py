@@ -122,6 +122,9 @@ class RunOutcome:
     protection: KernelProtection | None = None  # None: no kernel ran (or no runner said)
     unprotected: tuple = ()  # what that machine could not enforce, in the grader's words
     memory_mb: int = 0
+    # Where the run's seconds went, per stage (grader.stage_clock.StageClock.totals): for
+    # the profile only, never for a verdict.
+    stages: dict = field(default_factory=dict)
 
     @property
     def sandbox(self) -> str:

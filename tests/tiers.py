@@ -57,6 +57,7 @@ FAST = frozenset({
     "tests/grader/test_release_files.py",
     "tests/grader/test_runner.py",
     "tests/grader/test_scratch.py",
+    "tests/grader/test_stage_clock.py",
     "tests/grader/test_student_ids.py",
     "tests/grader/test_type_hints.py",
     "tests/lab/test_autils.py",
@@ -73,6 +74,7 @@ FAST = frozenset({
 SLOW = {
     "tests/bench/test_bench_grading.py": (BENCH, INTEGRATION, SANDBOX),
     "tests/bench/test_bench_notebook.py": (BENCH, INTEGRATION),
+    "tests/bench/test_bench_profile.py": (BENCH, INTEGRATION, SANDBOX),
     "tests/bench/test_bench_scale.py": (BENCH, INTEGRATION),
     "tests/bench/test_bench_validate.py": (BENCH, INTEGRATION),
     "tests/browser/test_lab_in_jupyterlab.py": (BROWSER, INTEGRATION),

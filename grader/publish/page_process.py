@@ -11,8 +11,11 @@ child.
 import multiprocessing
 import signal
 import threading
+import time
 from collections.abc import Callable
 from typing import Any
+
+import psutil
 
 STARTUP_SECONDS = 120  # to import nbconvert and build the exporter, on a busy machine
 PAGE_SECONDS = 20  # to render one page, nothing near the seconds an honest page takes
@@ -33,6 +36,7 @@ class PageProcess:
         self._child: Any = None  # a multiprocessing process, while one runs
         self._connection: Any = None
         self._lock = threading.Lock()
+        self._startup: tuple[float, float] | None = None  # for the profile, until taken
 
     def render(self, notebook: dict, resources: dict) -> str:
         """The page for `notebook` (a dict) and nbconvert `resources`, or PageTimeout; an
@@ -52,12 +56,27 @@ class PageProcess:
         with self._lock:
             self._stop()
 
+    def cpu_seconds(self) -> float:
+        """The running child's CPU seconds so far (0 when none runs): for the profile."""
+        child = self._child
+        try:
+            times = psutil.Process(child.pid).cpu_times() if child is not None else None
+        except (psutil.Error, ValueError):
+            return 0.0
+        return times.user + times.system if times is not None else 0.0
+
+    def take_startup(self) -> tuple[float, float] | None:
+        """(wall, CPU) seconds the last child took to start, once; else None."""
+        startup, self._startup = self._startup, None
+        return startup
+
     def _started(self):
         if self._child is not None and self._child.is_alive():
             return self._connection
         self._stop()
         # spawn, not fork: the grader has threads (Dask's, the publisher's) a fork would copy
         # in whatever state they are.
+        started = time.monotonic()
         context = multiprocessing.get_context("spawn")
         ours, theirs = context.Pipe()
         self._child = context.Process(target=_serve, args=(theirs, self.render_page, self.warm_up),
@@ -69,6 +88,7 @@ class PageProcess:
             self._stop()
             raise PageTimeout(f"the page renderer did not start in {STARTUP_SECONDS} s")
         self._received()  # "ready"
+        self._startup = (time.monotonic() - started, self.cpu_seconds())
         return ours
 
     def _received(self):

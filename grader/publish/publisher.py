@@ -21,6 +21,7 @@ from pathlib import Path
 
 import nbformat
 
+from grader.batch_profile import BatchProfile
 from grader.course.course import Course
 from grader.judge.status import sentence
 from grader.lateness import LatePolicy
@@ -51,8 +52,10 @@ class Publisher:
 
     def __init__(self, *, out: str | Path, lab: Lab, journal: Journal, course: Course,
                  gradebook_ready: concurrent.futures.Future, db_url: str, version: str,
-                 batch: int, policy: LatePolicy | None = None) -> None:
+                 batch: int, policy: LatePolicy | None = None,
+                 profile: BatchProfile | None = None) -> None:
         self.lab, self.journal, self.course = lab, journal, course
+        self.profile = profile or BatchProfile()  # where the publishing's seconds go
         self.policy = policy or LatePolicy()  # the late penalty each page shows
         # A Future: nbgrader makes the course and the gradebook's tables meanwhile.
         self.gradebook_ready = gradebook_ready
@@ -103,9 +106,21 @@ class Publisher:
             on_done(record)
 
     def _save(self, result):
-        course = self.course
+        clock = self.profile.clock
         notebook = result.notebook
         result.notebook = None  # it leaves memory with this function
+        with clock.stage("graded notebook"):
+            notebook = self._graded_notebook(result, notebook)
+        feedback, detail = self._feedback(result, notebook)
+        result = dataclasses.replace(result, detail=detail)
+        with clock.stage("journal record"):
+            self.journal.record(result, version=self.version, batch=self.batch,
+                                has_notebook=notebook is not None, feedback=feedback)
+            return self.journal.record_of(result.student_id)
+
+    def _graded_notebook(self, result, notebook):
+        """Write the student's graded notebook (or remove an old one); the notebook."""
+        course = self.course
         if notebook is not None:  # read as nbformat reads a file: sources joined, checked
             # Rebuilt again, though the worker did: what reaches OUT never depends on it.
             notebook = nbformat.reads(json.dumps(rebuilt_notebook(notebook)), as_version=4)
@@ -117,18 +132,15 @@ class Publisher:
                     SECRET_FILE), result.exchange_secret)
         else:
             remove_graded_notebook(course, result.student_id)
-        feedback, detail = self._feedback(result, notebook)
-        result = dataclasses.replace(result, detail=detail)
-        self.journal.record(result, version=self.version, batch=self.batch,
-                            has_notebook=notebook is not None, feedback=feedback)
-        return self.journal.record_of(result.student_id)
+        return notebook
 
     def _feedback(self, result, notebook):
         _, penalty = self.policy.lateness(result.student_id, result.timestamp, result.score,
                                           self.lab.max_score)
         try:
-            state = self.feedback.write(result, notebook, penalty)
-            page_penalties(self.journal, {result.student_id: penalty})
+            state = self._timed_page(result, notebook, penalty)
+            with self.profile.clock.stage("journal record", count=0):
+                page_penalties(self.journal, {result.student_id: penalty})
         except Exception:
             log.exception("the feedback of %s could not be made", result.student_id)
             self.feedback.remove(result.student_id)
@@ -137,6 +149,23 @@ class Publisher:
             log.warning("feedback refused for %s: %s", result.student_id, state.reason)
             return state.state, _joined(result.detail, state.reason)
         return state.state, result.detail
+
+    def _timed_page(self, result, notebook, penalty):
+        """feedback.write, timed: the round trip to the renderer, the renderer's start
+        and its CPU apart."""
+        pages, renderer = self.feedback.pages, self.profile.renderer
+        before = pages.cpu_seconds()
+        with self.profile.clock.stage("feedback page") as stage:
+            try:
+                return self.feedback.write(result, notebook, penalty)
+            finally:
+                started = pages.take_startup()
+                if started is not None:  # this page waited for a new renderer
+                    renderer.add_stage("feedback renderer start", wall=started[0], cpu=started[1])
+                    stage.add(wall=-started[0])
+                    before += started[1]  # the start is not this page's
+                rendering = max(0.0, pages.cpu_seconds() - before)
+                renderer.add_stage("feedback page render", cpu=rendering)
 
     def _save_failure(self, result):
         """The row of a student whose publishing failed: an error, without notebook."""
@@ -157,17 +186,19 @@ class Publisher:
         if self.gradebook_problem is not None:
             return  # it stopped taking rows: the journal keeps them for `grader publish`
         try:
-            if self._gradebook is None:
-                self.gradebook_ready.result()
-                self._gradebook = GradebookWriter(self.lab, self.db_url)
-            self._gradebook.record(record)
+            with self.profile.clock.stage("gradebook row"):
+                if self._gradebook is None:
+                    self.gradebook_ready.result()
+                    self._gradebook = GradebookWriter(self.lab, self.db_url)
+                self._gradebook.record(record)
         except Exception as error:
             self.gradebook_problem = str(error) if isinstance(error, GradebookError) \
                 else f"{type(error).__name__}: {error}"
             log.error("the gradebook stopped taking rows (%s); they are kept in the journal",
                       self.gradebook_problem)
             return
-        self.journal.mark_in_gradebook(record.student_id)
+        with self.profile.clock.stage("journal record", count=0):
+            self.journal.mark_in_gradebook(record.student_id)
 
     def write_pending_gradebook_rows(self) -> None:
         """Write the rows the gradebook does not have yet (from this or an earlier batch)."""

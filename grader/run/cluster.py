@@ -24,6 +24,7 @@ like any worker death.
 
 import collections
 import contextlib
+import dataclasses
 import gc
 import importlib
 import logging
@@ -44,6 +45,7 @@ from grader.run import cgroups
 from grader.run.execution import short_error
 from grader.run.kernel_client import QUEUED_MESSAGES, WATCHED_CHANNELS, max_frame_bytes
 from grader.settings import ATTEMPTS, CONNECT_SECONDS, FATAL_UNFINISHED_RUNS, FORGET_SECONDS
+from grader.stage_clock import StageClock
 
 # Dask blames a worker's death on every task assigned to it, started or not, and tries each
 # again until the count passes its `allowed-failures`. The grader sets that to 0 on the
@@ -192,13 +194,16 @@ def _set_allowed_failures(allowed, dask_scheduler=None):
     return previous
 
 
-def run_tasks(client, tasks, *, runner, support_files, on_outcome):
+def run_tasks(client, tasks, *, runner, support_files, on_outcome, clock=None):
     """Run `runner.run(task, support_files)` on the cluster for every task (a
     grader.run.runner.GradingTask) and call `on_outcome(task, outcome)` here as each
     finishes. `runner` (a grader.run.runner.Runner, pickled with each task) returns a
     RunOutcome; a failure (a bug of ours, a worker dying twice) becomes a failed
-    RunOutcome, never an exception."""
-    _prepare_workers(client, type(runner).__module__)
+    RunOutcome, never an exception. `clock` (grader.stage_clock.StageClock) times the
+    waits and the transfers."""
+    clock = clock or StageClock()
+    with clock.stage("cluster start", count=0):
+        _prepare_workers(client, type(runner).__module__)
     scheduler = client.scheduler.address
     support = _SupportFiles(client, support_files)
     # One task group per batch, ("grade-1a2b3c4d", student id, attempt), as Dask shows it:
@@ -210,8 +215,10 @@ def run_tasks(client, tasks, *, runner, support_files, on_outcome):
     submitted = {}  # key: (task, attempt)
 
     def submit(task, attempt=1):
-        future = client.submit(_started_then, runs.topic, runner, task, support.future(),
-                               pure=False, key=(batch, task.student_id, attempt))
+        with clock.stage("dask submit"):
+            future = client.submit(_started_then, runs.topic, runner, task,
+                                   support.future(), pure=False,
+                                   key=(batch, task.student_id, attempt))
         submitted[future.key] = task, attempt
         running.add(future)
 
@@ -227,7 +234,7 @@ def run_tasks(client, tasks, *, runner, support_files, on_outcome):
 
     with runs, _cancelled_if_stopped(client, running), support:
         submit_more()
-        for future in running:
+        for future in _waited(running, clock):
             if client.status != "running":
                 # Dask cancels every future when the client loses its scheduler. Their error
                 # rows would replace good grades in the gradebook: stop before anything is
@@ -236,7 +243,8 @@ def run_tasks(client, tasks, *, runner, support_files, on_outcome):
                                    "the middle of the batch; nothing was written: grade the "
                                    "batch again")
             task, attempt = submitted.pop(future.key)
-            outcome = _outcome(future, task, runs.count(task.student_id))
+            with clock.stage("result transfer"):
+                outcome = _outcome(future, task, runs.count(task.student_id))
             if outcome is _WORKER_DIED and attempt < ATTEMPTS:
                 submit(task, attempt + 1)
                 continue
@@ -244,6 +252,18 @@ def run_tasks(client, tasks, *, runner, support_files, on_outcome):
             if outcome is _WORKER_DIED:
                 outcome = _failed(task, RunEnd.WORKER_DIED, WORKERS_KEPT_DYING)
             on_outcome(task, outcome)
+
+
+def _waited(running, clock):
+    """The futures of `running` (as_completed) as they finish, each wait timed."""
+    finished = iter(running)
+    while True:
+        with clock.stage("waiting for workers") as wait:
+            future = next(finished, None)
+            wait.count = int(future is not None)  # the last wait, for the end, is no result's
+        if future is None:
+            return
+        yield future
 
 
 @contextlib.contextmanager
@@ -293,10 +313,22 @@ def _started_then(topic, runner, task, support):
         # Awaited, not queued (Worker.log_event): a worker killed a moment later has told.
         sync(worker.loop, worker.scheduler.log_event, topic=topic, msg=[task.student_id, what])
 
-    report("started")
+    clock = StageClock()
+    with clock.stage("dask task reports"):
+        report("started")
     outcome = runner.run(task, support)
-    report("finished")
-    return outcome
+    with clock.stage("dask task reports", count=0):
+        report("finished")
+    return _with_stages(outcome, clock)
+
+
+def _with_stages(outcome, clock):
+    """`outcome` with `clock`'s stages added to its own (the profile's; a runner that is
+    not ours may return anything: it is left as it is)."""
+    if not isinstance(outcome, RunOutcome):
+        return outcome
+    clock.merge(outcome.stages)
+    return dataclasses.replace(outcome, stages=clock.totals())
 
 
 def _prepare_workers(client, module):
@@ -329,6 +361,8 @@ class ReadyToGrade(WorkerPlugin):
                               f" the grader ({grader.engine_version()}) than the coordinating"
                               f" machine ({self.version}): update its checkout and restart it")
         importlib.import_module(self.module)
+        from grader.run.worker import note_worker_start  # for the profile
+        note_worker_start()
         _leave_interrupts_to_the_coordinator()
         _quiet_the_last_heartbeat(worker)
         # What the imports made lives as long as the process. Frozen, the collector never

@@ -31,6 +31,7 @@ from grader.run.streams import merged_streams
 from grader.run.warm_kernels import KernelSetup, RLimits
 from grader.run.watchdog import KernelWatchdog
 from grader.settings import KILL_GRACE_SECONDS, RECONNECT_SECONDS, RESPONSIVE_SECONDS
+from grader.stage_clock import ProcessCPU, StageClock
 
 TIMEOUT_ERROR = "CellTimeoutError"
 # Kernel messages counted against the budget: those the notebook keeps, and widgets'.
@@ -81,8 +82,13 @@ class GradingExecute(Execute):
     store_widget_state = Bool(False).tag(config=True)
 
     def __init__(self, *args, plan=None, code=None, budget, output_bytes, kernel_env=None,
-                 responsive_seconds=RESPONSIVE_SECONDS, **kwargs):
+                 responsive_seconds=RESPONSIVE_SECONDS, clock=None, kernel_template=None,
+                 **kwargs):
         super().__init__(*args, **kwargs)
+        # The profile's: where the seconds go, the kernel's CPU included (read from /proc).
+        self.clock = clock or StageClock()
+        self.kernel_cpu = ProcessCPU()
+        self.kernel_template = kernel_template
         self.responsive_seconds = responsive_seconds
         self.plan, self.code, self.budget = plan, code, budget
         self.output_bytes = output_bytes
@@ -113,7 +119,25 @@ class GradingExecute(Execute):
         cwd = kwargs.get("cwd") or self.resources.get("metadata", {}).get("path") or os.getcwd()
         kwargs["env"] = isolation.kernel_environment(
             {**os.environ, **kwargs.get("env", {}), **self.kernel_env}, scratch=cwd)
-        await super().async_start_new_kernel(**kwargs)
+        template_cpu = self._template_cpu()
+        with self.clock.stage("fork + confinement") as stage:
+            await super().async_start_new_kernel(**kwargs)
+            self.kernel_cpu.watch(self.km.provisioner.process.pid)
+            # The new kernel's CPU so far (its set-up: cgroup, private root, policy) and
+            # the template's fork, but not the template's import if this kernel waited
+            # for it: that is a stage of its own.
+            stage.add(cpu=self.kernel_cpu() + self._template_cpu() - template_cpu)
+            self._take_template_import(stage)
+
+    def _template_cpu(self):
+        return self.kernel_template.cpu_seconds() if self.kernel_template else 0.0
+
+    def _take_template_import(self, stage):
+        started = self.kernel_template.take_startup() if self.kernel_template else None
+        if started is not None:
+            wall, cpu = started
+            self.clock.add_stage("template import", wall=wall, cpu=cpu)
+            stage.add(wall=-wall, cpu=-cpu)
 
     start_new_kernel = run_sync(async_start_new_kernel)
 
@@ -123,8 +147,9 @@ class GradingExecute(Execute):
         self.km.client_factory = CappedKernelClient
         self.km.update_config(Config({"CappedKernelClient": {
             "max_frame_bytes": max_frame_bytes(self.output_bytes)}}))
-        client = await super().async_start_new_kernel_client()
-        self._frame_watch = FrameWatch(client)
+        with self.clock.stage("kernel handshake", self.kernel_cpu):
+            client = await super().async_start_new_kernel_client()
+            self._frame_watch = FrameWatch(client)
         return client
 
     start_new_kernel_client = run_sync(async_start_new_kernel_client)
@@ -144,11 +169,13 @@ class GradingExecute(Execute):
         exercise = self._test_cells.get(cells.grade_id(cell))
         failure = None
         if cell.cell_type == "code" and cell.source.strip():
-            failure = self._run_cell(cell, resources, index, segment)
+            with self.clock.stage(cell_stage(index, cell), self.kernel_cpu):
+                failure = self._run_cell(cell, resources, index, segment)
         if cells.grade_id(cell) in self._test_cells.values():  # an exercise's answer cell
             self._answer_errors[cells.grade_id(cell)] = failure  # the last copy counts
         if exercise:
-            run = self._capture_exercise(exercise, segment, failure)
+            with self.clock.stage("capture", self.kernel_cpu):
+                run = self._capture_exercise(exercise, segment, failure)
             self.runs[exercise] = dataclasses.replace(
                 run, answer_cell_error=self._answer_errors.get(exercise))
             self._note_dropped_frames(cell)  # by the hidden test (student code it calls)
@@ -314,6 +341,15 @@ def _timed_out(failure):
     return failure is not None and failure.kind is FailureKind.CELL_TIMED_OUT
 
 
+CELL_STAGE = "cell "  # how a cell's stage name starts: "cell 07 UNQ_C1"
+
+
+def cell_stage(index, cell):
+    """The profile's name for the run of the notebook's cell `index`."""
+    grade_id = cells.grade_id(cell)
+    return f"{CELL_STAGE}{index:02d}{' ' + grade_id if grade_id else ''}"
+
+
 def exercise_segments(notebook_cells, test_cells):
     """Each cell's segment: the number of exercises whose test cell comes before it (so
     the cells up to and including the first test cell are segment 0)."""
@@ -387,7 +423,7 @@ def json_size(value, limit=None):
 def execute(notebook, *, workdir, cell_timeout, timeout, output_bytes=4 * 10**6, plan=None,
             kernel_template=None, memory_mb=None, max_processes=None, confinement=None,
             kernel_env=None, rlimits=None, syscall_policy=False,
-            grace=GracePeriods()):
+            grace=GracePeriods(), clock=None):
     """Run `notebook` (a NotebookNode, changed in place) with `workdir` as the kernel's
     working directory, capturing what `plan` (captures.CapturePlan) says; stop it after
     `timeout` seconds, killing everything it started. With a `kernel_template`
@@ -397,22 +433,27 @@ def execute(notebook, *, workdir, cell_timeout, timeout, output_bytes=4 * 10**6,
     variables to the kernel's environment; a warm kernel applies `rlimits`
     (grader.run.warm_kernels.RLimits) to itself, and with `syscall_policy`, puts itself
     under grader.run.syscalls' filter. The kernel is killed `grace.kill` seconds past
-    `timeout` if it is still running. Returns a RunOutcome."""
+    `timeout` if it is still running. `clock` (grader.stage_clock.StageClock) times the
+    stages. Returns a RunOutcome."""
+    clock = clock or StageClock()
     exercises = len(plan.test_cells) if plan else 0
-    executor = GradingExecute(
-        plan=plan, code=captures.compile_capture(plan.source) if plan else None,
-        budget=TimeBudget(timeout=timeout, cell_timeout=cell_timeout, exercises=exercises),
-        output_bytes=output_bytes, kernel_name="python3", kernel_env=kernel_env,
-        responsive_seconds=grace.responsive, timeout=int(cell_timeout))
-    cgroup, rlimits = _cgroup(memory_mb, max_processes, rlimits)
-    watchdog = KernelWatchdog(executor, timeout + grace.kill, cgroup)
-    executor.on_kernel_started = watchdog.start
+    with clock.stage("executor and cgroup"):
+        executor = GradingExecute(
+            plan=plan, code=captures.compile_capture(plan.source) if plan else None,
+            budget=TimeBudget(timeout=timeout, cell_timeout=cell_timeout, exercises=exercises),
+            output_bytes=output_bytes, kernel_name="python3", kernel_env=kernel_env,
+            responsive_seconds=grace.responsive, timeout=int(cell_timeout), clock=clock,
+            kernel_template=kernel_template)
+        cgroup, rlimits = _cgroup(memory_mb, max_processes, rlimits)
+        watchdog = KernelWatchdog(executor, timeout + grace.kill, cgroup)
+        executor.on_kernel_started = watchdog.start
     end, reason = RunEnd.FINISHED, ""
     try:
         setup = KernelSetup(confinement=confinement, rlimits=rlimits,
                             cgroup_procs=cgroup.procs_files() if cgroup else (),
                             syscall_policy=syscall_policy)
-        manager = warm_kernel_manager(kernel_template, setup) if kernel_template else None
+        with clock.stage("executor and cgroup", count=0):
+            manager = warm_kernel_manager(kernel_template, setup) if kernel_template else None
         executor.preprocess(notebook, {"metadata": {"path": str(workdir)}}, km=manager)
     except DeadKernelError:
         end = RunEnd.TIMED_OUT if watchdog.fired else RunEnd.KERNEL_DIED
@@ -421,13 +462,15 @@ def execute(notebook, *, workdir, cell_timeout, timeout, output_bytes=4 * 10**6,
     except Exception as error:  # no kernel, a fault of ours, a kernel that broke nbclient
         end, reason = _failed_run(error, watchdog)
     finally:
-        watchdog.stop()
-        executor.release_kernel_client()
+        with clock.stage("kernel stop"):
+            watchdog.stop()
+            executor.release_kernel_client()
     if watchdog.fired:
         end = RunEnd.TIMED_OUT
     elif end is RunEnd.KERNEL_DIED and watchdog.memory_exceeded:
         end = RunEnd.MEMORY_EXCEEDED
-    notebook, _ = LimitOutput().preprocess(notebook, {})
+    with clock.stage("output limits"):
+        notebook, _ = LimitOutput().preprocess(notebook, {})
     runs = {exercise: _as_ended(executor.runs.get(exercise), end) or unreached(exercise, end)
             for exercise in (plan.test_cells.values() if plan else ())}
     return RunOutcome(exercises=runs, end=end, reason=reason, notebook=notebook,

@@ -31,6 +31,7 @@ from grader.run.execution import execute
 from grader.run.warm_kernels import RLimits
 from grader.scratch import scratch_folder
 from grader.settings import Limits
+from grader.stage_clock import StageClock
 
 
 @dataclass(frozen=True)
@@ -115,30 +116,37 @@ def without_cgroups(protections, here):
 
 
 def run_notebook(notebook, *, support_dir, notebook_name, limits=None, plan=None,
-                 kernel_template=None):
+                 kernel_template=None, clock=None):
     """Execute `notebook` (a dict) as `notebook_name` beside copies of `support_dir`'s
     files, capturing what `plan` (grader.run.captures.CapturePlan) says; a RunOutcome
-    saying what confined the kernel."""
+    saying what confined the kernel, and its stages as `clock`
+    (grader.stage_clock.StageClock) timed them."""
     limits = limits or Limits()
+    clock = clock or StageClock()
     here = protection(enabled=limits.confine)
+    removal = clock.stage("submission folder removal")
     with scratch_folder("submission") as scratch:
-        workdir = scratch / "lab"
-        # Copies, not links: a link would let one student's code change another's files.
-        shutil.copytree(support_dir, workdir)
-        node = nbformat.from_dict(notebook)
-        nbformat.write(node, str(workdir / notebook_name))
-        confinement = None
-        if kernel_template is not None and here.namespaces:
-            confinement = _confinement(scratch, workdir, limits)
+        with clock.stage("submission folder"):
+            workdir = scratch / "lab"
+            # Copies, not links: a link would let one student's code change another's.
+            shutil.copytree(support_dir, workdir)
+            node = nbformat.from_dict(notebook)
+            nbformat.write(node, str(workdir / notebook_name))
+            confinement = None
+            if kernel_template is not None and here.namespaces:
+                confinement = _confinement(scratch, workdir, limits)
         outcome = execute(node, workdir=workdir, plan=plan, cell_timeout=limits.cell_timeout,
                           timeout=limits.timeout, output_bytes=limits.output_bytes,
                           kernel_template=kernel_template,
                           memory_mb=limits.memory_mb if here.cgroups else None,
                           max_processes=limits.max_processes, confinement=confinement,
                           kernel_env=grading_environment(),
-                          rlimits=fallback_rlimits(here, limits), syscall_policy=here.syscalls)
+                          rlimits=fallback_rlimits(here, limits), syscall_policy=here.syscalls,
+                          clock=clock)
+        removal.__enter__()  # the folder's removal, as the block ends
+    removal.__exit__()
     return dataclasses.replace(outcome, protection=here.kernel, unprotected=here.missing,
-                               memory_mb=limits.memory_mb)
+                               memory_mb=limits.memory_mb, stages=clock.totals())
 
 
 def fallback_rlimits(here, limits):

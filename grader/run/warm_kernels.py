@@ -104,12 +104,31 @@ class KernelTemplate:
         self.ready = False  # whether self.process said it imported its modules
         self.startup_seconds = startup_seconds
         self.setup_seconds = setup_seconds
+        self._started_at = 0.0  # when the process was started (time.monotonic)
+        self._startup = None  # (wall, CPU) seconds its imports took, until taken
+
+    def cpu_seconds(self):
+        """The template process's CPU seconds so far (0 when none runs): for the profile."""
+        if self.process is None:
+            return 0.0
+        try:
+            times = psutil.Process(self.process.pid).cpu_times()
+        except psutil.Error:
+            return 0.0
+        return times.user + times.system
+
+    def take_startup(self):
+        """(wall, CPU) seconds the template took to import its modules, once after it
+        became ready; else None. For the profile."""
+        startup, self._startup = self._startup, None
+        return startup
 
     def start(self):
         """Start the template unless it runs, not waiting for its imports: a caller with
         work to do meanwhile (`grader validate`) then finds it ready sooner."""
         if self.process is None or self.process.poll() is not None:
             self._stop()  # not ready
+            self._started_at = time.monotonic()
             self.process = self._start()
 
     def wait_until_ready(self):
@@ -119,6 +138,7 @@ class KernelTemplate:
         if not self.ready:
             self._await_start()
             self.ready = True
+            self._startup = (time.monotonic() - self._started_at, self.cpu_seconds())
 
     def fork_kernel(self, connection_file, cwd, env, setup=None):
         """A new kernel's pid; it serves `connection_file` from `cwd` with `env`, set up

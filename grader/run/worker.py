@@ -23,6 +23,7 @@ from grader.run.runner import GradingTask, Runner  # noqa: F401 (GradingTask: it
 from grader.run.sandbox import run_notebook
 from grader.run.support_files import support_dir
 from grader.run.warm_kernels import KernelTemplate
+from grader.stage_clock import StageClock
 
 log = logging.getLogger(__name__)
 
@@ -43,16 +44,21 @@ def grade_submission(task, support_files, *, warm=True):
     """Run one submission beside `support_files`; a RunOutcome, never an exception. With
     `warm`, its kernel is forked from the worker's template; without, nbclient starts one."""
     started = time.monotonic()
+    clock = StageClock()
     try:
         template = _template(task.preload) if warm else None
-        outcome = run_notebook(task.notebook, support_dir=support_dir(support_files,
-                                                                      _worker_folder()),
+        with clock.stage("support files"):
+            support = support_dir(support_files, _worker_folder())
+        outcome = run_notebook(task.notebook, support_dir=support,
                                notebook_name=task.notebook_name, limits=task.limits,
-                               plan=task.plan, kernel_template=template)
-        outcome = _with_rebuilt_notebook(outcome)
+                               plan=task.plan, kernel_template=template, clock=clock)
+        with clock.stage("notebook rebuild"):
+            outcome = _with_rebuilt_notebook(outcome)
     except Exception as error:  # a fault of ours: this submission's error, not the batch's
         outcome = RunOutcome({}, RunEnd.GRADING_FAILED, short_error(error))
-    return dataclasses.replace(outcome, seconds=time.monotonic() - started)
+    take_worker_start(clock)
+    return dataclasses.replace(outcome, seconds=time.monotonic() - started,
+                               stages=clock.totals())
 
 
 def _with_rebuilt_notebook(outcome):
@@ -66,6 +72,26 @@ def _with_rebuilt_notebook(outcome):
         log.exception("the graded notebook could not be rebuilt; it is left out")
         notebook = None
     return dataclasses.replace(outcome, notebook=notebook)
+
+
+_worker_start = []  # (wall, CPU) seconds this worker process took to start, until told
+
+
+def note_worker_start():
+    """Remember what starting this worker process cost (its CPU so far, and the wall time
+    since it was created), for the first submission it grades to report."""
+    import psutil
+
+    process = psutil.Process()
+    _worker_start[:] = [time.time() - process.create_time(), time.process_time()]
+
+
+def take_worker_start(clock):
+    """Put the worker's start in `clock`, once per worker process."""
+    if _worker_start:
+        wall, cpu = _worker_start
+        clock.add_stage("worker start", wall=wall, cpu=cpu)
+        _worker_start.clear()
 
 
 def _template(preload):

@@ -138,6 +138,12 @@ def test_a_batch_that_graded_every_submission_passes(bench):
     bench.check_graded_everyone(SUMMARY.format(n=20, kept=""), 20)
 
 
+def test_a_batch_of_one_that_graded_it_passes(bench):
+    # "Graded 1 submission in ...": the summary says a single one in the singular
+    one = SUMMARY.format(n=1, kept="").replace("submissions", "submission", 1)
+    bench.check_graded_everyone(one, 1)
+
+
 @pytest.mark.parametrize("stdout", [SUMMARY.format(n=19, kept=""),
                                     SUMMARY.format(n=0, kept="; kept 20 unchanged results"),
                                     "no summary at all"])

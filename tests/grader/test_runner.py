@@ -1,6 +1,8 @@
 """The run stage's seam (grader.run.runner): recorded outcomes, their JSON, the typed
 protection and the runners the coordinator can choose. No kernel runs here."""
 
+import dataclasses
+import json
 import pickle
 
 import pytest
@@ -48,6 +50,16 @@ def task(student_id, notebook=None):
 def test_an_outcome_survives_json_as_it_was():
     assert outcome_from_json(outcome_to_json(ANSWERED)) == ANSWERED
     assert outcome_from_json(outcome_to_json(RunOutcome({}))) == RunOutcome({})
+
+
+def test_an_outcomes_stages_survive_json_and_a_recording_without_them_reads_as_none():
+    timed = dataclasses.replace(ANSWERED, stages={
+        "cell 03 UNQ_C1": {"count": 1, "wall": 0.25, "cpu": 0.5},
+        "capture": {"count": 2, "wall": 0.01, "cpu": 0.02}})
+    assert outcome_from_json(json.loads(json.dumps(outcome_to_json(timed)))) == timed
+    recorded_before = outcome_to_json(ANSWERED)
+    del recorded_before["stages"]
+    assert outcome_from_json(recorded_before).stages == {}
 
 
 def test_recorded_outcomes_are_found_by_student_then_by_notebook(tmp_path):

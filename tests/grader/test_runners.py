@@ -11,11 +11,13 @@ nbgrader for each OUT.
 """
 
 import csv
+import json
 import shutil
 
 import corpus
 import pytest
 
+from grader.batch_profile import PROFILE_JSON
 from grader.labs.c2_w2 import LAB as lab
 from grader.pipeline import autograde
 from grader.records import KernelProtection, RunEnd, RunOutcome, unreached
@@ -58,6 +60,18 @@ def test_the_subprocess_runner_gives_the_sandboxs_verdicts(class_dir, tmp_path):
         assert [rows[student][k] for k in COLUMNS] == [golden[student][k] for k in COLUMNS]
         assert golden[student]["detail_contains"] in rows[student]["detail"]
     assert batch.sandbox == "time limits only" and TRUSTED_ONLY in batch.warnings
+    stages = _profile(tmp_path / "out")["stages"]
+    assert stages["renderer"]["feedback renderer start"]["count"] == 1
+    assert stages["renderer"]["feedback page render"]["cpu"] > 0
+    workers = stages["workers"]
+    for stage in ("kernel handshake", "capture", "kernel stop", "notebook rebuild"):
+        assert workers[stage]["count"] >= 2, stage  # one per submission, a capture each
+    assert any(stage.startswith("cell ") and numbers["cpu"] > 0
+               for stage, numbers in workers.items())
+
+
+def _profile(out):
+    return json.loads((out / PROFILE_JSON).read_text())
 
 
 # --- Recorded outcomes ----------------------------------------------------------------------
@@ -75,6 +89,25 @@ def some_class(class_dir, tmp_path):
 def _canned(submissions, out, **options):
     return autograde(submissions=submissions, out=out, lab=lab, workers=1,
                      runner=CannedRunner(RECORDED), **options)
+
+
+def test_out_holds_the_batchs_profile(some_class, tmp_path):
+    batch = _canned(some_class, tmp_path / "out")
+    profile = _profile(tmp_path / "out")
+    graded = len(STUDENTS) - 1  # an invalid notebook never reaches a worker
+    assert (profile["submissions"], profile["workers"]) == (len(batch.graded), 1)
+    assert len(profile["result_seconds"]) == graded
+    coordinator = profile["stages"]["coordinator"]
+    for stage in ("intake", "read + prepare", "secret + hidden inputs", "cluster start",
+                  "waiting for workers", "judge", "graded notebook", "feedback page",
+                  "journal record", "gradebook row", "cluster stop", "report",
+                  "grades.csv + verdicts.json"):
+        assert coordinator[stage]["wall"] > 0, stage
+    for stage in ("judge", "secret + hidden inputs"):
+        assert coordinator[stage]["count"] == graded, stage
+    assert coordinator["journal record"]["count"] == len(STUDENTS)
+    # Recorded outcomes carry no stages of a kernel: only the worker's reports to Dask.
+    assert profile["stages"]["workers"]["dask task reports"]["count"] == graded
 
 
 def test_a_batch_of_recorded_outcomes_run_again_resumes_and_regrade_grades_all(

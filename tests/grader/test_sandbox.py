@@ -91,6 +91,28 @@ def test_with_the_sandbox_a_kernel_is_confined(template, support_dir):
     assert (facts["seed"], facts["execution"]) == (None, "autograde")
 
 
+def test_an_outcome_carries_where_its_seconds_went(support_dir):
+    notebook = new_notebook(cells=[new_code_cell("x = 1"),
+                                   new_code_cell("total = sum(range(3 * 10**7))")])
+    fresh = KernelTemplate()  # its import is the first run's, and only the first's
+    try:
+        first, second = (run_notebook(notebook, support_dir=support_dir,
+                                      notebook_name="lab.ipynb", kernel_template=fresh,
+                                      limits=Limits(cell_timeout=60)).stages
+                         for _ in range(2))
+    finally:
+        fresh.close()
+    for stage in ("submission folder", "executor and cgroup", "fork + confinement",
+                  "kernel handshake", "cell 00", "cell 01", "kernel stop", "output limits",
+                  "submission folder removal"):
+        assert first[stage]["count"] == second[stage]["count"] == 1, stage
+    assert first["template import"]["count"] == 1 and first["template import"]["cpu"] > 0
+    assert "template import" not in second
+    # The cell's CPU is the kernel's, read from /proc: the sum takes a good part of a second.
+    assert first["cell 01"]["cpu"] > 0.1 and first["cell 01"]["cpu"] > first["cell 00"]["cpu"]
+    assert json.loads(json.dumps(first)) == first
+
+
 def test_kernel_environment_keeps_no_secrets():
     environment = isolation.kernel_environment({
         "PATH": "/usr/bin", "PGPASSWORD": "secret", "AWS_SECRET_ACCESS_KEY": "k",
