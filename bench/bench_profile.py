@@ -13,7 +13,7 @@ submission and one of N (--copies), and each is graded in turn (single, batch, s
     python -m grader autograde CLASS --out OUT --workers W
 
 as a subprocess, into a fresh OUT every run. Each run is checked (every student 100/100,
-all graded afresh), then its OUT/profile.json is read (grader.batch_profile): the wall
+all graded afresh), then its OUT/profile.json is read (grader.publish.batch_profile): the wall
 and CPU seconds of each stage, as the grader's stage clock counted them where the work was
 done:
 
@@ -66,9 +66,9 @@ from bench.bench_grading import (  # noqa: E402
     student_ids,
 )
 from bench.bench_validate import CpuMeter  # noqa: E402
-from grader.batch_profile import PROFILE_JSON  # noqa: E402
 from grader.course.release import release  # noqa: E402
 from grader.labs.c2_w2 import LAB as lab  # noqa: E402
+from grader.publish.batch_profile import PROFILE_JSON  # noqa: E402
 from grader.run.execution import CELL_STAGE  # noqa: E402
 
 SINGLE, BATCH = "one submission", "batch"

@@ -34,13 +34,12 @@ import time
 from collections import Counter
 from collections.abc import Callable, Iterable
 from concurrent.futures import Future, ThreadPoolExecutor
-from dataclasses import asdict, dataclass, field
+from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
 
 import grader
 from grader import logs
-from grader.batch_profile import BatchProfile
 from grader.intake import check_submissions_path, collect_submissions
 from grader.intake.notebook_file import NotGradable
 from grader.intake.prepare import prepare
@@ -49,6 +48,8 @@ from grader.judge.verdicts import judge_outcome
 from grader.lateness import LatePolicy, parse_timestamp, policy_from, read_student_times
 from grader.plugin import Lab, load_lab
 from grader.publish import report
+from grader.publish.batch_profile import BatchProfile
+from grader.publish.class_files import LATE_POLICY, write_class_files
 from grader.publish.gradebook import (
     check_gradebook,
     gradebook_url,
@@ -56,15 +57,8 @@ from grader.publish.gradebook import (
     results_course,
     write_lateness,
 )
-from grader.publish.grades_csv import (
-    GRADES_CSV,
-    VERDICTS_JSON,
-    write_grades_csv,
-    write_verdicts_json,
-)
-from grader.publish.handback import write_course_feedback
 from grader.publish.journal import Journal, JournalError, StudentRecord
-from grader.publish.publisher import Publisher, refresh_late_penalties
+from grader.publish.publisher import Publisher
 from grader.records import ERROR, INVALID, StudentResult
 from grader.release_files import read_release_files
 from grader.run import cluster
@@ -75,7 +69,7 @@ from grader.run.subprocess_runner import SubprocessRunner
 from grader.run.worker import SandboxRunner
 from grader.scratch import scratch_folder
 from grader.settings import Limits
-from grader.stage_clock import StageClock, timed_context, waited_children_cpu
+from grader.stage_clock import timed_context, waited_children_cpu
 
 log = logging.getLogger(__name__)
 # The runners the command line can choose (--runner); a library caller passes any Runner.
@@ -168,7 +162,6 @@ def autograde(*, submissions: str | Path, out: str | Path, lab: Lab | None = Non
     return result
 
 
-LATE_POLICY = "late_policy"  # the journal's fact: the policy last given
 
 
 @dataclass(frozen=True)
@@ -454,48 +447,6 @@ def publish_again(*, out: str | Path, lab: Lab, db: str | None = None,
         problem = publisher.gradebook_problem or _lateness_to_gradebook(db_url, lab, journal)
         write_class_files(out, journal, lab)
         return journal.records(), problem
-
-
-def write_class_files(out: str | Path, journal: Journal, lab: Lab, *,
-                      facts: report.RunFacts | None = None,
-                      clock: StageClock | None = None) -> None:
-    """grades.csv, verdicts.json and the report, for every student the journal holds.
-    The grades are what counts: a report that fails becomes a warning, not a failed batch.
-    `clock` times each file."""
-    clock = clock or StageClock()
-    policy = LatePolicy.from_json(journal.fact(LATE_POLICY))
-    try:
-        with clock.stage("late penalties refresh"):
-            refresh_late_penalties(out, lab, journal, results_course(out, lab), policy)
-    except Exception:
-        log.exception("feedback pages could not show the new late penalties")
-    with clock.stage("grades.csv + verdicts.json"):
-        records = journal.records()
-        write_grades_csv(Path(out) / GRADES_CSV, records, lab, policy)
-    with clock.stage("course feedback folders"):
-        write_course_feedback(out, lab, records, datetime.now(UTC).isoformat())
-    with clock.stage("grades.csv + verdicts.json", count=0):
-        write_verdicts_json(Path(out) / VERDICTS_JSON, records)
-        if facts is not None:
-            journal.set_fact("runs", _every_run(journal, asdict(facts)))  # before "run" changes
-            journal.set_fact("run", asdict(facts))
-            report.write_run_facts(out=out, facts=facts)
-    try:
-        with clock.stage("report"):
-            report.write_report(out=out, lab=lab)
-    except Exception:
-        log.exception("the report could not be written; build it again with: python -m"
-                      " grader report %s", out)
-
-
-def _every_run(journal: Journal, facts: dict) -> list:
-    """The facts of every batch graded into OUT, this one last (a journal from before
-    they were kept holds only its latest batch's, which starts the list)."""
-    runs = journal.fact("runs")
-    if not isinstance(runs, list):
-        earlier = journal.fact("run")
-        runs = [earlier] if isinstance(earlier, dict) else []
-    return [*runs, facts]
 
 
 def grading_version(lab: Lab) -> str:

@@ -21,11 +21,11 @@ from pathlib import Path
 
 import nbformat
 
-from grader.batch_profile import BatchProfile
 from grader.course.course import Course
 from grader.judge.status import sentence
 from grader.lateness import LatePolicy
 from grader.plugin import Lab
+from grader.publish.batch_profile import BatchProfile
 from grader.publish.feedback import (
     NONE,
     REFUSED,

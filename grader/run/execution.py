@@ -9,7 +9,6 @@ and answers captured before a later hang or crash are kept.
 
 import contextlib
 import dataclasses
-import itertools
 import os
 import subprocess
 import time
@@ -27,6 +26,7 @@ from grader.run import captures, cgroups, isolation
 from grader.run.budget import TimeBudget
 from grader.run.forked_kernels import warm_kernel_manager
 from grader.run.kernel_client import CappedKernelClient, FrameWatch, max_frame_bytes
+from grader.run.output_size import message_size
 from grader.run.streams import merged_streams
 from grader.run.warm_kernels import KernelSetup, RLimits
 from grader.run.watchdog import KernelWatchdog
@@ -40,9 +40,6 @@ COUNTED_MESSAGES = ("stream", "display_data", "execute_result", "error",
 # Comm messages (widgets) are counted, then dropped: a graded notebook keeps no widget
 # state, and an Output widget's outputs join its cell's like any other.
 DROPPED_MESSAGES = ("comm_open", "comm_msg", "comm_close")
-# What an output adds to the notebook besides its content (its keys, its place in the
-# list), so that a million empty outputs cost as much as they weigh.
-OUTPUT_OVERHEAD_BYTES = 100
 NOT_RUN_NOTE = "[grader: this cell was not run: the time for this exercise was used up]\n"
 
 
@@ -371,53 +368,6 @@ def first_error(cell):
     if errors:
         return Failure.raised(errors[0].get("ename", ""), errors[0].get("evalue", ""))
     return None
-
-
-def message_size(msg, limit=None):
-    """What `msg` may add to the graded notebook: its content as JSON (near enough), the
-    bytes of its binary buffers and an output's own overhead, counted without writing
-    anything out; counting stops once past `limit`."""
-    size = OUTPUT_OVERHEAD_BYTES
-    for buffer in msg.get("buffers") or ():
-        size += _buffer_size(buffer)
-    left = None if limit is None else max(0, limit - size)
-    return size + json_size(msg.get("content"), left)
-
-
-def _buffer_size(buffer):
-    try:
-        return memoryview(buffer).nbytes
-    except TypeError:  # not a buffer (a kernel can send anything)
-        return len(str(buffer))
-
-
-_END = object()
-
-
-def json_size(value, limit=None):
-    """The length of `value` (decoded JSON) written as JSON, near enough: every string,
-    key and number, and a character for each bracket, colon and comma. Walked with a
-    stack of iterators, so that neither deep nesting nor a long list costs more than its
-    own size; it stops once past `limit`."""
-    size, pending = 0, [iter((value,))]
-    while pending:
-        item = next(pending[-1], _END)
-        if item is _END:
-            pending.pop()
-            continue
-        if isinstance(item, str):
-            size += len(item) + 2
-        elif isinstance(item, dict):
-            size += 2 * len(item) + 2
-            pending.append(itertools.chain.from_iterable(item.items()))
-        elif isinstance(item, list | tuple):
-            size += len(item) + 2
-            pending.append(iter(item))
-        else:  # a number, a boolean, None (a kernel can send anything: its text)
-            size += len(str(item))
-        if limit is not None and size > limit:
-            return size
-    return size
 
 
 def execute(notebook, *, workdir, cell_timeout, timeout, output_bytes=4 * 10**6, plan=None,

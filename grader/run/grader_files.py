@@ -66,3 +66,27 @@ def search_dirs():
     sys.path's entries, as they are now (before the template drops the grader's)."""
     found = [*site.getsitepackages(), site.getusersitepackages(), *sys.path]
     return list(dict.fromkeys(path for path in found if path and os.path.isdir(path)))
+
+
+def forget_the_grader(grader_root):
+    """Leave the kernel (this process, as it becomes one) no way to import the grader:
+    neither its folder on the path nor the finder an editable install (`pip install -e .`)
+    puts before it."""
+    sys.path[:] = [path for path in sys.path if path not in ("", "/", grader_root)]
+    sys.meta_path[:] = [finder for finder in sys.meta_path
+                        if not _from_editable_install(finder)]
+    sys.path_hooks[:] = [hook for hook in sys.path_hooks if not _from_editable_install(hook)]
+    sys.path_importer_cache.clear()
+
+
+def _from_editable_install(hook):
+    module = getattr(hook, "__module__", "") or getattr(type(hook), "__module__", "")
+    return module.startswith("__editable__")
+
+
+def python_paths():
+    """Where this Python's files are: the confined kernel sees these read-only."""
+    paths = {sys.prefix, sys.base_prefix, sys.exec_prefix, sys.base_exec_prefix,
+             os.path.dirname(os.path.realpath(sys.executable))}
+    paths |= {os.path.realpath(path) for path in paths}
+    return sorted(path for path in paths if os.path.isdir(path))

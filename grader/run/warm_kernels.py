@@ -451,13 +451,13 @@ def _set_up(request):
     if setup["rlimits"]:
         RLimits(**setup["rlimits"]).apply()
     hidden = grader_files.grader_files(grader_files.search_dirs())  # before sys.path loses it
-    _forget_the_grader()
+    grader_files.forget_the_grader(GRADER_ROOT)
     connection_file = request["connection_file"]
     if setup["confinement"]:
         with open(connection_file) as stream:  # the worker's, read before confining
             connection = json.load(stream)
-        isolation.confine(isolation.Confinement(**setup["confinement"]), _python_paths(),
-                          hidden)
+        isolation.confine(isolation.Confinement(**setup["confinement"]),
+                          grader_files.python_paths(), hidden)
         connection_file = _confined_connection_file(connection)
         environment = isolation.kernel_environment(request["env"])
     else:
@@ -472,21 +472,6 @@ def _set_up(request):
     if setup["syscall_policy"]:  # last: the set-up above mounts, the kernel may not
         syscalls.install()
     return connection_file
-
-
-def _forget_the_grader():
-    """Leave the kernel no way to import the grader: neither its folder on the path nor
-    the finder an editable install (`pip install -e .`) puts before it."""
-    sys.path[:] = [path for path in sys.path if path not in ("", "/", GRADER_ROOT)]
-    sys.meta_path[:] = [finder for finder in sys.meta_path
-                        if not _from_editable_install(finder)]
-    sys.path_hooks[:] = [hook for hook in sys.path_hooks if not _from_editable_install(hook)]
-    sys.path_importer_cache.clear()
-
-
-def _from_editable_install(hook):
-    module = getattr(hook, "__module__", "") or getattr(type(hook), "__module__", "")
-    return module.startswith("__editable__")
 
 
 def _die_with(parent):
@@ -505,14 +490,6 @@ def _confined_connection_file(info):
     with open(path, "w") as stream:
         json.dump(info, stream)
     return path
-
-
-def _python_paths():
-    """Where this Python's files are: the confined kernel sees these read-only."""
-    paths = {sys.prefix, sys.base_prefix, sys.exec_prefix, sys.base_exec_prefix,
-             os.path.dirname(os.path.realpath(sys.executable))}
-    paths |= {os.path.realpath(path) for path in paths}
-    return sorted(path for path in paths if os.path.isdir(path))
 
 
 if __name__ == "__main__":

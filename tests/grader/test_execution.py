@@ -18,15 +18,13 @@ from grader.records import MAX_ERROR_CHARS, Failure, FailureKind, RunEnd
 from grader.run.budget import TimeBudget
 from grader.run.captures import MARKER, CapturePlan
 from grader.run.execution import (
-    OUTPUT_OVERHEAD_BYTES,
     TIMEOUT_ERROR,
     GracePeriods,
     GradingExecute,
     execute,
-    json_size,
-    message_size,
 )
 from grader.run.kernel_client import max_frame_bytes
+from grader.run.output_size import OUTPUT_OVERHEAD_BYTES, json_size, message_size
 from grader.run.streams import merged_streams
 
 # What the tests capture: the value the student's `answer_<exercise>()` returns.

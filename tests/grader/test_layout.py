@@ -14,7 +14,8 @@ PACKAGE = Path(grader.__file__).parent
 STAGES = [
     ("shared", ("grader", "grader.cells", "grader.records", "grader.settings", "grader.plugin",
                 "grader.release_files", "grader.logs", "grader.scratch", "grader.hidden_secrets",
-                "grader.errors", "grader.student_check", "grader.lateness")),
+                "grader.errors", "grader.student_check", "grader.lateness",
+                "grader.stage_clock")),
     ("intake and nbgrader's course", ("grader.intake", "grader.course")),
     ("run", ("grader.run",)),
     ("judge", ("grader.judge",)),

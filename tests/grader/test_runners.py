@@ -17,9 +17,9 @@ import shutil
 import corpus
 import pytest
 
-from grader.batch_profile import PROFILE_JSON
 from grader.labs.c2_w2 import LAB as lab
 from grader.pipeline import autograde
+from grader.publish.batch_profile import PROFILE_JSON
 from grader.records import KernelProtection, RunEnd, RunOutcome, unreached
 from grader.run.runner import CannedRunner
 from grader.run.subprocess_runner import TRUSTED_ONLY, SubprocessRunner

@@ -1,4 +1,4 @@
-"""The stage clock (grader.stage_clock) and the batch's profile (grader.batch_profile):
+"""The stage clock (grader.stage_clock) and the batch's profile (grader.publish.batch_profile):
 seconds counted where they were spent, once each, at a cost of microseconds."""
 
 import json
@@ -10,7 +10,7 @@ import time
 
 import pytest
 
-from grader.batch_profile import PROFILE_JSON, BatchProfile
+from grader.publish.batch_profile import PROFILE_JSON, BatchProfile
 from grader.publish.page_process import PageProcess
 from grader.records import RunOutcome
 from grader.stage_clock import ProcessCPU, StageClock, timed_context
