@@ -397,6 +397,9 @@ def hidden_test_says(test_cell, **student_globals):
 
 
 def _without_numbers(text):
+    # Keras names an unnamed layer by a counter of the whole process ('dropout', then
+    # 'dropout_1'): which one a checker sees depends on the tests run before it.
+    text = re.sub(r"'([a-z][a-z_]*?)(?:_\d+)?'", r"'\1_#'", text)
     return re.sub(r"[-+]?\d[\d.,e+-]*", "#", text)
 
 
