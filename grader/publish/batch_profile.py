@@ -23,6 +23,7 @@ from pathlib import Path
 import psutil
 
 from grader.publish.files import write_atomically
+from grader.records import RunOutcome
 from grader.stage_clock import StageClock
 
 log = logging.getLogger(__name__)
@@ -43,7 +44,7 @@ class BatchProfile:
         self.process_started = time.time() - psutil.Process().create_time()
         self.result_seconds: list[float] = []  # when each outcome arrived, from the start
 
-    def add_outcome(self, outcome) -> None:
+    def add_outcome(self, outcome: RunOutcome) -> None:
         """Count a RunOutcome's stages, as it reaches the coordinator."""
         self.result_seconds.append(round(time.monotonic() - self.started, 3))
         # getattr: an outcome pickled by a worker of an earlier release has no stages
