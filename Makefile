@@ -8,10 +8,9 @@ STAMP := $(VENV)/.installed
 STUDENT_DIR ?= student
 LAB_PORT ?= 8888
 DEMO_OUT ?= demo/out
-# Test files run on two processes, each file whole on one (its fixtures built once; the files
-# sharing a graded class together: tests/conftest.py); `make test PARALLEL=` runs them in
-# this process, one after another.
-PARALLEL ?= -n 2 --dist loadgroup
+# Test files run on two processes, each file whole on one (its fixtures built once); `make
+# test PARALLEL=` runs them in this process, one after another.
+PARALLEL ?= -n 2 --dist loadfile
 
 .PHONY: setup system-packages student lab demo test check lint data figures bench clean
 

@@ -27,35 +27,12 @@ def pytest_configure(config):
         config.addinivalue_line("markers", f"{name}: {text}")
 
 
-# Session fixtures that grade a whole class: every file that uses one runs on the same
-# test process (`make test` runs two, pytest-xdist's --dist loadgroup), which grades it once.
-SHARED_CLASS_FIXTURES = ("graded",)
-SHARED_GROUP = "graded-corpus"
-
-
 def pytest_collection_modifyitems(config, items):
-    """Mark each test with its file's tier, as tests/tiers.py says, and with the group of
-    tests that one test process runs together: its file's, or the group of the files that
-    share a graded class (run first, being the longest)."""
-    files = {item: _relative(item) for item in items}
-    sharing = {files[item] for item in items if _uses_a_shared_class(item)}
+    """Mark each test with its file's tier, as tests/tiers.py says."""
     for item in items:
-        for name in tiers.SLOW.get(files[item], ()):
+        relative = Path(str(item.path)).resolve().relative_to(PROJECT_ROOT).as_posix()
+        for name in tiers.SLOW.get(relative, ()):
             item.add_marker(getattr(pytest.mark, name))
-        group = SHARED_GROUP if files[item] in sharing else files[item]
-        item.add_marker(pytest.mark.xdist_group(name=group))
-    items.sort(key=lambda item: files[item] not in sharing)  # stable: file order kept
-
-
-def _relative(item):
-    return Path(str(item.path)).resolve().relative_to(PROJECT_ROOT).as_posix()
-
-
-def _uses_a_shared_class(item):
-    definitions = getattr(item, "_fixtureinfo", None)
-    definitions = definitions.name2fixturedefs if definitions else {}
-    return any(definitions.get(name) and definitions[name][-1].scope == "session"
-               for name in SHARED_CLASS_FIXTURES)
 
 
 @pytest.fixture(scope="session")
