@@ -29,9 +29,17 @@ def softmax_hidden_inputs(seed):
     that depends on the values only among the special ones.
     """
     rng = numpy.random.default_rng(seed)
+
+    def spread(low, high, size):
+        # One value drawn in each of `size` equal slices of [low, high), in a random
+        # order: every grading reaches both ends of the range (plain uniform draws left
+        # all six very negative values above -20 in one grading of 64).
+        edges = low + (high - low) * (numpy.arange(size) + rng.uniform(0.0, 1.0, size)) / size
+        return rng.permutation(edges)
+
     cases = [(ORDINARY, rng.uniform(-8.0, 8.0, size)) for size in (*range(1, 11), 37)]
-    cases += [("very negative values", rng.uniform(-30.0, -10.0, 6)),
-              ("tiny values", rng.uniform(0.0, 1e-3, 7)),
+    cases += [("very negative values", spread(-30.0, -10.0, 6)),
+              ("tiny values", spread(0.0, 1e-3, 7)),
               ("all values equal", numpy.full(3, 5.0)),
               ("shuffled whole numbers", rng.permutation(numpy.arange(-4.0, 5.0)))]
     return cases
