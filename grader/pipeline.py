@@ -202,13 +202,14 @@ def _grade(run, submissions, out, db_url, workers, scheduler):
             intake = collect_submissions(Path(submissions), scratch / "intake", lab,
                                          journal.folders())
         ready = background.submit(_nbgrader_course, run.profile, out, lab, db_url, journal)
-        with Publisher(out=out, lab=lab, journal=journal, course=results_course(out, lab),
-                       gradebook_ready=ready, db_url=db_url, version=run.version,
-                       batch=run.batch, policy=run.policy, profile=run.profile) as publisher:
+        publishing = Publisher(out=out, lab=lab, journal=journal,
+                               course=results_course(out, lab), gradebook_ready=ready,
+                               db_url=db_url, version=run.version, batch=run.batch,
+                               policy=run.policy, profile=run.profile)
+        # Its close waits for the queue and writes the rows the gradebook lacks.
+        with timed_context(clock, publishing, "publisher start",
+                           "publishing queue + close") as publisher:
             run.grade(intake.submissions, publisher, workers=workers, scheduler=scheduler)
-            publishing_wait = clock.stage("publishing queue + close")
-            publishing_wait.__enter__()  # until the publisher is done, as the block ends
-        publishing_wait.__exit__()
     return intake, publisher
 
 
