@@ -190,3 +190,18 @@ def test_a_profile_that_cannot_be_written_is_only_logged(tmp_path, caplog):
     (tmp_path / PROFILE_JSON).mkdir()  # a folder where the file goes
     BatchProfile().write(tmp_path, submissions=0, workers=0)
     assert "profile could not be written" in caplog.text
+
+
+def test_a_cell_is_named_by_its_grade_id_only_when_the_lab_knows_it():
+    from grader.run.execution import cell_stage
+
+    def cell(grade_id):
+        return {"cell_type": "code", "source": "", "metadata": {"nbgrader": {
+            "grade_id": grade_id}}}
+
+    known = {"UNQ_C1", "UNQ_C1_test"}
+    assert cell_stage(7, cell("UNQ_C1_test"), known) == "cell 07 UNQ_C1_test"
+    # A student's own cell with a grade id of a megabyte adds no row of its own.
+    assert cell_stage(12, cell("x" * 2**20), known) == "cell 12"
+    assert cell_stage(3, {"cell_type": "code", "source": "", "metadata": {}}, known) == "cell 03"
+    assert cell_stage(4, cell(["UNQ_C1"]), known) == "cell 04"  # unhashable: no error
