@@ -199,6 +199,9 @@ class Run:
         return self.seconds / self.size
 
 
+LOADED_KIB = 1024  # a Python interpreter is never smaller once loaded
+
+
 def status_kib(pid, names=("VmHWM", "VmRSS")):
     """{name: KiB} from /proc/<pid>/status, {} once the process is gone (or a zombie)."""
     try:
@@ -229,9 +232,10 @@ class Sampler:
 
     def sample(self):
         own = status_kib(self.pid)
-        if not own.get("VmRSS"):
-            # Gone, or caught while exec() swaps its memory map: /proc then shows a status
-            # without VmRSS (a timeline point of 0 MB, seen once in a full test run).
+        if own.get("VmRSS", 0) < LOADED_KIB:
+            # Gone, or caught while exec() swaps its memory map or ld.so maps the interpreter:
+            # /proc then shows no VmRSS, or a few KiB (a 0.0 MB timeline point, seen in CI).
+            # Sampling begins once the interpreter is loaded.
             return
         self.coordinator_hwm = max(self.coordinator_hwm, own.get("VmHWM", 0))
         elapsed = time.perf_counter() - self.started
