@@ -4,8 +4,13 @@ each test's tier marks (tests/tiers.py)."""
 
 import os
 import sys
+import tempfile
 from pathlib import Path
 
+# nbgrader's generated courses (grader.course.generated), shared by the run's test processes
+# and the grader commands they start, apart from the user's own cache.
+os.environ.setdefault("GRADER_CACHE_DIR",
+                      str(Path(tempfile.gettempdir()) / f"grader-tests-cache-{os.getuid()}"))
 # Must be set before TensorFlow is first imported, or its C++ logging is already on.
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
 

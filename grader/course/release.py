@@ -10,7 +10,8 @@ import nbformat
 
 from grader import cells
 from grader.course.check_my_work import write_check_my_work
-from grader.course.course import create_course, run_nbgrader
+from grader.course.course import create_course
+from grader.course.generated import generate_release
 from grader.errors import GraderError
 
 
@@ -30,7 +31,7 @@ def release(*, lab, out, force=False):
             f"{notebook} already exists and may hold work; use --force to replace it")
     with tempfile.TemporaryDirectory(prefix="grader-release-") as scratch:
         course = create_course(scratch, lab)
-        run_nbgrader(course, "generate_assignment", lab.assignment, "--force")
+        generate_release(course)
         released = course.release_dir / lab.notebook_name
         check_student_version(released, lab)
         write_kernel_metadata(released)

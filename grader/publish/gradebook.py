@@ -34,7 +34,8 @@ from sqlalchemy import create_engine, text
 from sqlalchemy.engine import make_url
 from sqlalchemy.exc import ArgumentError, SAWarning, SQLAlchemyError
 
-from grader.course.course import Course, create_course, run_nbgrader
+from grader.course.course import Course, create_course
+from grader.course.generated import generate_results
 from grader.errors import GraderError
 from grader.lateness import LatePolicy
 from grader.plugin import Lab
@@ -66,6 +67,16 @@ def gradebook_url(out: str | Path, db_url: str | None) -> str:
     if url.drivername.startswith("postgresql") and "connect_timeout" not in url.query:
         url = url.update_query_dict({"connect_timeout": str(CONNECT_SECONDS)})
     return url.render_as_string(hide_password=False)
+
+
+def sqlite_file(db_url: str) -> Path | None:
+    """The file of an SQLite gradebook; None for another database, SQLite in memory, or a
+    relative path (nbgrader reads it from the course's folder, not from ours)."""
+    url = make_url(db_url)
+    if url.get_backend_name() != "sqlite" or not url.database:
+        return None
+    path = Path(url.database)
+    return path if path.is_absolute() else None
 
 
 def check_gradebook(db_url: str) -> None:
@@ -101,7 +112,7 @@ def open_results_course(out: str | Path, lab: Lab, db_url: str,
     if journal is None or journal.fact("course") != made:
         # It records the assignment if new and follows changes of the source notebook
         # (points, cells); with the same source it changes nothing.
-        run_nbgrader(course, "generate_assignment", lab.assignment, "--force")
+        generate_results(course, sqlite_file(db_url))
         if journal is not None:
             journal.set_fact("course", made)
     released_in_exchange(course, lab)
