@@ -123,14 +123,21 @@ def timed_context(clock: StageClock, context, start: str, stop: str):
     """Enter `context` and leave it, the entering timed as the stage `start` of `clock`,
     the leaving as `stop` (a cluster's start and its stop)."""
     stopping = clock.stage(stop)
+    leaving = False  # a context that failed to start is not stopped: its error stands
+
+    def stopped():
+        if leaving:
+            stopping.__exit__()
+
     with contextlib.ExitStack() as stack:
-        stack.callback(stopping.__exit__)  # last: once `context` has been left
+        stack.callback(stopped)  # last: once `context` has been left
         with clock.stage(start):
             value = stack.enter_context(context)
         try:
             yield value
         finally:
             stopping.__enter__()
+            leaving = True
 
 
 def waited_children_cpu() -> float:

@@ -150,6 +150,23 @@ def test_timed_context_leaves_the_context_when_the_block_fails():
     assert left == [RuntimeError] and clock.totals()["stop"]["count"] == 1
 
 
+def test_a_context_that_fails_to_start_raises_its_own_error():
+    # A cluster whose nanny fails to start: its error, not one of the clock's, reaches the
+    # instructor (an AttributeError of the never-entered stop stage hid it).
+    class Failing:
+        def __enter__(self):
+            raise RuntimeError("Nanny failed to start.")
+
+        def __exit__(self, *exc_info):
+            raise AssertionError("never entered, never left")
+
+    clock = StageClock()
+    with pytest.raises(RuntimeError, match="Nanny failed"), timed_context(
+            clock, Failing(), "cluster start", "cluster stop"):
+        raise AssertionError("not reached")
+    assert set(clock.totals()) == {"cluster start"}
+
+
 def test_a_processs_cpu_is_read_and_kept_once_it_is_gone():
     assert ProcessCPU(os.getpid())() > 0
     child = subprocess.Popen([sys.executable, "-c", "sum(range(10**7))"])
