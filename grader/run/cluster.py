@@ -69,6 +69,8 @@ WORKER_MEMORY_CONFIG = {"distributed.worker.memory.target": False,
                         "distributed.worker.memory.pause": False,
                         "distributed.worker.memory.terminate": 0.95}
 
+log = logging.getLogger(__name__)
+
 
 class ClusterError(GraderError, RuntimeError):
     """The Dask cluster cannot grade: unreachable scheduler, no workers, wrong set-up."""
@@ -122,9 +124,7 @@ def connect(*, scheduler=None, workers=1, timeout=CONNECT_SECONDS, memory_limit=
     try:
         # Read by each nanny as it starts, and kept for the workers it starts again.
         with (dask.config.set(WORKER_MEMORY_CONFIG),
-              LocalCluster(n_workers=workers, threads_per_worker=1, processes=True,
-                           memory_limit=memory_limit or "auto", dashboard_address=None,
-                           scheduler_kwargs={"dashboard_address": "127.0.0.1:0"}) as local,
+              _local_cluster(workers, memory_limit) as local,
               Client(local) as client):
             _checked(client, timeout)
             try:
@@ -135,6 +135,20 @@ def connect(*, scheduler=None, workers=1, timeout=CONNECT_SECONDS, memory_limit=
         # A worker killed while grading left its kernel's cgroup behind: its workers gone,
         # the batch removes what they left (a batch killed itself: the next one, as it starts).
         cgroups.remove_stale()
+
+
+def _local_cluster(workers, memory_limit):
+    """A LocalCluster of `workers` processes, or ClusterError saying why it did not start (a
+    machine out of processes or memory: Dask's own words, its traceback in the log)."""
+    try:
+        return LocalCluster(n_workers=workers, threads_per_worker=1, processes=True,
+                            memory_limit=memory_limit or "auto", dashboard_address=None,
+                            scheduler_kwargs={"dashboard_address": "127.0.0.1:0"})
+    except Exception as error:
+        log.info("the local Dask cluster did not start", exc_info=True)
+        raise ClusterError(f"the grader's local Dask workers did not start ({short_error(error)})"
+                           "; see grader.log, and check the machine's free memory and process"
+                           " limit (ulimit -u)") from None
 
 
 def _stop_workers(local, timeout):

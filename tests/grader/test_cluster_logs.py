@@ -71,3 +71,18 @@ def test_dask_still_logs_that_message_from_its_heartbeat():
     source = inspect.getsource(distributed.worker.Worker.heartbeat)
     assert f'logger.exception("{cluster.LAST_HEARTBEAT}")' in source
     assert distributed.worker.logger.name == "distributed.worker"
+
+
+def test_local_workers_that_do_not_start_are_one_clear_error(monkeypatch, caplog):
+    # A machine out of processes or memory: Dask raises "Nanny failed to start." from deep
+    # in its start-up; the instructor gets one sentence, Dask's traceback goes to the log.
+    def failing(**options):
+        raise RuntimeError("Nanny failed to start.")
+
+    monkeypatch.setattr(cluster, "LocalCluster", failing)
+    with caplog.at_level(logging.INFO, logger="grader.run.cluster"), \
+            pytest.raises(cluster.ClusterError) as raised, cluster.connect(workers=2):
+        raise AssertionError("not reached")
+    assert str(raised.value).startswith("the grader's local Dask workers did not start "
+                                        "(RuntimeError: Nanny failed to start.)")
+    assert any(record.exc_info for record in caplog.records)
