@@ -34,6 +34,7 @@ FAST = frozenset({
     "tests/grader/labs/test_c2_w2_answers.py",
     "tests/grader/labs/test_c2_w2_hidden_tests.py",
     "tests/grader/labs/test_c2_w2_judges.py",
+    "tests/grader/publish/test_feedback_exporter.py",
     "tests/grader/publish/test_journal_secrets.py",
     "tests/grader/publish/test_page_penalties.py",
     "tests/grader/publish/test_rebuild.py",

@@ -32,6 +32,9 @@ from pathlib import Path
 import nbformat
 import nbgrader
 from nbconvert import HTMLExporter
+from nbconvert.exporters.templateexporter import TemplateExporter
+from nbconvert.filters.highlight import Highlight2HTML
+from nbconvert.filters.widgetsdatatypefilter import WidgetsDataTypeFilter
 from traitlets.config import Config
 
 from grader import cells
@@ -59,6 +62,8 @@ LEAK_LINES = 2
 # Bootstrap's icon font, a file the browser would look for beside the page (none is there,
 # and the policy refuses fonts): the template's page is kept without it.
 ICON_FONT = re.compile(r"@font-face\s*\{\s*font-family:\s*'Glyphicons Halflings'[^}]*\}")
+
+IMAGE_ALT_DEFAULT = "A figure without a description"  # for readers that cannot see it
 
 WRITTEN = "written"
 NONE = "none"  # no graded notebook: nothing to show (an invalid submission)
@@ -169,13 +174,34 @@ def warm_up() -> None:
     _policy()
 
 
+class FeedbackExporter(HTMLExporter):
+    """nbconvert's HTMLExporter without the BeautifulSoup pass it makes over every finished
+    page (parse, select, serialise: 60% of a feedback page's CPU). That pass gives images
+    without alt text a default one, which our template does as it writes them
+    (page_template/standalone_feedback/index.html.j2), and makes the lab template's cells
+    focusable, which a feedback page (nbgrader's classic template) does not have. The rest
+    is HTMLExporter.from_notebook_node's set-up of its filters, as nbconvert 7.17 does it
+    (tests/grader/publish/test_feedback_exporter.py checks the two agree)."""
+
+    def from_notebook_node(self, nb, resources=None, **kw):
+        language = nb.metadata.get("language_info", {})
+        lexer = language.get("pygments_lexer", language.get("name", None))
+        self.register_filter("highlight_code", self.filters.get(
+            "highlight_code", Highlight2HTML(pygments_lexer=lexer, parent=self)))
+        resources = self._init_resources(resources)
+        self.register_filter("filter_data_type", WidgetsDataTypeFilter(
+            notebook_metadata=self._nb_metadata, parent=self, resources=resources))
+        return TemplateExporter.from_notebook_node(self, nb, resources, **kw)
+
+
 @functools.cache
 def _exporter():
     config = Config()
     config.HTMLExporter.template_name = "standalone_feedback"  # nbgrader's, without MathJax
     config.HTMLExporter.extra_template_basedirs = [str(TEMPLATES), str(OUR_TEMPLATES)]
-    config.HTMLExporter.extra_template_paths = [str(BOOTSTRAP_CSS)]
-    return HTMLExporter(config=config)
+    # TEMPLATES as a root too: our index extends nbgrader's by its path, feedback/index.html.j2.
+    config.HTMLExporter.extra_template_paths = [str(BOOTSTRAP_CSS), str(TEMPLATES)]
+    return FeedbackExporter(config=config)
 
 
 @functools.cache
@@ -190,7 +216,8 @@ def _policy():
 def _resources(notebook_name, score, max_score, late_penalty=0.0):
     # The page's summary (and nbgrader's template) show a penalty above 0.
     return {"nbgrader": {"notebook": notebook_name, "score": score, "max_score": max_score,
-                         "late_penalty": late_penalty}}
+                         "late_penalty": late_penalty},
+            "image_alt_default": IMAGE_ALT_DEFAULT}
 
 
 def add_verdict_outputs(notebook: nbformat.NotebookNode, verdicts: dict[str, ExerciseVerdict],
