@@ -66,3 +66,9 @@ FATAL_UNFINISHED_RUNS = 2
 ATTEMPTS = 5
 CONNECT_SECONDS = 30  # to reach the scheduler, then again for a first worker to join
 FORGET_SECONDS = 5  # for the scheduler to forget a batch's support files before workers stop
+
+# grader.publish.publisher. Results waiting to be published, at most: beyond them the
+# coordinator takes no more results (nor sends more work) until one is saved, so that a
+# cluster grading faster than one publisher writes never piles the class's notebooks up in
+# the coordinator's memory.
+PUBLISH_BACKLOG = 16

@@ -36,6 +36,7 @@ FAST = frozenset({
     "tests/grader/labs/test_c2_w2_judges.py",
     "tests/grader/publish/test_feedback_exporter.py",
     "tests/grader/publish/test_journal_secrets.py",
+    "tests/grader/publish/test_publisher_backlog.py",
     "tests/grader/publish/test_page_penalties.py",
     "tests/grader/publish/test_rebuild.py",
     "tests/grader/publish/test_report.py",

@@ -12,10 +12,12 @@ of ours included) is logged with its traceback, said in that student's row, and 
 other student anything. The graded notebook leaves memory once written.
 """
 
+import collections
 import concurrent.futures
 import dataclasses
 import json
 import logging
+import threading
 from collections.abc import Callable
 from pathlib import Path
 
@@ -39,6 +41,7 @@ from grader.publish.handback import SECRET_FILE
 from grader.publish.journal import Journal, StudentRecord
 from grader.records import ERROR, StudentResult
 from grader.run.rebuild import rebuilt_notebook
+from grader.settings import PUBLISH_BACKLOG
 
 log = logging.getLogger(__name__)
 FEEDBACK_FAILED = ("No feedback page could be made (a fault of the grader's, written to"
@@ -53,7 +56,7 @@ class Publisher:
     def __init__(self, *, out: str | Path, lab: Lab, journal: Journal, course: Course,
                  gradebook_ready: concurrent.futures.Future, db_url: str, version: str,
                  batch: int, policy: LatePolicy | None = None,
-                 profile: BatchProfile | None = None) -> None:
+                 profile: BatchProfile | None = None, backlog: int = PUBLISH_BACKLOG) -> None:
         self.lab, self.journal, self.course = lab, journal, course
         self.profile = profile or BatchProfile()  # where the publishing's seconds go
         self.policy = policy or LatePolicy()  # the late penalty each page shows
@@ -64,7 +67,10 @@ class Publisher:
         self.gradebook_problem: str | None = None  # why the gradebook stopped taking rows
         self._gradebook: GradebookWriter | None = None
         self._thread = concurrent.futures.ThreadPoolExecutor(1, "grader-publish")
-        self._pending: list[concurrent.futures.Future] = []
+        # The unfinished ones only: a class's every Future kept was memory growing with N.
+        self._pending: collections.deque[concurrent.futures.Future] = collections.deque()
+        self._failed: list[concurrent.futures.Future] = []  # raised: close raises it
+        self._room = threading.BoundedSemaphore(backlog)
 
     def __enter__(self):
         return self
@@ -74,12 +80,24 @@ class Publisher:
 
     def publish(self, result: StudentResult,
                 on_done: Callable[[StudentRecord], object] | None = None) -> None:
-        """Queue `result` (a StudentResult); `on_done(record)` runs once it is saved."""
-        self._pending.append(self._thread.submit(self._publish, result, on_done))
+        """Queue `result` (a StudentResult); `on_done(record)` runs once it is saved. With
+        `backlog` results queued already, it first waits for one to be saved."""
+        self._room.acquire()
+        try:
+            future = self._thread.submit(self._publish, result, on_done)
+        except BaseException:
+            self._room.release()
+            raise
+        future.add_done_callback(lambda _: self._room.release())
+        self._pending.append(future)
+        while self._pending and self._pending[0].done():
+            finished = self._pending.popleft()
+            if finished.exception() is not None:  # raised after the batch, by close
+                self._failed.append(finished)
 
     def close(self) -> None:
         """Wait for every queued result, then write the gradebook rows still missing."""
-        for future in self._pending:
+        for future in [*self._failed, *self._pending]:
             future.result()
         self._thread.shutdown(wait=True)
         self.feedback.close()
