@@ -78,6 +78,7 @@ SLOW = {
     "tests/bench/test_bench_grading.py": (BENCH, INTEGRATION, SANDBOX),
     "tests/bench/test_bench_notebook.py": (BENCH, INTEGRATION),
     "tests/bench/test_bench_profile.py": (BENCH, INTEGRATION, SANDBOX),
+    "tests/bench/test_bench_coordinator.py": (BENCH, INTEGRATION),
     "tests/bench/test_bench_scale.py": (BENCH, INTEGRATION),
     "tests/bench/test_bench_validate.py": (BENCH, INTEGRATION),
     "tests/browser/test_lab_in_jupyterlab.py": (BROWSER, INTEGRATION),

@@ -1,0 +1,231 @@
+"""Simulate large classes on the coordinator alone: what one student costs it, and whether
+its memory stays flat (issue 22, item 5).
+
+Usage, from the repository root:
+
+    .venv/bin/python bench/bench_coordinator.py [--sizes 200 1000] [--json OUT]
+
+For each size N, a class of N student folders is made, each holding the released notebook
+(hard links to one file: a class of 100,000 takes no more disk than one), and graded by
+
+    python bench/bench_coordinator.py --simulate CLASS OUT REPORT
+
+in a subprocess of its own: `grader.pipeline.autograde` with a CannedRunner whose outcome
+for every student is one recorded outcome (the released notebook, run to its end), on a
+LocalCluster of one worker. The worker answers at once, so every second measured is the
+coordinator's: intake, reading and preparing each notebook, the secret and hidden inputs,
+Dask's client and in-process scheduler, judging, the graded notebook, the feedback page,
+the journal and the gradebook, then grades.csv and the report. Measured, in that process:
+
+* its CPU seconds per student (getrusage of itself: every thread, the scheduler's too);
+* the feedback page renderer's CPU per student (its stage in OUT/profile.json: a child
+  process of the coordinator, which renders every page);
+* its peak RSS (VmHWM) and its RSS once a quarter of the class was saved and at the end:
+  the slope, in kB per student, says whether memory grows with N;
+* the seconds grades.csv, verdicts.json and the report took for the whole class.
+
+Every run is checked: N rows in grades.csv, all graded in this batch. Goals (issue 22):
+at most 5 ms of coordinator CPU per student, memory flat in N, and the class files for
+100,000 students in under a minute; the verdict lines say how far each size is from them.
+"""
+
+import argparse
+import json
+import os
+import resource
+import shutil
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+REPO_ROOT = Path(__file__).resolve().parents[1]
+if str(REPO_ROOT) not in sys.path:  # run as `python bench/bench_coordinator.py`
+    sys.path.insert(0, str(REPO_ROOT))
+
+DEFAULT_SIZES = (200, 1000)
+CPU_GOAL_MS = 5.0  # coordinator CPU per student
+CLASS_FILES_GOAL_SECONDS = 60  # grades.csv, verdicts.json and the report, at 100,000
+LIMIT_PER_STUDENT = 5  # seconds: a hung run fails the benchmark
+LIMIT_MARGIN = 300
+CLASS_FILE_STAGES = ("grades.csv + verdicts.json", "report", "course feedback folders")
+
+
+class BenchmarkError(Exception):
+    pass
+
+
+def build_class(release_dir, class_dir, count):
+    """`count` student folders, each with a hard link to the released notebook."""
+    from grader.labs.c2_w2 import LAB as lab
+
+    notebook = Path(release_dir) / lab.notebook_name
+    width = max(5, len(str(count)))
+    for number in range(count):
+        folder = Path(class_dir) / f"s{number:0{width}d}"
+        folder.mkdir(parents=True)
+        os.link(notebook, folder / lab.notebook_name)
+
+
+def simulate(class_dir, out, report_path):
+    """In the subprocess: grade `class_dir` into `out` with canned outcomes; write what
+    was measured to `report_path` (JSON)."""
+    import nbformat
+
+    from grader.labs.c2_w2 import LAB as lab
+    from grader.pipeline import autograde
+    from grader.records import KernelProtection, RunEnd, RunOutcome, unreached
+    from grader.run.runner import CannedRunner
+
+    first = next(Path(class_dir).iterdir())
+    notebook = nbformat.read(str(first / lab.notebook_name), as_version=4)
+    outcome = RunOutcome({exercise.id: unreached(exercise.id, RunEnd.FINISHED)
+                          for exercise in lab.exercises}, RunEnd.FINISHED, notebook=notebook,
+                         protection=KernelProtection(namespaces=True, cgroups=True,
+                                                     syscall_policy=True))
+    size = sum(1 for _ in Path(class_dir).iterdir())
+    rss = {}
+
+    def progress(done, total, record):
+        if done in (max(1, total // 4), total):
+            rss[done] = _status_kib("VmRSS")
+
+    started = time.perf_counter()
+    batch = autograde(submissions=class_dir, out=out, lab=lab, workers=1,
+                      runner=CannedRunner({}, default=outcome), on_progress=progress)
+    usage = resource.getrusage(resource.RUSAGE_SELF)
+    Path(report_path).write_text(json.dumps({
+        "size": size, "graded": len(batch.graded), "seconds": time.perf_counter() - started,
+        "cpu_seconds": usage.ru_utime + usage.ru_stime, "peak_kib": _status_kib("VmHWM"),
+        "rss_kib": {str(done): kib for done, kib in sorted(rss.items())}}))
+
+
+def _status_kib(name):
+    for line in Path("/proc/self/status").read_text().splitlines():
+        if line.startswith(name + ":"):
+            return int(line.split()[1])
+    return 0
+
+
+def run_size(release_dir, scratch, size):
+    """Build a class of `size`, simulate it in a subprocess; the run's numbers."""
+    class_dir, out = scratch / f"class-{size}", scratch / f"out-{size}"
+    report = scratch / f"report-{size}.json"
+    build_class(release_dir, class_dir, size)
+    command = [sys.executable, str(Path(__file__).resolve()), "--simulate", str(class_dir),
+               str(out), str(report)]
+    try:
+        subprocess.run(command, cwd=REPO_ROOT, check=True, capture_output=True, text=True,
+                       timeout=LIMIT_PER_STUDENT * size + LIMIT_MARGIN)
+    except subprocess.CalledProcessError as error:
+        raise BenchmarkError(f"the simulation of {size} failed:\n{error.stderr[-3000:]}") \
+            from None
+    run = json.loads(report.read_text())
+    check_rows(out / "grades.csv", size)
+    if run["graded"] != size:
+        raise BenchmarkError(f"{run['graded']} of {size} were graded in this batch")
+    run.update(profile_numbers(json.loads((out / "profile.json").read_text()), size))
+    shutil.rmtree(class_dir)
+    shutil.rmtree(out)
+    return run
+
+
+def check_rows(grades_csv, size):
+    rows = Path(grades_csv).read_text(encoding="utf-8").strip().splitlines()
+    if len(rows) - 1 != size:
+        raise BenchmarkError(f"grades.csv has {len(rows) - 1} rows for {size} students")
+
+
+def profile_numbers(profile, size):
+    """The renderer's CPU per student and the class files' seconds, from OUT/profile.json."""
+    renderer = profile["stages"].get("renderer", {})
+    coordinator = profile["stages"]["coordinator"]
+    return {
+        "renderer_cpu_seconds": sum(stage["cpu"] for stage in renderer.values()),
+        "class_files_seconds": sum(coordinator.get(name, {}).get("wall", 0.0)
+                                   for name in CLASS_FILE_STAGES),
+    }
+
+
+def derived(run):
+    """Per-student numbers of one run."""
+    size = run["size"]
+    rss = sorted((int(done), kib) for done, kib in run["rss_kib"].items())
+    (first_done, first_kib), (last_done, last_kib) = rss[0], rss[-1]
+    slope = ((last_kib - first_kib) / (last_done - first_done)
+             if last_done > first_done else 0.0)
+    return {
+        "size": size,
+        "coordinator_ms_per_student": 1000 * run["cpu_seconds"] / size,
+        "renderer_ms_per_student": 1000 * run["renderer_cpu_seconds"] / size,
+        "seconds_per_student": run["seconds"] / size,
+        "peak_mb": run["peak_kib"] * 1024 / 10**6,
+        "rss_slope_kb_per_student": slope * 1024 / 1000,
+        "class_files_seconds": run["class_files_seconds"],
+    }
+
+
+def report_lines(rows):
+    header = (f"{'N':>7} {'coord ms/st':>12} {'render ms/st':>13} {'s/student':>10} "
+              f"{'peak MB':>8} {'RSS kB/st':>10} {'class files s':>14}")
+    lines = [header]
+    for row in rows:
+        lines.append(f"{row['size']:>7} {row['coordinator_ms_per_student']:>12.1f} "
+                     f"{row['renderer_ms_per_student']:>13.1f} "
+                     f"{row['seconds_per_student']:>10.3f} {row['peak_mb']:>8.0f} "
+                     f"{row['rss_slope_kb_per_student']:>10.2f} "
+                     f"{row['class_files_seconds']:>14.2f}")
+    largest = rows[-1]
+    per_student = largest["coordinator_ms_per_student"] + largest["renderer_ms_per_student"]
+    at_100k = largest["class_files_seconds"] / largest["size"] * 100_000
+    lines += [
+        f"coordinator + renderer CPU per student at N={largest['size']}: {per_student:.1f} ms"
+        f" = {per_student / CPU_GOAL_MS:.1f}x the goal of {CPU_GOAL_MS:g} ms",
+        f"memory: {largest['rss_slope_kb_per_student']:.2f} kB more per student (flat: 0);"
+        f" at 100,000 students that is "
+        f"{largest['rss_slope_kb_per_student'] * 100_000 / 1000:.0f} MB",
+        f"class files at 100,000 students, extrapolated linearly: {at_100k:.0f} s"
+        f" (goal {CLASS_FILES_GOAL_SECONDS} s)",
+    ]
+    return lines
+
+
+def parse_args(argv):
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--sizes", type=int, nargs="+", default=list(DEFAULT_SIZES),
+                        help="class sizes, in the order run (default 200 1000)")
+    parser.add_argument("--json", metavar="OUT", help="write every run's numbers here")
+    parser.add_argument("--simulate", nargs=3, metavar=("CLASS", "OUT", "REPORT"),
+                        help=argparse.SUPPRESS)  # the subprocess's own entry
+    args = parser.parse_args(argv)
+    if any(size < 4 for size in args.sizes):
+        parser.error("each size must be at least 4 (a quarter of the class is a student)")
+    return args
+
+
+def main(argv=None):
+    args = parse_args(argv)
+    if args.simulate:
+        simulate(*args.simulate)
+        return 0
+    from grader.course.release import release
+    from grader.labs.c2_w2 import LAB as lab
+
+    with tempfile.TemporaryDirectory(prefix="bench-coordinator-") as folder:
+        scratch = Path(folder)
+        release(lab=lab, out=scratch / "release")
+        try:
+            runs = [run_size(scratch / "release", scratch, size) for size in args.sizes]
+        except BenchmarkError as error:
+            print(f"benchmark failed: {error}", file=sys.stderr)
+            return 1
+    rows = [derived(run) for run in runs]
+    print("\n".join(report_lines(rows)))
+    if args.json:
+        Path(args.json).write_text(json.dumps({"runs": runs, "rows": rows}, indent=1))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
