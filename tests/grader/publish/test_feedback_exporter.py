@@ -103,3 +103,17 @@ def test_no_page_goes_through_the_soup(monkeypatch):
 
     monkeypatch.setattr(nbconvert.exporters.html, "BeautifulSoup", refused)
     assert "Title" in _ours(_notebook())
+
+
+def test_a_hostile_size_stays_inside_its_attribute():
+    # The outputs are rebuilt from an allow-list before any page is made (sizes must be
+    # numbers there); the template quotes and escapes them all the same.
+    notebook = nbformat.v4.new_notebook()
+    cell = nbformat.v4.new_code_cell("plot()")
+    cell.outputs = [nbformat.v4.new_output(
+        "display_data", data={"image/png": PNG},
+        metadata={"image/png": {"width": '1" onerror="alert(1)', "height": "2 onload=x()"}})]
+    notebook.cells = [cell]
+    image, = BeautifulSoup(_ours(notebook), features="html.parser").find_all("img")
+    assert set(image.attrs) == {"src", "width", "height", "alt"}
+    assert image["width"] == '1" onerror="alert(1)' and image["height"] == "2 onload=x()"
