@@ -22,6 +22,9 @@ from distributed import Client
 REPO_ROOT = Path(__file__).resolve().parents[1]
 DASK = Path(sys.executable).parent / "dask"
 STOP_SECONDS = 30
+# As docs/cluster.md starts a scheduler: Dask's debugging log of each connection's last
+# messages kept short (grader.run.cluster.SCHEDULER_CONFIG).
+SCHEDULER_SETTINGS = {"DASK_DISTRIBUTED__ADMIN__LOW_LEVEL_LOG_LENGTH": "20"}
 
 
 class ClusterStartError(RuntimeError):
@@ -65,9 +68,10 @@ def _environment():
     probe = subprocess.run([sys.executable, "-c", "import grader, pathlib;"
                             " print(pathlib.Path(grader.__file__).resolve().parents[1])"],
                            cwd="/", capture_output=True, text=True, env=os.environ)
+    environment = {**os.environ, **SCHEDULER_SETTINGS}
     if probe.stdout.strip() == str(REPO_ROOT):
-        return dict(os.environ)
-    return {**os.environ, "PYTHONPATH": str(REPO_ROOT)}
+        return environment
+    return {**environment, "PYTHONPATH": str(REPO_ROOT)}
 
 
 def _scheduler_address(folder, scheduler, timeout):

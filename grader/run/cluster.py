@@ -68,6 +68,15 @@ WORKER_MEMORY_CONFIG = {"distributed.worker.memory.target": False,
                         "distributed.worker.memory.spill": False,
                         "distributed.worker.memory.pause": False,
                         "distributed.worker.memory.terminate": 0.95}
+# Dask keeps, for debugging, the last 1000 batches of messages each connection sent, each
+# under 1 MB whole: on the scheduler, every submission's task with its notebook. A local
+# cluster's scheduler lives in the coordinator, whose memory grew by a notebook per
+# student until the 1000th (150 to 200 kB a student, measured by bench_coordinator.py). The
+# same length caps the scheduler's transition log and each event topic's history, which
+# the batch reads live. A remote scheduler is started with the same setting
+# (docs/cluster.md).
+SCHEDULER_LOG_LENGTH = 20
+SCHEDULER_CONFIG = {"distributed.admin.low-level-log-length": SCHEDULER_LOG_LENGTH}
 
 log = logging.getLogger(__name__)
 
@@ -123,7 +132,7 @@ def connect(*, scheduler=None, workers=1, timeout=CONNECT_SECONDS, memory_limit=
     # a free loopback port rather than 8787, which another cluster here may hold.
     try:
         # Read by each nanny as it starts, and kept for the workers it starts again.
-        with (dask.config.set(WORKER_MEMORY_CONFIG),
+        with (dask.config.set({**WORKER_MEMORY_CONFIG, **SCHEDULER_CONFIG}),
               _local_cluster(workers, memory_limit) as local,
               Client(local) as client):
             _checked(client, timeout)

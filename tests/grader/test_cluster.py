@@ -6,6 +6,7 @@ The tests grade a few of the corpus's submissions, not all: grading costs second
 
 import contextlib
 import csv
+import gc
 import os
 import shutil
 import signal
@@ -28,7 +29,7 @@ from grader.cli import build_parser
 from grader.labs.c2_w2 import LAB as lab
 from grader.pipeline import autograde
 from grader.publish.journal import Journal
-from grader.records import RunEnd
+from grader.records import RunEnd, RunOutcome
 from grader.release_files import read_release_files
 from grader.run import cluster
 from grader.settings import Limits
@@ -352,3 +353,30 @@ def test_the_workers_started_here_have_the_memory_limit_and_are_only_restarted_p
     [memory] = config.values()
     assert (memory["pause"], memory["spill"], memory["target"], memory["terminate"]) == \
         (False, False, False, 0.95)
+
+
+def test_the_local_scheduler_keeps_no_submission_it_sent():
+    # Dask logs the last 1000 batches of messages each connection sent, each task with its
+    # notebook in them: the coordinator, where a local cluster's scheduler lives, grew by a
+    # notebook per student (bench/bench_coordinator.py). Now at most the last 20 are kept.
+    marker = "sent to a worker"
+    count = 3 * cluster.SCHEDULER_LOG_LENGTH
+    with cluster.connect(workers=1) as client:
+        for number in range(count):
+            future = client.submit(cluster._as_result,
+                                   RunOutcome({}, RunEnd.FINISHED, f"{marker} {number}"),
+                                   pure=False)
+            assert future.result().reason == f"{marker} {number}"
+            future.release()
+        del future
+        gc.collect()
+        kept = [thing for thing in gc.get_objects()
+                if isinstance(thing, RunOutcome) and thing.reason.startswith(marker)]
+    assert len(kept) <= cluster.SCHEDULER_LOG_LENGTH + 1, f"{len(kept)} of {count} kept"
+
+
+def test_a_scheduler_started_as_the_docs_say_keeps_a_short_log(dask_scheduler):
+    with Client(dask_scheduler) as client:
+        length = client.run_on_scheduler(
+            lambda: __import__("dask").config.get("distributed.admin.low-level-log-length"))
+    assert length == cluster.SCHEDULER_LOG_LENGTH
