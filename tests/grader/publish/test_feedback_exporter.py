@@ -117,3 +117,21 @@ def test_a_hostile_size_stays_inside_its_attribute():
     image, = BeautifulSoup(_ours(notebook), features="html.parser").find_all("img")
     assert set(image.attrs) == {"src", "width", "height", "alt"}
     assert image["width"] == '1" onerror="alert(1)' and image["height"] == "2 onload=x()"
+
+
+def test_the_leak_check_skips_only_the_labs_own_figures(monkeypatch):
+    writer = feedback.FeedbackWriter(lab, "/nonexistent")
+    assert writer.lab_runs, "the lab's figures are inlined as base64"
+    figure = sorted(writer.lab_runs)[0]
+    hidden = sorted(writer.hidden_lines, key=len)[-2:]  # two long lines of the hidden tests
+    hidden_encoded = base64.b64encode("\n".join(hidden).encode()).decode()
+    decoded = []
+    real_decoded = feedback._decoded
+    monkeypatch.setattr(feedback, "_decoded",
+                        lambda run: decoded.append(run) or real_decoded(run))
+    page = f'<img src="data:image/png;base64,{figure}"><pre>{hidden_encoded}</pre>'
+    assert writer.leak(page) == sorted(hidden)
+    assert decoded == [hidden_encoded]  # the figure was not decoded again
+    # A figure's run removed from the search joins nothing up across it.
+    first, second = hidden[0][:5], hidden[0][5:]
+    assert writer.leak(f"{first}{figure}{second}\n{hidden[1]}") is None
