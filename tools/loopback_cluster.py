@@ -23,7 +23,7 @@ REPO_ROOT = Path(__file__).resolve().parents[1]
 DASK = Path(sys.executable).parent / "dask"
 STOP_SECONDS = 30
 # As docs/cluster.md starts a scheduler: Dask's debugging log of each connection's last
-# messages kept short (grader.run.cluster.SCHEDULER_CONFIG).
+# messages kept short (grader.run.local_cluster.SCHEDULER_CONFIG).
 SCHEDULER_SETTINGS = {"DASK_DISTRIBUTED__ADMIN__LOW_LEVEL_LOG_LENGTH": "20"}
 
 

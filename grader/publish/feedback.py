@@ -28,6 +28,7 @@ import re
 import shutil
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import nbformat
 import nbgrader
@@ -196,7 +197,10 @@ class FeedbackExporter(HTMLExporter):
     is HTMLExporter.from_notebook_node's set-up of its filters, as nbconvert 7.17 does it
     (tests/grader/publish/test_feedback_exporter.py checks the two agree)."""
 
-    def from_notebook_node(self, nb, resources=None, **kw):
+    # A page (str), as HTMLExporter's own override returns, not Exporter's notebook.
+    def from_notebook_node(  # type: ignore[override]
+            self, nb: nbformat.NotebookNode, resources: dict | None = None,
+            **kw: Any) -> tuple[str, dict]:
         language = nb.metadata.get("language_info", {})
         lexer = language.get("pygments_lexer", language.get("name", None))
         self.register_filter("highlight_code", self.filters.get(

@@ -34,14 +34,14 @@ import time
 import uuid
 
 import dask
-from distributed import Client, LocalCluster, WorkerPlugin, as_completed, get_worker
+from distributed import Client, WorkerPlugin, as_completed, get_worker
 from distributed.scheduler import KilledWorker
 from distributed.utils import sync
 
 import grader
 from grader.errors import GraderError
 from grader.records import RunEnd, RunOutcome
-from grader.run import cgroups
+from grader.run import cgroups, local_cluster
 from grader.run.execution import short_error
 from grader.run.kernel_client import QUEUED_MESSAGES, WATCHED_CHANNELS, max_frame_bytes
 from grader.settings import ATTEMPTS, CONNECT_SECONDS, FATAL_UNFINISHED_RUNS, FORGET_SECONDS
@@ -62,21 +62,6 @@ SUPPORT_FILES_KEY = "grader-support-files-{digest}-{sent}"
 WORKER_BASE_BYTES = 512 * 2**20
 LOOSE_MEMORY_LIMIT = 1.5  # times the limit grading needs: a worker's more is warned of
 DECODED_PER_BYTE = 8  # what a frame of JSON (a list of small numbers) may take decoded
-# Only the nanny's restart past 95% of the limit: a worker paused (80%) or spilling
-# (60-70%) would wait, maybe for ever, for memory that Python does not give back.
-WORKER_MEMORY_CONFIG = {"distributed.worker.memory.target": False,
-                        "distributed.worker.memory.spill": False,
-                        "distributed.worker.memory.pause": False,
-                        "distributed.worker.memory.terminate": 0.95}
-# Dask keeps, for debugging, the last 1000 batches of messages each connection sent, each
-# under 1 MB whole: on the scheduler, every submission's task with its notebook. A local
-# cluster's scheduler lives in the coordinator, whose memory grew by a notebook per
-# student until the 1000th (150 to 200 kB a student, measured by bench_coordinator.py). The
-# same length caps the scheduler's transition log and each event topic's history, which
-# the batch reads live. A remote scheduler is started with the same setting
-# (docs/cluster.md).
-SCHEDULER_LOG_LENGTH = 20
-SCHEDULER_CONFIG = {"distributed.admin.low-level-log-length": SCHEDULER_LOG_LENGTH}
 
 log = logging.getLogger(__name__)
 
@@ -128,11 +113,9 @@ def connect(*, scheduler=None, workers=1, timeout=CONNECT_SECONDS, memory_limit=
                 with contextlib.suppress(Exception):
                     client.run_on_scheduler(_set_allowed_failures, previous)
         return
-    # No dashboard; the scheduler's small HTTP server (health, metrics) still listens, on
-    # a free loopback port rather than 8787, which another cluster here may hold.
     try:
         # Read by each nanny as it starts, and kept for the workers it starts again.
-        with (dask.config.set({**WORKER_MEMORY_CONFIG, **SCHEDULER_CONFIG}),
+        with (dask.config.set(local_cluster.CONFIG),
               _local_cluster(workers, memory_limit) as local,
               Client(local) as client):
             _checked(client, timeout)
@@ -150,9 +133,7 @@ def _local_cluster(workers, memory_limit):
     """A LocalCluster of `workers` processes, or ClusterError saying why it did not start (a
     machine out of processes or memory: Dask's own words, its traceback in the log)."""
     try:
-        return LocalCluster(n_workers=workers, threads_per_worker=1, processes=True,
-                            memory_limit=memory_limit or "auto", dashboard_address=None,
-                            scheduler_kwargs={"dashboard_address": "127.0.0.1:0"})
+        return local_cluster.start(workers, memory_limit)
     except Exception as error:
         log.info("the local Dask cluster did not start", exc_info=True)
         raise ClusterError(f"the grader's local Dask workers did not start ({short_error(error)})"

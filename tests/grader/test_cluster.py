@@ -31,7 +31,7 @@ from grader.pipeline import autograde
 from grader.publish.journal import Journal
 from grader.records import RunEnd, RunOutcome
 from grader.release_files import read_release_files
-from grader.run import cluster
+from grader.run import cluster, local_cluster
 from grader.settings import Limits
 from tools.loopback_cluster import loopback_cluster
 
@@ -360,7 +360,7 @@ def test_the_local_scheduler_keeps_no_submission_it_sent():
     # notebook in them: the coordinator, where a local cluster's scheduler lives, grew by a
     # notebook per student (bench/bench_coordinator.py). Now at most the last 20 are kept.
     marker = "sent to a worker"
-    count = 3 * cluster.SCHEDULER_LOG_LENGTH
+    count = 3 * local_cluster.SCHEDULER_LOG_LENGTH
     with cluster.connect(workers=1) as client:
         for number in range(count):
             future = client.submit(cluster._as_result,
@@ -372,11 +372,11 @@ def test_the_local_scheduler_keeps_no_submission_it_sent():
         gc.collect()
         kept = [thing for thing in gc.get_objects()
                 if isinstance(thing, RunOutcome) and thing.reason.startswith(marker)]
-    assert len(kept) <= cluster.SCHEDULER_LOG_LENGTH + 1, f"{len(kept)} of {count} kept"
+    assert len(kept) <= local_cluster.SCHEDULER_LOG_LENGTH + 1, f"{len(kept)} of {count} kept"
 
 
 def test_a_scheduler_started_as_the_docs_say_keeps_a_short_log(dask_scheduler):
     with Client(dask_scheduler) as client:
         length = client.run_on_scheduler(
             lambda: __import__("dask").config.get("distributed.admin.low-level-log-length"))
-    assert length == cluster.SCHEDULER_LOG_LENGTH
+    assert length == local_cluster.SCHEDULER_LOG_LENGTH

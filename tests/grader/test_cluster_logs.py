@@ -9,7 +9,7 @@ import distributed.worker
 import pytest
 from distributed.core import Status
 
-from grader.run import cluster
+from grader.run import cluster, local_cluster
 
 
 @pytest.fixture
@@ -79,7 +79,7 @@ def test_local_workers_that_do_not_start_are_one_clear_error(monkeypatch, caplog
     def failing(**options):
         raise RuntimeError("Nanny failed to start.")
 
-    monkeypatch.setattr(cluster, "LocalCluster", failing)
+    monkeypatch.setattr(local_cluster, "LocalCluster", failing)
     with caplog.at_level(logging.INFO, logger="grader.run.cluster"), \
             pytest.raises(cluster.ClusterError) as raised, cluster.connect(workers=2):
         raise AssertionError("not reached")

@@ -1,0 +1,32 @@
+"""What the workers `autograde` starts on this machine run with: a LocalCluster of one-thread
+processes, Dask's memory management and debugging logs set for grading (grader.run.cluster
+starts it for a batch, under CONFIG)."""
+
+from distributed import LocalCluster
+
+# Only the nanny's restart past 95% of the limit: a worker paused (80%) or spilling
+# (60-70%) would wait, maybe for ever, for memory that Python does not give back.
+WORKER_MEMORY_CONFIG = {"distributed.worker.memory.target": False,
+                        "distributed.worker.memory.spill": False,
+                        "distributed.worker.memory.pause": False,
+                        "distributed.worker.memory.terminate": 0.95}
+# Dask keeps, for debugging, the last 1000 batches of messages each connection sent, each
+# under 1 MB whole: on the scheduler, every submission's task with its notebook. A local
+# cluster's scheduler lives in the coordinator, whose memory grew by a notebook per
+# student until the 1000th (150 to 200 kB a student, measured by bench_coordinator.py). The
+# same length caps the scheduler's transition log and each event topic's history, which
+# the batch reads live. A remote scheduler is started with the same setting
+# (docs/cluster.md).
+SCHEDULER_LOG_LENGTH = 20
+SCHEDULER_CONFIG = {"distributed.admin.low-level-log-length": SCHEDULER_LOG_LENGTH}
+CONFIG = {**WORKER_MEMORY_CONFIG, **SCHEDULER_CONFIG}  # set while the batch's cluster runs
+
+
+def start(workers: int, memory_limit: int | None) -> LocalCluster:
+    """A LocalCluster of `workers` processes of one thread, each limited to `memory_limit`
+    bytes (None: Dask's share of the machine's); no dashboard (the scheduler's small HTTP
+    server, for health and metrics, on a free loopback port: another cluster here may hold
+    8787). Dask's own exception when it does not start."""
+    return LocalCluster(n_workers=workers, threads_per_worker=1, processes=True,
+                        memory_limit=memory_limit or "auto", dashboard_address=None,
+                        scheduler_kwargs={"dashboard_address": "127.0.0.1:0"})
