@@ -15,7 +15,9 @@ def notebook_with(markdown_cells):
     answers = [new_code_cell("pass", metadata={"nbgrader": {"grade_id": exercise,
                                                             "solution": True}})
                for exercise in lab.exercise_ids]
-    notes = [new_markdown_cell(f"note {index}") for index in range(markdown_cells)]
+    # Ids of their own: 20,000 random 8-hex ids collide in about one run of 20 (a warning).
+    notes = [new_markdown_cell(f"note {index}", id=f"note-{index}")
+             for index in range(markdown_cells)]
     return new_notebook(cells=answers + notes)
 
 
