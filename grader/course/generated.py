@@ -88,7 +88,7 @@ def _generate(course, gradebook):
         _store(course, gradebook, entry)
         return
     log.debug("nbgrader's generate_assignment taken from %s", entry)
-    _copy_tree(entry / "release", course.root / "release")
+    shutil.copytree(entry / "release", course.root / "release", dirs_exist_ok=True)
     if gradebook is not None:
         _copy_file(entry / GRADEBOOK, gradebook)
 
@@ -166,11 +166,6 @@ def _store(course, gradebook, entry):
     except OSError as error:
         log.warning("the nbgrader course could not be kept in the cache (%s): %s", entry,
                     error)
-
-
-def _copy_tree(source, destination):
-    destination.mkdir(parents=True, exist_ok=True)
-    shutil.copytree(source, destination, dirs_exist_ok=True)
 
 
 def _copy_file(source, destination):

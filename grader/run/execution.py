@@ -98,6 +98,7 @@ class GradingExecute(Execute):
         self._next_timeout = None
         self.timeout_func = lambda cell: self._next_timeout
         self._segments = []
+        self._known_ids = frozenset()
         self._capture = None  # the capture in progress
         self._answer_errors = {}  # exercise -> how its answer cell failed
         self._frame_watch = None  # the kernel's connections dropped for a frame over the cap
@@ -153,6 +154,8 @@ class GradingExecute(Execute):
 
     def preprocess(self, nb, resources=None, km=None):
         self._segments = exercise_segments(nb.cells, self._test_cells)
+        # The grade ids a cell's stage may be named by (cell_stage): once per notebook.
+        self._known_ids = frozenset({*self._test_cells, *self._test_cells.values()})
         return super().preprocess(nb, resources, km=km)
 
     @property
@@ -166,8 +169,7 @@ class GradingExecute(Execute):
         exercise = self._test_cells.get(cells.grade_id(cell))
         failure = None
         if cell.cell_type == "code" and cell.source.strip():
-            known = {*self._test_cells, *self._test_cells.values()}
-            with self.clock.stage(cell_stage(index, cell, known), self.kernel_cpu):
+            with self.clock.stage(cell_stage(index, cell, self._known_ids), self.kernel_cpu):
                 failure = self._run_cell(cell, resources, index, segment)
         if cells.grade_id(cell) in self._test_cells.values():  # an exercise's answer cell
             self._answer_errors[cells.grade_id(cell)] = failure  # the last copy counts
