@@ -30,14 +30,17 @@ at most 5 ms of coordinator CPU per student, memory flat in N, and the class fil
 """
 
 import argparse
+import contextlib
 import json
 import os
+import pickle
 import resource
 import shutil
 import subprocess
 import sys
 import tempfile
 import time
+import types
 from pathlib import Path
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
@@ -50,6 +53,7 @@ CLASS_FILES_GOAL_SECONDS = 60  # grades.csv, verdicts.json and the report, at 10
 LIMIT_PER_STUDENT = 5  # seconds: a hung run fails the benchmark
 LIMIT_MARGIN = 300
 CLASS_FILE_STAGES = ("grades.csv + verdicts.json", "report", "course feedback folders")
+WORKER_RENDERER_STAGES = ("feedback renderer start", "feedback page render")
 
 
 class BenchmarkError(Exception):
@@ -68,9 +72,10 @@ def build_class(release_dir, class_dir, count):
         os.link(notebook, folder / lab.notebook_name)
 
 
-def simulate(class_dir, out, report_path):
-    """In the subprocess: grade `class_dir` into `out` with canned outcomes; write what
-    was measured to `report_path` (JSON)."""
+def simulate(class_dir, out, report_path, render=False, local=False):
+    """In the subprocess: grade `class_dir` into `out` with canned outcomes (finished on
+    the worker, or, with `render`, canned runs that the worker judges and publishes); write
+    what was measured to `report_path` (JSON)."""
     import nbformat
 
     from grader.labs.c2_w2 import LAB as lab
@@ -91,14 +96,60 @@ def simulate(class_dir, out, report_path):
         if done in (max(1, total // 4), total):
             rss[done] = _status_kib("VmRSS")
 
-    started = time.perf_counter()
-    batch = autograde(submissions=class_dir, out=out, lab=lab, workers=1,
-                      runner=CannedRunner({}, default=outcome), on_progress=progress)
+    runner = CannedRunner({}, default=outcome)
+    if not render:  # the worker's judging and publishing recorded too (grader.publish.on_worker)
+        runner = CannedFinishes(_finished_once(lab, outcome), Path(out).parent)
+    with contextlib.ExitStack() as stack:
+        scheduler = None
+        if not local:  # the scheduler in a process of its own, as on a real cluster
+            from tools.loopback_cluster import loopback_cluster
+
+            cluster = Path(out).parent / f"cluster-{Path(out).name}"  # fresh: its own files
+            scheduler = stack.enter_context(loopback_cluster(cluster,
+                                                             workers=1))
+        started = time.perf_counter()
+        batch = autograde(submissions=class_dir, out=out, lab=lab, workers=1, runner=runner,
+                          on_progress=progress, scheduler=scheduler)
+        seconds = time.perf_counter() - started
     usage = resource.getrusage(resource.RUSAGE_SELF)
     Path(report_path).write_text(json.dumps({
-        "size": size, "graded": len(batch.graded), "seconds": time.perf_counter() - started,
+        "size": size, "graded": len(batch.graded), "seconds": seconds, "local": local,
         "cpu_seconds": usage.ru_utime + usage.ru_stime, "peak_kib": _status_kib("VmHWM"),
         "rss_kib": {str(done): kib for done, kib in sorted(rss.items())}}))
+
+
+def _finished_once(lab, outcome):
+    """`outcome` judged and published as a worker does (grader.publish.on_worker), once."""
+    from grader.pipeline import grading_version
+    from grader.plugin import lab_spec
+    from grader.publish.on_worker import FinishRequest, LabRef, finish
+
+    request = FinishRequest(LabRef(lab_spec(lab), grading_version(lab)), b"\0" * 16)
+    finished = finish(request, "recorded", outcome)
+    if not hasattr(finished, "made"):
+        raise BenchmarkError("the recorded outcome could not be finished (see the log)")
+    return finished
+
+
+class CannedFinishes:
+    """A runner whose every run comes back finished already: one recorded FinishedRun, so
+    that the worker answers at once and the coordinator is all that is measured. A runner
+    travels with every task: this one carries only the recording's path, read once per
+    worker process (a real runner is as small). A class of the script's __main__:
+    cloudpickle sends it by value, so its cache is a module of its own in sys.modules."""
+
+    name = "canned-finished"
+    CACHE = "bench_coordinator_recorded_runs"
+
+    def __init__(self, finished, folder):
+        self.path = str(Path(folder) / "finished-run.pickle")
+        Path(self.path).write_bytes(pickle.dumps(finished))
+
+    def run(self, task, support_files):
+        cache = sys.modules.setdefault(self.CACHE, types.ModuleType(self.CACHE))
+        if not hasattr(cache, "finished"):
+            cache.finished = pickle.loads(Path(self.path).read_bytes())
+        return cache.finished
 
 
 def _status_kib(name):
@@ -108,13 +159,14 @@ def _status_kib(name):
     return 0
 
 
-def run_size(release_dir, scratch, size):
+def run_size(release_dir, scratch, size, render=False, local=False):
     """Build a class of `size`, simulate it in a subprocess; the run's numbers."""
     class_dir, out = scratch / f"class-{size}", scratch / f"out-{size}"
     report = scratch / f"report-{size}.json"
     build_class(release_dir, class_dir, size)
     command = [sys.executable, str(Path(__file__).resolve()), "--simulate", str(class_dir),
-               str(out), str(report)]
+               str(out), str(report), *(["--render"] if render else []),
+               *(["--local"] if local else [])]
     try:
         subprocess.run(command, cwd=REPO_ROOT, check=True, capture_output=True, text=True,
                        timeout=LIMIT_PER_STUDENT * size + LIMIT_MARGIN)
@@ -138,11 +190,15 @@ def check_rows(grades_csv, size):
 
 
 def profile_numbers(profile, size):
-    """The renderer's CPU per student and the class files' seconds, from OUT/profile.json."""
+    """The page renderers' CPU per student (the coordinator's and the worker's) and the
+    class files' seconds, from OUT/profile.json."""
     renderer = profile["stages"].get("renderer", {})
     coordinator = profile["stages"]["coordinator"]
+    workers = profile["stages"].get("workers", {})
     return {
         "renderer_cpu_seconds": sum(stage["cpu"] for stage in renderer.values()),
+        "worker_renderer_cpu_seconds": sum(workers.get(name, {}).get("cpu", 0.0)
+                                           for name in WORKER_RENDERER_STAGES),
         "class_files_seconds": sum(coordinator.get(name, {}).get("wall", 0.0)
                                    for name in CLASS_FILE_STAGES),
     }
@@ -159,6 +215,8 @@ def derived(run):
         "size": size,
         "coordinator_ms_per_student": 1000 * run["cpu_seconds"] / size,
         "renderer_ms_per_student": 1000 * run["renderer_cpu_seconds"] / size,
+        "worker_renderer_ms_per_student": 1000 * run.get("worker_renderer_cpu_seconds", 0.0)
+        / size,
         "seconds_per_student": run["seconds"] / size,
         "peak_mb": run["peak_kib"] * 1024 / 10**6,
         "rss_slope_kb_per_student": slope * 1024 / 1000,
@@ -167,12 +225,14 @@ def derived(run):
 
 
 def report_lines(rows):
-    header = (f"{'N':>7} {'coord ms/st':>12} {'render ms/st':>13} {'s/student':>10} "
+    header = (f"{'N':>7} {'coord ms/st':>12} {'render ms/st':>13} {'worker render':>14} "
+              f"{'s/student':>10} "
               f"{'peak MB':>8} {'RSS kB/st':>10} {'class files s':>14}")
     lines = [header]
     for row in rows:
         lines.append(f"{row['size']:>7} {row['coordinator_ms_per_student']:>12.1f} "
                      f"{row['renderer_ms_per_student']:>13.1f} "
+                     f"{row.get('worker_renderer_ms_per_student', 0.0):>14.1f} "
                      f"{row['seconds_per_student']:>10.3f} {row['peak_mb']:>8.0f} "
                      f"{row['rss_slope_kb_per_student']:>10.2f} "
                      f"{row['class_files_seconds']:>14.2f}")
@@ -196,6 +256,14 @@ def parse_args(argv):
     parser.add_argument("--sizes", type=int, nargs="+", default=list(DEFAULT_SIZES),
                         help="class sizes, in the order run (default 200 1000)")
     parser.add_argument("--json", metavar="OUT", help="write every run's numbers here")
+    parser.add_argument("--render", action="store_true",
+                        help="the worker judges and renders every page (default: it sends"
+                             " one recorded finished run back, so that only the coordinator"
+                             " is measured)")
+    parser.add_argument("--local", action="store_true",
+                        help="a LocalCluster, whose scheduler runs in the coordinating process"
+                             " and is counted with it (default: a loopback cluster, the"
+                             " scheduler and the worker in processes of their own)")
     parser.add_argument("--simulate", nargs=3, metavar=("CLASS", "OUT", "REPORT"),
                         help=argparse.SUPPRESS)  # the subprocess's own entry
     args = parser.parse_args(argv)
@@ -207,7 +275,7 @@ def parse_args(argv):
 def main(argv=None):
     args = parse_args(argv)
     if args.simulate:
-        simulate(*args.simulate)
+        simulate(*args.simulate, render=args.render, local=args.local)
         return 0
     from grader.course.release import release
     from grader.labs.c2_w2 import LAB as lab
@@ -216,7 +284,8 @@ def main(argv=None):
         scratch = Path(folder)
         release(lab=lab, out=scratch / "release")
         try:
-            runs = [run_size(scratch / "release", scratch, size) for size in args.sizes]
+            runs = [run_size(scratch / "release", scratch, size, args.render, args.local)
+                    for size in args.sizes]
         except BenchmarkError as error:
             print(f"benchmark failed: {error}", file=sys.stderr)
             return 1

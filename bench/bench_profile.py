@@ -78,7 +78,10 @@ LIMIT_PER_SUBMISSION = 60  # seconds: a hung run must fail, not stall the benchm
 LIMIT_MARGIN = 300
 CELLS = "notebook cells"  # the row that sums every cell's stage
 TEMPLATE_STAGES = {"template import"}
-ONCE_PER_WORKER = {"template import", "worker start"}
+# What a worker's page renderer process spent (grader.publish.on_worker), apart from it.
+WORKER_RENDERER_STAGES = {"feedback renderer start", "feedback page render"}
+ONCE_PER_WORKER = {"template import", "worker start", "feedback renderer start",
+                   "lab on the worker"}
 NAME_WIDTH = 34  # the table's first column
 KERNEL_STAGES = {"fork + confinement", "kernel handshake", "capture"}
 COORDINATOR_START = "coordinator start (imports)"
@@ -130,6 +133,8 @@ def where(clock, stage):
         return clock
     if stage in TEMPLATE_STAGES:
         return "template"
+    if stage in WORKER_RENDERER_STAGES:
+        return "worker renderer"
     if stage.startswith(CELL_STAGE) or stage in KERNEL_STAGES or stage == CELLS:
         return "worker+kernel"
     return "worker"

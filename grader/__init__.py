@@ -31,7 +31,7 @@ def unskip_imports():
 # What decides a verdict, on the engine's side: bumped by hand whenever the engine changes how
 # verdicts are made (what a capture may see, how answers are prepared and judged, how
 # hidden inputs are drawn). With the lab's own digest it makes the grading version
-# (grader.pipeline.grading_version); a docstring fixed anywhere else changes neither.
+# (grader.plugin.grading_version); a docstring fixed anywhere else changes neither.
 GRADING_ABI = 1
 # The engine modules whose code can change a verdict, and their digest when GRADING_ABI
 # was last decided: tests/grader/test_grading_version.py fails when they change, asking
@@ -40,8 +40,9 @@ GRADING_ABI = 1
 VERDICT_MODULES = ("judge", "run/captures.py", "intake/prepare.py", "cells.py",
                    "hidden_secrets.py")
 # Recorded again, ABI unchanged: for the capture's cap of 4 MB (was 32; C2_W2's largest
-# honest answer is 0.23 MB, so no real answer's verdict changes), then for type hints.
-VERDICT_MODULES_DIGEST = "ae989d42e02c7ced"
+# honest answer is 0.23 MB, so no real answer's verdict changes), then for type hints, then
+# for the "our fault" sentence moving into judge/status.py (a worker writes it too).
+VERDICT_MODULES_DIGEST = "4d7ed4a0f0b91027"
 
 
 def engine_version():

@@ -115,6 +115,10 @@ class LatePolicy:
     def from_json(cls, data):
         return cls(**data) if data else cls()
 
+    def of_student(self, student_id):
+        """The policy as it applies to one student: their due date and the penalty."""
+        return LatePolicy(due=self.extensions.get(student_id) or self.due, penalty=self.penalty)
+
     def due_of(self, student_id):
         due = self.extensions.get(student_id) or self.due
         return datetime.fromisoformat(due) if due else None

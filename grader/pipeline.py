@@ -9,6 +9,9 @@
       -> judge     verdicts, where no student code ran      (grader.judge)
       -> publish   graded notebook, feedback, journal row, gradebook row, as each finishes
                                                              (grader.publish)
+    Where every worker loads the lab, reading, preparing, judging and making the page and
+    the graded notebook happen on the worker (grader.publish.on_worker); the coordinator
+    reads the file's bytes, saves the secret, and writes what comes back.
     then grades.csv, verdicts.json and the report, from the journal, for the whole OUT
 
 Every step of one student runs inside that student's error boundary: whatever fails, a
@@ -27,13 +30,12 @@ only those inputs travel to the kernel. The judge draws them again from the same
 """
 
 import dataclasses
-import inspect
 import logging
 import os
 import time
 from collections import Counter
 from collections.abc import Callable, Iterable
-from concurrent.futures import Future, ThreadPoolExecutor
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
@@ -43,10 +45,10 @@ from grader import logs
 from grader.intake import check_submissions_path, collect_submissions
 from grader.intake.notebook_file import NotGradable
 from grader.intake.prepare import prepare
-from grader.judge.status import sentence, status_and_detail
+from grader.judge.status import OUR_FAULT, sentence, status_and_detail
 from grader.judge.verdicts import judge_outcome
-from grader.lateness import LatePolicy, parse_timestamp, policy_from, read_student_times
-from grader.plugin import Lab, load_lab
+from grader.lateness import LatePolicy
+from grader.plugin import Lab, grading_version, lab_spec, load_lab
 from grader.publish import report
 from grader.publish.batch_profile import BatchProfile
 from grader.publish.class_files import LATE_POLICY, write_class_files
@@ -55,12 +57,13 @@ from grader.publish.gradebook import (
     gradebook_url,
     open_results_course,
     results_course,
-    write_lateness,
 )
-from grader.publish.journal import Journal, JournalError, StudentRecord
+from grader.publish.journal import Journal, StudentRecord
+from grader.publish.on_worker import FinishedRun, FinishRequest, LabRef, workers_can_finish
 from grader.publish.publisher import Publisher
 from grader.records import ERROR, INVALID, StudentResult
 from grader.release_files import read_release_files
+from grader.republish import LateWork, lateness_to_gradebook, publish_again  # noqa: F401 (publish_again: its old home)
 from grader.run import cluster
 from grader.run.captures import CapturePlan
 from grader.run.runner import GradingTask, Runner
@@ -74,8 +77,6 @@ from grader.stage_clock import timed_context, waited_children_cpu
 log = logging.getLogger(__name__)
 # The runners the command line can choose (--runner); a library caller passes any Runner.
 RUNNERS = {runner.name: runner for runner in (SandboxRunner, SubprocessRunner)}
-OUR_FAULT = ("The grader failed while handling this submission (a fault of the grader's,"
-             " written to grader.log); grade it again.")
 
 
 @dataclass
@@ -154,7 +155,7 @@ def autograde(*, submissions: str | Path, out: str | Path, lab: Lab | None = Non
         with profile.clock.stage("batch result"):
             result = run.result(started, intake, publisher)
         with profile.clock.stage("gradebook lateness"):
-            result.gradebook_problem = result.gradebook_problem or _lateness_to_gradebook(
+            result.gradebook_problem = result.gradebook_problem or lateness_to_gradebook(
                 db_url, lab, journal)
         write_class_files(out, journal, lab, facts=run.facts(result, limits, started),
                           clock=profile.clock)
@@ -162,36 +163,6 @@ def autograde(*, submissions: str | Path, out: str | Path, lab: Lab | None = Non
     return result
 
 
-
-
-@dataclass(frozen=True)
-class LateWork:
-    """What the instructor says about late work, as given (None: keep the journal's)."""
-
-    due: str | None = None  # ISO 8601 with a zone; "" removes the due date
-    penalty: str | None = None  # none, zero or N% (per started day)
-    extensions: str | None = None  # a CSV file: student_id,due
-    timestamps_csv: str | None = None  # a CSV file: student_id,timestamp (LMS downloads)
-
-    def policy(self, journal: Journal) -> LatePolicy:
-        return policy_from(journal.fact(LATE_POLICY), due=self.due, penalty=self.penalty,
-                           extensions=self.extensions)
-
-    def timestamps(self) -> dict[str, str]:
-        if not self.timestamps_csv:
-            return {}
-        return read_student_times(self.timestamps_csv, parse_timestamp, "timestamp")
-
-
-def _lateness_to_gradebook(db_url, lab, journal):
-    """Write the late work into the gradebook; None, or why it could not."""
-    try:
-        write_lateness(db_url, lab, journal.records(),
-                       LatePolicy.from_json(journal.fact(LATE_POLICY)))
-    except Exception as error:
-        log.error("the late work could not be written into the gradebook: %s", error)
-        return str(error)
-    return None
 
 
 def _grade(run, submissions, out, db_url, workers, scheduler):
@@ -239,6 +210,8 @@ class _Run:
     def __init__(self, *, lab, limits, journal, batch, secret_key, regrade, version,
                  on_progress, runner=None, profile=None):
         self.lab, self.limits, self.journal = lab, limits, journal
+        self.lab_spec = lab_spec(lab)  # how a worker loads it, to publish there
+        self.on_workers = False  # every worker loads the lab: they read and prepare too
         self.profile = profile or BatchProfile()
         self.runner = runner or SandboxRunner()  # the command line's default
         self.batch, self.secret_key = batch, secret_key
@@ -278,6 +251,9 @@ class _Run:
                     self.workers = len(client.nthreads())
                     self.memory_warning = cluster.memory_limit_warning(client, memory_limit)
                     support_files = read_release_files(self.lab)
+                with clock.stage("lab on the workers"):
+                    self.on_workers = self.lab_spec is not None and workers_can_finish(
+                        client, LabRef(self.lab_spec, self.version))
                 cluster.run_tasks(client, tasks, runner=self.runner,
                                   support_files=support_files,
                                   on_outcome=self._on_outcome, clock=clock)
@@ -334,6 +310,8 @@ class _Run:
     def _task(self, submission):
         if submission.status == INVALID:
             return None, []
+        if self.on_workers:
+            return self._raw_task(submission), [submission.detail]
         clock = self.profile.clock
         with clock.stage("read + prepare"):
             notebook, reading_notes = submission.read(self.lab)
@@ -347,7 +325,37 @@ class _Run:
                                self.lab.hidden_inputs(secret))
         self._notes[submission.student_id] = (notes, submission, secret)
         return GradingTask(submission.student_id, prepared.notebook, self.lab.notebook_name,
-                           plan, self.limits, self.lab.preload_modules), notes
+                           plan, self.limits, self.lab.preload_modules,
+                           finish=self._finish_request(submission.student_id, secret, notes)
+                           ), notes
+
+    def _raw_task(self, submission):
+        """A task that carries the student's file: its worker reads and prepares it, draws
+        the hidden inputs from the secret, runs, judges and publishes (grader.publish.
+        on_worker). The coordinator reads the bytes and saves the secret, nothing more."""
+        clock = self.profile.clock
+        with clock.stage("read"):
+            data = submission.notebook_bytes()
+        with clock.stage("secret"):
+            secret = self.journal.secret_for(submission.student_id, submission.digest,
+                                             self.secret_key)
+        notes = [submission.detail] if submission.detail else []
+        self._notes[submission.student_id] = (notes, submission, secret)
+        request = dataclasses.replace(
+            self._finish_request(submission.student_id, secret, notes),
+            submitted=data, digest=submission.digest)
+        return GradingTask(submission.student_id, None, self.lab.notebook_name, None,
+                           self.limits, self.lab.preload_modules, finish=request)
+
+    def _finish_request(self, student_id, secret, notes):
+        """What the worker needs to judge and publish the run itself (grader.publish.
+        on_worker); None for a lab no worker can load (no module holds it)."""
+        if self.lab_spec is None:
+            return None
+        return FinishRequest(LabRef(self.lab_spec, self.version), secret,
+                             tuple(note for note in notes if note),
+                             timestamp=self.timestamps.get(student_id, ""),
+                             policy=self.policy.of_student(student_id))
 
     def _invalid(self, submission, detail):
         return StudentResult(submission.student_id, INVALID, sentence(detail),
@@ -357,6 +365,10 @@ class _Run:
         """Judge one run and queue its publishing: all of it this student's only."""
         notes, submission, secret = self._notes.pop(task.student_id)
         digest = submission.digest
+        if isinstance(outcome, FinishedRun):  # judged and published on its worker
+            self.profile.add_outcome(outcome.outcome)
+            self._publish(self._finished(task, outcome, submission))
+            return
         self.profile.add_outcome(outcome)
         try:
             with self.profile.clock.stage("judge"):
@@ -372,6 +384,14 @@ class _Run:
             result = StudentResult(task.student_id, ERROR, OUR_FAULT, submission_hash=digest,
                                    folder=submission.folder)
         self._publish(result)
+
+    def _finished(self, task, finished, submission):
+        outcome = finished.outcome
+        self.protections.append(outcome.protection)
+        self.unprotected.update(outcome.unprotected)
+        return StudentResult(task.student_id, finished.status, finished.detail,
+                             finished.verdicts, None, outcome.seconds, outcome.sandbox,
+                             submission.digest, submission.folder, made=finished.made)
 
     def _publish(self, result):
         result = dataclasses.replace(
@@ -423,44 +443,6 @@ class _Run:
             return "a fresh random 128-bit secret per graded submission"
         return ("a fresh 128-bit secret per graded submission, derived from the instructor's"
                 " repeat key (--secret-key)")
-
-
-def publish_again(*, out: str | Path, lab: Lab, db: str | None = None,
-                  late: "LateWork | None" = None) -> tuple[list[StudentRecord], str | None]:
-    """Write what the journal in `out` holds into the gradebook (the rows it lacks: after a
-    database outage), grades.csv, verdicts.json and the report, without grading; return
-    (every record, why the gradebook stopped taking rows or None). The late penalties are
-    computed again, under `late` (LateWork) put over the policy the journal keeps."""
-    out = Path(out).resolve()
-    if not Journal.exists(out):
-        raise JournalError(f"no journal in {out}: grade the class there first")
-    with logs.batch_log(out), Journal(out) as journal:
-        journal.check_lab(lab)
-        journal.set_fact(LATE_POLICY, (late or LateWork()).policy(journal).to_json())
-        db_url = gradebook_url(out, db or journal.fact("db"))
-        check_gradebook(db_url)
-        ready: Future = Future()
-        ready.set_result(open_results_course(out, lab, db_url))
-        publisher = Publisher(out=out, lab=lab, journal=journal,
-                              course=results_course(out, lab), gradebook_ready=ready,
-                              db_url=db_url, version="", batch=0)
-        publisher.close()  # writes the rows the gradebook lacks
-        problem = publisher.gradebook_problem or _lateness_to_gradebook(db_url, lab, journal)
-        write_class_files(out, journal, lab)
-        return journal.records(), problem
-
-
-def grading_version(lab: Lab) -> str:
-    """Two batches with the same grading version grade a submission alike: the engine's
-    grading ABI (grader.GRADING_ABI) and what the lab's verdicts come from, its plug-in's
-    code (judges, capture, hidden inputs), its source notebook and its release files."""
-    plugin_folder = Path(inspect.getfile(type(lab))).parent
-    lab_digest = grader.digest_of({
-        # lab_files: an installed copy of what "notebook" and "release" digest
-        "plugin": grader.source_digest(plugin_folder, skip=("lab_files",)).encode(),
-        "notebook": lab.source_notebook.read_bytes(),
-        "release": read_release_files(lab).digest.encode()})
-    return f"abi{grader.GRADING_ABI}/{lab_digest[:12]}"
 
 
 def kernels_sandbox(levels: Iterable[str]) -> str:

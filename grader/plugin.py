@@ -29,11 +29,13 @@ import functools
 import hashlib
 import importlib
 import importlib.util
+import inspect
 import sys
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+import grader
 from grader import cells
 from grader.errors import GraderError
 from grader.records import ExerciseRun
@@ -42,6 +44,7 @@ if TYPE_CHECKING:  # imported where the notebook is read: loading a lab needs no
     import nbformat  # and `grader validate` starts its kernel template sooner without it
 
 DEFAULT_LAB = "grader.labs.c2_w2"
+PATH_MODULE_PREFIX = "grader_lab_"  # the module name of a lab loaded from a path
 
 
 @dataclass(frozen=True)
@@ -164,6 +167,37 @@ class Lab(abc.ABC):
                     yield file.read_text(encoding="utf-8", errors="replace")
 
 
+def lab_spec(lab: Lab) -> str | None:
+    """What load_lab loads `lab` by in another process (a worker, grader.publish.on_worker):
+    the name of the module whose LAB it is, or that module's absolute path for one loaded
+    from a file or folder; None for a lab no module holds as its LAB."""
+    name = type(lab).__module__
+    while name:
+        module = sys.modules.get(name)
+        if module is not None and getattr(module, "LAB", None) is lab:
+            if not name.startswith(PATH_MODULE_PREFIX):
+                return name
+            init = Path(module.__file__ or "")
+            return str(init.parent if init.name == "__init__.py" else init)
+        name = name.rpartition(".")[0]
+    return None
+
+
+def grading_version(lab: Lab) -> str:
+    """Two batches with the same grading version grade a submission alike: the engine's
+    grading ABI (grader.GRADING_ABI) and what the lab's verdicts come from, its plug-in's
+    code (judges, capture, hidden inputs), its source notebook and its release files."""
+    from grader.release_files import read_release_files
+
+    plugin_folder = Path(inspect.getfile(type(lab))).parent
+    lab_digest = grader.digest_of({
+        # lab_files: an installed copy of what "notebook" and "release" digest
+        "plugin": grader.source_digest(plugin_folder, skip=("lab_files",)).encode(),
+        "notebook": lab.source_notebook.read_bytes(),
+        "release": read_release_files(lab).digest.encode()})
+    return f"abi{grader.GRADING_ABI}/{lab_digest[:12]}"
+
+
 def load_lab(spec: str | Path = DEFAULT_LAB) -> "Lab":
     """The Lab a module defines, by module name (`grader.labs.c2_w2`) or file path
     (a module `my_lab.py`, or a package folder such as `tests/grader/tiny_lab`): the module's
@@ -191,7 +225,7 @@ def _module_from_path(path):
     path = path.resolve()
     package = path.is_dir()
     init = path / "__init__.py" if package else path
-    name = "grader_lab_" + hashlib.sha256(str(init).encode()).hexdigest()[:12]
+    name = PATH_MODULE_PREFIX + hashlib.sha256(str(init).encode()).hexdigest()[:12]
     if name in sys.modules:
         return sys.modules[name]
     module_spec = importlib.util.spec_from_file_location(

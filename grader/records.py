@@ -179,6 +179,9 @@ class StudentResult:
     folder: str = ""  # the student's folder name as submitted ("": the id itself)
     timestamp: str = ""  # when the student submitted (ISO, UTC; "" when nothing says)
     exchange_secret: str = ""  # nbgrader's submission secret, from the submission's folder
+    # The graded notebook and feedback page its worker made (grader.publish.on_worker's
+    # MadeFiles), to be written as they are; None: the coordinator makes them.
+    made: Any = None
 
     @property
     def score(self) -> float:

@@ -72,3 +72,8 @@ FORGET_SECONDS = 5  # for the scheduler to forget a batch's support files before
 # cluster grading faster than one publisher writes never piles the class's notebooks up in
 # the coordinator's memory.
 PUBLISH_BACKLOG = 16
+# Gradebook rows written in one transaction (grader.publish.publisher): at most this many,
+# and none waits longer than GRADEBOOK_SECONDS; a transaction per student cost more than
+# writing its rows.
+GRADEBOOK_BATCH = 64
+GRADEBOOK_SECONDS = 2.0

@@ -85,6 +85,8 @@ SLOW = {
     "tests/docs/test_demo.py": (INTEGRATION,),
     "tests/grader/labs/test_c2_w2_nbgrader.py": (INTEGRATION,),
     "tests/grader/publish/test_feedback_pages.py": (INTEGRATION,),
+    "tests/grader/publish/test_on_worker.py": (INTEGRATION,),
+    "tests/grader/publish/test_gradebook_rows.py": (INTEGRATION,),
     "tests/grader/publish/test_publish.py": (INTEGRATION,),
     "tests/grader/publish/test_standalone_pages.py": (INTEGRATION,),  # and a browser test
     "tests/grader/test_attacks.py": (INTEGRATION, SANDBOX),

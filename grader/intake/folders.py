@@ -19,6 +19,7 @@ from grader.errors import GraderError
 from grader.intake.notebook_file import (
     UNREADABLE,
     NotGradable,
+    notebook_bytes,
     notebook_digest,
     read_notebook,
     size_text,
@@ -65,6 +66,15 @@ class Submission:
     # The secret nbgrader's exchange gave the student at submit time (submission_secret.txt),
     # which `nbgrader fetch_feedback` finds their feedback by; "" when none.
     exchange_secret: str = ""
+
+    def notebook_bytes(self):
+        """The file's bytes, which must not have changed since intake, or NotGradable."""
+        try:
+            return notebook_bytes(self.notebook_path, self.digest)
+        except NotGradable:
+            raise
+        except Exception as error:  # as `read`: never the batch's failure
+            raise NotGradable(UNREADABLE) from error
 
     def read(self, lab):
         """(notebook, notes) from the file, which must not have changed since intake, or

@@ -62,9 +62,22 @@ def notebook_digest(path):
 def read_notebook(path, lab, digest=None):
     """(notebook as nbformat v4, notes for the student, sha256 of the file), or
     NotGradable. With `digest`, the file must still be the one that had it."""
+    return parse_notebook(notebook_bytes(path, digest), lab)
+
+
+def notebook_bytes(path, digest=None):
+    """The notebook file's bytes, or NotGradable (a link, not a file, too big, unreadable,
+    or with `digest`, no longer the file that had it)."""
     data = _notebook_bytes(path)
     if digest is not None and hashlib.sha256(data).hexdigest() != digest:
         raise NotGradable(CHANGED)
+    return data
+
+
+def parse_notebook(data, lab):
+    """(notebook as nbformat v4, notes for the student, sha256 of `data`) from a notebook
+    file's bytes, or NotGradable: where the notebook is graded (grader.publish.on_worker)
+    or where it was read."""
     content = _parse_json(_notebook_text(data))
     try:
         notebook, notes = _as_version_4(content)

@@ -8,6 +8,9 @@ from collections.abc import Iterable
 
 from grader.records import ERROR, GRADED, TIMEOUT, FailureKind, RunEnd, RunOutcome
 
+OUR_FAULT = ("The grader failed while handling this submission (a fault of the grader's,"
+             " written to grader.log); grade it again.")
+
 _ENDS = {
     RunEnd.TIMED_OUT: (TIMEOUT, "Grading stopped: the notebook ran past its time limit; tests"
                                 " after that got no points."),

@@ -23,6 +23,7 @@ import binascii
 import copy
 import functools
 import html
+import json
 import os
 import re
 import shutil
@@ -46,6 +47,7 @@ from grader.publish.page_policy import page_policy, with_policy
 from grader.publish.page_process import PAGE_SECONDS, PageProcess, PageTimeout
 from grader.publish.standalone import standalone_sources
 from grader.records import ExerciseVerdict, StudentResult
+from grader.run.rebuild import rebuilt_notebook
 
 _NBGRADER = Path(nbgrader.__file__).parent / "server_extensions" / "formgrader"
 TEMPLATES = _NBGRADER / "templates"
@@ -103,22 +105,33 @@ class FeedbackWriter:
         """Write the page of `result` from its graded `notebook` (with the verdicts shown,
         see add_verdict_outputs), or remove an old page when there is no notebook; the
         FeedbackState."""
+        state, page = self.make(result, notebook, late_penalty)
+        self.save(result.student_id, page)
+        return state
+
+    def make(self, result: StudentResult, notebook: dict | None,
+             late_penalty: float = 0.0) -> tuple["FeedbackState", str | None]:
+        """(its FeedbackState, the page or None) for `result`'s graded `notebook`: what
+        `write` writes, made wherever the notebook is (a worker, grader.publish.on_worker)."""
         if notebook is None:
-            self.remove(result.student_id)
-            return FeedbackState(NONE)
+            return FeedbackState(NONE), None
         try:
             page = self.render(result, notebook, late_penalty)
         except PageTimeout:
-            self.remove(result.student_id)
             return FeedbackState(REFUSED, "No feedback page could be made in time (rendering"
                                           f" it took more than {self.pages.seconds:g} s); the"
-                                          " grade stands.")
+                                          " grade stands."), None
         if self.leak(page):
-            self.remove(result.student_id)
             return FeedbackState(REFUSED, "No feedback page was made: it would have shown"
-                                          " the hidden tests' code (printed by a cell).")
-        write_atomically(self.path(result.student_id), page)
-        return FeedbackState(WRITTEN)
+                                          " the hidden tests' code (printed by a cell)."), None
+        return FeedbackState(WRITTEN), page
+
+    def save(self, student_id: str, page: str | None) -> None:
+        """Write `page` as the student's, or remove theirs when there is none."""
+        if page is None:
+            self.remove(student_id)
+        else:
+            write_atomically(self.path(student_id), page)
 
     def remove(self, student_id: str) -> None:
         path = self.path(student_id)
@@ -245,6 +258,15 @@ def add_verdict_outputs(notebook: nbformat.NotebookNode, verdicts: dict[str, Exe
         if exercise in verdicts:
             cell.setdefault("outputs", []).append(nbformat.v4.new_output(
                 "stream", name="stdout", text=verdict_text(verdicts[exercise]) + "\n"))
+
+
+def graded_notebook(notebook: dict, verdicts: dict[str, ExerciseVerdict],
+                    lab: Lab) -> nbformat.NotebookNode:
+    """`notebook` (from a run) rebuilt from the allow-list and read as nbformat reads a
+    file (sources joined, checked), each verdict under its test cell."""
+    node = nbformat.reads(json.dumps(rebuilt_notebook(notebook)), as_version=4)
+    add_verdict_outputs(node, verdicts, lab)
+    return node
 
 
 def _set_scores(notebook, verdicts, lab):

@@ -19,6 +19,7 @@ who did not submit through the exchange has none, so one is drawn here and kept 
 then reaches the exchange, though that student's `fetch_feedback` cannot match it).
 """
 
+import contextlib
 import csv
 import io
 import secrets
@@ -86,24 +87,57 @@ def write_course_feedback(out: str | Path, lab: Lab, records: list[StudentRecord
     """Give the nbgrader course in OUT the files release_feedback and generate_feedback
     read, for every student with a feedback page (`graded_at` stands in for a timestamp
     nothing gave)."""
-    course = Path(out) / "nbgrader"
     for record in records:
-        stamp = nbgrader_text(record.timestamp or record.graded_at or graded_at)
-        _write_submitted(course / "submitted" / record.student_id / lab.assignment,
-                         record.has_notebook, stamp)
-        folders = [course / "autograded" / record.student_id / lab.assignment,
-                   course / "feedback" / record.student_id / lab.assignment]
-        page = _page(out, lab, record.student_id)
-        if record.feedback != "written" or not page.is_file():
-            shutil.rmtree(folders[1], ignore_errors=True)
-            continue
-        folders[1].mkdir(parents=True, exist_ok=True)
-        shutil.copyfile(page, folders[1] / page.name)
-        secret = _secret(folders)
-        for folder in folders:
-            if folder.is_dir():
-                write_atomically(folder / TIMESTAMP_FILE, stamp + "\n")
-                write_atomically(folder / SECRET_FILE, secret)
+        write_student_course_feedback(out, lab, record, graded_at)
+
+
+def write_student_course_feedback(out: str | Path, lab: Lab, record: StudentRecord,
+                                  graded_at: str) -> None:
+    """write_course_feedback for one student: as each is published, and again (checking,
+    rewriting only what differs) for the whole class after the batch."""
+    course = Path(out) / "nbgrader"
+    stamp = nbgrader_text(record.timestamp or record.graded_at or graded_at)
+    _write_submitted(course / "submitted" / record.student_id / lab.assignment,
+                     record.has_notebook, stamp)
+    folders = [course / "autograded" / record.student_id / lab.assignment,
+               course / "feedback" / record.student_id / lab.assignment]
+    page = _page(out, lab, record.student_id)
+    if record.feedback != "written" or not page.is_file():
+        shutil.rmtree(folders[1], ignore_errors=True)
+        return
+    folders[1].mkdir(parents=True, exist_ok=True)
+    _copied(page, folders[1] / page.name)
+    secret = _secret(folders)
+    for folder in folders:
+        if folder.is_dir():
+            _written(folder / TIMESTAMP_FILE, stamp + "\n")
+            _written(folder / SECRET_FILE, secret)
+
+
+# Every batch writes these for the whole class, so a file already right is left alone: at
+# 100,000 students, copying every page again (half a megabyte each) and rewriting every
+# small file was most of the class files' time.
+
+def _copied(page, copy):
+    """Copy `page` to `copy` (its time kept) unless `copy` has its size and time already:
+    not a hard link, which nbgrader's generate_feedback, writing its own page over the
+    file in place, would turn into a change of OUT/feedback's page."""
+    source = page.stat()
+    with contextlib.suppress(OSError):
+        held = copy.stat()
+        if (held.st_size, held.st_mtime_ns) == (source.st_size, source.st_mtime_ns):
+            return
+    shutil.copy2(page, copy)
+
+
+def _written(path, text):
+    """Write `text` to `path` (in one step) unless the file holds it already."""
+    try:
+        if path.read_text(encoding="utf-8") == text:
+            return
+    except (OSError, UnicodeDecodeError):
+        pass
+    write_atomically(path, text)
 
 
 def _write_submitted(folder, has_notebook, stamp):
@@ -111,7 +145,7 @@ def _write_submitted(folder, has_notebook, stamp):
         shutil.rmtree(folder, ignore_errors=True)
         return
     folder.mkdir(parents=True, exist_ok=True)
-    write_atomically(folder / TIMESTAMP_FILE, stamp + "\n")
+    _written(folder / TIMESTAMP_FILE, stamp + "\n")
 
 
 def _secret(folders):

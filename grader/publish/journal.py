@@ -247,10 +247,10 @@ class Journal:
             self._db.execute(_RECORD_SQL, row)
             self._db.execute("DELETE FROM pending WHERE student_id = ?", (result.student_id,))
 
-    def mark_in_gradebook(self, student_id: str) -> None:
-        with self._lock:
-            self._db.execute("UPDATE students SET in_gradebook = 1 WHERE student_id = ?",
-                             (student_id,))
+    def mark_in_gradebook(self, *student_ids: str) -> None:
+        with self._lock, self._transaction():
+            self._db.executemany("UPDATE students SET in_gradebook = 1 WHERE student_id = ?",
+                                 [(student_id,) for student_id in student_ids])
 
     def mark_seen(self, student_ids: Iterable[str], batch: int) -> None:
         """Say that this batch's SUBMISSIONS held these students (their results kept)."""

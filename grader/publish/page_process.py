@@ -8,14 +8,22 @@ Building nbconvert's exporter takes seconds: it is timed apart from the pages, o
 child.
 """
 
-import multiprocessing
+import importlib
+import os
 import signal
+import socket
+import subprocess
+import sys
 import threading
 import time
 from collections.abc import Callable
+from multiprocessing.connection import Connection
+from pathlib import Path
 from typing import Any
 
 import psutil
+
+import grader
 
 STARTUP_SECONDS = 120  # to import nbconvert and build the exporter, on a busy machine
 PAGE_SECONDS = 20  # to render one page, nothing near the seconds an honest page takes
@@ -28,7 +36,7 @@ class PageTimeout(Exception):
 class PageProcess:
     """Renders pages with `render_page(notebook, resources) -> str`, each within `seconds`,
     after `warm_up()` has built what rendering needs. Both are module-level functions (the
-    child imports them by name)."""
+    child, a new interpreter, imports them by name)."""
 
     def __init__(self, render_page: Callable[[dict, dict], str], warm_up: Callable[[], object],
                  seconds: float = PAGE_SECONDS) -> None:
@@ -71,25 +79,27 @@ class PageProcess:
         return startup
 
     def _started(self):
-        if self._child is not None and self._child.is_alive():
+        if self._child is not None and self._child.poll() is None:
             return self._connection
         self._stop()
-        # spawn, not fork: the grader has threads (Dask's, the publisher's) a fork would copy
-        # in whatever state they are.
+        # A new interpreter, not a fork (the grader has threads a fork would copy in whatever
+        # state they are) nor multiprocessing's spawn (a Dask worker is a daemonic process,
+        # which multiprocessing lets have no children): it imports the two functions by name.
         started = time.monotonic()
-        context = multiprocessing.get_context("spawn")
-        ours, theirs = context.Pipe()
-        self._child = context.Process(target=_serve, args=(theirs, self.render_page, self.warm_up),
-                                      name="grader-feedback-pages", daemon=True)
-        self._child.start()
-        theirs.close()
-        self._connection = ours
-        if not ours.poll(STARTUP_SECONDS):
+        ours, theirs = socket.socketpair()
+        with theirs:
+            self._child = subprocess.Popen(
+                [sys.executable, "-m", __spec__.name, str(theirs.fileno()),
+                 *_name_of(self.render_page), *_name_of(self.warm_up)],
+                pass_fds=(theirs.fileno(),), stdin=subprocess.DEVNULL, env=_environment(),
+                cwd="/")
+        self._connection = Connection(ours.detach())
+        if not self._connection.poll(STARTUP_SECONDS):
             self._stop()
             raise PageTimeout(f"the page renderer did not start in {STARTUP_SECONDS} s")
         self._received()  # "ready"
         self._startup = (time.monotonic() - started, self.cpu_seconds())
-        return ours
+        return self._connection
 
     def _received(self):
         try:
@@ -103,8 +113,28 @@ class PageProcess:
             self._connection.close()
         if self._child is not None:
             self._child.kill()
-            self._child.join()
+            self._child.wait()
         self._child = self._connection = None
+
+
+def _name_of(function):
+    return function.__module__, function.__qualname__
+
+
+def _environment():
+    """The child's environment: this one's, with the grader importable from anywhere."""
+    package_parent = str(Path(grader.__file__).resolve().parent.parent)
+    paths = [package_parent, *filter(None, os.environ.get("PYTHONPATH", "").split(os.pathsep))]
+    return {**os.environ, "PYTHONPATH": os.pathsep.join(paths)}
+
+
+def child_main() -> None:
+    """The renderer process (`python -m grader.publish.page_process FD MODULE NAME MODULE
+    NAME`): serve the socket FD with the two functions named."""
+    descriptor, *names = sys.argv[1:]
+    render_page, warm_up = (getattr(importlib.import_module(module), name)
+                            for module, name in zip(names[::2], names[1::2], strict=True))
+    _serve(Connection(int(descriptor)), render_page, warm_up)
 
 
 def _serve(connection, render_page, warm_up):
@@ -122,3 +152,7 @@ def _serve(connection, render_page, warm_up):
             connection.send(("page", render_page(notebook, resources)))
         except Exception as error:
             connection.send(("error", f"{type(error).__name__}: {error}"))
+
+
+if __name__ == "__main__":
+    child_main()

@@ -14,8 +14,8 @@ other student anything. The graded notebook leaves memory once written.
 
 import collections
 import concurrent.futures
+import contextlib
 import dataclasses
-import json
 import logging
 import threading
 from collections.abc import Callable
@@ -24,28 +24,24 @@ from pathlib import Path
 import nbformat
 
 from grader.course.course import Course
-from grader.judge.status import sentence
 from grader.lateness import LatePolicy
 from grader.plugin import Lab
 from grader.publish.batch_profile import BatchProfile
 from grader.publish.feedback import (
     NONE,
-    REFUSED,
     WRITTEN,
     FeedbackWriter,
-    add_verdict_outputs,
+    graded_notebook,
 )
 from grader.publish.files import is_safe_student_id, write_atomically
 from grader.publish.gradebook import GradebookError, GradebookWriter, remove_graded_notebook
-from grader.publish.handback import SECRET_FILE
+from grader.publish.handback import SECRET_FILE, write_student_course_feedback
 from grader.publish.journal import Journal, StudentRecord
+from grader.publish.on_worker import FEEDBACK_FAILED, joined, made_page
 from grader.records import ERROR, StudentResult
-from grader.run.rebuild import rebuilt_notebook
-from grader.settings import PUBLISH_BACKLOG
+from grader.settings import GRADEBOOK_BATCH, GRADEBOOK_SECONDS, PUBLISH_BACKLOG
 
 log = logging.getLogger(__name__)
-FEEDBACK_FAILED = ("No feedback page could be made (a fault of the grader's, written to"
-                   " grader.log); the grade stands.")
 PUBLISH_FAILED = "The grader failed while saving this result (see grader.log)."
 UNSAFE_ID = "The student id cannot name a folder (a path separator or '..'); rename it."
 
@@ -63,6 +59,7 @@ class Publisher:
         # A Future: nbgrader makes the course and the gradebook's tables meanwhile.
         self.gradebook_ready = gradebook_ready
         self.db_url, self.version, self.batch = db_url, version, batch
+        self.out = out
         self.feedback = FeedbackWriter(lab, out)
         self.gradebook_problem: str | None = None  # why the gradebook stopped taking rows
         self._gradebook: GradebookWriter | None = None
@@ -71,6 +68,12 @@ class Publisher:
         self._pending: collections.deque[concurrent.futures.Future] = collections.deque()
         self._failed: list[concurrent.futures.Future] = []  # raised: close raises it
         self._room = threading.BoundedSemaphore(backlog)
+        # Saved, not yet in the gradebook: written together, in one transaction, once
+        # GRADEBOOK_BATCH wait or the first has waited GRADEBOOK_SECONDS (a timer sees to
+        # it when no more results come), and at close. A row a crash leaves unwritten is
+        # in the journal, which the next batch writes from.
+        self._unwritten: list[StudentRecord] = []
+        self._timer: threading.Timer | None = None
 
     def __enter__(self):
         return self
@@ -97,10 +100,15 @@ class Publisher:
 
     def close(self) -> None:
         """Wait for every queued result, then write the gradebook rows still missing."""
-        for future in [*self._failed, *self._pending]:
-            future.result()
-        self._thread.shutdown(wait=True)
-        self.feedback.close()
+        try:
+            for future in [*self._failed, *self._pending]:
+                future.result()
+        finally:
+            self._thread.shutdown(wait=True)
+            self.feedback.close()
+            if self._timer is not None:
+                self._timer.cancel()
+        self._write_gradebook_rows()
         self.write_pending_gradebook_rows()
         if self._gradebook is not None:
             self._gradebook.close()
@@ -108,74 +116,118 @@ class Publisher:
     # ------------------------------------------------------------ one student
 
     def _publish(self, result, on_done):
+        record = self._saved(result)
+        if record is None:
+            return
+        try:  # now, not all at the end: the class files' pass then finds it done
+            with self.profile.clock.stage("course feedback folder"):
+                write_student_course_feedback(self.out, self.lab, record, record.graded_at)
+        except Exception:  # the pass after the batch writes it again
+            log.exception("the course's feedback folder of %s could not be written",
+                          record.student_id)
+        self._unwritten.append(record)
+        if len(self._unwritten) >= GRADEBOOK_BATCH:
+            self._write_gradebook_rows()
+        elif len(self._unwritten) == 1:
+            self._timer = threading.Timer(GRADEBOOK_SECONDS, self._rows_due)
+            self._timer.daemon = True
+            self._timer.start()
+        if on_done is not None:
+            on_done(record)
+
+    def _rows_due(self):
+        """The timer's: the rows waiting go in, in the publishing thread (never beside it)."""
+        with contextlib.suppress(RuntimeError):  # closed meanwhile: close writes them
+            self._thread.submit(self._write_gradebook_rows)
+
+    def _saved(self, result):
+        """Save one result; its journal record (None for an unsafe id, refused)."""
         if not is_safe_student_id(result.student_id):  # never a path outside OUT
             log.error("refused to publish the unsafe student id %r", result.student_id)
             self.journal.record(dataclasses.replace(result, status=ERROR, detail=UNSAFE_ID),
                                 version="", batch=self.batch, has_notebook=False,
                                 feedback=NONE)
-            return
+            return None
         try:
-            record = self._save(result)
+            return self._save(result)
         except Exception:  # a fault of ours: this student's row says so, nobody else's
             log.exception("publishing %s failed", result.student_id)
-            record = self._save_failure(result)
-        self._to_gradebook(record)
-        if on_done is not None:
-            on_done(record)
+            return self._save_failure(result)
 
     def _save(self, result):
+        if result.made is not None:
+            return self._save_made(result)
         clock = self.profile.clock
         notebook = result.notebook
         result.notebook = None  # it leaves memory with this function
         with clock.stage("graded notebook"):
             notebook = self._graded_notebook(result, notebook)
         feedback, detail = self._feedback(result, notebook)
-        result = dataclasses.replace(result, detail=detail)
-        with clock.stage("journal record"):
+        return self._recorded(dataclasses.replace(result, detail=detail),
+                              has_notebook=notebook is not None, feedback=feedback)
+
+    def _save_made(self, result):
+        """Write the files its worker made (grader.publish.on_worker), then the row."""
+        made, clock = result.made, self.profile.clock
+        result = dataclasses.replace(result, made=None)
+        with clock.stage("graded notebook"):
+            if made.notebook is not None:
+                self._write_graded_notebook(result, made.notebook)
+            else:
+                remove_graded_notebook(self.course, result.student_id)
+        with clock.stage("feedback page"):
+            self.feedback.save(result.student_id, made.page)
+            if made.feedback == WRITTEN:
+                page_penalties(self.journal, {result.student_id: made.late_penalty})
+        return self._recorded(result, has_notebook=made.notebook is not None,
+                              feedback=made.feedback)
+
+    def _recorded(self, result, *, has_notebook, feedback):
+        with self.profile.clock.stage("journal record"):
             self.journal.record(result, version=self.version, batch=self.batch,
-                                has_notebook=notebook is not None, feedback=feedback)
+                                has_notebook=has_notebook, feedback=feedback)
             return self.journal.record_of(result.student_id)
 
     def _graded_notebook(self, result, notebook):
         """Write the student's graded notebook (or remove an old one); the notebook."""
-        course = self.course
-        if notebook is not None:  # read as nbformat reads a file: sources joined, checked
+        if notebook is not None:
             # Rebuilt again, though the worker did: what reaches OUT never depends on it.
-            notebook = nbformat.reads(json.dumps(rebuilt_notebook(notebook)), as_version=4)
-            add_verdict_outputs(notebook, result.verdicts, self.lab)
-            write_atomically(course.autograded_notebook(result.student_id),
-                             nbformat.writes(notebook))
-            if result.exchange_secret:  # what fetch_feedback finds the student's page by
-                write_atomically(course.autograded_notebook(result.student_id).with_name(
-                    SECRET_FILE), result.exchange_secret)
+            notebook = graded_notebook(notebook, result.verdicts, self.lab)
+            self._write_graded_notebook(result, nbformat.writes(notebook))
         else:
-            remove_graded_notebook(course, result.student_id)
+            remove_graded_notebook(self.course, result.student_id)
         return notebook
 
+    def _write_graded_notebook(self, result, text):
+        path = self.course.autograded_notebook(result.student_id)
+        write_atomically(path, text)
+        if result.exchange_secret:  # what fetch_feedback finds the student's page by
+            write_atomically(path.with_name(SECRET_FILE), result.exchange_secret)
+
     def _feedback(self, result, notebook):
+        """(feedback state, the row's detail): the page made and written, or why not."""
         _, penalty = self.policy.lateness(result.student_id, result.timestamp, result.score,
                                           self.lab.max_score)
+        page, state, detail = self._timed_page(result, notebook, penalty)
         try:
-            state = self._timed_page(result, notebook, penalty)
+            self.feedback.save(result.student_id, page)
+        except Exception:
+            log.exception("the feedback of %s could not be written", result.student_id)
+            self.feedback.remove(result.student_id)
+            return NONE, joined(result.detail, FEEDBACK_FAILED)
+        if state == WRITTEN:
             with self.profile.clock.stage("journal record", count=0):
                 page_penalties(self.journal, {result.student_id: penalty})
-        except Exception:
-            log.exception("the feedback of %s could not be made", result.student_id)
-            self.feedback.remove(result.student_id)
-            return NONE, _joined(result.detail, FEEDBACK_FAILED)
-        if state.state == REFUSED:
-            log.warning("feedback refused for %s: %s", result.student_id, state.reason)
-            return state.state, _joined(result.detail, state.reason)
-        return state.state, result.detail
+        return state, detail
 
     def _timed_page(self, result, notebook, penalty):
-        """feedback.write, timed: the round trip to the renderer, the renderer's start
-        and its CPU apart."""
+        """made_page, timed: the round trip to the renderer, the renderer's start and its
+        CPU apart."""
         pages, renderer = self.feedback.pages, self.profile.renderer
         before = pages.cpu_seconds()
         with self.profile.clock.stage("feedback page") as stage:
             try:
-                return self.feedback.write(result, notebook, penalty)
+                return made_page(self.feedback, result, notebook, penalty)
             finally:
                 started = pages.take_startup()
                 if started is not None:  # this page waited for a new renderer
@@ -188,7 +240,7 @@ class Publisher:
     def _save_failure(self, result):
         """The row of a student whose publishing failed: an error, without notebook."""
         failed = dataclasses.replace(result, status=ERROR, notebook=None,
-                                     detail=_joined(PUBLISH_FAILED, result.detail))
+                                     detail=joined(PUBLISH_FAILED, result.detail))
         try:
             self.feedback.remove(result.student_id)
             remove_graded_notebook(self.course, result.student_id)
@@ -200,15 +252,23 @@ class Publisher:
 
     # ------------------------------------------------------------ the gradebook
 
-    def _to_gradebook(self, record):
-        if self.gradebook_problem is not None:
+    def _write_gradebook_rows(self):
+        if self._timer is not None:
+            self._timer.cancel()
+            self._timer = None
+        rows, self._unwritten = self._unwritten, []
+        self._to_gradebook(rows)
+
+    def _to_gradebook(self, records):
+        """Write `records` into the gradebook in one transaction, then mark them there."""
+        if self.gradebook_problem is not None or not records:
             return  # it stopped taking rows: the journal keeps them for `grader publish`
         try:
-            with self.profile.clock.stage("gradebook row"):
+            with self.profile.clock.stage("gradebook row", count=len(records)):
                 if self._gradebook is None:
                     self.gradebook_ready.result()
                     self._gradebook = GradebookWriter(self.lab, self.db_url)
-                self._gradebook.record(record)
+                self._gradebook.record_many(records)
         except Exception as error:
             self.gradebook_problem = str(error) if isinstance(error, GradebookError) \
                 else f"{type(error).__name__}: {error}"
@@ -216,13 +276,13 @@ class Publisher:
                       self.gradebook_problem)
             return
         with self.profile.clock.stage("journal record", count=0):
-            self.journal.mark_in_gradebook(record.student_id)
+            self.journal.mark_in_gradebook(*(record.student_id for record in records))
 
     def write_pending_gradebook_rows(self) -> None:
         """Write the rows the gradebook does not have yet (from this or an earlier batch)."""
-        for record in self.journal.records():
-            if not record.in_gradebook:
-                self._to_gradebook(record)
+        pending = [record for record in self.journal.records() if not record.in_gradebook]
+        for start in range(0, len(pending), GRADEBOOK_BATCH):
+            self._to_gradebook(pending[start:start + GRADEBOOK_BATCH])
 
 
 PAGE_PENALTIES = "feedback_late_penalties"  # the journal's fact: the penalty each page shows
@@ -268,5 +328,3 @@ def refresh_late_penalties(out: str | Path, lab: Lab, journal: Journal, course: 
         writer.close()
 
 
-def _joined(*notes):
-    return " ".join(sentence(note) for note in notes if note)

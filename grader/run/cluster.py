@@ -44,7 +44,8 @@ from grader.records import RunEnd, RunOutcome
 from grader.run import cgroups, local_cluster
 from grader.run.execution import short_error
 from grader.run.kernel_client import QUEUED_MESSAGES, WATCHED_CHANNELS, max_frame_bytes
-from grader.settings import ATTEMPTS, CONNECT_SECONDS, FATAL_UNFINISHED_RUNS, FORGET_SECONDS
+from grader.run.support_files import SupportFilesResult, as_result  # noqa: F401 (its old home)
+from grader.settings import ATTEMPTS, CONNECT_SECONDS, FATAL_UNFINISHED_RUNS
 from grader.stage_clock import StageClock
 
 # Dask blames a worker's death on every task assigned to it, started or not, and tries each
@@ -56,7 +57,6 @@ ALLOWED_FAILURES = 0
 WORKER_DIED_TWICE = "the grading worker died twice while grading this submission"
 WORKERS_KEPT_DYING = (f"Dask workers died {ATTEMPTS} times while this submission waited "
                       "to be graded")
-SUPPORT_FILES_KEY = "grader-support-files-{digest}-{sent}"
 # A worker process's own memory: Python, Dask, nbclient and a submission's notebook (it
 # imports no TensorFlow: its kernel template does). Measured: ~150 MB grading C2_W2.
 WORKER_BASE_BYTES = 512 * 2**20
@@ -209,7 +209,7 @@ def run_tasks(client, tasks, *, runner, support_files, on_outcome, clock=None):
     with clock.stage("cluster start", count=0):
         _prepare_workers(client, type(runner).__module__)
     scheduler = client.scheduler.address
-    support = _SupportFiles(client, support_files)
+    support = SupportFilesResult(client, support_files)
     # One task group per batch, ("grade-1a2b3c4d", student id, attempt), as Dask shows it:
     # the batch's keys differ from any other batch's on a shared scheduler.
     batch = f"grade-{uuid.uuid4().hex[:8]}"
@@ -320,19 +320,41 @@ def _started_then(topic, runner, task, support):
     clock = StageClock()
     with clock.stage("dask task reports"):
         report("started")
-    outcome = runner.run(task, support)
+    outcome = _run_and_finish(runner, task, support, clock)
     with clock.stage("dask task reports", count=0):
         report("finished")
     return _with_stages(outcome, clock)
 
 
+def _run_and_finish(runner, task, support, clock):
+    """The task's outcome: run by `runner`, and when the task carries a finish request
+    (grader.publish.on_worker, which this stage never imports), its notebook read and
+    prepared here first if it came as the student's file, and the run judged and published
+    here after. The runner never sees the request (the grading's secret is in it)."""
+    request = getattr(task, "finish", None)
+    if request is None:
+        return runner.run(task, support)
+    task = dataclasses.replace(task, finish=None)
+    if task.notebook is None:  # sent as the student's file
+        task, request, row = request.prepared(task, clock)
+        if row is not None:  # not gradable, or not preparable here: no run
+            return row
+    outcome = runner.run(task, support)
+    if isinstance(outcome, RunOutcome):
+        outcome = request.finish(task.student_id, outcome, clock)
+    return outcome
+
+
 def _with_stages(outcome, clock):
     """`outcome` with `clock`'s stages added to its own (the profile's; a runner that is
     not ours may return anything: it is left as it is)."""
-    if not isinstance(outcome, RunOutcome):
+    finished = not isinstance(outcome, RunOutcome)  # a FinishedRun holds its RunOutcome
+    run = getattr(outcome, "outcome", None) if finished else outcome
+    if not isinstance(run, RunOutcome):
         return outcome
-    clock.merge(outcome.stages)
-    return dataclasses.replace(outcome, stages=clock.totals())
+    clock.merge(run.stages)
+    run = dataclasses.replace(run, stages=clock.totals())
+    return dataclasses.replace(outcome, outcome=run) if finished else run
 
 
 def _prepare_workers(client, module):
@@ -412,54 +434,6 @@ def _quiet_the_last_heartbeat(worker):
     logger.addFilter(_LastHeartbeatOfALeavingWorker(worker))
 
 
-class _SupportFiles:
-    """The support files as the result of a task, so that Dask can compute them again on
-    another worker if every worker holding them dies (scattered data would be lost). Sent
-    once per batch, and again only if a worker died while computing them."""
-
-    def __init__(self, client, support_files):
-        self.client, self.support_files = client, support_files
-        self.sent = 0
-        self._future = None
-
-    def __enter__(self):
-        return self
-
-    def __exit__(self, *exc_info):
-        """Release the support files and wait until the scheduler forgets them: a LocalCluster
-        stops its workers next, and a result still wanted when its worker leaves makes the
-        scheduler warn that the cluster lost it (seen after about half the batches)."""
-        if self._future is None:
-            return
-        key = self._future.key
-        self._future.release()
-        self._future = None
-        deadline = time.monotonic() + FORGET_SECONDS
-        with contextlib.suppress(Exception):  # a lost scheduler holds nothing any more
-            while (self.client.run_on_scheduler(_holds, key)
-                   and time.monotonic() < deadline):
-                time.sleep(0.05)
-
-    def future(self):
-        if self._future is None or self._future.status in ("error", "cancelled"):
-            self.sent += 1
-            # Large on purpose, and once per batch: Dask's warning does not apply.
-            with dask.config.set({"distributed.admin.large-graph-warning-threshold": "1GiB"}):
-                self._future = self.client.submit(
-                    _as_result, self.support_files, pure=False,
-                    key=SUPPORT_FILES_KEY.format(digest=self.support_files.digest,
-                                                 sent=self.sent))
-        return self._future
-
-
-def _as_result(value):
-    return value
-
-
-def _holds(key, dask_scheduler=None):
-    return key in dask_scheduler.tasks
-
-
 _WORKER_DIED = object()  # the outcome of a submission whose worker died before it finished
 
 
@@ -476,7 +450,8 @@ def _outcome(future, task, unfinished_runs):
         return _failed(task, RunEnd.GRADING_FAILED, short_error(error))
     finally:
         future.release()  # the graded notebook need not stay in the worker's memory
-    if not isinstance(outcome, RunOutcome):
+    # A RunOutcome, or one finished on its worker (grader.publish.on_worker.FinishedRun).
+    if not isinstance(getattr(outcome, "outcome", outcome), RunOutcome):
         return _failed(task, RunEnd.GRADING_FAILED, "the worker sent back no outcome")
     return outcome
 

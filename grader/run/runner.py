@@ -28,6 +28,7 @@ import dataclasses
 import hashlib
 import json
 from pathlib import Path
+from typing import Any
 
 from grader.records import (
     ExerciseRun,
@@ -44,11 +45,17 @@ from grader.settings import Limits
 @dataclasses.dataclass(frozen=True)
 class GradingTask:
     student_id: str
-    notebook: dict  # prepared: the source's given and test cells, the student's answers
+    # Prepared: the source's given and test cells, the student's answers. None (with no
+    # plan) when the task carries the student's file for its worker to read and prepare
+    # (grader.publish.on_worker: `finish` holds it); a runner always gets both.
+    notebook: dict | None
     notebook_name: str
-    plan: CapturePlan
+    plan: CapturePlan | None
     limits: Limits = Limits()
     preload: tuple = ()  # modules the kernel template imports once (the lab's)
+    # What its worker needs to judge and publish the run (grader.publish.on_worker's
+    # FinishRequest, with the grading's secret); taken off before a runner sees the task.
+    finish: Any = None
 
 
 class Runner:

@@ -21,7 +21,8 @@ def test_the_script_simulates_tiny_classes_and_reports_sane_numbers(bench, tmp_p
     for run, row in zip(data["runs"], data["rows"], strict=True):
         assert run["graded"] == run["size"] == row["size"]
         assert 0 < row["coordinator_ms_per_student"] < 5000
-        assert 0 < row["renderer_ms_per_student"] < 5000  # every student has a page
+        # The worker sends each page made (a recorded finished run): none renders here.
+        assert row["renderer_ms_per_student"] == row["worker_renderer_ms_per_student"] == 0
         assert 50 < row["peak_mb"] < 2000
         assert set(run["rss_kib"]) == {str(run["size"] // 4), str(run["size"])}
         assert row["class_files_seconds"] > 0
@@ -44,3 +45,12 @@ def test_the_slope_and_the_extrapolations(bench):
 def test_a_size_below_four_is_refused(bench):
     with pytest.raises(SystemExit):
         bench.parse_args(["--sizes", "3"])
+
+
+def test_with_render_the_worker_judges_and_renders_every_page_on_a_local_cluster(bench,
+                                                                               tmp_path):
+    assert bench.main(["--sizes", "4", "--render", "--local",
+                       "--json", str(tmp_path / "out.json")]) == 0
+    run, = json.loads((tmp_path / "out.json").read_text())["runs"]
+    assert run["local"] is True and run["graded"] == 4
+    assert run["worker_renderer_cpu_seconds"] > 0 and run["renderer_cpu_seconds"] == 0

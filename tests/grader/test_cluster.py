@@ -363,7 +363,7 @@ def test_the_local_scheduler_keeps_no_submission_it_sent():
     count = 3 * local_cluster.SCHEDULER_LOG_LENGTH
     with cluster.connect(workers=1) as client:
         for number in range(count):
-            future = client.submit(cluster._as_result,
+            future = client.submit(cluster.as_result,
                                    RunOutcome({}, RunEnd.FINISHED, f"{marker} {number}"),
                                    pure=False)
             assert future.result().reason == f"{marker} {number}"

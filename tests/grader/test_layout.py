@@ -20,7 +20,7 @@ STAGES = [
     ("run", ("grader.run",)),
     ("judge", ("grader.judge",)),
     ("publish", ("grader.publish",)),
-    ("commands", ("grader.pipeline", "grader.validate")),
+    ("commands", ("grader.pipeline", "grader.republish", "grader.validate")),
     ("command line", ("grader.cli", "grader.__main__")),
 ]
 LABS = "grader.labs"

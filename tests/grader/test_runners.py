@@ -61,9 +61,9 @@ def test_the_subprocess_runner_gives_the_sandboxs_verdicts(class_dir, tmp_path):
         assert golden[student]["detail_contains"] in rows[student]["detail"]
     assert batch.sandbox == "time limits only" and TRUSTED_ONLY in batch.warnings
     stages = _profile(tmp_path / "out")["stages"]
-    assert stages["renderer"]["feedback renderer start"]["count"] == 1
-    assert stages["renderer"]["feedback page render"]["cpu"] > 0
-    workers = stages["workers"]
+    workers = stages["workers"]  # the pages are rendered on the worker
+    assert workers["feedback renderer start"]["count"] == 1
+    assert workers["feedback page render"]["cpu"] > 0
     for stage in ("kernel handshake", "capture", "kernel stop", "notebook rebuild"):
         assert workers[stage]["count"] >= 2, stage  # one per submission, a capture each
     assert any(stage.startswith("cell ") and numbers["cpu"] > 0
@@ -94,20 +94,26 @@ def _canned(submissions, out, **options):
 def test_out_holds_the_batchs_profile(some_class, tmp_path):
     batch = _canned(some_class, tmp_path / "out")
     profile = _profile(tmp_path / "out")
-    graded = len(STUDENTS) - 1  # an invalid notebook never reaches a worker
+    # Each file goes to a worker, which reads it: the truncated one is found there
+    sent, graded = len(STUDENTS), len(STUDENTS) - 1
     assert (profile["submissions"], profile["workers"]) == (len(batch.graded), 1)
-    assert len(profile["result_seconds"]) == graded
+    assert len(profile["result_seconds"]) == sent
     coordinator = profile["stages"]["coordinator"]
-    for stage in ("intake", "read + prepare", "secret + hidden inputs", "cluster start",
-                  "waiting for workers", "judge", "graded notebook", "feedback page",
+    for stage in ("intake", "read", "secret", "cluster start", "lab on the workers",
+                  "waiting for workers", "graded notebook", "feedback page",
                   "journal record", "gradebook row", "cluster stop", "report",
                   "grades.csv + verdicts.json"):
         assert coordinator[stage]["wall"] > 0, stage
-    for stage in ("judge", "secret + hidden inputs"):
-        assert coordinator[stage]["count"] == graded, stage
+    assert coordinator["secret"]["count"] == sent
     assert coordinator["journal record"]["count"] == len(STUDENTS)
-    # Recorded outcomes carry no stages of a kernel: only the worker's reports to Dask.
-    assert profile["stages"]["workers"]["dask task reports"]["count"] == graded
+    # Recorded outcomes carry no stages of a kernel: the worker's reports to Dask, and the
+    # reading, preparing, judging and publishing done there (grader.publish.on_worker).
+    workers = profile["stages"]["workers"]
+    for stage, count in (("dask task reports", sent), ("read + prepare", sent),
+                         ("secret + hidden inputs", graded), ("judge", graded),
+                         ("graded notebook", graded), ("feedback page", graded)):
+        assert workers[stage]["count"] == count, stage
+    assert not {"judge", "read + prepare"} & set(coordinator)
 
 
 def test_a_batch_of_recorded_outcomes_run_again_resumes_and_regrade_grades_all(

@@ -48,7 +48,7 @@ class RunFacts:
     memory_mb: int
     # Where each grading's hidden inputs came from (a secret per graded submission).
     hidden_inputs: str | None = None
-    # grader.pipeline.grading_version of this run, and the grader's package version and
+    # grader.plugin.grading_version of this run, and the grader's package version and
     # grading ABI (grader.engine_version); None in the facts of an older grader.
     grading_version: str | None = None
     grader_version: str | None = None
