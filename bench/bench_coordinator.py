@@ -31,6 +31,7 @@ at most 5 ms of coordinator CPU per student, memory flat in N, and the class fil
 
 import argparse
 import contextlib
+import dataclasses
 import json
 import os
 import pickle
@@ -98,7 +99,7 @@ def simulate(class_dir, out, report_path, render=False, local=False):
 
     runner = CannedRunner({}, default=outcome)
     if not render:  # the worker's judging and publishing recorded too (grader.publish.on_worker)
-        runner = CannedFinishes(_finished_once(lab, outcome), Path(out).parent)
+        runner = _canned_finishes(lab, outcome, out)
     with contextlib.ExitStack() as stack:
         scheduler = None
         if not local:  # the scheduler in a process of its own, as on a real cluster
@@ -118,8 +119,9 @@ def simulate(class_dir, out, report_path, render=False, local=False):
         "rss_kib": {str(done): kib for done, kib in sorted(rss.items())}}))
 
 
-def _finished_once(lab, outcome):
-    """`outcome` judged and published as a worker does (grader.publish.on_worker), once."""
+def _canned_finishes(lab, outcome, out):
+    """A CannedFinishes runner of `outcome` judged and published once as a worker does
+    (grader.publish.on_worker), whose every run writes its files into `out`."""
     from grader.pipeline import grading_version
     from grader.plugin import lab_spec
     from grader.publish.on_worker import FinishRequest, LabRef, finish
@@ -128,7 +130,8 @@ def _finished_once(lab, outcome):
     finished = finish(request, "recorded", outcome)
     if not hasattr(finished, "made"):
         raise BenchmarkError("the recorded outcome could not be finished (see the log)")
-    return finished
+    return CannedFinishes(finished, Path(out).parent,
+                          dataclasses.replace(request, out=str(Path(out).resolve())))
 
 
 class CannedFinishes:
@@ -141,15 +144,21 @@ class CannedFinishes:
     name = "canned-finished"
     CACHE = "bench_coordinator_recorded_runs"
 
-    def __init__(self, finished, folder):
+    def __init__(self, finished, folder, request):
         self.path = str(Path(folder) / "finished-run.pickle")
         Path(self.path).write_bytes(pickle.dumps(finished))
+        self.request = request  # with OUT: the files are written as a worker writes them
 
     def run(self, task, support_files):
+        from grader.plugin import load_lab
+        from grader.publish.on_worker import written_into_out
+
         cache = sys.modules.setdefault(self.CACHE, types.ModuleType(self.CACHE))
         if not hasattr(cache, "finished"):
             cache.finished = pickle.loads(Path(self.path).read_bytes())
-        return cache.finished
+            cache.lab = load_lab(self.request.lab.spec)
+        made = written_into_out(cache.lab, self.request, task.student_id, cache.finished.made)
+        return dataclasses.replace(cache.finished, made=made)
 
 
 def _status_kib(name):

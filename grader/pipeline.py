@@ -59,7 +59,13 @@ from grader.publish.gradebook import (
     results_course,
 )
 from grader.publish.journal import Journal, StudentRecord
-from grader.publish.on_worker import FinishedRun, FinishRequest, LabRef, workers_can_finish
+from grader.publish.on_worker import (
+    FinishedRun,
+    FinishRequest,
+    LabRef,
+    WorkersCan,
+    workers_can,
+)
 from grader.publish.publisher import Publisher
 from grader.records import ERROR, INVALID, StudentResult
 from grader.release_files import read_release_files
@@ -143,7 +149,7 @@ def autograde(*, submissions: str | Path, out: str | Path, lab: Lab | None = Non
         run = _Run(lab=lab, limits=limits, journal=journal, batch=batch, secret_key=secret_key,
                    regrade=regrade, version=version, on_progress=on_progress,
                    runner=runner, profile=profile)
-        run.given_timestamps, run.policy = given_timestamps, policy
+        run.given_timestamps, run.policy, run.out = given_timestamps, policy, out
         try:
             intake, publisher = _grade(run, submissions, out, db_url, workers, scheduler)
         except KeyboardInterrupt:  # Ctrl-C: what is saved stays, and the next run resumes
@@ -211,7 +217,8 @@ class _Run:
                  on_progress, runner=None, profile=None):
         self.lab, self.limits, self.journal = lab, limits, journal
         self.lab_spec = lab_spec(lab)  # how a worker loads it, to publish there
-        self.on_workers = False  # every worker loads the lab: they read and prepare too
+        self.workers_can = WorkersCan()  # what every worker can do for the batch
+        self.out = None  # OUT, where workers sharing it write the students' files
         self.profile = profile or BatchProfile()
         self.runner = runner or SandboxRunner()  # the command line's default
         self.batch, self.secret_key = batch, secret_key
@@ -252,8 +259,9 @@ class _Run:
                     self.memory_warning = cluster.memory_limit_warning(client, memory_limit)
                     support_files = read_release_files(self.lab)
                 with clock.stage("lab on the workers"):
-                    self.on_workers = self.lab_spec is not None and workers_can_finish(
-                        client, LabRef(self.lab_spec, self.version))
+                    if self.lab_spec is not None:
+                        self.workers_can = workers_can(client, LabRef(self.lab_spec,
+                                                                      self.version), self.out)
                 cluster.run_tasks(client, tasks, runner=self.runner,
                                   support_files=support_files,
                                   on_outcome=self._on_outcome, clock=clock)
@@ -310,7 +318,7 @@ class _Run:
     def _task(self, submission):
         if submission.status == INVALID:
             return None, []
-        if self.on_workers:
+        if self.workers_can.finish:
             return self._raw_task(submission), [submission.detail]
         clock = self.profile.clock
         with clock.stage("read + prepare"):
@@ -343,7 +351,9 @@ class _Run:
         self._notes[submission.student_id] = (notes, submission, secret)
         request = dataclasses.replace(
             self._finish_request(submission.student_id, secret, notes),
-            submitted=data, digest=submission.digest)
+            submitted=data, digest=submission.digest,
+            out=str(self.out) if self.workers_can.write_out else None,
+            exchange_secret=self.exchange_secrets.get(submission.student_id, ""))
         return GradingTask(submission.student_id, None, self.lab.notebook_name, None,
                            self.limits, self.lab.preload_modules, finish=request)
 

@@ -79,14 +79,38 @@ class FeedbackState:
     reason: str = ""  # for REFUSED: a sentence for the student's row
 
 
-class FeedbackWriter:
+class FeedbackFiles:
+    """Where the feedback pages are: OUT/feedback/<student>/<notebook>.html."""
+
+    def __init__(self, lab: Lab, out: str | Path) -> None:
+        self.lab = lab
+        self.folder = Path(out) / "feedback"
+
+    def path(self, student_id: str) -> Path:
+        return self.folder / student_id / f"{Path(self.lab.notebook_name).stem}.html"
+
+    def save(self, student_id: str, page: str | None) -> None:
+        """Write `page` as the student's, or remove theirs when there is none."""
+        if page is None:
+            self.remove(student_id)
+        else:
+            write_atomically(self.path(student_id), page)
+
+    def remove(self, student_id: str) -> None:
+        path = self.path(student_id)
+        if path.exists():
+            os.remove(path)
+        if path.parent.exists() and not any(path.parent.iterdir()):
+            shutil.rmtree(path.parent, ignore_errors=True)
+
+
+class FeedbackWriter(FeedbackFiles):
     """Writes feedback pages into OUT/feedback, each rendered within `page_seconds` by one
     child process for the batch (setting up nbconvert's templates costs seconds, each page
     then a fraction of one)."""
 
     def __init__(self, lab: Lab, out: str | Path, page_seconds: float = PAGE_SECONDS) -> None:
-        self.lab = lab
-        self.folder = Path(out) / "feedback"
+        super().__init__(lab, out)
         self.hidden_lines = lab.hidden_source_lines()
         self.given_markdown = standalone_sources(lab)
         # The lab's own figures, inlined in every page: no student wrote them, and decoding
@@ -96,9 +120,6 @@ class FeedbackWriter:
 
     def close(self) -> None:
         self.pages.close()
-
-    def path(self, student_id: str) -> Path:
-        return self.folder / student_id / f"{Path(self.lab.notebook_name).stem}.html"
 
     def write(self, result: StudentResult, notebook: dict | None,
               late_penalty: float = 0.0) -> "FeedbackState":
@@ -125,20 +146,6 @@ class FeedbackWriter:
             return FeedbackState(REFUSED, "No feedback page was made: it would have shown"
                                           " the hidden tests' code (printed by a cell)."), None
         return FeedbackState(WRITTEN), page
-
-    def save(self, student_id: str, page: str | None) -> None:
-        """Write `page` as the student's, or remove theirs when there is none."""
-        if page is None:
-            self.remove(student_id)
-        else:
-            write_atomically(self.path(student_id), page)
-
-    def remove(self, student_id: str) -> None:
-        path = self.path(student_id)
-        if path.exists():
-            os.remove(path)
-        if path.parent.exists() and not any(path.parent.iterdir()):
-            shutil.rmtree(path.parent, ignore_errors=True)
 
     def render(self, result: StudentResult, notebook: dict, late_penalty: float = 0.0) -> str:
         """The page (or PageTimeout) for `result`'s graded notebook, rendered apart."""

@@ -228,7 +228,7 @@ class Journal:
     # ------------------------------------------------------------ students
 
     def record(self, result: StudentResult, *, version: str, batch: int, has_notebook: bool,
-               feedback: str) -> None:
+               feedback: str, graded_at: str = "") -> None:
         """Save one student's result (replacing an earlier one), not yet in the gradebook,
         and forget the secret it was graded with."""
         verdicts = {exercise: verdict.to_json()
@@ -238,7 +238,8 @@ class Journal:
                "verdicts": json.dumps(verdicts), "seconds": float(result.seconds),
                "sandbox": _text(result.sandbox), "has_notebook": int(has_notebook),
                "feedback": feedback, "in_gradebook": 0, "batch": batch,
-               "graded_at": datetime.now(UTC).isoformat(timespec="seconds"),
+               # when the files were made: by a worker (grader.publish.on_worker), or now
+               "graded_at": graded_at or datetime.now(UTC).isoformat(timespec="seconds"),
                # JSON text: a folder name may hold a lone surrogate (undecodable bytes),
                # and it must come back exactly to be recognised next time.
                "folder": json.dumps(result.folder or result.student_id),

@@ -27,8 +27,13 @@ coordinator judges and publishes that student itself: the same result, made in o
 place.
 """
 
+import contextlib
 import dataclasses
 import logging
+import os
+import secrets
+from datetime import UTC, datetime
+from pathlib import Path
 from typing import Any
 
 import nbformat
@@ -39,7 +44,17 @@ from grader.judge.status import OUR_FAULT, sentence, status_and_detail
 from grader.judge.verdicts import judge_outcome
 from grader.lateness import LatePolicy
 from grader.plugin import Lab, grading_version, load_lab
-from grader.publish.feedback import NONE, REFUSED, FeedbackWriter, graded_notebook
+from grader.publish.feedback import (
+    NONE,
+    REFUSED,
+    FeedbackFiles,
+    FeedbackWriter,
+    graded_notebook,
+)
+from grader.publish.files import is_safe_student_id, write_atomically
+from grader.publish.gradebook import remove_graded_notebook, results_course
+from grader.publish.handback import SECRET_FILE, write_student_course_feedback
+from grader.publish.journal import StudentRecord
 from grader.records import ERROR, INVALID, RunEnd, RunOutcome, StudentResult
 from grader.run.captures import CapturePlan
 from grader.run.runner import GradingTask
@@ -73,6 +88,11 @@ class FinishRequest:
     # carries no notebook and no capture plan), and the file's sha256 from intake.
     submitted: bytes | None = None
     digest: str = ""
+    # OUT, when the worker writes the student's files there itself (it shares the
+    # coordinator's disk and user: workers_can_finish checked), and what the student's
+    # folder gave nbgrader's exchange (its submission secret).
+    out: str | None = None
+    exchange_secret: str = ""
 
     def finish(self, student_id: str, outcome: RunOutcome,
                clock: StageClock | None = None) -> "FinishedRun | RunOutcome":
@@ -89,12 +109,21 @@ class FinishRequest:
 
 @dataclasses.dataclass(frozen=True)
 class MadeFiles:
-    """The files a finished run leaves for the coordinator to write."""
+    """The files a finished run leaves for the coordinator to write, or says it wrote."""
 
     notebook: str | None  # the graded notebook as nbformat writes it; None: no notebook
     page: str | None  # the feedback page; None: none (`feedback` says why)
     feedback: str  # grader.publish.feedback's WRITTEN, NONE or REFUSED
     late_penalty: float = 0.0  # what the page shows
+    # Written into OUT by the worker (the two texts above are then None): the notebook
+    # was there, and when (ISO, UTC: the journal's graded_at, the course's timestamps).
+    written: bool = False
+    has_notebook: bool = False
+    graded_at: str = ""
+
+    @property
+    def with_notebook(self) -> bool:
+        return self.has_notebook if self.written else self.notebook is not None
 
 
 @dataclasses.dataclass(frozen=True)
@@ -155,24 +184,74 @@ def prepared(request: FinishRequest, task: GradingTask, clock: StageClock) -> tu
             dataclasses.replace(request, submitted=None, notes=notes), None)
 
 
+def written_into_out(lab: Lab, request: FinishRequest, student_id: str,
+                     made: MadeFiles) -> MadeFiles:
+    """Write `made`'s files as the coordinator would (the graded notebook, the page, the
+    nbgrader course's copies and small files) into OUT; what is left to say of them."""
+    if not is_safe_student_id(student_id):  # never a path outside OUT: the coordinator says
+        return made
+    out = Path(request.out or "")
+    graded_at = datetime.now(UTC).isoformat(timespec="seconds")
+    notebook = results_course(out, lab).autograded_notebook(student_id)
+    if made.notebook is not None:
+        write_atomically(notebook, made.notebook)
+        if request.exchange_secret:  # what fetch_feedback finds the student's page by
+            write_atomically(notebook.with_name(SECRET_FILE), request.exchange_secret)
+    else:
+        remove_graded_notebook(results_course(out, lab), student_id)
+    FeedbackFiles(lab, out).save(student_id, made.page)
+    record = StudentRecord(student_id, "", has_notebook=made.notebook is not None,
+                           feedback=made.feedback, graded_at=graded_at,
+                           timestamp=request.timestamp)
+    write_student_course_feedback(out, lab, record, graded_at)
+    return MadeFiles(None, None, made.feedback, made.late_penalty, written=True,
+                     has_notebook=made.notebook is not None, graded_at=graded_at)
+
+
 def _row(status, detail):
     """A row without a run: a notebook that cannot be graded, or a fault of ours."""
     return FinishedRun(RunOutcome({}), status, detail, {}, MadeFiles(None, None, NONE))
 
 
-def workers_can_finish(client: Any, ref: LabRef) -> bool:
-    """Whether every worker of the cluster (a dask Client's) loads the lab of `ref` at its
-    grading version: then they read, prepare, judge and publish; the lab loaded meanwhile."""
+@dataclasses.dataclass(frozen=True)
+class WorkersCan:
+    """What every worker of a cluster can do for a batch (workers_can)."""
+
+    finish: bool = False  # read, prepare, judge and publish: they load the lab
+    write_out: bool = False  # write the students' files into OUT: the same disk and user
+
+
+def workers_can(client: Any, ref: LabRef, out: str | Path | None) -> WorkersCan:
+    """Ask every worker of the cluster (a dask Client's) whether it loads the lab of `ref`
+    at its grading version (loading it meanwhile), and whether it sees OUT as this process
+    does: a file of random content written here is read there, and the worker runs as this
+    process's user (the files it makes, the coordinator replaces and removes later)."""
+    probe = Path(out or "/nonexistent") / f".grader-probe-{secrets.token_hex(8)}"
+    token = secrets.token_hex(16)
     try:
-        return all(client.run(_can_finish, ref).values())
+        if out is not None:
+            write_atomically(probe, token, durable=False)
+        answers = client.run(_can, ref, str(probe), token, os.getuid()).values()
     except Exception:
         log.warning("the workers could not say whether they load the lab %s: the"
                     " coordinator prepares and finishes its results", ref.spec, exc_info=True)
-        return False
+        return WorkersCan()
+    finally:
+        with contextlib.suppress(OSError):
+            probe.unlink()
+    answers = list(answers)
+    finish = all(can.finish for can in answers)
+    return WorkersCan(finish, finish and all(can.write_out for can in answers))
 
 
-def _can_finish(ref):
-    return _finisher(ref) is not None
+def _can(ref, probe, token, uid):
+    finish = _finisher(ref) is not None
+    try:
+        same = Path(probe).read_text() == token and os.getuid() == uid \
+            and os.access(Path(probe).parent, os.W_OK)
+    except OSError:
+        same = False
+    return WorkersCan(finish, same)
 
 
 def _finisher(ref):
@@ -211,8 +290,12 @@ def _finished(lab, pages, request, student_id, outcome, clock):
             notebook = graded_notebook(outcome.notebook, verdicts, lab)
             text = nbformat.writes(notebook)
     page, feedback, detail = _timed_page(pages, result, notebook, penalty, clock)
+    made = MadeFiles(text, page, feedback, penalty)
+    if request.out is not None:
+        with clock.stage("files into OUT"):
+            made = written_into_out(lab, request, student_id, made)
     return FinishedRun(dataclasses.replace(outcome, notebook=None), status, detail, verdicts,
-                       MadeFiles(text, page, feedback, penalty))
+                       made)
 
 
 def _timed_page(pages, result, notebook, penalty, clock):

@@ -116,15 +116,12 @@ class Publisher:
     # ------------------------------------------------------------ one student
 
     def _publish(self, result, on_done):
+        written = result.made is not None and result.made.written  # by its worker, in OUT
         record = self._saved(result)
         if record is None:
             return
-        try:  # now, not all at the end: the class files' pass then finds it done
-            with self.profile.clock.stage("course feedback folder"):
-                write_student_course_feedback(self.out, self.lab, record, record.graded_at)
-        except Exception:  # the pass after the batch writes it again
-            log.exception("the course's feedback folder of %s could not be written",
-                          record.student_id)
+        if not written or record.status == ERROR:  # else its worker wrote it, with the rest
+            self._course_feedback(record)
         self._unwritten.append(record)
         if len(self._unwritten) >= GRADEBOOK_BATCH:
             self._write_gradebook_rows()
@@ -139,6 +136,16 @@ class Publisher:
         """The timer's: the rows waiting go in, in the publishing thread (never beside it)."""
         with contextlib.suppress(RuntimeError):  # closed meanwhile: close writes them
             self._thread.submit(self._write_gradebook_rows)
+
+    def _course_feedback(self, record):
+        """The student's folders of the nbgrader course, now rather than all at the end:
+        the class files' pass then finds them done."""
+        try:
+            with self.profile.clock.stage("course feedback folder"):
+                write_student_course_feedback(self.out, self.lab, record, record.graded_at)
+        except Exception:  # the pass after the batch writes it again
+            log.exception("the course's feedback folder of %s could not be written",
+                          record.student_id)
 
     def _saved(self, result):
         """Save one result; its journal record (None for an unsafe id, refused)."""
@@ -167,25 +174,29 @@ class Publisher:
                               has_notebook=notebook is not None, feedback=feedback)
 
     def _save_made(self, result):
-        """Write the files its worker made (grader.publish.on_worker), then the row."""
+        """Write the files its worker made (grader.publish.on_worker), unless it wrote them
+        into OUT itself; then the row."""
         made, clock = result.made, self.profile.clock
         result = dataclasses.replace(result, made=None)
-        with clock.stage("graded notebook"):
-            if made.notebook is not None:
-                self._write_graded_notebook(result, made.notebook)
-            else:
-                remove_graded_notebook(self.course, result.student_id)
-        with clock.stage("feedback page"):
-            self.feedback.save(result.student_id, made.page)
-            if made.feedback == WRITTEN:
+        if not made.written:
+            with clock.stage("graded notebook"):
+                if made.notebook is not None:
+                    self._write_graded_notebook(result, made.notebook)
+                else:
+                    remove_graded_notebook(self.course, result.student_id)
+            with clock.stage("feedback page"):
+                self.feedback.save(result.student_id, made.page)
+        if made.feedback == WRITTEN:
+            with clock.stage("journal record", count=0):
                 page_penalties(self.journal, {result.student_id: made.late_penalty})
-        return self._recorded(result, has_notebook=made.notebook is not None,
-                              feedback=made.feedback)
+        return self._recorded(result, has_notebook=made.with_notebook, feedback=made.feedback,
+                              graded_at=made.graded_at)
 
-    def _recorded(self, result, *, has_notebook, feedback):
+    def _recorded(self, result, *, has_notebook, feedback, graded_at=""):
         with self.profile.clock.stage("journal record"):
             self.journal.record(result, version=self.version, batch=self.batch,
-                                has_notebook=has_notebook, feedback=feedback)
+                                has_notebook=has_notebook, feedback=feedback,
+                                graded_at=graded_at)
             return self.journal.record_of(result.student_id)
 
     def _graded_notebook(self, result, notebook):

@@ -18,6 +18,7 @@ from grader.labs.c2_w2 import LAB as lab
 from grader.lateness import LatePolicy
 from grader.pipeline import autograde, grading_version
 from grader.plugin import lab_spec, load_lab
+from grader.publish import on_worker
 from grader.publish.feedback import REFUSED, WRITTEN, FeedbackWriter, graded_notebook
 from grader.publish.gradebook import GradebookError, GradebookWriter, gradebook_url
 from grader.publish.journal import StudentRecord
@@ -105,8 +106,6 @@ def test_a_worker_without_the_coordinators_lab_finishes_nothing(released, ref, c
 
 
 def test_a_fault_while_finishing_leaves_the_run_to_the_coordinator(released, monkeypatch):
-    from grader.publish import on_worker
-
     def broken(*args):
         raise RuntimeError("a bug of ours")
 
@@ -174,7 +173,8 @@ def _out_files(out):
     files = {}
     for path in sorted(out.rglob("*")):
         relative = path.relative_to(out).as_posix()
-        if path.is_file() and relative.startswith(("feedback/", "nbgrader/autograded/")) \
+        if path.is_file() and relative.startswith(("feedback/", "nbgrader/autograded/",
+                                                   "nbgrader/feedback/")) \
                 and path.name not in PER_BATCH:
             files[relative] = path.read_bytes()
     with open(out / "grades.csv", newline="") as grades:
@@ -188,8 +188,14 @@ def test_a_batch_published_on_the_workers_writes_what_the_coordinator_did(
     on_workers, batch = _canned_batch(class_dir, tmp_path, "workers", released)
     coordinator_stages = json.loads((on_workers / "profile.json").read_text())["stages"]
     assert "judge" not in coordinator_stages["coordinator"]
-    assert coordinator_stages["workers"]["judge"]["count"] == 2
-    assert coordinator_stages["workers"]["feedback page"]["count"] == 2
+    workers = coordinator_stages["workers"]
+    assert workers["judge"]["count"] == workers["files into OUT"]["count"] == 2
+    assert workers["feedback page"]["count"] == 2
+    # A worker that does not see OUT as the coordinator does sends the files instead.
+    monkeypatch.setattr(on_worker, "_can", _cannot_write_out)
+    sent, _ = _canned_batch(class_dir, tmp_path, "sent", released)
+    stages = json.loads((sent / "profile.json").read_text())["stages"]
+    assert "files into OUT" not in stages["workers"] and stages["workers"]["judge"]["count"]
     monkeypatch.setattr(pipeline, "lab_spec", lambda lab: None)  # no worker can load it
     by_coordinator, _ = _canned_batch(class_dir, tmp_path, "coordinator", released)
     stages = json.loads((by_coordinator / "profile.json").read_text())["stages"]
@@ -198,8 +204,13 @@ def test_a_batch_published_on_the_workers_writes_what_the_coordinator_did(
     status = header.index("status")
     assert [row[status] for row in rows] == ["invalid", "graded", "timeout"], rows
     written = _out_files(on_workers)
-    assert len([name for name in written if name.endswith(".html")]) == 2
-    assert written == _out_files(by_coordinator)
+    assert len([name for name in written if name.endswith(".html")]) == 4  # and the course's
+    assert written == _out_files(by_coordinator) == _out_files(sent)
+
+
+def _cannot_write_out(ref, probe, token, uid):
+    """on_worker._can of a worker on another machine: the probe file is not there."""
+    return on_worker._can(ref, probe + "-elsewhere", token, uid)
 
 
 # --- The gradebook's rows, in batches ------------------------------------------------------
