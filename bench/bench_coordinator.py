@@ -3,26 +3,35 @@ its memory stays flat (issue 22, item 5).
 
 Usage, from the repository root:
 
-    .venv/bin/python bench/bench_coordinator.py [--sizes 200 1000] [--json OUT]
+    .venv/bin/python bench/bench_coordinator.py [--sizes 200 1000] [--workers 1]
+        [--render] [--local] [--json OUT]
+    .venv/bin/python bench/bench_coordinator.py --class-files 100000
 
 For each size N, a class of N student folders is made, each holding the released notebook
 (hard links to one file: a class of 100,000 takes no more disk than one), and graded by
 
     python bench/bench_coordinator.py --simulate CLASS OUT REPORT
 
-in a subprocess of its own: `grader.pipeline.autograde` with a CannedRunner whose outcome
-for every student is one recorded outcome (the released notebook, run to its end), on a
-LocalCluster of one worker. The worker answers at once, so every second measured is the
-coordinator's: intake, reading and preparing each notebook, the secret and hidden inputs,
-Dask's client and in-process scheduler, judging, the graded notebook, the feedback page,
-the journal and the gradebook, then grades.csv and the report. Measured, in that process:
+in a subprocess of its own: `grader.pipeline.autograde` on a loopback Dask cluster (a
+`dask scheduler` and `--workers` workers, processes of their own, tools/loopback_cluster.py)
+with a runner whose every run comes back finished: one recorded run of the released
+notebook, judged and published once as a worker does (grader.publish.on_worker), whose
+files each run writes into OUT as a worker sharing OUT does. The worker still reads and
+prepares each student's file. So every second measured in the coordinating process is its
+own: intake, reading each file, the secret saved, Dask's client, the journal, the gradebook
+rows, then grades.csv, the course's folders and the report. With `--render` the worker
+judges and renders every page for real (slow: a tenth of a second a page); with `--local` a
+LocalCluster, whose scheduler runs in the coordinating process and is counted with it.
+Measured, in that process:
 
-* its CPU seconds per student (getrusage of itself: every thread, the scheduler's too);
-* the feedback page renderer's CPU per student (its stage in OUT/profile.json: a child
-  process of the coordinator, which renders every page);
+* its CPU seconds per student (getrusage of itself: every thread);
+* the page renderers' CPU per student (the coordinator's, and the workers');
 * its peak RSS (VmHWM) and its RSS once a quarter of the class was saved and at the end:
   the slope, in kB per student, says whether memory grows with N;
-* the seconds grades.csv, verdicts.json and the report took for the whole class.
+* the seconds grades.csv, verdicts.json, the course's folders and the report took.
+
+`--class-files N` only times the class files for a made-up journal of N students, twice
+(the second pass is what every batch after the first pays).
 
 Every run is checked: N rows in grades.csv, all graded in this batch. Goals (issue 22):
 at most 5 ms of coordinator CPU per student, memory flat in N, and the class files for
@@ -73,7 +82,7 @@ def build_class(release_dir, class_dir, count):
         os.link(notebook, folder / lab.notebook_name)
 
 
-def simulate(class_dir, out, report_path, render=False, local=False):
+def simulate(class_dir, out, report_path, render=False, local=False, workers=1):
     """In the subprocess: grade `class_dir` into `out` with canned outcomes (finished on
     the worker, or, with `render`, canned runs that the worker judges and publishes); write
     what was measured to `report_path` (JSON)."""
@@ -107,9 +116,10 @@ def simulate(class_dir, out, report_path, render=False, local=False):
 
             cluster = Path(out).parent / f"cluster-{Path(out).name}"  # fresh: its own files
             scheduler = stack.enter_context(loopback_cluster(cluster,
-                                                             workers=1))
+                                                             workers=workers))
         started = time.perf_counter()
-        batch = autograde(submissions=class_dir, out=out, lab=lab, workers=1, runner=runner,
+        batch = autograde(submissions=class_dir, out=out, lab=lab, workers=workers,
+                          runner=runner,
                           on_progress=progress, scheduler=scheduler)
         seconds = time.perf_counter() - started
     usage = resource.getrusage(resource.RUSAGE_SELF)
@@ -161,6 +171,45 @@ class CannedFinishes:
         return dataclasses.replace(cache.finished, made=made)
 
 
+def class_files(size, scratch):
+    """The class files for a journal of `size` students (made up: four kinds of result,
+    with the judges' messages), without grading: {stage: wall seconds}. Run twice: the
+    first pass writes each student's nbgrader course folder, the second, as after any later
+    batch, finds them written."""
+    from grader.labs.c2_w2 import LAB as lab
+    from grader.publish.class_files import write_class_files
+    from grader.publish.journal import Journal
+    from grader.records import ExerciseVerdict, Message, StudentResult
+    from grader.stage_clock import StageClock
+
+    out = Path(scratch) / f"class-files-{size}"
+    out.mkdir(parents=True)
+    first, second = (exercise.id for exercise in lab.exercises)
+    kinds = [{}, {first: "softmax.unnormalised"}, {second: "model.units"},
+             {first: "softmax.shape", second: "model.activation"}]
+    with Journal(out) as journal:
+        journal._db.execute("PRAGMA synchronous = OFF")  # the bench's own: filled fast
+        batch = journal.begin_batch(lab=lab)
+        for number in range(size):
+            wrong = kinds[number % len(kinds)]
+            verdicts = {exercise.id: ExerciseVerdict(
+                exercise.id, 0.0 if exercise.id in wrong else lab.points[exercise.id],
+                lab.points[exercise.id],
+                (Message(wrong[exercise.id], f"a mistake of kind {wrong[exercise.id]}"),)
+                if exercise.id in wrong else ()) for exercise in lab.exercises}
+            journal.record(StudentResult(f"student-{number:06d}", "graded", "", verdicts,
+                                         submission_hash=f"{number:064x}"),
+                           version="v", batch=batch, has_notebook=True, feedback="none")
+        passes = []
+        for _ in range(2):
+            clock = StageClock()
+            write_class_files(out, journal, lab, clock=clock)
+            passes.append({stage: numbers["wall"]
+                           for stage, numbers in clock.totals().items()})
+    shutil.rmtree(out)
+    return passes
+
+
 def _status_kib(name):
     for line in Path("/proc/self/status").read_text().splitlines():
         if line.startswith(name + ":"):
@@ -168,14 +217,14 @@ def _status_kib(name):
     return 0
 
 
-def run_size(release_dir, scratch, size, render=False, local=False):
+def run_size(release_dir, scratch, size, render=False, local=False, workers=1):
     """Build a class of `size`, simulate it in a subprocess; the run's numbers."""
     class_dir, out = scratch / f"class-{size}", scratch / f"out-{size}"
     report = scratch / f"report-{size}.json"
     build_class(release_dir, class_dir, size)
     command = [sys.executable, str(Path(__file__).resolve()), "--simulate", str(class_dir),
                str(out), str(report), *(["--render"] if render else []),
-               *(["--local"] if local else [])]
+               *(["--local"] if local else []), "--workers", str(workers)]
     try:
         subprocess.run(command, cwd=REPO_ROOT, check=True, capture_output=True, text=True,
                        timeout=LIMIT_PER_STUDENT * size + LIMIT_MARGIN)
@@ -269,10 +318,16 @@ def parse_args(argv):
                         help="the worker judges and renders every page (default: it sends"
                              " one recorded finished run back, so that only the coordinator"
                              " is measured)")
+    parser.add_argument("--workers", type=int, default=1,
+                        help="Dask workers, one thread each (default 1): more keep more"
+                             " results on their way to the coordinator")
     parser.add_argument("--local", action="store_true",
                         help="a LocalCluster, whose scheduler runs in the coordinating process"
                              " and is counted with it (default: a loopback cluster, the"
                              " scheduler and the worker in processes of their own)")
+    parser.add_argument("--class-files", type=int, metavar="N",
+                        help="only time the class files (grades.csv, verdicts.json, the"
+                             " course's folders, the report) for a journal of N students")
     parser.add_argument("--simulate", nargs=3, metavar=("CLASS", "OUT", "REPORT"),
                         help=argparse.SUPPRESS)  # the subprocess's own entry
     args = parser.parse_args(argv)
@@ -284,7 +339,18 @@ def parse_args(argv):
 def main(argv=None):
     args = parse_args(argv)
     if args.simulate:
-        simulate(*args.simulate, render=args.render, local=args.local)
+        simulate(*args.simulate, render=args.render, local=args.local, workers=args.workers)
+        return 0
+    if args.class_files:
+        with tempfile.TemporaryDirectory(prefix="bench-class-files-") as folder:
+            passes = class_files(args.class_files, folder)
+        for name, stages in zip(("first pass", "next pass"), passes, strict=True):
+            total = sum(stages.values())
+            print(f"class files for {args.class_files:,} students, {name}: {total:.1f} s ("
+                  + ", ".join(f"{stage} {seconds:.1f} s" for stage, seconds in stages.items())
+                  + ")")
+        if args.json:
+            Path(args.json).write_text(json.dumps({"class_files": passes}, indent=1))
         return 0
     from grader.course.release import release
     from grader.labs.c2_w2 import LAB as lab
@@ -293,8 +359,8 @@ def main(argv=None):
         scratch = Path(folder)
         release(lab=lab, out=scratch / "release")
         try:
-            runs = [run_size(scratch / "release", scratch, size, args.render, args.local)
-                    for size in args.sizes]
+            runs = [run_size(scratch / "release", scratch, size, args.render, args.local,
+                             args.workers) for size in args.sizes]
         except BenchmarkError as error:
             print(f"benchmark failed: {error}", file=sys.stderr)
             return 1

@@ -130,7 +130,7 @@ class MadeFiles:
 class FinishedRun:
     """A run judged and published on its worker: what the coordinator saves of it."""
 
-    outcome: RunOutcome  # its notebook left out: it is `made.notebook`
+    outcome: RunOutcome  # without its notebook (`made` holds it) nor captures (judged)
     status: str
     detail: str
     verdicts: dict  # exercise id -> grader.records.ExerciseVerdict
@@ -294,8 +294,9 @@ def _finished(lab, pages, request, student_id, outcome, clock):
     if request.out is not None:
         with clock.stage("files into OUT"):
             made = written_into_out(lab, request, student_id, made)
-    return FinishedRun(dataclasses.replace(outcome, notebook=None), status, detail, verdicts,
-                       made)
+    # Judged: what the capture recorded (a model's weights) need not travel any further.
+    return FinishedRun(dataclasses.replace(outcome, notebook=None, exercises={}), status,
+                       detail, verdicts, made)
 
 
 def _timed_page(pages, result, notebook, penalty, clock):

@@ -316,11 +316,14 @@ def page_penalties(journal: Journal,
 
 
 def refresh_late_penalties(out: str | Path, lab: Lab, journal: Journal, course: Course,
-                           policy: LatePolicy) -> None:
+                           policy: LatePolicy,
+                           records: list[StudentRecord] | None = None) -> None:
     """Render again the feedback pages whose late penalty changed under `policy` (a new due
-    date, an extension, another penalty), from the graded notebooks in the course."""
+    date, an extension, another penalty), from the graded notebooks in the course; the
+    journal's `records` when read already."""
     shown = page_penalties(journal)
-    stale = [(record, penalty) for record in journal.records()
+    records = journal.records() if records is None else records
+    stale = [(record, penalty) for record in records
              if record.feedback == WRITTEN and record.has_notebook
              and (penalty := policy.lateness(record.student_id, record.timestamp,
                                              record.score, lab.max_score)[1])

@@ -226,11 +226,12 @@ def run_tasks(client, tasks, *, runner, support_files, on_outcome, clock=None):
         submitted[future.key] = task, attempt
         running.add(future)
 
+    threads = _Threads(client)
+
     def submit_more():
         # No more submissions in the cluster than it has threads, so that few wait on a
         # worker that may die.
-        capacity = max(1, sum(client.nthreads().values()))
-        while running.count() < capacity:
+        while running.count() < threads.count():
             task = next(waiting, None)
             if task is None:
                 return
@@ -256,6 +257,23 @@ def run_tasks(client, tasks, *, runner, support_files, on_outcome, clock=None):
             if outcome is _WORKER_DIED:
                 outcome = _failed(task, RunEnd.WORKER_DIED, WORKERS_KEPT_DYING)
             on_outcome(task, outcome)
+
+
+class _Threads:
+    """The cluster's threads, asked of the scheduler at most every THREADS_SECONDS (a
+    question per result was a round trip per student)."""
+
+    def __init__(self, client):
+        self.client, self._count, self._asked = client, 1, -THREADS_SECONDS
+
+    def count(self):
+        if time.monotonic() - self._asked >= THREADS_SECONDS:
+            self._count = max(1, sum(self.client.nthreads().values()))
+            self._asked = time.monotonic()
+        return self._count
+
+
+THREADS_SECONDS = 1.0
 
 
 def _waited(running, clock):

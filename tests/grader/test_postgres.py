@@ -19,7 +19,8 @@ from sqlalchemy.exc import SAWarning
 
 from grader.labs.c2_w2 import LAB as lab
 from grader.pipeline import autograde, publish_again
-from grader.publish.gradebook import GradebookError, gradebook_url
+from grader.publish import publisher
+from grader.publish.gradebook import GradebookError, GradebookWriter, gradebook_url
 from grader.settings import Limits
 
 # A few of the corpus's students: full marks, one exercise wrong, no readable notebook.
@@ -165,7 +166,8 @@ def test_a_gradebook_url_that_is_not_one_is_refused(tmp_path):
 
 
 def test_a_database_down_mid_batch_costs_only_its_rows_until_publish(postgres, class_dir,
-                                                                    graded, tmp_path):
+                                                                    graded, tmp_path,
+                                                                    monkeypatch):
     some = tmp_path / "some"
     for student in SOME_STUDENTS:
         shutil.copytree(class_dir / student, some / student)
@@ -173,25 +175,31 @@ def test_a_database_down_mid_batch_costs_only_its_rows_until_publish(postgres, c
     url = postgres.url.replace(f"/{DATABASE}", "/outage")
     postgres._run(_postgres_program("createdb"), "-h", "127.0.0.1", "-p", str(postgres.port),
                   "-U", "grader", "outage")
+    written = []  # the students of the one batch of rows written before the outage
 
-    def stop_after_the_first(done, total, record):
-        if done == 1:
+    def then_the_database_stops(self, records):
+        write_rows(self, records)
+        if not written:
+            written.extend(record.student_id for record in records)
             postgres.stop()
 
+    write_rows = GradebookWriter.record_many
+    monkeypatch.setattr(GradebookWriter, "record_many", then_the_database_stops)
+    monkeypatch.setattr(publisher, "GRADEBOOK_BATCH", 1)  # a batch of rows per student
     try:
         batch = autograde(submissions=some, out=out, db=url, workers=2,
-                          limits=Limits(cell_timeout=10), on_progress=stop_after_the_first)
+                          limits=Limits(cell_timeout=10))
     finally:
         postgres.start()
-    assert batch.gradebook_problem is not None
+    assert batch.gradebook_problem is not None and len(written) == 1
     pending = [record.student_id for record in batch.records if not record.in_gradebook]
-    assert len(pending) == len(SOME_STUDENTS) - 1
+    assert sorted(pending) == sorted(set(SOME_STUDENTS) - set(written))
     in_sqlite, _ = graded
     # grades.csv, feedback and the journal are whole; only the gradebook lacks rows.
     assert _rows(out) == {student: _rows(in_sqlite)[student] for student in SOME_STUDENTS}
     assert all((out / "feedback" / student).is_dir() for student in SOME_STUDENTS
                if not student.startswith("invalid"))
-    assert len(_scores(gradebook_url(out, url))) == 1
+    assert list(_scores(gradebook_url(out, url))) == written
     result = subprocess.run([sys.executable, "-m", "grader", "publish", str(out)],
                             capture_output=True, text=True, cwd=lab.root, timeout=600)
     assert result.returncode == 0, result.stderr

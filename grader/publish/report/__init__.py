@@ -20,6 +20,7 @@ from pathlib import Path
 
 from grader.plugin import Lab
 from grader.publish.files import write_atomically
+from grader.publish.journal import StudentRecord
 from grader.publish.report.data import ReportError, RunFacts, read_report_data
 
 REPORT_HTML = "report.html"
@@ -36,11 +37,13 @@ def write_run_facts(*, out: str | Path, facts: RunFacts) -> Path:
     return path
 
 
-def write_report(*, out: str | Path, lab: Lab, generated_at: datetime | None = None) -> Path:
-    """Build OUT/report.html from the journal in `out`; return its path."""
+def write_report(*, out: str | Path, lab: Lab, generated_at: datetime | None = None,
+                 records: list[StudentRecord] | None = None) -> Path:
+    """Build OUT/report.html from the journal in `out` (its `records`, when read already);
+    return its path."""
     from grader.publish.report import page  # Jinja2, and matplotlib when drawing
 
-    data = read_report_data(out=out, lab=lab)
+    data = read_report_data(out=out, lab=lab, records=records)
     path = Path(out) / REPORT_HTML
     write_atomically(path, page.render(data, generated_at=generated_at or datetime.now(UTC)))
     return path

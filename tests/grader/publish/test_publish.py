@@ -11,6 +11,7 @@ import copy
 import csv
 import html
 import json
+import os
 import re
 from concurrent.futures import Future
 
@@ -399,4 +400,9 @@ def test_results_are_readable_by_those_who_share_the_folder(tmp_path):
     # Written through a temporary file, which is private: the result must not stay so.
     path = tmp_path / "grades.csv"
     files.write_atomically(path, "student_id\n")
-    assert path.stat().st_mode & 0o777 == 0o666 & ~files._umask()
+    files.write_atomically(tmp_path / "page.html", "<p>", durable=False)
+    umask = os.umask(0o022)  # read back at once: nothing else in this test writes files
+    os.umask(umask)
+    for written in (path, tmp_path / "page.html"):
+        assert written.stat().st_mode & 0o777 == 0o666 & ~umask
+    assert sorted(item.name for item in tmp_path.iterdir()) == ["grades.csv", "page.html"]
