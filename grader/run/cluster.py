@@ -1,11 +1,13 @@
 """Where submissions are graded: a Dask cluster, remote or embedded on this machine.
 
     coordinating process                          Dask workers (here or on other machines)
-    intake, prepare, judge, publish     --task-->  runner.run(task, support files): a
-    (the only writer of OUT)            <--data--  sandbox, a warm kernel, a RunOutcome back
+    intake, the secret, the journal,    --task-->  runner.run(task, support files): a
+    the gradebook, the class files      <--data--  sandbox, a warm kernel, a RunOutcome back
 
 Dask only distributes: what runs a submission is the Runner the coordinator chose
-(grader.run.runner), sent with each task.
+(grader.run.runner), sent with each task. A task may carry a finish request (the
+publishing stage's, which this module never imports): the worker then reads and prepares
+the notebook first, and judges and publishes the run after (grader.publish.on_worker).
 
 With a scheduler address the batch runs on that cluster; without, on a LocalCluster of
 worker processes started here for the batch: the same tasks, the same code either way.
