@@ -104,7 +104,7 @@ sys.exit(main())
 
 def run_nbgrader(course, *args, timeout=600):
     """Run `nbgrader ARGS` in the course directory; raise NbgraderError on failure."""
-    env = {**os.environ, "PYTHONPATH": _python_path(), "PATH": _path()}
+    env = {**os.environ, "PYTHONPATH": python_path_with_grader(), "PATH": _path()}
     result = subprocess.run(
         [sys.executable, "-c", DIE_WITH_PARENT, *args],
         cwd=course.root, env=env, capture_output=True, text=True, timeout=timeout,
@@ -122,8 +122,10 @@ def _path():
                                          os.environ.get("PATH")]))
 
 
-def _python_path():
-    # The release config imports grader.course.stubs: the subprocess needs the grader.
+def python_path_with_grader() -> str:
+    """PYTHONPATH for a subprocess that imports this grader wherever it runs: the folder
+    holding the package, then this process's PYTHONPATH. (The release config imports
+    grader.course.stubs; the feedback page renderer imports its functions by name.)"""
     existing = os.environ.get("PYTHONPATH")
     return os.pathsep.join(filter(None, [str(Path(grader.__file__).resolve().parents[1]),
                                          existing]))

@@ -39,11 +39,13 @@ from grader.course.generated import generate_results
 from grader.errors import GraderError
 from grader.lateness import LatePolicy
 from grader.plugin import Lab
+from grader.publish.files import write_atomically
 from grader.publish.gradebook_rows import (
     NewSubmissions,
     SubmissionLateness,
     write_changed_lateness,
 )
+from grader.publish.handback import SECRET_FILE
 
 if TYPE_CHECKING:
     from grader.publish.journal import Journal, StudentRecord
@@ -238,6 +240,20 @@ def _naive_utc(moment):
     if isinstance(moment, str):
         moment = datetime.fromisoformat(moment)
     return moment.astimezone(UTC).replace(tzinfo=None)
+
+
+def save_graded_notebook(course: Course, student_id: str, text: str | None,
+                         exchange_secret: str = "") -> None:
+    """Write the student's graded notebook (`text`, as nbformat writes it) into the course,
+    with the exchange's submission secret when the student had one (what fetch_feedback
+    finds their page by); remove an old one when `text` is None."""
+    if text is None:
+        remove_graded_notebook(course, student_id)
+        return
+    path = course.autograded_notebook(student_id)
+    write_atomically(path, text)
+    if exchange_secret:
+        write_atomically(path.with_name(SECRET_FILE), exchange_secret)
 
 
 def remove_graded_notebook(course: Course, student_id: str) -> None:

@@ -52,8 +52,8 @@ from grader.publish.feedback import (
     graded_notebook,
 )
 from grader.publish.files import is_safe_student_id, write_atomically
-from grader.publish.gradebook import remove_graded_notebook, results_course
-from grader.publish.handback import SECRET_FILE, write_student_course_feedback
+from grader.publish.gradebook import results_course, save_graded_notebook
+from grader.publish.handback import write_student_course_feedback
 from grader.publish.journal import StudentRecord
 from grader.records import ERROR, INVALID, RunEnd, RunOutcome, StudentResult
 from grader.run.captures import CapturePlan
@@ -115,15 +115,11 @@ class MadeFiles:
     page: str | None  # the feedback page; None: none (`feedback` says why)
     feedback: str  # grader.publish.feedback's WRITTEN, NONE or REFUSED
     late_penalty: float = 0.0  # what the page shows
-    # Written into OUT by the worker (the two texts above are then None): the notebook
-    # was there, and when (ISO, UTC: the journal's graded_at, the course's timestamps).
+    has_notebook: bool = False  # the run left a graded notebook
+    # Written into OUT by the worker (the two texts above are then None), and when (ISO,
+    # UTC: the journal's graded_at, the course's timestamps).
     written: bool = False
-    has_notebook: bool = False
     graded_at: str = ""
-
-    @property
-    def with_notebook(self) -> bool:
-        return self.has_notebook if self.written else self.notebook is not None
 
 
 @dataclasses.dataclass(frozen=True)
@@ -192,20 +188,15 @@ def written_into_out(lab: Lab, request: FinishRequest, student_id: str,
         return made
     out = Path(request.out or "")
     graded_at = datetime.now(UTC).isoformat(timespec="seconds")
-    notebook = results_course(out, lab).autograded_notebook(student_id)
-    if made.notebook is not None:
-        write_atomically(notebook, made.notebook)
-        if request.exchange_secret:  # what fetch_feedback finds the student's page by
-            write_atomically(notebook.with_name(SECRET_FILE), request.exchange_secret)
-    else:
-        remove_graded_notebook(results_course(out, lab), student_id)
+    save_graded_notebook(results_course(out, lab), student_id, made.notebook,
+                         request.exchange_secret)
     FeedbackFiles(lab, out).save(student_id, made.page)
-    record = StudentRecord(student_id, "", has_notebook=made.notebook is not None,
+    record = StudentRecord(student_id, "", has_notebook=made.has_notebook,
                            feedback=made.feedback, graded_at=graded_at,
                            timestamp=request.timestamp)
     write_student_course_feedback(out, lab, record, graded_at)
-    return MadeFiles(None, None, made.feedback, made.late_penalty, written=True,
-                     has_notebook=made.notebook is not None, graded_at=graded_at)
+    return dataclasses.replace(made, notebook=None, page=None, written=True,
+                               graded_at=graded_at)
 
 
 def _row(status, detail):
@@ -226,19 +217,20 @@ def workers_can(client: Any, ref: LabRef, out: str | Path | None) -> WorkersCan:
     at its grading version (loading it meanwhile), and whether it sees OUT as this process
     does: a file of random content written here is read there, and the worker runs as this
     process's user (the files it makes, the coordinator replaces and removes later)."""
-    probe = Path(out or "/nonexistent") / f".grader-probe-{secrets.token_hex(8)}"
+    probe = None if out is None else Path(out) / f".grader-probe-{secrets.token_hex(8)}"
     token = secrets.token_hex(16)
     try:
-        if out is not None:
+        if probe is not None:
             write_atomically(probe, token, durable=False)
-        answers = client.run(_can, ref, str(probe), token, os.getuid()).values()
+        answers = client.run(_can, ref, probe and str(probe), token, os.getuid()).values()
     except Exception:
         log.warning("the workers could not say whether they load the lab %s: the"
                     " coordinator prepares and finishes its results", ref.spec, exc_info=True)
         return WorkersCan()
     finally:
-        with contextlib.suppress(OSError):
-            probe.unlink()
+        if probe is not None:
+            with contextlib.suppress(OSError):
+                probe.unlink()
     answers = list(answers)
     finish = all(can.finish for can in answers)
     return WorkersCan(finish, finish and all(can.write_out for can in answers))
@@ -247,8 +239,8 @@ def workers_can(client: Any, ref: LabRef, out: str | Path | None) -> WorkersCan:
 def _can(ref, probe, token, uid):
     finish = _finisher(ref) is not None
     try:
-        same = Path(probe).read_text() == token and os.getuid() == uid \
-            and os.access(Path(probe).parent, os.W_OK)
+        same = probe is not None and Path(probe).read_text() == token \
+            and os.getuid() == uid and os.access(Path(probe).parent, os.W_OK)
     except OSError:
         same = False
     return WorkersCan(finish, same)
@@ -290,7 +282,7 @@ def _finished(lab, pages, request, student_id, outcome, clock):
             notebook = graded_notebook(outcome.notebook, verdicts, lab)
             text = nbformat.writes(notebook)
     page, feedback, detail = _timed_page(pages, result, notebook, penalty, clock)
-    made = MadeFiles(text, page, feedback, penalty)
+    made = MadeFiles(text, page, feedback, penalty, has_notebook=text is not None)
     if request.out is not None:
         with clock.stage("files into OUT"):
             made = written_into_out(lab, request, student_id, made)

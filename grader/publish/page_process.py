@@ -18,12 +18,11 @@ import threading
 import time
 from collections.abc import Callable
 from multiprocessing.connection import Connection
-from pathlib import Path
 from typing import Any
 
 import psutil
 
-import grader
+from grader.course.course import python_path_with_grader
 
 STARTUP_SECONDS = 120  # to import nbconvert and build the exporter, on a busy machine
 PAGE_SECONDS = 20  # to render one page, nothing near the seconds an honest page takes
@@ -123,9 +122,7 @@ def _name_of(function):
 
 def _environment():
     """The child's environment: this one's, with the grader importable from anywhere."""
-    package_parent = str(Path(grader.__file__).resolve().parent.parent)
-    paths = [package_parent, *filter(None, os.environ.get("PYTHONPATH", "").split(os.pathsep))]
-    return {**os.environ, "PYTHONPATH": os.pathsep.join(paths)}
+    return {**os.environ, "PYTHONPATH": python_path_with_grader()}
 
 
 def child_main() -> None:

@@ -33,9 +33,14 @@ from grader.publish.feedback import (
     FeedbackWriter,
     graded_notebook,
 )
-from grader.publish.files import is_safe_student_id, write_atomically
-from grader.publish.gradebook import GradebookError, GradebookWriter, remove_graded_notebook
-from grader.publish.handback import SECRET_FILE, write_student_course_feedback
+from grader.publish.files import is_safe_student_id
+from grader.publish.gradebook import (
+    GradebookError,
+    GradebookWriter,
+    remove_graded_notebook,
+    save_graded_notebook,
+)
+from grader.publish.handback import write_student_course_feedback
 from grader.publish.journal import Journal, StudentRecord
 from grader.publish.on_worker import FEEDBACK_FAILED, joined, made_page
 from grader.records import ERROR, StudentResult
@@ -180,16 +185,14 @@ class Publisher:
         result = dataclasses.replace(result, made=None)
         if not made.written:
             with clock.stage("graded notebook"):
-                if made.notebook is not None:
-                    self._write_graded_notebook(result, made.notebook)
-                else:
-                    remove_graded_notebook(self.course, result.student_id)
+                save_graded_notebook(self.course, result.student_id, made.notebook,
+                                     result.exchange_secret)
             with clock.stage("feedback page"):
                 self.feedback.save(result.student_id, made.page)
         if made.feedback == WRITTEN:
             with clock.stage("journal record", count=0):
                 page_penalties(self.journal, {result.student_id: made.late_penalty})
-        return self._recorded(result, has_notebook=made.with_notebook, feedback=made.feedback,
+        return self._recorded(result, has_notebook=made.has_notebook, feedback=made.feedback,
                               graded_at=made.graded_at)
 
     def _recorded(self, result, *, has_notebook, feedback, graded_at=""):
@@ -204,16 +207,10 @@ class Publisher:
         if notebook is not None:
             # Rebuilt again, though the worker did: what reaches OUT never depends on it.
             notebook = graded_notebook(notebook, result.verdicts, self.lab)
-            self._write_graded_notebook(result, nbformat.writes(notebook))
-        else:
-            remove_graded_notebook(self.course, result.student_id)
+        save_graded_notebook(self.course, result.student_id,
+                             None if notebook is None else nbformat.writes(notebook),
+                             result.exchange_secret)
         return notebook
-
-    def _write_graded_notebook(self, result, text):
-        path = self.course.autograded_notebook(result.student_id)
-        write_atomically(path, text)
-        if result.exchange_secret:  # what fetch_feedback finds the student's page by
-            write_atomically(path.with_name(SECRET_FILE), result.exchange_secret)
 
     def _feedback(self, result, notebook):
         """(feedback state, the row's detail): the page made and written, or why not."""

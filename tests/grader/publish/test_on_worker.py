@@ -5,6 +5,7 @@ gradebook's rows written in batches, all of a batch or none."""
 
 import csv
 import dataclasses
+import hashlib
 import json
 import logging
 import multiprocessing
@@ -14,6 +15,8 @@ import nbformat
 import pytest
 
 from grader import pipeline
+from grader.intake.notebook_file import CHANGED, NOT_A_NOTEBOOK, NOT_JSON
+from grader.judge.status import OUR_FAULT, sentence
 from grader.labs.c2_w2 import LAB as lab
 from grader.lateness import LatePolicy
 from grader.pipeline import autograde, grading_version
@@ -24,7 +27,7 @@ from grader.publish.gradebook import GradebookError, GradebookWriter, gradebook_
 from grader.publish.journal import StudentRecord
 from grader.publish.on_worker import FinishedRun, FinishRequest, LabRef, finish
 from grader.records import ExerciseVerdict, RunEnd, RunOutcome, StudentResult, unreached
-from grader.run.runner import CannedRunner
+from grader.run.runner import CannedRunner, GradingTask
 
 pytestmark = pytest.mark.filterwarnings("ignore::sqlalchemy.exc.SAWarning")
 KEY = bytes(range(32))  # a repeat key: two batches draw the same secrets
@@ -112,6 +115,57 @@ def test_a_fault_while_finishing_leaves_the_run_to_the_coordinator(released, mon
     monkeypatch.setattr(on_worker, "judge_outcome", broken)
     outcome = _outcome(released)
     assert finish(_request(), "ann", outcome) is outcome
+
+
+# --- One student's file, read and prepared on the worker: a bad one is that student's row --
+
+def _raw(released_lab, data=None, **changes):
+    data = (released_lab / lab.notebook_name).read_bytes() if data is None else data
+    request = _request(submitted=data, digest=hashlib.sha256(data).hexdigest(), **changes)
+    return GradingTask("ann", None, lab.notebook_name, None), request
+
+
+def test_a_file_is_prepared_on_the_worker_with_the_hidden_inputs_of_its_secret(released_lab):
+    task, request = _raw(released_lab)
+    prepared, rest, row = request.prepared(task)
+    assert row is None and prepared.notebook is not None
+    assert prepared.plan.inputs == lab.hidden_inputs(request.secret)
+    assert rest.submitted is None and rest.notes[0] == "A note of intake."
+
+
+@pytest.mark.parametrize("data, changes, words", [
+    (b'{"cells": [', {}, sentence(NOT_JSON)),
+    (b"{}", {}, sentence(NOT_A_NOTEBOOK)),
+    (None, {"digest": "0" * 64}, sentence(CHANGED)),
+], ids=["truncated", "not-a-notebook", "not-intakes-file"])
+def test_a_file_the_worker_cannot_read_is_that_students_invalid_row(released_lab, data,
+                                                                   changes, words):
+    task, request = _raw(released_lab, data)
+    _, _, row = dataclasses.replace(request, **changes).prepared(task)
+    assert (row.status, row.verdicts, row.made.feedback) == ("invalid", {}, "none")
+    assert words in row.detail and "A note of intake." in row.detail
+
+
+def test_a_fault_of_ours_while_preparing_is_that_students_error_row(released_lab,
+                                                                   monkeypatch):
+    monkeypatch.setattr(on_worker, "prepare", lambda *args: 1 / 0)
+    task, request = _raw(released_lab)
+    _, _, row = request.prepared(task)
+    assert row.status == "error" and row.detail == OUR_FAULT
+
+
+def test_a_worker_without_the_lab_prepares_nothing_and_says_so(released_lab):
+    task, request = _raw(released_lab, lab=LabRef("no.such.lab", "abi1/x"))
+    _, _, row = request.prepared(task)
+    assert row.end is RunEnd.GRADING_FAILED and row.reason == on_worker.CANNOT_PREPARE
+
+
+def test_a_worker_writes_nothing_for_an_id_that_is_not_one_folder(released, tmp_path):
+    made = finish(_request(), "ann", _outcome(released)).made
+    for unsafe in ("../victim", "a/b", ".."):
+        request = _request(out=str(tmp_path / "out"))
+        assert on_worker.written_into_out(lab, request, unsafe, made) is made
+    assert not (tmp_path / "out").exists() and not (tmp_path / "victim").exists()
 
 
 def _render_in_a_daemon(queue):
