@@ -23,6 +23,9 @@ $(STAMP): requirements.txt requirements-data.txt pyproject.toml
 	$(PY) -m pip install --quiet -r requirements.txt
 	$(PY) -m pip install --quiet --no-deps -r requirements-data.txt
 	$(PY) -m pip install --quiet --no-deps --no-build-isolation --editable .
+	@# The grader's bytecode, which an environment with PYTHONDONTWRITEBYTECODE never saves:
+	@# each of a batch's processes (coordinator, workers, renderers) imports it, 0.3 s apiece.
+	$(PY) -m compileall -q -j 0 grader
 	touch $@
 
 # The student version (solutions removed by nbgrader). Never overwritten: it holds work.

@@ -11,3 +11,9 @@ tests/grader/test_errors.py lists those as internal, so that none is forgotten.
 
 class GraderError(Exception):
     """An error the grader explains to the person running it, in its message."""
+
+
+def short_error(error: BaseException, limit: int = 300) -> str:
+    """An exception of ours in a few words, for an instructor."""
+    text = " ".join(f"{type(error).__name__}: {error}".split())
+    return text if len(text) <= limit else text[:limit - 1] + "…"

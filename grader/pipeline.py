@@ -70,7 +70,7 @@ from grader.publish.publisher import Publisher
 from grader.records import ERROR, INVALID, StudentResult
 from grader.release_files import read_release_files
 from grader.republish import LateWork, lateness_to_gradebook, publish_again  # noqa: F401 (publish_again: its old home)
-from grader.run import cluster
+from grader.run import cluster, local_cluster
 from grader.run.captures import CapturePlan
 from grader.run.runner import GradingTask, Runner
 from grader.run.sandbox import Protection, without_cgroups
@@ -150,6 +150,7 @@ def autograde(*, submissions: str | Path, out: str | Path, lab: Lab | None = Non
                    regrade=regrade, version=version, on_progress=on_progress,
                    runner=runner, profile=profile)
         run.given_timestamps, run.policy, run.out = given_timestamps, policy, out
+        run.early = _cluster_soon(submissions, journal, run, workers, scheduler)
         try:
             intake, publisher = _grade(run, submissions, out, db_url, workers, scheduler)
         except KeyboardInterrupt:  # Ctrl-C: what is saved stays, and the next run resumes
@@ -158,6 +159,9 @@ def autograde(*, submissions: str | Path, out: str | Path, lab: Lab | None = Non
         except BaseException:  # the batch stops: what it graded stays, in every output
             _write_what_is_saved(out, journal, lab)
             raise
+        finally:
+            if run.early is not None:  # not taken: no submission needed grading
+                run.early.close()
         with profile.clock.stage("batch result"):
             result = run.result(started, intake, publisher)
         with profile.clock.stage("gradebook lateness"):
@@ -169,6 +173,28 @@ def autograde(*, submissions: str | Path, out: str | Path, lab: Lab | None = Non
     return result
 
 
+
+
+def _cluster_soon(submissions, journal, run, workers, scheduler):
+    """The batch's local cluster, started now (local_cluster.StartedSoon) when the batch
+    will grade: a folder holding folders OUT has not seen, or a regrade; its workers and
+    their kernel templates start while intake reads the class. None otherwise (a remote
+    cluster; a .zip; a resumed batch of known folders, which may need no cluster at all):
+    the cluster is then started once the batch knows it needs one."""
+    path = Path(submissions)
+    if scheduler or not path.is_dir():
+        return None
+    known = set(journal.folders().values())
+    try:
+        with os.scandir(path) as entries:
+            new = sum(1 for entry in entries if entry.is_dir() and not entry.name.startswith(".")
+                      and (run.regrade or entry.name not in known))
+    except OSError:  # intake says why, as it reads the folder
+        return None
+    if not new:
+        return None
+    return local_cluster.StartedSoon(max(1, min(workers or _cores(), new)),
+                                     cluster.worker_memory_bytes(run.limits))
 
 
 def _grade(run, submissions, out, db_url, workers, scheduler):
@@ -232,6 +258,7 @@ class _Run:
         self.exchange_secrets = {}  # student id -> nbgrader's submission secret, if any
         self.policy = LatePolicy()
         self.memory_warning = None  # the cluster's workers may use more memory than needed
+        self.early = None  # the local cluster, started as the batch began (StartedSoon)
         self._total = self._done = 0
 
     def grade(self, submissions, publisher, *, workers, scheduler):
@@ -252,9 +279,11 @@ class _Run:
             memory_limit = cluster.worker_memory_bytes(self.limits)
             connection = cluster.connect(scheduler=scheduler,
                                          workers=max(1, min(workers or _cores(), len(todo))),
-                                         memory_limit=memory_limit)
+                                         memory_limit=memory_limit, early=self.early)
             with timed_context(clock, connection, "cluster start", "cluster stop") as client:
                 with clock.stage("cluster start", count=0):
+                    # First: the workers' kernel templates import while the rest goes on.
+                    cluster.prepare_workers(client, self.runner, self.lab.preload_modules)
                     self.workers = len(client.nthreads())
                     self.memory_warning = cluster.memory_limit_warning(client, memory_limit)
                     support_files = read_release_files(self.lab)

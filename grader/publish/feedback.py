@@ -23,6 +23,7 @@ import binascii
 import copy
 import functools
 import html
+import importlib.util
 import json
 import os
 import re
@@ -32,7 +33,6 @@ from pathlib import Path
 from typing import Any
 
 import nbformat
-import nbgrader
 from nbconvert import HTMLExporter
 from nbconvert.exporters.templateexporter import TemplateExporter
 from nbconvert.filters.highlight import Highlight2HTML
@@ -49,7 +49,10 @@ from grader.publish.standalone import standalone_sources
 from grader.records import ExerciseVerdict, StudentResult
 from grader.run.rebuild import rebuilt_notebook
 
-_NBGRADER = Path(nbgrader.__file__).parent / "server_extensions" / "formgrader"
+# Found, not imported: nbgrader's package imports its server extensions (0.7 s of CPU),
+# which a page renderer, started per worker, would pay for one folder's path.
+_NBGRADER = (Path(importlib.util.find_spec("nbgrader").origin).parent  # type: ignore[union-attr, arg-type]
+             / "server_extensions" / "formgrader")
 TEMPLATES = _NBGRADER / "templates"
 BOOTSTRAP_CSS = _NBGRADER / "static" / "node_modules" / "bootstrap" / "dist" / "css"
 OUR_TEMPLATES = Path(__file__).parent / "page_template"

@@ -237,7 +237,10 @@ def workers_can(client: Any, ref: LabRef, out: str | Path | None) -> WorkersCan:
 
 
 def _can(ref, probe, token, uid):
-    finish = _finisher(ref) is not None
+    finisher = _finisher(ref)
+    finish = finisher is not None
+    if finish:  # its first page need not wait seconds for nbconvert's imports
+        finisher[1].pages.start_soon()
     try:
         same = probe is not None and Path(probe).read_text() == token \
             and os.getuid() == uid and os.access(Path(probe).parent, os.W_OK)

@@ -9,6 +9,7 @@ child.
 """
 
 import importlib
+import logging
 import os
 import signal
 import socket
@@ -26,6 +27,8 @@ from grader.course.course import python_path_with_grader
 
 STARTUP_SECONDS = 120  # to import nbconvert and build the exporter, on a busy machine
 PAGE_SECONDS = 20  # to render one page, nothing near the seconds an honest page takes
+
+log = logging.getLogger(__name__)
 
 
 class PageTimeout(Exception):
@@ -58,6 +61,21 @@ class PageProcess:
         if kind == "error":
             raise RuntimeError(value)
         return value
+
+    def start_soon(self) -> None:
+        """Start the renderer in a thread of its own, not waiting for it: the first page
+        finds it ready, or waits for it; a start that fails is tried again by `render`,
+        which says why."""
+        threading.Thread(target=self._start_quietly, name="grader-page-renderer-start",
+                         daemon=True).start()
+
+    def _start_quietly(self) -> None:
+        with self._lock:
+            try:
+                self._started()
+            except Exception:
+                log.info("the page renderer did not start ahead; the first page starts it",
+                         exc_info=True)
 
     def close(self) -> None:
         with self._lock:

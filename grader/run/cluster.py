@@ -28,7 +28,6 @@ import collections
 import contextlib
 import dataclasses
 import gc
-import importlib
 import logging
 import signal
 import threading
@@ -41,10 +40,9 @@ from distributed.scheduler import KilledWorker
 from distributed.utils import sync
 
 import grader
-from grader.errors import GraderError
+from grader.errors import GraderError, short_error
 from grader.records import RunEnd, RunOutcome
 from grader.run import cgroups, local_cluster
-from grader.run.execution import short_error
 from grader.run.kernel_client import QUEUED_MESSAGES, WATCHED_CHANNELS, max_frame_bytes
 from grader.run.support_files import SupportFilesResult, as_result  # noqa: F401 (its old home)
 from grader.settings import ATTEMPTS, CONNECT_SECONDS, FATAL_UNFINISHED_RUNS
@@ -102,10 +100,12 @@ def memory_limit_warning(client, limit):
 
 
 @contextlib.contextmanager
-def connect(*, scheduler=None, workers=1, timeout=CONNECT_SECONDS, memory_limit=None):
+def connect(*, scheduler=None, workers=1, timeout=CONNECT_SECONDS, memory_limit=None,
+            early=None):
     """A Dask client: of the scheduler at `scheduler`, or of a cluster of `workers`
     processes started here, each limited to `memory_limit` bytes (None: Dask's share of
-    the machine's), and stopped on leaving."""
+    the machine's), and stopped on leaving; `early` (local_cluster.StartedSoon), when
+    given, is that cluster already on its way."""
     if scheduler:
         with _remote_client(scheduler, timeout) as client:
             previous = _checked(client, timeout)
@@ -118,7 +118,7 @@ def connect(*, scheduler=None, workers=1, timeout=CONNECT_SECONDS, memory_limit=
     try:
         # Read by each nanny as it starts, and kept for the workers it starts again.
         with (dask.config.set(local_cluster.CONFIG),
-              _local_cluster(workers, memory_limit) as local,
+              _local_cluster(workers, memory_limit, early) as local,
               Client(local) as client):
             _checked(client, timeout)
             try:
@@ -131,11 +131,13 @@ def connect(*, scheduler=None, workers=1, timeout=CONNECT_SECONDS, memory_limit=
         cgroups.remove_stale()
 
 
-def _local_cluster(workers, memory_limit):
-    """A LocalCluster of `workers` processes, or ClusterError saying why it did not start (a
-    machine out of processes or memory: Dask's own words, its traceback in the log)."""
+def _local_cluster(workers, memory_limit, early=None):
+    """A LocalCluster of `workers` processes (`early`'s, when it has one), or ClusterError
+    saying why it did not start (a machine out of processes or memory: Dask's own words,
+    its traceback in the log)."""
     try:
-        return local_cluster.start(workers, memory_limit)
+        started = early.take(workers, memory_limit) if early is not None else None
+        return started or local_cluster.start(workers, memory_limit)
     except Exception as error:
         log.info("the local Dask cluster did not start", exc_info=True)
         raise ClusterError(f"the grader's local Dask workers did not start ({short_error(error)})"
@@ -201,15 +203,14 @@ def _set_allowed_failures(allowed, dask_scheduler=None):
 
 
 def run_tasks(client, tasks, *, runner, support_files, on_outcome, clock=None):
-    """Run `runner.run(task, support_files)` on the cluster for every task (a
+    """Run `runner.run(task, support_files)` on the cluster, its workers prepared for
+    `runner` (prepare_workers), for every task (a
     grader.run.runner.GradingTask) and call `on_outcome(task, outcome)` here as each
     finishes. `runner` (a grader.run.runner.Runner, pickled with each task) returns a
     RunOutcome; a failure (a bug of ours, a worker dying twice) becomes a failed
     RunOutcome, never an exception. `clock` (grader.stage_clock.StageClock) times the
     waits and the transfers."""
     clock = clock or StageClock()
-    with clock.stage("cluster start", count=0):
-        _prepare_workers(client, type(runner).__module__)
     scheduler = client.scheduler.address
     support = SupportFilesResult(client, support_files)
     # One task group per batch, ("grade-1a2b3c4d", student id, attempt), as Dask shows it:
@@ -377,9 +378,13 @@ def _with_stages(outcome, clock):
     return dataclasses.replace(outcome, outcome=run) if finished else run
 
 
-def _prepare_workers(client, module):
+def prepare_workers(client, runner, preload=()):
+    """Set every worker of the cluster up for `runner`, and every worker that joins later:
+    the same grader as here, the runner's code imported, and `runner.warm_up(preload)`
+    started (a lab's kernel template: its imports go on while the batch starts).
+    ClusterError when a worker cannot grade with this grader."""
     try:
-        client.register_plugin(ReadyToGrade(module, grader.engine_version()))
+        client.register_plugin(ReadyToGrade(runner, tuple(preload), grader.engine_version()))
     except OtherGrader as error:  # Dask re-raises the worker's own exception, unpickled
         raise ClusterError(str(error)) from None
     except Exception as error:  # e.g. a worker without the grader: an ImportError
@@ -393,28 +398,39 @@ class OtherGrader(ClusterError):
 class ReadyToGrade(WorkerPlugin):
     """Sets up every worker process, a replacement for one that died included: it refuses
     to grade with another package version or grading ABI than the coordinator's
-    (grader.engine_version), and imports the grading code before the first submission
-    arrives."""
+    (grader.engine_version), imports the grading code and starts the runner's warm-up
+    before the first submission arrives."""
 
     name = "grader-ready-to-grade"
 
-    def __init__(self, module, version):
-        self.module, self.version = module, version
+    def __init__(self, runner, preload, version):
+        self.runner, self.preload, self.version = runner, preload, version
 
     def setup(self, worker):
         if grader.engine_version() != self.version:
             raise OtherGrader(f"the Dask worker at {worker.address} runs another version of"
                               f" the grader ({grader.engine_version()}) than the coordinating"
                               f" machine ({self.version}): update its checkout and restart it")
-        importlib.import_module(self.module)
         from grader.run.worker import note_worker_start  # for the profile
         note_worker_start()
+        _warm_up(self.runner, self.preload)
         _leave_interrupts_to_the_coordinator()
         _quiet_the_last_heartbeat(worker)
         # What the imports made lives as long as the process. Frozen, the collector never
         # walks it again, and the process exits at once instead of spending seconds
         # tearing it down, which kept a LocalCluster's close waiting (measured: 1-4 s).
         gc.freeze()
+
+
+def _warm_up(runner, preload):
+    # A warm-up that fails costs nothing but time: the first task starts it again and
+    # reports why it failed as that submission's error.
+    warm_up = getattr(runner, "warm_up", None)  # a runner of the Runner interface has one
+    if warm_up is not None:
+        try:
+            warm_up(preload)
+        except Exception:
+            log.warning("the runner's warm-up failed on this worker", exc_info=True)
 
 
 def _leave_interrupts_to_the_coordinator():

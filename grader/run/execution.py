@@ -21,6 +21,7 @@ from traitlets import Bool
 from traitlets.config import Config
 
 from grader import cells
+from grader.errors import short_error
 from grader.records import ExerciseRun, Failure, FailureKind, RunEnd, RunOutcome, unreached
 from grader.run import captures, cgroups, isolation
 from grader.run.budget import TimeBudget
@@ -454,12 +455,6 @@ def _failed_run(error, watchdog):
     if reason:
         return RunEnd.SANDBOX_FAILED, f"the sandbox could not be set up ({reason})"
     return RunEnd.GRADING_FAILED, short_error(error)
-
-
-def short_error(error, limit=300):
-    """An exception of ours in a few words, for an instructor."""
-    text = " ".join(f"{type(error).__name__}: {error}".split())
-    return text if len(text) <= limit else text[:limit - 1] + "…"
 
 
 def _cgroup(memory_mb, max_processes, rlimits):

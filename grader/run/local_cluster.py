@@ -2,6 +2,10 @@
 processes, Dask's memory management and debugging logs set for grading (grader.run.cluster
 starts it for a batch, under CONFIG)."""
 
+import contextlib
+import threading
+
+import dask
 from distributed import LocalCluster
 
 # Only the nanny's restart past 95% of the limit: a worker paused (80%) or spilling
@@ -30,3 +34,52 @@ def start(workers: int, memory_limit: int | None) -> LocalCluster:
     return LocalCluster(n_workers=workers, threads_per_worker=1, processes=True,
                         memory_limit=memory_limit or "auto", dashboard_address=None,
                         scheduler_kwargs={"dashboard_address": "127.0.0.1:0"})
+
+
+class StartedSoon:
+    """A LocalCluster started in a thread of its own while the batch reads its
+    submissions and opens its gradebook (seconds of Python start-up and imports in each
+    worker process, their kernel templates after them), for `take` to hand to the batch,
+    or `close` to stop when the batch needs none (every submission kept from an earlier
+    batch, or the batch stopped before grading)."""
+
+    def __init__(self, workers: int, memory_limit: int | None) -> None:
+        self.workers, self.memory_limit = workers, memory_limit
+        self._cluster: LocalCluster | None = None
+        self._error: BaseException | None = None
+        self._taken = False
+        self._thread = threading.Thread(target=self._start, name="grader-cluster-start",
+                                        daemon=True)
+        self._thread.start()
+
+    def _start(self) -> None:
+        try:
+            with dask.config.set(CONFIG):  # read by each nanny as it starts its worker
+                self._cluster = start(self.workers, self.memory_limit)
+        except BaseException as error:  # raised by `take`, in the batch's thread
+            self._error = error
+
+    def take(self, workers: int, memory_limit: int | None) -> LocalCluster | None:
+        """The cluster, scaled to `workers` processes; None when it was started with
+        another memory limit (it is stopped). Dask's exception when it did not start."""
+        self._thread.join()
+        self._taken = True
+        if self._error is not None:
+            raise self._error
+        cluster = self._cluster
+        if cluster is None or memory_limit != self.memory_limit:
+            self.close(force=True)
+            return None
+        if workers != self.workers:
+            cluster.scale(workers)
+        return cluster
+
+    def close(self, *, force: bool = False) -> None:
+        """Stop the cluster unless the batch took it (or `force`)."""
+        if self._taken and not force:
+            return
+        self._thread.join()
+        if self._cluster is not None:
+            with contextlib.suppress(Exception):  # nothing ran on it: nothing to keep
+                self._cluster.close()
+            self._cluster = None

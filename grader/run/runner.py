@@ -68,6 +68,12 @@ class Runner:
         exception for a fault of the submission's or the runner's."""
         raise NotImplementedError
 
+    def warm_up(self, preload):
+        """Start, without waiting for it, what this runner needs to grade a lab whose
+        kernels preload `preload` (its modules): called on each worker as it is set up
+        for a batch, so that a worker's first submission need not wait for it. Nothing
+        by default."""
+
 
 def notebook_digest(notebook):
     """A prepared notebook's sha256, the same for the same cells whatever the key order."""

@@ -106,6 +106,7 @@ class KernelTemplate:
         self.setup_seconds = setup_seconds
         self._started_at = 0.0  # when the process was started (time.monotonic)
         self._startup = None  # (wall, CPU) seconds its imports took, until taken
+        self._starting = threading.Lock()  # a worker's set-up and its task may both start it
 
     def cpu_seconds(self):
         """The template process's CPU seconds so far (0 when none runs): for the profile."""
@@ -126,10 +127,11 @@ class KernelTemplate:
     def start(self):
         """Start the template unless it runs, not waiting for its imports: a caller with
         work to do meanwhile (`grader validate`) then finds it ready sooner."""
-        if self.process is None or self.process.poll() is not None:
-            self._stop()  # not ready
-            self._started_at = time.monotonic()
-            self.process = self._start()
+        with self._starting:
+            if self.process is None or self.process.poll() is not None:
+                self._stop()  # not ready
+                self._started_at = time.monotonic()
+                self.process = self._start()
 
     def wait_until_ready(self):
         """Start the template if need be and wait for its imports (KernelSetupError, and

@@ -14,13 +14,12 @@ The subprocess runner (grader.run.subprocess_runner) goes through grade_submissi
 
 import dataclasses
 import logging
+import threading
 import time
 
+from grader.errors import short_error
 from grader.records import RunEnd, RunOutcome
-from grader.run.execution import short_error
-from grader.run.rebuild import rebuilt_notebook
 from grader.run.runner import GradingTask, Runner  # noqa: F401 (GradingTask: its old home)
-from grader.run.sandbox import run_notebook
 from grader.run.support_files import support_dir
 from grader.run.warm_kernels import KernelTemplate
 from grader.stage_clock import StageClock
@@ -28,6 +27,7 @@ from grader.stage_clock import StageClock
 log = logging.getLogger(__name__)
 
 _templates = {}  # preload -> KernelTemplate, one per worker process, started on first use
+_templates_lock = threading.Lock()
 
 
 class SandboxRunner(Runner):
@@ -39,6 +39,14 @@ class SandboxRunner(Runner):
     def run(self, task, support_files):
         return grade_submission(task, support_files)
 
+    def warm_up(self, preload):
+        # The template's imports (TensorFlow: seconds of CPU) start as the worker is set
+        # up, before this process's own (nbclient, nbgrader: a second) and beside the
+        # lab's loading and the first task's transfer; on a cluster that outlives a batch,
+        # the next batch finds the template ready.
+        _template(tuple(preload)).start()
+        _sandbox()
+
 
 def grade_submission(task, support_files, *, warm=True):
     """Run one submission beside `support_files`; a RunOutcome, never an exception. With
@@ -49,7 +57,7 @@ def grade_submission(task, support_files, *, warm=True):
         template = _template(task.preload) if warm else None
         with clock.stage("support files"):
             support = support_dir(support_files, _worker_folder())
-        outcome = run_notebook(task.notebook, support_dir=support,
+        outcome = _sandbox().run_notebook(task.notebook, support_dir=support,
                                notebook_name=task.notebook_name, limits=task.limits,
                                plan=task.plan, kernel_template=template, clock=clock)
         with clock.stage("notebook rebuild"):
@@ -66,6 +74,8 @@ def _with_rebuilt_notebook(outcome):
     answers captured stand, the notebook is not shown as the kernel left it)."""
     if outcome.notebook is None:
         return outcome
+    from grader.run.rebuild import rebuilt_notebook  # nbconvert's: after the template (_sandbox)
+
     try:
         notebook = rebuilt_notebook(outcome.notebook)
     except Exception:
@@ -95,9 +105,18 @@ def take_worker_start(clock):
 
 
 def _template(preload):
-    if preload not in _templates:
-        _templates[preload] = KernelTemplate(preload)
-    return _templates[preload]
+    with _templates_lock:  # the worker's set-up (warm_up) and its task thread
+        if preload not in _templates:
+            _templates[preload] = KernelTemplate(preload)
+        return _templates[preload]
+
+
+def _sandbox():
+    # Imported once the template has started (warm_up), not with this module: unpickling
+    # a SandboxRunner imports this module, and nbclient and nbgrader take a second.
+    from grader.run import rebuild, sandbox  # noqa: F401 (rebuild: imported for the first run)
+
+    return sandbox
 
 
 def _worker_folder():

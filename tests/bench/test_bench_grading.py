@@ -172,9 +172,9 @@ def test_plain_score_problems_name_each_student_short_of_full_marks(bench):
 
 
 def _timings(bench, ours_1, ours_2, plain, copies=20, plain_copies=4):
-    timings = [bench.Timing(bench.OURS_1, run, seconds, copies)
+    timings = [bench.Timing(bench.OURS_1, run, seconds, copies, 4.5)
                for run, seconds in enumerate(ours_1, 1)]
-    timings += [bench.Timing(bench.OURS_2, run, seconds, copies)
+    timings += [bench.Timing(bench.OURS_2, run, seconds, copies, 4.5)
                 for run, seconds in enumerate(ours_2, 1)]
     timings += [bench.Timing(bench.PLAIN, run, seconds, plain_copies)
                 for run, seconds in enumerate(plain, 1)]
@@ -253,10 +253,42 @@ def test_local_setups_grade_here_with_their_number_of_workers(bench, tmp_path):
 def test_report_prints_the_table_then_the_verdicts_last(bench, capsys):
     bench.print_report(bench.summarize(_timings(bench, [44], [26], [64])))
     lines = capsys.readouterr().out.strip().splitlines()
-    [row] = [line for line in lines if line.startswith(bench.OURS_2)]
-    assert row.split()[3:] == ["1", "20", "26.00s", "26.00s", "26.00s", "1.30", "12.3x"]
-    assert lines[-2].startswith("ours with 2 workers: 1.30 s per submission")
-    assert lines[-1].startswith("throughput vs plain nbgrader: 12.3x")
+    [row] = [line for line in lines if line.startswith(bench.OURS_2 + " ")]
+    assert row.split()[3:] == ["1", "20", "26.00s", "26.00s", "26.00s", "1.30", "12.3x",
+                               "4.5s"]
+    assert lines[-3].startswith("ours with 2 workers: 1.30 s per submission")
+    assert lines[-2].startswith("throughput vs plain nbgrader: 12.3x")
+    assert lines[-1] == ("ours, 2 workers: first result after 4.5 s (goal <= 5 s): met; 12.3x"
+                         " plain nbgrader (goal >= 20x): NOT met")
+
+
+def test_the_start_up_goals_read_the_first_result_and_the_ratio(bench, tmp_path):
+    timings = _timings(bench, [44], [26], [64])
+    timings += [bench.Timing(bench.DASK_2_WARM, run, seconds, 20, first)
+                for run, (seconds, first) in enumerate([(15, 3.0), (16, 4.0), (14, 9.0)], 1)]
+    summary = bench.summarize(timings)
+    assert summary[bench.DASK_2_WARM]["first_result"] == 4.0  # the median, on its own
+    assert bench.start_up_lines(summary) == [
+        "ours, 2 workers: first result after 4.5 s (goal <= 5 s): met; 12.3x plain nbgrader"
+        " (goal >= 20x): NOT met",
+        "ours, 2 Dask, warm: first result after 4.0 s (goal <= 5 s): met; 21.3x plain"
+        " nbgrader (goal >= 20x): met"]
+    unknown = bench.summarize([bench.Timing(bench.OURS_2, 1, 26, 20),
+                               bench.Timing(bench.PLAIN, 1, 64, 4)])
+    assert "first result after unknown (goal <= 5 s): NOT met" in \
+        bench.start_up_lines(unknown)[0]
+    with bench.grading_place(bench.DASK_2_WARM, 2, tmp_path / "cluster", "tcp://w:1") as where:
+        assert where == ["--scheduler", "tcp://w:1"]
+
+
+def test_the_first_result_is_read_from_the_batchs_profile(bench, tmp_path):
+    (tmp_path / "profile.json").write_text(json.dumps(
+        {"process_started_seconds": 1.5, "result_seconds": [3.25, 4.0]}))
+    assert bench.first_result_seconds(tmp_path) == 4.75
+    (tmp_path / "profile.json").write_text(json.dumps(
+        {"process_started_seconds": 1.5, "result_seconds": []}))
+    assert bench.first_result_seconds(tmp_path) is None
+    assert bench.first_result_seconds(tmp_path / "missing") is None
 
 
 def test_json_holds_every_raw_timing(bench, tmp_path):
@@ -297,9 +329,9 @@ def test_skip_names_the_setups_that_may_be_left_out(bench):
 
 @pytest.mark.slow
 def test_the_script_times_its_setups_on_a_tiny_class(bench, project_root, tmp_path):
-    # Only the goals' setups (2 workers, plain nbgrader): each setup costs a batch, and CI
-    # keeps to 30 min; the others run through the same functions (grading_place says how,
-    # tested above).
+    # Only the goals' setups (2 workers, the warm cluster, plain nbgrader): each setup costs
+    # a batch, and CI keeps to 30 min; the others run through the same functions
+    # (grading_place says how, tested above).
     report = tmp_path / "grading.json"
     result = subprocess.run(
         [sys.executable, "bench/bench_grading.py", "--copies", "2", "--runs", "1",
@@ -308,19 +340,22 @@ def test_the_script_times_its_setups_on_a_tiny_class(bench, project_root, tmp_pa
         cwd=project_root, capture_output=True, text=True, timeout=1800)
     assert result.returncode == 0, result.stdout + result.stderr
     lines = result.stdout.strip().splitlines()
-    measured = [bench.OURS_2, bench.PLAIN]
+    measured = [bench.OURS_2, bench.DASK_2_WARM, bench.PLAIN]
     for setup in measured:  # a line per run, a row per setup in the table
         assert sum(line.split(maxsplit=2)[-1].startswith(setup) for line in lines
                    if line.lstrip().startswith("run 1/1")) == 1
         assert any(line.startswith(setup) for line in lines)
-    assert lines[-2].startswith("ours with 2 workers: ")
-    assert lines[-1].startswith("throughput vs plain nbgrader: ")
+    assert lines[-4].startswith("ours with 2 workers: ")
+    assert lines[-3].startswith("throughput vs plain nbgrader: ")
+    assert lines[-2].startswith(f"{bench.OURS_2}: first result after ")
+    assert lines[-1].startswith(f"{bench.DASK_2_WARM}: first result after ")
     assert not any(line.startswith(("the sandbox's cost", "2 Dask workers")) for line in lines)
 
     data = json.loads(report.read_text())
     assert (data["copies"], data["plain_copies"]) == (2, 1)
     assert [run["setup"] for run in data["runs"]] == measured
     assert all(run["seconds"] > 0 for run in data["runs"])
+    assert all(run["first_result"] > 0 for run in data["runs"] if run["setup"] != bench.PLAIN)
     summary = data["summary"]
     assert list(summary) == measured
     for setup, stats in summary.items():

@@ -139,6 +139,7 @@ def test_the_groups_of_a_killed_grader_are_removed_when_the_next_starts(project_
 def test_a_worker_killed_while_its_kernel_has_a_group_leaves_nothing(tmp_path):
     outcomes = []
     with cluster.connect(workers=1) as client:
+        cluster.prepare_workers(client, cgroup_grade.CgroupRunner())
         cluster.run_tasks(client, [cgroup_grade.Task("crashes-its-worker", str(tmp_path))],
                           runner=cgroup_grade.CgroupRunner(), support_files=read_release_files(LAB),
                           on_outcome=lambda task, outcome: outcomes.append(outcome))

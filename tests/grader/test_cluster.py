@@ -32,6 +32,8 @@ from grader.publish.journal import Journal
 from grader.records import RunEnd, RunOutcome
 from grader.release_files import read_release_files
 from grader.run import cluster, local_cluster
+from grader.run.runner import CannedRunner
+from grader.run.worker import SandboxRunner
 from grader.settings import Limits
 from tools.loopback_cluster import loopback_cluster
 
@@ -252,8 +254,7 @@ def test_workers_running_another_version_of_the_grader_are_refused(monkeypatch):
     monkeypatch.setattr(grader, "engine_version", lambda: "0.0.0+another")
     with (cluster.connect(workers=1) as client,
           pytest.raises(cluster.ClusterError, match="runs another version of the grader")):
-        cluster.run_tasks(client, [], runner=dying_grade.DyingRunner(),
-                          support_files=read_release_files(lab), on_outcome=print)
+        cluster.prepare_workers(client, dying_grade.DyingRunner())
 
 
 def test_the_loopback_cluster_imports_the_installed_grader(dask_scheduler):
@@ -300,6 +301,7 @@ def test_only_a_submission_running_when_its_worker_dies_is_blamed(monkeypatch, t
     outcomes = {}
     with cluster.connect(workers=1) as client:
         monkeypatch.setattr(client, "nthreads", lambda: {"one worker": 3})
+        cluster.prepare_workers(client, dying_grade.DyingRunner())
         cluster.run_tasks(client, tasks, runner=dying_grade.DyingRunner(), support_files=support,
                           on_outcome=lambda task, outcome: outcomes.update(
                               {task.student_id: outcome}))
@@ -380,3 +382,43 @@ def test_a_scheduler_started_as_the_docs_say_keeps_a_short_log(dask_scheduler):
         length = client.run_on_scheduler(
             lambda: __import__("dask").config.get("distributed.admin.low-level-log-length"))
     assert length == local_cluster.SCHEDULER_LOG_LENGTH
+
+
+# --- The batch's start: the cluster and each worker's template before the first task -------
+
+def _template_pid(preload):
+    from grader.run import worker
+
+    template = worker._templates.get(tuple(preload))
+    return None if template is None or template.process is None else template.process.pid
+
+
+def test_prepared_workers_start_the_kernel_template_before_any_submission():
+    with cluster.connect(workers=1) as client:
+        cluster.prepare_workers(client, SandboxRunner(), lab.preload_modules)
+        pids = list(client.run(_template_pid, lab.preload_modules).values())
+        assert len(pids) == 1 and pids[0] is not None and psutil.pid_exists(pids[0])
+
+
+def test_a_fresh_out_is_graded_on_the_cluster_started_as_the_batch_began(
+        class_dir, tmp_path, monkeypatch):
+    started, start = [], local_cluster.start
+
+    def recorded(workers, memory_limit):
+        started.append((threading.current_thread().name, workers))
+        return start(workers, memory_limit)
+
+    monkeypatch.setattr(local_cluster, "start", recorded)
+    submissions = _subset(class_dir, tmp_path / "class", SOME_STUDENTS[1:3])
+    runner = CannedRunner({}, default=RunOutcome({}, RunEnd.FINISHED))
+
+    def graded():
+        return autograde(submissions=submissions, out=tmp_path / "out", lab=lab, workers=2,
+                         runner=runner).graded
+
+    assert len(graded()) == 2 and started == [("grader-cluster-start", 2)]
+    assert len(graded()) == 0 and len(started) == 1  # nothing to grade: no cluster at all
+    # One file changed in a known folder: its cluster starts once the batch knows it needs one.
+    notebook = submissions / SOME_STUDENTS[1] / lab.notebook_name
+    notebook.write_text(notebook.read_text() + " ")
+    assert len(graded()) == 1 and started[1:] == [("MainThread", 1)]

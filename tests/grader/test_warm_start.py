@@ -1,0 +1,213 @@
+"""A batch's start-up (issue 22): the local cluster started while intake runs
+(local_cluster.StartedSoon, pipeline._cluster_soon), each worker's kernel template and page
+renderer started as it is set up, before its first submission, and what their processes
+import before that."""
+
+import logging
+import os
+import subprocess
+import sys
+import threading
+import time
+
+import dask
+import pytest
+
+from grader import pipeline
+from grader.publish.page_process import PageProcess
+from grader.run import cluster, local_cluster, worker
+from grader.run.runner import CannedRunner, Runner
+from grader.settings import Limits
+
+
+class FakeCluster:
+    def __init__(self, workers, memory_limit):
+        self.workers, self.memory_limit = workers, memory_limit
+        self.scaled, self.closed = [], 0
+        self.log_length = dask.config.get("distributed.admin.low-level-log-length")
+        self.thread = threading.current_thread().name
+
+    def scale(self, workers):
+        self.scaled.append(workers)
+
+    def close(self):
+        self.closed += 1
+
+
+@pytest.fixture
+def started(monkeypatch):
+    made = []
+
+    def start(workers, memory_limit):
+        made.append(FakeCluster(workers, memory_limit))
+        return made[-1]
+
+    monkeypatch.setattr(local_cluster, "start", start)
+    return made
+
+
+def test_the_cluster_starts_in_a_thread_under_the_batchs_dask_settings(started):
+    soon = local_cluster.StartedSoon(2, 1000)
+    taken = soon.take(2, 1000)
+    assert taken is started[0] and taken.scaled == [] and taken.thread == "grader-cluster-start"
+    assert taken.log_length == local_cluster.SCHEDULER_LOG_LENGTH
+    soon.close()  # the batch took it: the batch stops it
+    assert taken.closed == 0
+
+
+def test_a_batch_needing_fewer_workers_scales_the_early_cluster_down(started):
+    taken = local_cluster.StartedSoon(2, 1000).take(1, 1000)
+    assert taken.scaled == [1]
+
+
+def test_an_early_cluster_of_another_memory_limit_is_stopped_and_not_used(started):
+    soon = local_cluster.StartedSoon(2, 1000)
+    assert soon.take(2, 2000) is None
+    assert started[0].closed == 1
+
+
+def test_an_early_cluster_no_batch_took_is_stopped(started):
+    local_cluster.StartedSoon(2, 1000).close()
+    assert started[0].closed == 1
+
+
+def test_an_early_cluster_that_did_not_start_says_why_when_taken(monkeypatch):
+    def start(workers, memory_limit):
+        raise OSError("Nanny failed to start.")
+
+    monkeypatch.setattr(local_cluster, "start", start)
+    soon = local_cluster.StartedSoon(2, 1000)
+    with pytest.raises(cluster.ClusterError, match="Nanny failed to start"):
+        cluster._local_cluster(2, 1000, soon)
+    soon.close()  # nothing to stop
+
+
+# --- Which batches start their cluster early ---------------------------------------------
+
+class Journal:
+    def __init__(self, folders=()):
+        self._folders = {name: name for name in folders}
+
+    def folders(self):
+        return self._folders
+
+
+class Run:
+    def __init__(self, regrade=False):
+        self.regrade, self.limits = regrade, Limits()
+
+
+@pytest.fixture
+def soon(monkeypatch):
+    asked = []
+    monkeypatch.setattr(local_cluster, "StartedSoon",
+                        lambda workers, memory_limit: asked.append(workers) or "early")
+    return asked
+
+
+@pytest.fixture
+def class_of_three(tmp_path):
+    for name in ("ann", "bob", "cy", ".hidden"):
+        (tmp_path / "class" / name).mkdir(parents=True)
+    (tmp_path / "class" / "notes.txt").write_text("not a student")
+    return tmp_path / "class"
+
+
+def test_a_class_with_new_folders_starts_its_cluster_at_once(class_of_three, soon):
+    assert pipeline._cluster_soon(class_of_three, Journal(), Run(), 2, None) == "early"
+    assert pipeline._cluster_soon(class_of_three, Journal(["ann", "bob"]), Run(), 4,
+                                  None) == "early"
+    assert soon == [2, 1]  # no more workers than new folders
+
+
+def test_a_resumed_batch_of_known_folders_starts_its_cluster_only_if_it_needs_one(
+        class_of_three, soon):
+    known = Journal(["ann", "bob", "cy"])
+    assert pipeline._cluster_soon(class_of_three, known, Run(), 2, None) is None
+    assert pipeline._cluster_soon(class_of_three, known, Run(regrade=True), 2, None) == "early"
+    assert soon == [2]
+
+
+def test_a_remote_cluster_a_zip_or_an_unreadable_folder_start_nothing_early(
+        class_of_three, tmp_path, soon):
+    assert pipeline._cluster_soon(class_of_three, Journal(), Run(), 2, "tcp://x:1") is None
+    (tmp_path / "class.zip").write_bytes(b"PK")
+    assert pipeline._cluster_soon(tmp_path / "class.zip", Journal(), Run(), 2, None) is None
+    assert pipeline._cluster_soon(tmp_path / "missing", Journal(), Run(), 2, None) is None
+    assert soon == []
+
+
+# --- A worker's set-up starts what its first submission needs -----------------------------
+
+class Template:
+    def __init__(self):
+        self.started = 0
+
+    def start(self):
+        self.started += 1
+
+
+def test_a_sandbox_runner_warms_up_by_starting_its_template_without_waiting(monkeypatch):
+    template = Template()
+    monkeypatch.setattr(worker, "_template", lambda preload: template)
+    worker.SandboxRunner().warm_up(("numpy",))
+    assert template.started == 1
+    assert Runner().warm_up(("numpy",)) is None  # other runners: nothing to start
+    assert CannedRunner({}).warm_up(()) is None
+
+
+class FailingWarmUp(Runner):
+    def warm_up(self, preload):
+        raise OSError("no more processes")
+
+
+def test_a_warm_up_that_fails_is_logged_and_costs_the_worker_nothing(caplog):
+    with caplog.at_level(logging.WARNING, logger=cluster.log.name):
+        cluster._warm_up(FailingWarmUp(), ())
+        cluster._warm_up(object(), ())  # a runner without warm_up
+    assert "the runner's warm-up failed on this worker" in caplog.text
+
+
+def test_a_renderer_started_ahead_is_ready_for_the_first_page():
+    pages = PageProcess(str, dict)  # renders nothing; its warm-up is dict()
+    try:
+        pages.start_soon()
+        deadline = time.monotonic() + 120
+        while (startup := pages.take_startup()) is None and time.monotonic() < deadline:
+            time.sleep(0.05)
+        assert startup is not None and pages.cpu_seconds() > 0
+    finally:
+        pages.close()
+
+
+def test_a_renderer_that_cannot_start_ahead_says_so_at_its_first_page(caplog):
+    pages = PageProcess(str, os.abort)  # the child dies as it warms up
+    try:
+        with caplog.at_level(logging.INFO, logger="grader.publish.page_process"):
+            pages.start_soon()
+            deadline = time.monotonic() + 120
+            while "did not start ahead" not in caplog.text and time.monotonic() < deadline:
+                time.sleep(0.05)
+        assert "the page renderer did not start ahead" in caplog.text
+        with pytest.raises(RuntimeError, match="the page renderer died"):
+            pages.render({}, {})
+    finally:
+        pages.close()
+
+
+def _modules_after(statement):
+    code = f"import sys; {statement}; print(' '.join(sorted(sys.modules)))"
+    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                            check=True, cwd=os.path.dirname(os.path.dirname(worker.__file__)))
+    return set(result.stdout.split())
+
+
+def test_a_worker_starts_its_template_before_importing_nbclient_and_nbgrader():
+    # Unpickling the plugin and a SandboxRunner imports these two modules; nbgrader's
+    # package alone costs 0.7 s of CPU, which the template's start would wait behind.
+    loaded = _modules_after("import grader.run.cluster, grader.run.worker")
+    assert not {"nbgrader", "nbclient", "nbconvert"} & loaded
+
+
+def test_the_page_renderer_does_not_import_nbgrader():
+    assert "nbgrader" not in _modules_after("import grader.publish.feedback")
