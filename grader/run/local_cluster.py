@@ -7,6 +7,7 @@ import threading
 
 import dask
 from distributed import LocalCluster
+from distributed.security import Security
 
 # Only the nanny's restart past 95% of the limit: a worker paused (80%) or spilling
 # (60-70%) would wait, maybe for ever, for memory that Python does not give back.
@@ -28,12 +29,27 @@ CONFIG = {**WORKER_MEMORY_CONFIG, **SCHEDULER_CONFIG}  # set while the batch's c
 
 def start(workers: int, memory_limit: int | None) -> LocalCluster:
     """A LocalCluster of `workers` processes of one thread, each limited to `memory_limit`
-    bytes (None: Dask's share of the machine's); no dashboard (the scheduler's small HTTP
-    server, for health and metrics, on a free loopback port: another cluster here may hold
-    8787). Dask's own exception when it does not start."""
+    bytes (None: Dask's share of the machine's), talking over TLS with credentials of
+    its own (credentials); no dashboard (the scheduler's small HTTP server, for health
+    and metrics, on a free loopback port: another cluster here may hold 8787). Dask's own
+    exception when it does not start."""
     return LocalCluster(n_workers=workers, threads_per_worker=1, processes=True,
                         memory_limit=memory_limit or "auto", dashboard_address=None,
+                        security=credentials(),
                         scheduler_kwargs={"dashboard_address": "127.0.0.1:0"})
+
+
+def credentials() -> Security:
+    """A certificate and key made for one cluster, which its scheduler, nannies, workers
+    and the batch's client present to each other (mutual TLS). A Dask scheduler, and each
+    nanny and worker, runs any function a connection sends it, as the user grading runs
+    as (root, for the sandbox): on plain TCP, anyone with an account on this machine
+    could connect to the loopback ports during a batch, run code as that user, read the
+    grading's secrets and the gradebook, and change grades. The credentials live in
+    memory only (sent to the worker processes as they are spawned, never written to a
+    file or an environment): a kernel, confined under a user of its own, cannot read
+    them."""
+    return Security.temporary()
 
 
 class StartedSoon:

@@ -422,3 +422,46 @@ def test_a_fresh_out_is_graded_on_the_cluster_started_as_the_batch_began(
     notebook = submissions / SOME_STUDENTS[1] / lab.notebook_name
     notebook.write_text(notebook.read_text() + " ")
     assert len(graded()) == 1 and started[1:] == [("MainThread", 1)]
+
+
+def _refused(address, security):
+    """Whether a connection to `address` with `security` (None: none) gets nowhere: no
+    function of the caller's would run there."""
+    try:
+        with Client(address, timeout=3, security=security) as client:
+            client.run_on_scheduler(os.getpid)
+    except Exception:  # OSError, Dask's CommClosedError, a TLS configuration TypeError
+        return True
+    return False
+
+
+def test_the_local_cluster_refuses_anyone_without_its_credentials():
+    # A Dask scheduler, nanny or worker runs any function a connection sends, as root:
+    # on plain TCP, any user of the machine could reach the loopback ports mid-batch.
+    with cluster.connect(workers=1) as client:
+        address = client.scheduler.address
+        assert address.startswith("tls://127.0.0.1:")
+        assert client.run_on_scheduler(os.getpid) == os.getpid()  # the batch's own client
+        assert _refused(address, None)
+        assert _refused(address, local_cluster.credentials())  # another cluster's
+        assert _refused(address.replace("tls://", "tcp://"), None)
+        workers = client.scheduler_info(n_workers=-1)["workers"]
+        peers = [*workers, *(info["nanny"] for info in workers.values())]
+        assert peers and all(peer.startswith("tls://127.0.0.1:") for peer in peers)
+        other = local_cluster.credentials().get_connection_args("client")
+        for peer in peers:
+            with pytest.raises(OSError):
+                sync_connect(peer, other)
+
+
+def sync_connect(address, connection_args):
+    import asyncio
+
+    from distributed.comm import connect
+
+    async def attempt():
+        comm = await connect(address, timeout=3, **connection_args)
+        await comm.write({"op": "identity"})
+        return await comm.read()
+
+    return asyncio.run(attempt())
