@@ -23,8 +23,15 @@ WORKER_MEMORY_CONFIG = {"distributed.worker.memory.target": False,
 # the batch reads live. A remote scheduler is started with the same setting
 # (docs/cluster.md).
 SCHEDULER_LOG_LENGTH = 20
-SCHEDULER_CONFIG = {"distributed.admin.low-level-log-length": SCHEDULER_LOG_LENGTH}
-CONFIG = {**WORKER_MEMORY_CONFIG, **SCHEDULER_CONFIG}  # set while the batch's cluster runs
+# Each process's small HTTP server answers health checks only: Dask's default pages on the
+# scheduler's (task keys, which name students; the workers' logs and call stacks) would be
+# open, without credentials, to every user of the machine (the TLS of `credentials` covers
+# Dask's own connections, not these pages).
+HTTP_ROUTES = ["distributed.http.health"]
+SCHEDULER_CONFIG = {"distributed.admin.low-level-log-length": SCHEDULER_LOG_LENGTH,
+                    "distributed.scheduler.http.routes": HTTP_ROUTES}
+WORKER_CONFIG = {**WORKER_MEMORY_CONFIG, "distributed.worker.http.routes": HTTP_ROUTES}
+CONFIG = {**WORKER_CONFIG, **SCHEDULER_CONFIG}  # set while the batch's cluster runs
 
 
 def start(workers: int, memory_limit: int | None) -> LocalCluster:

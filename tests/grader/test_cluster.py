@@ -465,3 +465,20 @@ def sync_connect(address, connection_args):
         return await comm.read()
 
     return asyncio.run(attempt())
+
+
+def test_the_local_clusters_web_pages_show_nothing_but_its_health():
+    import urllib.error
+    import urllib.request
+
+    with cluster.connect(workers=1) as client:
+        client.submit(os.getpid, key=("grade-test", "a-student-id", 1)).result()
+        port = client.scheduler_info()["services"]["dashboard"]
+        base = f"http://127.0.0.1:{port}"
+        with urllib.request.urlopen(f"{base}/health", timeout=10) as answer:
+            assert answer.read() == b"ok"
+        for page in ("/info/main/workers.html", "/json/counts.json", "/metrics",
+                     "/info/main/logs.html"):
+            with pytest.raises(urllib.error.HTTPError) as refused:
+                urllib.request.urlopen(base + page, timeout=10)
+            assert refused.value.code == 404
