@@ -52,6 +52,7 @@ from grader.plugin import Lab, grading_version, lab_spec, load_lab
 from grader.publish import report
 from grader.publish.batch_profile import BatchProfile
 from grader.publish.class_files import LATE_POLICY, write_class_files
+from grader.publish.files import private_folder
 from grader.publish.gradebook import (
     check_gradebook,
     gradebook_url,
@@ -134,7 +135,7 @@ def autograde(*, submissions: str | Path, out: str | Path, lab: Lab | None = Non
         limits = limits or Limits()
         out = Path(out).resolve()
         check_submissions_path(submissions)  # a mistyped path makes no OUT
-        out.mkdir(parents=True, exist_ok=True)
+        out_warning = private_folder(out)  # a fresh OUT is its owner's alone
         db_url = gradebook_url(out, db)
         check_gradebook(db_url)  # before grading: a class it cannot record is not graded
         version = grading_version(lab)
@@ -164,6 +165,7 @@ def autograde(*, submissions: str | Path, out: str | Path, lab: Lab | None = Non
                 run.early.close()
         with profile.clock.stage("batch result"):
             result = run.result(started, intake, publisher)
+            result.warnings += [out_warning] if out_warning else []
         with profile.clock.stage("gradebook lateness"):
             result.gradebook_problem = result.gradebook_problem or lateness_to_gradebook(
                 db_url, lab, journal)

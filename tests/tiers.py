@@ -37,6 +37,7 @@ FAST = frozenset({
     "tests/grader/publish/test_feedback_exporter.py",
     "tests/grader/publish/test_journal_secrets.py",
     "tests/grader/publish/test_publisher_backlog.py",
+    "tests/grader/publish/test_private_out.py",
     "tests/grader/publish/test_page_penalties.py",
     "tests/grader/publish/test_rebuild.py",
     "tests/grader/publish/test_report.py",

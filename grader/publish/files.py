@@ -38,6 +38,27 @@ def write_atomically(path: str | os.PathLike[str], text: str, *, durable: bool =
 
 _numbers = itertools.count()
 
+OTHERS = 0o007  # the permission bits of every other user of the machine
+
+
+def private_folder(path: str | os.PathLike[str]) -> str | None:
+    """Make the folder `path` (OUT) if it is missing, for its owner alone: it holds the
+    answer key, every student's grades and work, and a submission's secret while it is
+    graded. One that exists keeps the mode its owner gave it (a group of teaching
+    assistants may share it); the warning to give when every user may read it, else None."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with contextlib.suppress(FileExistsError):
+        path.mkdir(mode=0o700)
+        return None
+    path.mkdir(exist_ok=True)  # FileExistsError still, for a file of that name
+    mode = path.stat().st_mode
+    if mode & OTHERS:
+        return (f"every user of this machine can reach {path} (mode {mode & 0o777:o}), which"
+                " holds the answer key and every student's grades and work: make it private"
+                f" with chmod o-rwx {path}")
+    return None
+
 
 def is_safe_student_id(student_id: str) -> bool:
     """Whether the id can name a folder under OUT: one path component, nothing more."""
