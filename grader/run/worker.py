@@ -85,11 +85,17 @@ def _with_rebuilt_notebook(outcome):
 
 
 _worker_start = []  # (wall, CPU) seconds this worker process took to start, until told
+_worker_start_noted = []  # [True] once noted: a cluster that outlives a batch is set up again
 
 
 def note_worker_start():
     """Remember what starting this worker process cost (its CPU so far, and the wall time
-    since it was created), for the first submission it grades to report."""
+    since it was created), once per process, for the first submission it grades to report.
+    A worker set up again for a later batch has started already: its CPU since is not a
+    start's."""
+    if _worker_start_noted:
+        return
+    _worker_start_noted.append(True)
     import psutil
 
     process = psutil.Process()

@@ -211,3 +211,17 @@ def test_a_worker_starts_its_template_before_importing_nbclient_and_nbgrader():
 
 def test_the_page_renderer_does_not_import_nbgrader():
     assert "nbgrader" not in _modules_after("import grader.publish.feedback")
+
+
+def test_a_workers_start_is_counted_once_though_each_batch_sets_it_up_again(monkeypatch):
+    from grader.stage_clock import StageClock
+
+    monkeypatch.setattr(worker, "_worker_start", [])
+    monkeypatch.setattr(worker, "_worker_start_noted", [])
+    counted = []
+    for _batch in range(2):  # a cluster that outlives a batch: ReadyToGrade.setup again
+        worker.note_worker_start()
+        clock = StageClock()
+        worker.take_worker_start(clock)
+        counted.append(clock.totals().get("worker start", {}).get("count", 0))
+    assert counted == [1, 0]
