@@ -17,7 +17,9 @@ import sys
 import time
 from pathlib import Path
 
+import dask
 from distributed import Client
+from distributed.security import Security
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
 DASK = Path(sys.executable).parent / "dask"
@@ -32,25 +34,59 @@ class ClusterStartError(RuntimeError):
 
 
 @contextlib.contextmanager
-def loopback_cluster(folder, *, workers=2, timeout=120):
+def loopback_cluster(folder, *, workers=2, timeout=120, tls=False):
     """Start a scheduler and `workers` workers on 127.0.0.1; yield the scheduler's address
-    once every worker has joined (within `timeout` seconds)."""
+    once every worker has joined (within `timeout` seconds). With `tls`, they talk over TLS
+    with a certificate and key made for the cluster, written into FOLDER/tls/ as an
+    instructor writes theirs (docs/cluster.md); `tls_settings(folder)` is what a client
+    needs of them."""
     folder = Path(folder)
     folder.mkdir(parents=True, exist_ok=True)
+    secure = _tls_arguments(folder) if tls else []
     # No dashboard; the small HTTP servers (health, metrics) listen on free ports.
     processes = [_start(folder, "scheduler", "scheduler", "--host", "127.0.0.1", "--port", "0",
                         "--no-dashboard", "--dashboard-address", "127.0.0.1:0",
-                        "--scheduler-file", str(folder / "scheduler.json"))]
+                        "--scheduler-file", str(folder / "scheduler.json"), *secure,
+                        *(["--protocol", "tls"] if tls else []))]
     try:
         address = _scheduler_address(folder, processes[0], timeout)
         for number in range(1, workers + 1):
             processes.append(_start(folder, f"worker-{number}", "worker", address,
                                     "--nthreads", "1", "--no-dashboard", "--host", "127.0.0.1",
-                                    "--local-directory", str(folder / f"worker-{number}")))
-        _wait_for_workers(address, workers, timeout, folder)
+                                    "--local-directory", str(folder / f"worker-{number}"),
+                                    *secure))
+        with dask.config.set(tls_settings(folder) if tls else {}):
+            _wait_for_workers(address, workers, timeout, folder)
         yield address
     finally:
         _stop(processes)
+
+
+def tls_settings(folder):
+    """Dask's settings for a client of a `loopback_cluster(folder, tls=True)`: as an
+    instructor sets them (DASK_DISTRIBUTED__COMM__TLS__... variables, docs/cluster.md)."""
+    files = Path(folder) / "tls"
+    return {"distributed.comm.require-encryption": True,
+            "distributed.comm.tls.ca-file": str(files / "ca.pem"),
+            "distributed.comm.tls.client.cert": str(files / "cert.pem"),
+            "distributed.comm.tls.client.key": str(files / "key.pem")}
+
+
+def _tls_arguments(folder):
+    """A self-signed certificate (its own authority) and its key, made for this cluster
+    and written into FOLDER/tls/ readable by this user alone; the `dask` options that use
+    them."""
+    credentials = Security.temporary()
+    files = folder / "tls"
+    files.mkdir(mode=0o700, exist_ok=True)
+    for name, text in (("ca.pem", credentials.tls_ca_file),
+                       ("cert.pem", credentials.tls_client_cert),
+                       ("key.pem", credentials.tls_client_key)):
+        descriptor = os.open(files / name, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+        with os.fdopen(descriptor, "w") as file:
+            file.write(text)
+    return ["--tls-ca-file", str(files / "ca.pem"), "--tls-cert", str(files / "cert.pem"),
+            "--tls-key", str(files / "key.pem")]
 
 
 def _start(folder, name, *arguments):

@@ -300,9 +300,9 @@ def _timed_page(pages, result, notebook, penalty, clock):
     with clock.stage("feedback page"):
         made = made_page(pages, result, notebook, penalty)
     started = pages.pages.take_startup()
-    if started is not None:  # this page waited for the worker's renderer to start
+    if started is not None:  # the worker's renderer started ahead, or for this page
         clock.add_stage("feedback renderer start", wall=started[0], cpu=started[1])
-        before += started[1]
+        before = max(before, started[1])  # what of its start this page waited for
     clock.add_stage("feedback page render", cpu=max(0.0, pages.pages.cpu_seconds() - before))
     return made
 

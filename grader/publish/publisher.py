@@ -241,7 +241,7 @@ class Publisher:
                 if started is not None:  # this page waited for a new renderer
                     renderer.add_stage("feedback renderer start", wall=started[0], cpu=started[1])
                     stage.add(wall=-started[0])
-                    before += started[1]  # the start is not this page's
+                    before = max(before, started[1])  # the start is not this page's
                 rendering = max(0.0, pages.cpu_seconds() - before)
                 renderer.add_stage("feedback page render", cpu=rendering)
 

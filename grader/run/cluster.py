@@ -162,8 +162,10 @@ def _stop_workers(local, timeout):
 def _remote_client(scheduler, timeout):
     try:
         client = Client(scheduler, timeout=timeout)
-    except (OSError, ValueError) as error:
-        raise ClusterError(f"cannot reach the Dask scheduler at {scheduler}: {error}") from None
+    except (OSError, ValueError, TypeError) as error:  # TypeError: tls:// without settings
+        hint = "; set Dask's TLS settings (docs/cluster.md)" * scheduler.startswith("tls://")
+        raise ClusterError(f"cannot reach the Dask scheduler at {scheduler}: {error}{hint}"
+                           ) from None
     with client:
         yield client
 

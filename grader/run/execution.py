@@ -118,7 +118,7 @@ class GradingExecute(Execute):
         cwd = kwargs.get("cwd") or self.resources.get("metadata", {}).get("path") or os.getcwd()
         kwargs["env"] = isolation.kernel_environment(
             {**os.environ, **kwargs.get("env", {}), **self.kernel_env}, scratch=cwd)
-        template_cpu = self._template_cpu()
+        template_cpu, entered = self._template_cpu(), time.monotonic()
         with self.clock.stage("fork + confinement") as stage:
             await super().async_start_new_kernel(**kwargs)
             self.kernel_cpu.watch(self.km.provisioner.process.pid)
@@ -126,17 +126,23 @@ class GradingExecute(Execute):
             # the template's fork, but not the template's import if this kernel waited
             # for it: that is a stage of its own.
             stage.add(cpu=self.kernel_cpu() + self._template_cpu() - template_cpu)
-            self._take_template_import(stage)
+            self._take_template_import(stage, template_cpu, time.monotonic() - entered)
 
     def _template_cpu(self):
         return self.kernel_template.cpu_seconds() if self.kernel_template else 0.0
 
-    def _take_template_import(self, stage):
+    def _take_template_import(self, stage, cpu_before, waited):
+        """The template's import as a stage of its own, and out of `stage` what of it
+        this kernel waited for: the part after `cpu_before` (the template's CPU as the
+        kernel was asked for) and within `waited` seconds (the template may have started
+        long before, as its worker was set up)."""
         started = self.kernel_template.take_startup() if self.kernel_template else None
         if started is not None:
             wall, cpu = started
             self.clock.add_stage("template import", wall=wall, cpu=cpu)
-            stage.add(wall=-wall, cpu=-cpu)
+            entered = time.monotonic() - waited
+            overlap = min(waited, max(0.0, self.kernel_template.ready_at - entered))
+            stage.add(wall=-overlap, cpu=-max(0.0, cpu - cpu_before))
 
     start_new_kernel = run_sync(async_start_new_kernel)
 

@@ -106,6 +106,7 @@ class KernelTemplate:
         self.setup_seconds = setup_seconds
         self._started_at = 0.0  # when the process was started (time.monotonic)
         self._startup = None  # (wall, CPU) seconds its imports took, until taken
+        self.ready_at = 0.0  # when it said it had imported them (time.monotonic)
         self._starting = threading.Lock()  # a worker's set-up and its task may both start it
 
     def cpu_seconds(self):
@@ -138,9 +139,13 @@ class KernelTemplate:
         the template stopped, when it does not start)."""
         self.start()
         if not self.ready:
-            self._await_start()
+            reply = self._await_start()
             self.ready = True
-            self._startup = (time.monotonic() - self._started_at, self.cpu_seconds())
+            seconds = reply.get("seconds")
+            waited = time.monotonic() - self._started_at
+            wall = seconds if isinstance(seconds, float) and 0 <= seconds <= waited else waited
+            self.ready_at = self._started_at + wall
+            self._startup = (wall, self.cpu_seconds())
 
     def fork_kernel(self, connection_file, cwd, env, setup=None):
         """A new kernel's pid; it serves `connection_file` from `cwd` with `env`, set up
@@ -298,7 +303,10 @@ def serve(preload):
         kernel_uids.base()
     with contextlib.suppress(syscalls.PolicyError):
         syscalls.libseccomp()
-    sys.stdout.write(json.dumps({"ready": True}) + "\n")
+    # How long since it was started (the interpreter's start too): the worker reads this
+    # reply when its first kernel is wanted, perhaps long after.
+    started = time.time() - psutil.Process().create_time()
+    sys.stdout.write(json.dumps({"ready": True, "seconds": started}) + "\n")
     sys.stdout.flush()
     while line := _request_line(sys.stdin.fileno()):
         reply = _fork(line)

@@ -18,6 +18,7 @@ import warnings
 from pathlib import Path
 
 import corpus
+import dask
 import dying_grade
 import psutil
 import pytest
@@ -35,7 +36,7 @@ from grader.run import cluster, local_cluster
 from grader.run.runner import CannedRunner
 from grader.run.worker import SandboxRunner
 from grader.settings import Limits
-from tools.loopback_cluster import loopback_cluster
+from tools.loopback_cluster import loopback_cluster, tls_settings
 
 START_SECONDS = 120  # for the scheduler and both workers on a busy 2-core machine
 # One student per kind of outcome among those the cluster grades (the invalid one never
@@ -482,3 +483,17 @@ def test_the_local_clusters_web_pages_show_nothing_but_its_health():
             with pytest.raises(urllib.error.HTTPError) as refused:
                 urllib.request.urlopen(base + page, timeout=10)
             assert refused.value.code == 404
+
+
+def test_a_cluster_on_tls_grades_with_dasks_settings_and_refuses_a_client_without(tmp_path):
+    # As docs/cluster.md#tls starts one: the dask commands with a certificate's files, the
+    # grader with Dask's settings (here set in-process, as its DASK_... variables would).
+    folder = tmp_path / "tls-cluster"
+    with loopback_cluster(folder, workers=1, timeout=START_SECONDS, tls=True) as address:
+        assert address.startswith("tls://127.0.0.1:")
+        with pytest.raises(cluster.ClusterError, match="set Dask's TLS settings"):
+            cluster.connect(scheduler=address, timeout=5).__enter__()
+        with dask.config.set(tls_settings(folder)), \
+                cluster.connect(scheduler=address) as client:
+            cluster.prepare_workers(client, CannedRunner({}))
+            assert client.submit(os.getpid).result() != os.getpid()

@@ -225,3 +225,77 @@ def test_a_workers_start_is_counted_once_though_each_batch_sets_it_up_again(monk
         worker.take_worker_start(clock)
         counted.append(clock.totals().get("worker start", {}).get("count", 0))
     assert counted == [1, 0]
+
+
+# --- The profile of a batch whose templates and renderers started ahead --------------------
+
+class StartedTemplate:
+    def __init__(self, wall, cpu, ready_at):
+        self._startup, self.ready_at = (wall, cpu), ready_at
+
+    def take_startup(self):
+        startup, self._startup = self._startup, None
+        return startup
+
+
+def test_the_forks_stage_loses_only_what_it_waited_of_the_templates_import():
+    from types import SimpleNamespace
+
+    from grader.run.execution import GradingExecute
+    from grader.stage_clock import StageClock
+
+    def fork_stage(template, cpu_before, waited, stage_cpu, stage_wall):
+        clock = StageClock()
+        with clock.stage("fork + confinement") as stage:
+            stage.add(cpu=stage_cpu, wall=stage_wall)
+            GradingExecute._take_template_import(
+                SimpleNamespace(kernel_template=template, clock=clock), stage, cpu_before,
+                waited)
+        return clock.totals()
+
+    now = time.monotonic()
+    # Ready 10 s before the kernel was asked for (started as the worker was set up): the
+    # stage keeps its own 0.2 s of fork, the import is a stage of its own.
+    ahead = fork_stage(StartedTemplate(3.0, 3.5, now - 10), cpu_before=3.5, waited=0.25,
+                       stage_cpu=0.2, stage_wall=0.25)
+    assert ahead["template import"]["cpu"] == 3.5
+    assert ahead["fork + confinement"]["cpu"] == pytest.approx(0.2, abs=0.01)
+    assert ahead["fork + confinement"]["wall"] == pytest.approx(0.25, abs=0.05)
+    # Asked for while it imported, 2.3 s ago; ready 2 s later: 1 s of its import's CPU and
+    # those 2 s were this kernel's wait.
+    during = fork_stage(StartedTemplate(3.0, 3.5, now - 0.3), cpu_before=2.5, waited=2.3,
+                        stage_cpu=1.2, stage_wall=2.3)
+    assert during["fork + confinement"]["cpu"] == pytest.approx(0.2, abs=0.01)
+    assert during["fork + confinement"]["wall"] == pytest.approx(0.3, abs=0.05)
+
+
+class StartedPages:
+    def __init__(self, cpu_now, startup):
+        self.cpu, self._startup = cpu_now, startup
+
+    def cpu_seconds(self):
+        return self.cpu
+
+    def take_startup(self):
+        startup, self._startup = self._startup, None
+        return startup
+
+
+def test_a_page_counts_its_render_not_the_renderers_start_ahead(monkeypatch):
+    from types import SimpleNamespace
+
+    from grader.publish import on_worker
+    from grader.stage_clock import StageClock
+
+    pages = StartedPages(cpu_now=0.6, startup=(0.8, 0.6))  # ready before the page
+
+    def made_page(writer, result, notebook, penalty):
+        pages.cpu += 0.15  # the render
+        return None, "", ""
+
+    monkeypatch.setattr(on_worker, "made_page", made_page)
+    clock = StageClock()
+    on_worker._timed_page(SimpleNamespace(pages=pages), None, None, 0.0, clock)
+    totals = clock.totals()
+    assert totals["feedback page render"]["cpu"] == pytest.approx(0.15)
+    assert totals["feedback renderer start"]["cpu"] == 0.6
