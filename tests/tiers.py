@@ -74,6 +74,7 @@ FAST = frozenset({
     "tests/test_tiers.py",
     "tests/tools/test_build_data.py",
     "tests/tools/test_draw_figures.py",
+    "tests/tools/test_tls_files.py",
 })
 
 SLOW = {

@@ -19,7 +19,8 @@ from pathlib import Path
 
 import dask
 from distributed import Client
-from distributed.security import Security
+
+from tools.tls_files import write_tls_files
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
 DASK = Path(sys.executable).parent / "dask"
@@ -73,21 +74,11 @@ def tls_settings(folder):
 
 
 def _tls_arguments(folder):
-    """A self-signed certificate (its own authority) and its key, made for this cluster
-    and written into FOLDER/tls/ readable by this user alone; the `dask` options that use
-    them."""
-    credentials = Security.temporary()
-    files = folder / "tls"
-    files.mkdir(mode=0o700, exist_ok=True)
-    for name, text in (("ca.pem", credentials.tls_ca_file),
-                       ("cert.pem", credentials.tls_client_cert),
-                       ("key.pem", credentials.tls_client_key)):
-        descriptor = os.open(files / name, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
-        with os.fdopen(descriptor, "w") as file:
-            file.write(text)
-    return ["--tls-ca-file", str(files / "ca.pem"), "--tls-cert", str(files / "cert.pem"),
-            "--tls-key", str(files / "key.pem")]
-
+    """The `dask` options of a cluster whose certificate and key are written into
+    FOLDER/tls/ (tools/tls_files.py, as an instructor writes theirs)."""
+    files = write_tls_files(folder / "tls")
+    return ["--tls-ca-file", str(files["ca.pem"]), "--tls-cert", str(files["cert.pem"]),
+            "--tls-key", str(files["key.pem"])]
 
 def _start(folder, name, *arguments):
     """`dask ARGUMENTS` in the background, its output in FOLDER/NAME.log."""

@@ -163,9 +163,10 @@ def _remote_client(scheduler, timeout):
     try:
         client = Client(scheduler, timeout=timeout)
     except (OSError, ValueError, TypeError) as error:  # TypeError: tls:// without settings
-        hint = "; set Dask's TLS settings (docs/cluster.md)" * scheduler.startswith("tls://")
-        raise ClusterError(f"cannot reach the Dask scheduler at {scheduler}: {error}{hint}"
-                           ) from None
+        if scheduler.startswith("tls://"):
+            raise ClusterError(f"cannot reach the Dask scheduler at {scheduler}: {error}; set"
+                               " Dask's TLS settings (docs/cluster.md)") from None
+        raise ClusterError(f"cannot reach the Dask scheduler at {scheduler}: {error}") from None
     with client:
         yield client
 

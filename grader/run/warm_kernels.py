@@ -32,7 +32,6 @@ import dataclasses
 import json
 import os
 import resource
-import select
 import signal
 import subprocess
 import sys
@@ -45,6 +44,7 @@ import psutil
 
 import grader
 from grader.run import grader_files, isolation, kernel_uids, syscalls
+from grader.run.pipes import read_line, readable
 from grader.settings import (  # the timings of templates and kernels
     REPLY_MARGIN_SECONDS,
     SETUP_SECONDS,
@@ -56,7 +56,6 @@ PR_SET_PDEATHSIG = 1
 # Where the grader package lives: the template imports it from there; kernels must not.
 GRADER_ROOT = str(Path(grader.__file__).resolve().parents[1])
 KERNEL_MODULES = ("ipykernel.kernelapp",)  # what every kernel needs, preloaded for all labs
-MAX_LINE = 64 * 1024  # bytes of one line from the template (a reply is ~100)
 MAX_REPORT = 4096  # bytes of a child's report to the template
 REQUEST_CHUNK = 64 * 1024  # bytes read at a time from the worker
 READY = "ok"
@@ -173,7 +172,7 @@ class KernelTemplate:
         `startup_seconds` (hung) or took STARTUP_WALL_SECONDS in all is stopped."""
         fd, started = self.process.stdout.fileno(), time.monotonic()
         progress = (started, 0.0)  # when its CPU time last grew, and to what
-        while not _readable(fd, 1.0):
+        while not readable(fd, 1.0):
             progress = _progress(self.process.pid, progress)
             waited = time.monotonic() - started
             if time.monotonic() - progress[0] > self.startup_seconds or \
@@ -189,7 +188,7 @@ class KernelTemplate:
         sends none, something else or too much, it is stopped and KernelSetupError says
         `what`."""
         try:
-            reply = json.loads(_read_line(self.process.stdout.fileno(), seconds))
+            reply = json.loads(read_line(self.process.stdout.fileno(), seconds))
             if not isinstance(reply, dict):
                 raise ValueError("not an object")
             return reply
@@ -206,7 +205,7 @@ class KernelTemplate:
         # Started from "/" with the grader on PYTHONPATH only, so that the kernels it forks
         # (which drop both) cannot import the grader. Its own output (TensorFlow's start-up
         # notes) is nobody's business. Binary pipes, unbuffered: replies are read with
-        # time limits (_read_line), not by a buffered readline that could wait forever.
+        # time limits (read_line), not by a buffered readline that could wait forever.
         return subprocess.Popen(
             [sys.executable, "-m", "grader.run.warm_kernels", *self.preload], cwd="/",
             env=template_environment(), stdin=subprocess.PIPE, stdout=subprocess.PIPE,
@@ -260,34 +259,6 @@ def _progress(pid, last):
         return last
     cpu = times.user + times.system + times.children_user + times.children_system
     return (time.monotonic(), cpu) if cpu > last[1] + 0.01 else last
-
-
-def _read_line(fd, seconds, limit=MAX_LINE):
-    """One line from the pipe `fd`, within `seconds` and `limit` bytes (TimeoutError,
-    EOFError, ValueError otherwise). The protocol is one line per request, so nothing
-    after the line is ever waiting in the pipe."""
-    deadline = time.monotonic() + seconds
-    data = b""
-    while not data.endswith(b"\n"):
-        left = deadline - time.monotonic()
-        if not _readable(fd, left):
-            raise TimeoutError
-        chunk = os.read(fd, limit - len(data))
-        if not chunk:
-            raise EOFError
-        data += chunk
-        if len(data) >= limit and not data.endswith(b"\n"):
-            raise ValueError(f"a line of more than {limit} bytes")
-    return data.decode()
-
-
-def _readable(fd, seconds):
-    """Whether `fd` has something to read (or its end) within `seconds`."""
-    if seconds <= 0:
-        return False
-    poller = select.poll()
-    poller.register(fd, select.POLLIN)
-    return bool(poller.poll(seconds * 1000))
 
 
 # ---------------------------------------------------------------- the template process
@@ -397,7 +368,7 @@ def _child_report(fd, pid, seconds):
     data = b""
     while len(data) < MAX_REPORT:
         left = deadline - time.monotonic()
-        if not _readable(fd, left):
+        if not readable(fd, left):
             with contextlib.suppress(ProcessLookupError):
                 os.kill(pid, signal.SIGKILL)
             return f"setting up the kernel took more than {seconds:.0f} s"
