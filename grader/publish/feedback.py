@@ -20,6 +20,7 @@ gives the score and each exercise's messages (and the late penalty, when there i
 
 import base64
 import binascii
+import collections
 import copy
 import functools
 import html
@@ -28,11 +29,13 @@ import json
 import os
 import re
 import shutil
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import nbformat
+from jinja2 import pass_context
 from nbconvert import HTMLExporter
 from nbconvert.exporters.templateexporter import TemplateExporter
 from nbconvert.filters.highlight import Highlight2HTML
@@ -220,6 +223,23 @@ class FeedbackExporter(HTMLExporter):
     is HTMLExporter.from_notebook_node's set-up of its filters, as nbconvert 7.17 does it
     (tests/grader/publish/test_feedback_exporter.py checks the two agree)."""
 
+    # Most of a page is the lab's own cells, the same on every student's page: a cell's
+    # Markdown and its highlighted code are kept by everything they are made from, so that
+    # a worker's renderer makes them once rather than once a page (they were 60% of a
+    # page's CPU). A student's cells are kept too, under their own source.
+    def __init__(self, **kw: Any) -> None:
+        super().__init__(**kw)
+        self._markdown: KeptResults = KeptResults()
+        self._highlights: dict[Any, KeptResults] = {}
+
+    @pass_context
+    def markdown2html(self, context: Any, source: str) -> str:
+        cell = context.get("cell", {})
+        key = (source, json.dumps(cell.get("attachments", {}), sort_keys=True),
+               context.get("resources", {}).get("metadata", {}).get("path", ""))
+        return self._markdown.get(key, lambda: super(FeedbackExporter, self).markdown2html(
+            context, source))
+
     # A page (str), as HTMLExporter's own override returns, not Exporter's notebook.
     def from_notebook_node(  # type: ignore[override]
             self, nb: nbformat.NotebookNode, resources: dict | None = None,
@@ -227,11 +247,38 @@ class FeedbackExporter(HTMLExporter):
         language = nb.metadata.get("language_info", {})
         lexer = language.get("pygments_lexer", language.get("name", None))
         self.register_filter("highlight_code", self.filters.get(
-            "highlight_code", Highlight2HTML(pygments_lexer=lexer, parent=self)))
+            "highlight_code", self._highlight(lexer)))
         resources = self._init_resources(resources)
         self.register_filter("filter_data_type", WidgetsDataTypeFilter(
             notebook_metadata=self._nb_metadata, parent=self, resources=resources))
         return TemplateExporter.from_notebook_node(self, nb, resources, **kw)
+
+
+    def _highlight(self, lexer: Any) -> Callable[..., str]:
+        kept = self._highlights.setdefault(lexer, KeptResults())
+        highlight = Highlight2HTML(pygments_lexer=lexer, parent=self)
+
+        def highlight_code(source: str, language: str | None = None,
+                           metadata: dict | None = None) -> str:
+            key = (source, language, json.dumps(metadata, sort_keys=True, default=str))
+            return kept.get(key, lambda: highlight(source, language, metadata))
+        return highlight_code
+
+
+class KeptResults:
+    """Results kept by their key, at most `most` of them (the oldest used go first)."""
+
+    def __init__(self, most: int = 512) -> None:
+        self.most, self._kept = most, collections.OrderedDict[Any, str]()
+
+    def get(self, key: Any, make: Callable[[], str]) -> str:
+        if key in self._kept:
+            self._kept.move_to_end(key)
+            return self._kept[key]
+        value = self._kept[key] = make()
+        if len(self._kept) > self.most:
+            self._kept.popitem(last=False)
+        return value
 
 
 @functools.cache

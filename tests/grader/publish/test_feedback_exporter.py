@@ -135,3 +135,47 @@ def test_the_leak_check_skips_only_the_labs_own_figures(monkeypatch):
     # A figure's run removed from the search joins nothing up across it.
     first, second = hidden[0][:5], hidden[0][5:]
     assert writer.leak(f"{first}{figure}{second}\n{hidden[1]}") is None
+
+
+def _another_notebook():
+    notebook = _notebook()
+    notebook.cells[0].source = "## Another title\n\n![a cell's picture](attachment:dot.png)"
+    notebook.cells[0].attachments = {"dot.png": {"image/png": PNG}}
+    notebook.cells[1].source = "import numpy as np\nprint(np.arange(4))  # a student's line"
+    return notebook
+
+
+def test_a_renderer_that_kept_earlier_cells_makes_the_pages_a_fresh_one_makes(monkeypatch):
+    one, other = _notebook(), _another_notebook()
+    same_markdown_as_one = copy.deepcopy(other)  # the same text, another attachment
+    other_png = base64.b64encode(b"\x89PNG\r\n\x1a\n" + bytes(range(64))).decode()
+    same_markdown_as_one.cells[0].attachments = {"dot.png": {"image/png": other_png}}
+    warm = feedback._exporter.__wrapped__()
+    pages = [warm.from_notebook_node(copy.deepcopy(notebook), _resources())[0]
+             for notebook in (one, other, same_markdown_as_one, one)]
+    fresh = [feedback._exporter.__wrapped__().from_notebook_node(
+        copy.deepcopy(notebook), _resources())[0]
+        for notebook in (one, other, same_markdown_as_one, one)]
+    assert pages == fresh
+    assert pages[0] == pages[3] and pages[1] != pages[0] and pages[2] != pages[1]
+    # The second time, nothing is rendered again: every cell was kept.
+    made = []
+    markdown = HTMLExporter.markdown2html
+    monkeypatch.setattr(HTMLExporter, "markdown2html",
+                        lambda self, context, source: made.append(source)
+                        or markdown(self, context, source))
+    warm.from_notebook_node(copy.deepcopy(one), _resources())
+    assert made == []
+
+
+def test_kept_results_are_bounded_and_the_oldest_used_go_first():
+    kept = feedback.KeptResults(most=2)
+    made = []
+
+    def make(value):
+        return lambda: made.append(value) or value
+
+    assert [kept.get(key, make(key)) for key in ("a", "b", "a", "c", "b", "a")] == \
+        ["a", "b", "a", "c", "b", "a"]
+    # "b" was the oldest used when "c" came, and "a" when "b" came back.
+    assert made == ["a", "b", "c", "b", "a"]
