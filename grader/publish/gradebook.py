@@ -29,7 +29,6 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from nbgrader.api import Gradebook, MissingEntry
 from sqlalchemy import create_engine, text
 from sqlalchemy.engine import make_url
 from sqlalchemy.exc import ArgumentError, SAWarning, SQLAlchemyError
@@ -40,14 +39,12 @@ from grader.errors import GraderError
 from grader.lateness import LatePolicy
 from grader.plugin import Lab
 from grader.publish.files import write_atomically
-from grader.publish.gradebook_rows import (
-    NewSubmissions,
-    SubmissionLateness,
-    write_changed_lateness,
-)
 from grader.publish.handback import SECRET_FILE
 
 if TYPE_CHECKING:
+    from nbgrader.api import Gradebook
+
+    from grader.publish.gradebook_rows import NewSubmissions
     from grader.publish.journal import Journal, StudentRecord
 
 # SQLAlchemy 2.1 reads a bare postgresql:// as psycopg 3; the driver installed
@@ -144,10 +141,7 @@ class GradebookWriter:
 
     def __init__(self, lab: Lab, db_url: str) -> None:
         self.lab = lab
-        try:
-            self.gradebook = Gradebook(db_url, course_id=lab.course_id)
-        except Exception as error:
-            raise GradebookError(_first_line(error)) from error
+        self.gradebook = _gradebook(db_url, lab)
         self._new: NewSubmissions | None = None  # made in the first batch's transaction
 
     def close(self) -> None:
@@ -164,6 +158,8 @@ class GradebookWriter:
         try:
             with _quiet(), _one_commit(self.gradebook.db):
                 if self._new is None:
+                    from grader.publish.gradebook_rows import NewSubmissions
+
                     self._new = NewSubmissions(self.gradebook, self.lab)
                 new, rest = self._new.split(records)
                 self._new.insert(new)
@@ -193,6 +189,8 @@ class GradebookWriter:
 
     def _forget_submission(self, student_id):
         """Drop what an earlier run recorded for a student who now has no notebook."""
+        from nbgrader.api import MissingEntry
+
         with contextlib.suppress(MissingEntry):
             self.gradebook.remove_submission(self.lab.assignment, student_id)
 
@@ -203,12 +201,11 @@ def write_lateness(db_url: str, lab: Lab, records: list[StudentRecord],
     and formgrader show it: the assignment's due date, each submission's timestamp and
     extension, and each notebook's late_submission_penalty (points, under `policy`).
     Written whole at every publish: a new due date or extension changes them all."""
+    from grader.publish.gradebook_rows import write_changed_lateness
+
     policy = policy or LatePolicy()
     due = policy.due_of(None)
-    try:
-        gradebook = Gradebook(db_url, course_id=lab.course_id)
-    except Exception as error:
-        raise GradebookError(_first_line(error)) from error
+    gradebook = _gradebook(db_url, lab)
     try:
         with _quiet():
             gradebook.update_or_create_assignment(lab.assignment, duedate=_naive_utc(due))
@@ -223,8 +220,23 @@ def write_lateness(db_url: str, lab: Lab, records: list[StudentRecord],
         gradebook.close()
 
 
+def _gradebook(db_url: str, lab: Lab) -> Gradebook:
+    """nbgrader's Gradebook of `lab`'s course at `db_url`, or GradebookError. nbgrader is
+    imported here, not with this module: its package costs 0.7 s of CPU (its server
+    extensions), which a batch's start need not wait for (the gradebook is written in the
+    publisher's thread, once grading goes on)."""
+    from nbgrader.api import Gradebook
+
+    try:
+        return Gradebook(db_url, course_id=lab.course_id)
+    except Exception as error:
+        raise GradebookError(_first_line(error)) from error
+
+
 def _lateness_of(record, lab, policy, due):
     """A SubmissionLateness: what nbgrader keeps of `record`'s late work under `policy`."""
+    from grader.publish.gradebook_rows import SubmissionLateness
+
     own_due = policy.due_of(record.student_id)
     _, penalty = policy.lateness(record.student_id, record.timestamp, record.score,
                                  lab.max_score)

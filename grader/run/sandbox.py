@@ -27,7 +27,6 @@ import nbformat
 
 from grader.records import KernelProtection
 from grader.run import cgroups, isolation, syscalls
-from grader.run.execution import execute
 from grader.run.warm_kernels import RLimits
 from grader.scratch import scratch_folder
 from grader.settings import Limits
@@ -121,6 +120,8 @@ def run_notebook(notebook, *, support_dir, notebook_name, limits=None, plan=None
     files, capturing what `plan` (grader.run.captures.CapturePlan) says; a RunOutcome
     saying what confined the kernel, and its stages as `clock`
     (grader.stage_clock.StageClock) timed them."""
+    from grader.run.execution import execute  # nbclient's and nbgrader's: a second
+
     limits = limits or Limits()
     clock = clock or StageClock()
     here = protection(enabled=limits.confine)

@@ -299,3 +299,9 @@ def test_a_page_counts_its_render_not_the_renderers_start_ahead(monkeypatch):
     totals = clock.totals()
     assert totals["feedback page render"]["cpu"] == pytest.approx(0.15)
     assert totals["feedback renderer start"]["cpu"] == 0.6
+
+
+def test_the_coordinator_starts_a_batch_without_importing_nbgrader():
+    # nbgrader's package (0.7 s of CPU) is imported when the gradebook is first written,
+    # in the publisher's thread while grading goes on, or a timestamp first read.
+    assert "nbgrader" not in _modules_after("import grader.cli, grader.pipeline")
