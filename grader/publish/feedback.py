@@ -253,7 +253,6 @@ class FeedbackExporter(HTMLExporter):
             notebook_metadata=self._nb_metadata, parent=self, resources=resources))
         return TemplateExporter.from_notebook_node(self, nb, resources, **kw)
 
-
     def _highlight(self, lexer: Any) -> Callable[..., str]:
         kept = self._highlights.setdefault(lexer, KeptResults())
         highlight = Highlight2HTML(pygments_lexer=lexer, parent=self)
@@ -266,18 +265,28 @@ class FeedbackExporter(HTMLExporter):
 
 
 class KeptResults:
-    """Results kept by their key, at most `most` of them (the oldest used go first)."""
+    """Results kept by their key (a tuple), the oldest used going first once more than
+    `most` are kept or their keys' text and values together pass `most_chars`. A renderer
+    lives as long as its worker, and a student controls their cells: a notebook of
+    megabyte cells must not stay in its memory (a result over a quarter of `most_chars`
+    is made and not kept)."""
 
-    def __init__(self, most: int = 512) -> None:
-        self.most, self._kept = most, collections.OrderedDict[Any, str]()
+    def __init__(self, most: int = 512, most_chars: int = 16 * 2**20) -> None:
+        self.most, self.most_chars = most, most_chars
+        self._kept = collections.OrderedDict[Any, tuple[str, int]]()
+        self.chars = 0
 
-    def get(self, key: Any, make: Callable[[], str]) -> str:
+    def get(self, key: tuple, make: Callable[[], str]) -> str:
         if key in self._kept:
             self._kept.move_to_end(key)
-            return self._kept[key]
-        value = self._kept[key] = make()
-        if len(self._kept) > self.most:
-            self._kept.popitem(last=False)
+            return self._kept[key][0]
+        value = make()
+        size = len(value) + sum(len(part) for part in key if isinstance(part, str))
+        if size <= self.most_chars // 4:
+            self._kept[key] = value, size
+            self.chars += size
+            while len(self._kept) > self.most or self.chars > self.most_chars:
+                self.chars -= self._kept.popitem(last=False)[1][1]
         return value
 
 

@@ -179,3 +179,27 @@ def test_kept_results_are_bounded_and_the_oldest_used_go_first():
         ["a", "b", "a", "c", "b", "a"]
     # "b" was the oldest used when "c" came, and "a" when "b" came back.
     assert made == ["a", "b", "c", "b", "a"]
+
+
+def test_kept_results_hold_no_more_text_than_their_bound():
+    # A student's megabyte cells must not stay in a renderer that lives as long as its
+    # worker: a result over a quarter of the bound is not kept, and the oldest go first
+    # once the keys' text and the values together pass it.
+    kept = feedback.KeptResults(most=100, most_chars=100)
+    made = []
+
+    def make(value):
+        return lambda: made.append(value) or value
+
+    huge = "x" * 20
+    assert kept.get((huge,), make("y" * 10)) == "y" * 10  # 30 characters: over 25
+    assert kept.get((huge,), make("y" * 10)) == "y" * 10
+    assert len(made) == 2 and kept.chars == 0
+    for number in range(8):  # 12 characters each: 96 kept, then the oldest go
+        kept.get((f"k{number}",), make(f"{number}" * 10))
+    assert kept.chars <= 100 and kept.chars == 8 * 12
+    kept.get(("k8",), make("8" * 10))
+    assert kept.chars == 8 * 12  # "k0" went
+    made.clear()
+    kept.get(("k0",), make("0" * 10))
+    assert made == ["0" * 10]
