@@ -20,7 +20,7 @@ from pathlib import Path
 import dask
 from distributed import Client
 
-from tools.tls_files import write_tls_files
+from tools.tls_files import NAMES, write_tls_files
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
 DASK = Path(sys.executable).parent / "dask"
@@ -66,11 +66,9 @@ def loopback_cluster(folder, *, workers=2, timeout=120, tls=False):
 def tls_settings(folder):
     """Dask's settings for a client of a `loopback_cluster(folder, tls=True)`: as an
     instructor sets them (DASK_DISTRIBUTED__COMM__TLS__... variables, docs/cluster.md)."""
-    files = Path(folder) / "tls"
-    return {"distributed.comm.require-encryption": True,
-            "distributed.comm.tls.ca-file": str(files / "ca.pem"),
-            "distributed.comm.tls.client.cert": str(files / "cert.pem"),
-            "distributed.comm.tls.client.key": str(files / "key.pem")}
+    ca, cert, key = (str(Path(folder) / "tls" / name) for name in NAMES)
+    return {"distributed.comm.require-encryption": True, "distributed.comm.tls.ca-file": ca,
+            "distributed.comm.tls.client.cert": cert, "distributed.comm.tls.client.key": key}
 
 
 def _tls_arguments(folder):

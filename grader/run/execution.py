@@ -126,23 +126,22 @@ class GradingExecute(Execute):
             # the template's fork, but not the template's import if this kernel waited
             # for it: that is a stage of its own.
             stage.add(cpu=self.kernel_cpu() + self._template_cpu() - template_cpu)
-            self._take_template_import(stage, template_cpu, time.monotonic() - entered)
+            self._take_template_import(stage, template_cpu, entered)
 
     def _template_cpu(self):
         return self.kernel_template.cpu_seconds() if self.kernel_template else 0.0
 
-    def _take_template_import(self, stage, cpu_before, waited):
+    def _take_template_import(self, stage, cpu_before, entered):
         """The template's import as a stage of its own, and out of `stage` what of it
         this kernel waited for: the part after `cpu_before` (the template's CPU as the
-        kernel was asked for) and within `waited` seconds (the template may have started
-        long before, as its worker was set up)."""
+        kernel was asked for, at time.monotonic() `entered`) and after `entered` (the
+        template may have been ready long before, started as its worker was set up)."""
         started = self.kernel_template.take_startup() if self.kernel_template else None
         if started is not None:
             wall, cpu = started
             self.clock.add_stage("template import", wall=wall, cpu=cpu)
-            entered = time.monotonic() - waited
-            overlap = min(waited, max(0.0, self.kernel_template.ready_at - entered))
-            stage.add(wall=-overlap, cpu=-max(0.0, cpu - cpu_before))
+            waited = max(0.0, self.kernel_template.ready_at - entered)
+            stage.add(wall=-waited, cpu=-max(0.0, cpu - cpu_before))
 
     start_new_kernel = run_sync(async_start_new_kernel)
 
