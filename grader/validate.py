@@ -21,13 +21,12 @@ import tempfile
 import time
 from datetime import datetime
 
-import psutil
-
 from grader import cells
 from grader.errors import GraderError
 from grader.run.isolation import KernelSetupError
 from grader.run.warm_kernels import KernelTemplate
 from grader.settings import Limits
+from grader.stage_clock import seconds_since_started
 from grader.student_check import ExerciseCheck, check_exercise, report
 
 __all__ = ["ExerciseCheck", "NotANotebook", "report", "validate", "validate_file"]
@@ -45,7 +44,7 @@ class NotANotebook(GraderError):
 def validate_file(path, *, lab, limits=None):
     """Check the notebook file at `path` (a Path): (the checks, one per exercise, and the
     notes on what was restored). Raises NotANotebook when it cannot be read."""
-    stages = Stages(psutil.Process().create_time())
+    stages = Stages(time.time() - seconds_since_started())
     template = KernelTemplate(lab.preload_modules)
     template.start()  # first: its imports run while ours do and the notebook is prepared
     stages.lap("start")

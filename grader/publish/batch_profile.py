@@ -20,11 +20,9 @@ import os
 import time
 from pathlib import Path
 
-import psutil
-
 from grader.publish.files import write_atomically
 from grader.records import RunOutcome
-from grader.stage_clock import StageClock
+from grader.stage_clock import StageClock, seconds_since_started
 
 log = logging.getLogger(__name__)
 PROFILE_JSON = "profile.json"
@@ -41,7 +39,7 @@ class BatchProfile:
         self.started = time.monotonic()
         self.cpu_started = time.process_time()  # the interpreter's start and the imports
         # The process's own start (the interpreter, the grader's imports) to this batch's.
-        self.process_started = time.time() - psutil.Process().create_time()
+        self.process_started = seconds_since_started()
         self.result_seconds: list[float] = []  # when each outcome arrived, from the start
 
     def add_outcome(self, outcome: RunOutcome) -> None:

@@ -51,6 +51,7 @@ from grader.settings import (  # the timings of templates and kernels
     STARTUP_SECONDS,
     STARTUP_WALL_SECONDS,
 )
+from grader.stage_clock import seconds_since_started
 
 PR_SET_PDEATHSIG = 1
 # Where the grader package lives: the template imports it from there; kernels must not.
@@ -276,7 +277,7 @@ def serve(preload):
         syscalls.libseccomp()
     # How long since it was started (the interpreter's start too): the worker reads this
     # reply when its first kernel is wanted, perhaps long after.
-    started = time.time() - psutil.Process().create_time()
+    started = seconds_since_started()
     sys.stdout.write(json.dumps({"ready": True, "seconds": started}) + "\n")
     sys.stdout.flush()
     while line := _request_line(sys.stdin.fileno()):

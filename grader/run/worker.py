@@ -22,7 +22,7 @@ from grader.records import RunEnd, RunOutcome
 from grader.run.runner import GradingTask, Runner  # noqa: F401 (GradingTask: its old home)
 from grader.run.support_files import support_dir
 from grader.run.warm_kernels import KernelTemplate
-from grader.stage_clock import StageClock
+from grader.stage_clock import StageClock, seconds_since_started
 
 log = logging.getLogger(__name__)
 
@@ -96,10 +96,7 @@ def note_worker_start():
     if _worker_start_noted:
         return
     _worker_start_noted.append(True)
-    import psutil
-
-    process = psutil.Process()
-    _worker_start[:] = [time.time() - process.create_time(), time.process_time()]
+    _worker_start[:] = [seconds_since_started(), time.process_time()]
 
 
 def take_worker_start(clock):

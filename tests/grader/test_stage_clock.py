@@ -222,3 +222,15 @@ def test_a_cell_is_named_by_its_grade_id_only_when_the_lab_knows_it():
     assert cell_stage(12, cell("x" * 2**20), known) == "cell 12"
     assert cell_stage(3, {"cell_type": "code", "source": "", "metadata": {}}, known) == "cell 03"
     assert cell_stage(4, cell(["UNQ_C1"]), known) == "cell 04"  # unhashable: no error
+
+
+def test_a_processs_age_is_known_to_a_tick_not_to_the_boot_times_whole_second():
+    # psutil's create_time adds a process's start to the boot time in whole seconds: a
+    # process looked up to a second older than it was, and validate's stages came out
+    # longer than the run that held them.
+    before = time.monotonic()
+    child = subprocess.run([sys.executable, "-c", "from grader.stage_clock import"
+                            " seconds_since_started; print(seconds_since_started())"],
+                           capture_output=True, text=True, check=True)
+    elapsed = time.monotonic() - before
+    assert 0 < float(child.stdout) <= elapsed + 0.02  # one tick of the kernel's clock
