@@ -15,8 +15,9 @@ For each size N, a class of N student folders is made, each holding the released
 in a subprocess of its own: `grader.pipeline.autograde` on a loopback Dask cluster (a
 `dask scheduler` and `--workers` workers, processes of their own, tools/loopback_cluster.py)
 with a runner whose every run comes back finished: one recorded run of the released
-notebook, judged and published once as a worker does (grader.publish.on_worker), whose
-files each run writes into OUT as a worker sharing OUT does. The worker still reads and
+notebook, judged and published once as a worker does (grader.publish.on_worker), in a
+process of its own (its CPU is no coordinator's), whose files each run writes into OUT as
+a worker sharing OUT does. The worker still reads and
 prepares each student's file. So every second measured in the coordinating process is its
 own: intake, reading each file, the secret saved, Dask's client, the journal, the gradebook
 rows, then grades.csv, the course's folders and the report. With `--render` the worker
@@ -57,6 +58,10 @@ REPO_ROOT = Path(__file__).resolve().parents[1]
 if str(REPO_ROOT) not in sys.path:  # run as `python bench/bench_coordinator.py`
     sys.path.insert(0, str(REPO_ROOT))
 
+# Before nbformat: the package marks the imports no grader process needs (grader/__init__.py),
+# as in the command; imported after, the simulated coordinator paid a second for them.
+import grader  # noqa: E402, F401
+
 DEFAULT_SIZES = (200, 1000)
 CPU_GOAL_MS = 5.0  # coordinator CPU per student
 CLASS_FILES_GOAL_SECONDS = 60  # grades.csv, verdicts.json and the report, at 100,000
@@ -86,19 +91,10 @@ def simulate(class_dir, out, report_path, render=False, local=False, workers=1):
     """In the subprocess: grade `class_dir` into `out` with canned outcomes (finished on
     the worker, or, with `render`, canned runs that the worker judges and publishes); write
     what was measured to `report_path` (JSON)."""
-    import nbformat
-
     from grader.labs.c2_w2 import LAB as lab
     from grader.pipeline import autograde
-    from grader.records import KernelProtection, RunEnd, RunOutcome, unreached
     from grader.run.runner import CannedRunner
 
-    first = next(Path(class_dir).iterdir())
-    notebook = nbformat.read(str(first / lab.notebook_name), as_version=4)
-    outcome = RunOutcome({exercise.id: unreached(exercise.id, RunEnd.FINISHED)
-                          for exercise in lab.exercises}, RunEnd.FINISHED, notebook=notebook,
-                         protection=KernelProtection(namespaces=True, cgroups=True,
-                                                     syscall_policy=True))
     size = sum(1 for _ in Path(class_dir).iterdir())
     rss = {}
 
@@ -106,9 +102,10 @@ def simulate(class_dir, out, report_path, render=False, local=False, workers=1):
         if done in (max(1, total // 4), total):
             rss[done] = _status_kib("VmRSS")
 
-    runner = CannedRunner({}, default=outcome)
-    if not render:  # the worker's judging and publishing recorded too (grader.publish.on_worker)
-        runner = _canned_finishes(lab, outcome, out)
+    if render:
+        runner = CannedRunner({}, default=recorded_outcome(class_dir))
+    else:  # the worker's judging and publishing recorded too (grader.publish.on_worker)
+        runner = _canned_finishes(lab, class_dir, out)
     with contextlib.ExitStack() as stack:
         scheduler = None
         if not local:  # the scheduler in a process of its own, as on a real cluster
@@ -129,19 +126,54 @@ def simulate(class_dir, out, report_path, render=False, local=False, workers=1):
         "rss_kib": {str(done): kib for done, kib in sorted(rss.items())}}))
 
 
-def _canned_finishes(lab, outcome, out):
-    """A CannedFinishes runner of `outcome` judged and published once as a worker does
-    (grader.publish.on_worker), whose every run writes its files into `out`."""
+def recorded_outcome(class_dir):
+    """One finished run of the class's first notebook, every exercise unreached."""
+    import nbformat
+
+    from grader.labs.c2_w2 import LAB as lab
+    from grader.records import KernelProtection, RunEnd, RunOutcome, unreached
+
+    first = next(Path(class_dir).iterdir())
+    notebook = nbformat.read(str(first / lab.notebook_name), as_version=4)
+    return RunOutcome({exercise.id: unreached(exercise.id, RunEnd.FINISHED)
+                       for exercise in lab.exercises}, RunEnd.FINISHED, notebook=notebook,
+                      protection=KernelProtection(namespaces=True, cgroups=True,
+                                                  syscall_policy=True))
+
+
+def _finish_request(lab):
     from grader.pipeline import grading_version
     from grader.plugin import lab_spec
-    from grader.publish.on_worker import FinishRequest, LabRef, finish
+    from grader.publish.on_worker import FinishRequest, LabRef
 
-    request = FinishRequest(LabRef(lab_spec(lab), grading_version(lab)), b"\0" * 16)
-    finished = finish(request, "recorded", outcome)
+    return FinishRequest(LabRef(lab_spec(lab), grading_version(lab)), b"\0" * 16)
+
+
+def record_finished_run(class_dir, path):
+    """In a subprocess of its own (`--record`): the recorded outcome judged and published
+    once as a worker does (grader.publish.on_worker), pickled to `path`. Not in the
+    simulated coordinator: its CPU (a page's formulas drawn, nbconvert imported) is no
+    coordinator's."""
+    from grader.labs.c2_w2 import LAB as lab
+    from grader.publish.on_worker import finish
+
+    finished = finish(_finish_request(lab), "recorded", recorded_outcome(class_dir))
     if not hasattr(finished, "made"):
         raise BenchmarkError("the recorded outcome could not be finished (see the log)")
-    return CannedFinishes(finished, Path(out).parent,
-                          dataclasses.replace(request, out=str(Path(out).resolve())))
+    Path(path).write_bytes(pickle.dumps(finished))
+
+
+def _canned_finishes(lab, class_dir, out):
+    """A CannedFinishes runner of a run recorded by a subprocess (record_finished_run),
+    whose every run writes its files into `out`."""
+    path = Path(out).parent / f"finished-run-{Path(out).name}.pickle"
+    command = [sys.executable, str(Path(__file__).resolve()), "--record", str(class_dir),
+               str(path)]
+    recorded = subprocess.run(command, cwd=REPO_ROOT, capture_output=True, text=True)
+    if recorded.returncode:
+        raise BenchmarkError(f"recording the finished run failed:\n{recorded.stderr[-3000:]}")
+    request = dataclasses.replace(_finish_request(lab), out=str(Path(out).resolve()))
+    return CannedFinishes(path, request)
 
 
 class CannedFinishes:
@@ -154,9 +186,8 @@ class CannedFinishes:
     name = "canned-finished"
     CACHE = "bench_coordinator_recorded_runs"
 
-    def __init__(self, finished, folder, request):
-        self.path = str(Path(folder) / "finished-run.pickle")
-        Path(self.path).write_bytes(pickle.dumps(finished))
+    def __init__(self, path, request):
+        self.path = str(path)
         self.request = request  # with OUT: the files are written as a worker writes them
 
     def run(self, task, support_files):
@@ -330,6 +361,8 @@ def parse_args(argv):
                              " course's folders, the report) for a journal of N students")
     parser.add_argument("--simulate", nargs=3, metavar=("CLASS", "OUT", "REPORT"),
                         help=argparse.SUPPRESS)  # the subprocess's own entry
+    parser.add_argument("--record", nargs=2, metavar=("CLASS", "PICKLE"),
+                        help=argparse.SUPPRESS)  # the recording subprocess's
     args = parser.parse_args(argv)
     if any(size < 4 for size in args.sizes):
         parser.error("each size must be at least 4 (a quarter of the class is a student)")
@@ -338,6 +371,9 @@ def parse_args(argv):
 
 def main(argv=None):
     args = parse_args(argv)
+    if args.record:
+        record_finished_run(*args.record)
+        return 0
     if args.simulate:
         simulate(*args.simulate, render=args.render, local=args.local, workers=args.workers)
         return 0

@@ -37,11 +37,11 @@ class PageTimeout(Exception):
 
 class PageProcess:
     """Renders pages with `render_page(notebook, resources) -> str`, each within `seconds`,
-    after `warm_up()` has built what rendering needs. Both are module-level functions (the
-    child, a new interpreter, imports them by name)."""
+    after `warm_up()` has built what rendering needs. Both are module-level functions, or
+    their "module:name" (the child, a new interpreter, imports them by name)."""
 
-    def __init__(self, render_page: Callable[[dict, dict], str], warm_up: Callable[[], object],
-                 seconds: float = PAGE_SECONDS) -> None:
+    def __init__(self, render_page: Callable[[dict, dict], str] | str,
+                 warm_up: Callable[[], object] | str, seconds: float = PAGE_SECONDS) -> None:
         self.render_page, self.warm_up, self.seconds = render_page, warm_up, seconds
         self._child: Any = None  # a multiprocessing process, while one runs
         self._connection: Any = None
@@ -135,6 +135,11 @@ class PageProcess:
 
 
 def _name_of(function):
+    """(module, name) of a module-level function, or of "module:name" (named so that the
+    parent need not import the renderer's module)."""
+    if isinstance(function, str):
+        module, _, name = function.partition(":")
+        return module, name
     return function.__module__, function.__qualname__
 
 

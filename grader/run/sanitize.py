@@ -20,7 +20,6 @@ import re
 from html import escape
 
 import nh3
-from nbconvert.filters.markdown_mistune import markdown2html_mistune
 
 ALLOWED_TAGS = frozenset({
     "a", "abbr", "b", "blockquote", "br", "caption", "code", "col", "colgroup", "dd", "del",
@@ -92,6 +91,10 @@ def markdown_cell_source(markdown):
     <div> and has no blank line as one raw HTML block and passes it through as it is, so
     rendering it again (nbconvert, nbgrader, formgrader, or `markdown_cell_source` itself)
     gives it back unchanged."""
+    # Imported here: nbconvert (0.23 s) is needed where notebooks are rebuilt, the workers,
+    # not by every process that imports the rebuild (the coordinator).
+    from nbconvert.filters.markdown_mistune import markdown2html_mistune
+
     if is_cell_source(markdown):
         return markdown
     return _cell_source(markdown2html_mistune(markdown))

@@ -29,7 +29,8 @@ from PIL import Image
 from traitlets.config import Config
 
 from grader.labs.c2_w2 import LAB as lab
-from grader.publish.feedback import BOOTSTRAP_CSS, TEMPLATES, WRITTEN, FeedbackWriter
+from grader.publish.feedback import WRITTEN, FeedbackWriter
+from grader.publish.page_render import BOOTSTRAP_CSS, TEMPLATES
 from grader.records import GRADED, ExerciseVerdict, StudentResult
 from grader.run.rebuild import rebuilt_notebook
 

@@ -305,3 +305,13 @@ def test_the_coordinator_starts_a_batch_without_importing_nbgrader():
     # nbgrader's package (0.7 s of CPU) is imported when the gradebook is first written,
     # in the publisher's thread while grading goes on, or a timestamp first read.
     assert "nbgrader" not in _modules_after("import grader.cli, grader.pipeline")
+
+
+def test_the_coordinators_feedback_writer_renders_nothing_until_a_page_is_asked_for():
+    # Workers render the pages: a coordinator that built the page exporter (nbconvert) and
+    # drew the lab's formulas (matplotlib) as its publisher started paid 1.7 s per batch.
+    loaded = _modules_after("import grader.cli, grader.pipeline; "
+                            "from grader.publish.feedback import FeedbackWriter; "
+                            "from grader.labs.c2_w2 import LAB; "
+                            "FeedbackWriter(LAB, '/nonexistent')")
+    assert not {"nbconvert", "matplotlib", "grader.publish.page_render"} & loaded

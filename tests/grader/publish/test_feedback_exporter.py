@@ -1,4 +1,4 @@
-"""grader.publish.feedback.FeedbackExporter: nbconvert's HTMLExporter without its
+"""grader.publish.page_render.FeedbackExporter: nbconvert's HTMLExporter without its
 BeautifulSoup pass gives the same page, read as HTML, as HTMLExporter itself (the pass's alt
 text written by our template instead), at a fraction of the CPU."""
 
@@ -13,7 +13,7 @@ from bs4 import BeautifulSoup
 from nbconvert import HTMLExporter
 
 from grader.labs.c2_w2 import LAB as lab
-from grader.publish import feedback
+from grader.publish import feedback, page_render
 
 PNG = base64.b64encode(b"\x89PNG\r\n\x1a\n" + bytes(64)).decode()
 NBCONVERTS_ALT = "No description has been provided for this image"
@@ -42,7 +42,7 @@ def _notebook():
 
 
 def _resources():
-    return feedback._resources("page", 50, 100)
+    return feedback.page_resources("page", 50, 100)
 
 
 def _as_html(page, alt=None):
@@ -58,10 +58,10 @@ def nbconverts(tmp_path_factory):
     """The page of HTMLExporter itself, with our template as it was before its image blocks
     (page_template/standalone_feedback without index.html.j2)."""
     folder = tmp_path_factory.mktemp("templates")
-    shutil.copytree(feedback.OUR_TEMPLATES, folder, dirs_exist_ok=True,
+    shutil.copytree(page_render.OUR_TEMPLATES, folder, dirs_exist_ok=True,
                     ignore=shutil.ignore_patterns("index.html.j2"))
-    config = copy.deepcopy(feedback._exporter().config)
-    config.HTMLExporter.extra_template_basedirs = [str(feedback.TEMPLATES), str(folder)]
+    config = copy.deepcopy(page_render._exporter().config)
+    config.HTMLExporter.extra_template_basedirs = [str(page_render.TEMPLATES), str(folder)]
     exporter = HTMLExporter(config=config)
 
     def render(notebook):
@@ -73,7 +73,7 @@ def nbconverts(tmp_path_factory):
 
 
 def _ours(notebook):
-    page, _ = feedback._exporter().from_notebook_node(copy.deepcopy(notebook),
+    page, _ = page_render._exporter().from_notebook_node(copy.deepcopy(notebook),
                                                       resources=_resources())
     return page
 
@@ -150,10 +150,10 @@ def test_a_renderer_that_kept_earlier_cells_makes_the_pages_a_fresh_one_makes(mo
     same_markdown_as_one = copy.deepcopy(other)  # the same text, another attachment
     other_png = base64.b64encode(b"\x89PNG\r\n\x1a\n" + bytes(range(64))).decode()
     same_markdown_as_one.cells[0].attachments = {"dot.png": {"image/png": other_png}}
-    warm = feedback._exporter.__wrapped__()
+    warm = page_render._exporter.__wrapped__()
     pages = [warm.from_notebook_node(copy.deepcopy(notebook), _resources())[0]
              for notebook in (one, other, same_markdown_as_one, one)]
-    fresh = [feedback._exporter.__wrapped__().from_notebook_node(
+    fresh = [page_render._exporter.__wrapped__().from_notebook_node(
         copy.deepcopy(notebook), _resources())[0]
         for notebook in (one, other, same_markdown_as_one, one)]
     assert pages == fresh
@@ -169,7 +169,7 @@ def test_a_renderer_that_kept_earlier_cells_makes_the_pages_a_fresh_one_makes(mo
 
 
 def test_kept_results_are_bounded_and_the_oldest_used_go_first():
-    kept = feedback.KeptResults(most=2)
+    kept = page_render.KeptResults(most=2)
     made = []
 
     def make(value):
@@ -185,7 +185,7 @@ def test_kept_results_hold_no_more_text_than_their_bound():
     # A student's megabyte cells must not stay in a renderer that lives as long as its
     # worker: a result over a quarter of the bound is not kept, and the oldest go first
     # once the keys' text and the values together pass it.
-    kept = feedback.KeptResults(most=100, most_chars=100)
+    kept = page_render.KeptResults(most=100, most_chars=100)
     made = []
 
     def make(value):

@@ -11,7 +11,7 @@ from page_audit import PageAudit, live_parts
 
 from grader import cells
 from grader.labs.c2_w2 import LAB as lab
-from grader.publish import feedback
+from grader.publish import page_render
 from grader.publish.feedback import REFUSED, WRITTEN, FeedbackWriter
 from grader.publish.page_policy import page_policy, scripts
 from grader.records import GRADED, ExerciseVerdict, StudentResult
@@ -96,8 +96,8 @@ def test_the_pages_scripts_are_exactly_the_templates(hostile_page, template_scri
 def test_the_policy_comes_from_the_template_not_from_the_page():
     page = "<html><head><script>alert(1)</script></head><body></body></html>"
     assert scripts(page) == (["alert(1)"], [])
-    assert page_policy(page) != feedback._policy()
-    assert "alert" not in feedback._policy()
+    assert page_policy(page) != page_render._policy()
+    assert "alert" not in page_render._policy()
 
 
 def test_a_page_that_takes_too_long_is_not_made_and_the_next_is(tmp_path):
