@@ -64,6 +64,7 @@ FAST = frozenset({
     "tests/grader/test_stage_clock.py",
     "tests/grader/test_student_ids.py",
     "tests/grader/test_type_hints.py",
+    "tests/grader/test_unfinished_runs.py",
     "tests/grader/test_warm_start.py",
     "tests/lab/test_autils.py",
     "tests/lab/test_lab_utils_softmax.py",

@@ -24,7 +24,6 @@ frames) gets it restarted by its nanny, and the submission becomes that student'
 like any worker death.
 """
 
-import collections
 import contextlib
 import dataclasses
 import gc
@@ -37,7 +36,6 @@ import uuid
 import dask
 from distributed import Client, WorkerPlugin, as_completed, get_worker
 from distributed.scheduler import KilledWorker
-from distributed.utils import sync
 
 import grader
 from grader.errors import GraderError, short_error
@@ -45,6 +43,8 @@ from grader.records import RunEnd, RunOutcome
 from grader.run import cgroups, local_cluster
 from grader.run.kernel_client import QUEUED_MESSAGES, WATCHED_CHANNELS, max_frame_bytes
 from grader.run.support_files import SupportFilesResult, as_result  # noqa: F401 (its old home)
+from grader.run.unfinished_runs import FINISHED, STARTED, UnfinishedRuns
+from grader.run.unfinished_runs import report as report_run
 from grader.settings import ATTEMPTS, CONNECT_SECONDS, FATAL_UNFINISHED_RUNS
 from grader.stage_clock import StageClock
 
@@ -219,7 +219,7 @@ def run_tasks(client, tasks, *, runner, support_files, on_outcome, clock=None):
     # One task group per batch, ("grade-1a2b3c4d", student id, attempt), as Dask shows it:
     # the batch's keys differ from any other batch's on a shared scheduler.
     batch = f"grade-{uuid.uuid4().hex[:8]}"
-    runs = _UnfinishedRuns(client, topic=f"{batch}-runs")
+    runs = UnfinishedRuns(client, topic=f"{batch}-runs")
     waiting = iter(tasks)  # made one at a time, as the cluster can take them
     running = as_completed()
     submitted = {}  # key: (task, attempt)
@@ -243,7 +243,7 @@ def run_tasks(client, tasks, *, runner, support_files, on_outcome, clock=None):
                 return
             submit(task)
 
-    with runs, _cancelled_if_stopped(client, running), support:
+    with _counting(runs), _cancelled_if_stopped(client, running), support:
         submit_more()
         for future in _waited(running, clock):
             if client.status != "running":
@@ -255,7 +255,7 @@ def run_tasks(client, tasks, *, runner, support_files, on_outcome, clock=None):
                                    "batch again")
             task, attempt = submitted.pop(future.key)
             with clock.stage("result transfer"):
-                outcome = _outcome(future, task, runs.count(task.student_id))
+                outcome = _outcome(future, task, runs)
             if outcome is _WORKER_DIED and attempt < ATTEMPTS:
                 submit(task, attempt + 1)
                 continue
@@ -306,47 +306,29 @@ def _cancelled_if_stopped(client, running):
         raise
 
 
-class _UnfinishedRuns:
-    """How many times each submission started on a worker and did not finish there: the
-    workers report both to the scheduler (`_started_then`), which forwards the reports to
-    this client. A finished submission may run again if the worker holding its result dies
-    before it reaches this process; that worker's death is not counted against it."""
-
-    def __init__(self, client, topic):
-        self.client, self.topic = client, topic
-        self.unfinished = collections.Counter()
-
-    def __enter__(self):
-        # Sent before any task: the scheduler subscribes this client before a task exists.
-        self.client.subscribe_topic(self.topic, self._on_event)
-        return self
-
-    def __exit__(self, *exc_info):
-        with contextlib.suppress(Exception):  # the scheduler may be gone: nothing to undo
-            self.client.unsubscribe_topic(self.topic)
-
-    def _on_event(self, event):
-        _timestamp, (student_id, what) = event
-        self.unfinished[student_id] += 1 if what == "started" else -1
-
-    def count(self, student_id):
-        return self.unfinished[student_id]
+@contextlib.contextmanager
+def _counting(runs):
+    """`runs` (UnfinishedRuns) counted on the scheduler from before the first task until
+    the batch leaves, however it leaves."""
+    try:
+        runs.begin()
+    except ImportError as error:
+        raise ClusterError(_cannot_run_the_grader("the Dask scheduler", error)) from None
+    try:
+        yield
+    finally:
+        runs.end()
 
 
 def _started_then(topic, runner, task, support):
     """Runs on the worker: run the task, and report the start and the end."""
     worker = get_worker()
-
-    def report(what):
-        # Awaited, not queued (Worker.log_event): a worker killed a moment later has told.
-        sync(worker.loop, worker.scheduler.log_event, topic=topic, msg=[task.student_id, what])
-
     clock = StageClock()
     with clock.stage("dask task reports"):
-        report("started")
+        report_run(worker, topic, task.student_id, STARTED)
     outcome = _run_and_finish(runner, task, support, clock)
     with clock.stage("dask task reports", count=0):
-        report("finished")
+        report_run(worker, topic, task.student_id, FINISHED)
     return _with_stages(outcome, clock)
 
 
@@ -476,13 +458,13 @@ def _quiet_the_last_heartbeat(worker):
 _WORKER_DIED = object()  # the outcome of a submission whose worker died before it finished
 
 
-def _outcome(future, task, unfinished_runs):
-    """What `future` returned, or why it has nothing to return. `unfinished_runs`: the
-    times its submission started on a worker and did not finish there, so far."""
+def _outcome(future, task, runs):
+    """What `future` returned, or why it has nothing to return. `runs` (UnfinishedRuns)
+    counts the times its submission started on a worker and did not finish there."""
     try:
         outcome = future.result()
     except KilledWorker:  # a worker it was assigned to, or its support files were, died
-        if unfinished_runs >= FATAL_UNFINISHED_RUNS:
+        if runs.count(task.student_id) >= FATAL_UNFINISHED_RUNS:
             return _failed(task, RunEnd.WORKER_DIED, WORKER_DIED_TWICE)
         return _WORKER_DIED
     except Exception as error:  # a bug of ours must not stop the batch

@@ -32,7 +32,7 @@ from grader.pipeline import autograde
 from grader.publish.journal import Journal
 from grader.records import RunEnd, RunOutcome
 from grader.release_files import read_release_files
-from grader.run import cluster, local_cluster
+from grader.run import cluster, local_cluster, unfinished_runs
 from grader.run.runner import CannedRunner
 from grader.run.worker import SandboxRunner
 from grader.settings import Limits
@@ -309,6 +309,8 @@ def test_only_a_submission_running_when_its_worker_dies_is_blamed(monkeypatch, t
         # Nothing of the batch is left wanted, its support files included: the workers stop
         # next, and a result they still hold makes the scheduler warn that it was lost.
         assert client.run_on_scheduler(_keys_held) == []
+        # The deaths were counted on the scheduler, for this batch only: its counts are gone.
+        assert client.run_on_scheduler(_counted_batches) == {}
     victim = outcomes.pop("kills-its-worker")
     assert (victim.end, victim.reason) == (RunEnd.WORKER_DIED, cluster.WORKER_DIED_TWICE)
     assert {student: outcome.notebook for student, outcome in outcomes.items()} == {
@@ -322,6 +324,10 @@ def test_only_a_submission_running_when_its_worker_dies_is_blamed(monkeypatch, t
 
 def _keys_held(dask_scheduler=None):
     return sorted(map(str, dask_scheduler.tasks))
+
+
+def _counted_batches(dask_scheduler=None):
+    return dask_scheduler.plugins[unfinished_runs.PLUGIN_NAME].batches
 
 
 class _ClusterOf:
