@@ -4,7 +4,7 @@ its memory stays flat (issue 22, item 5).
 Usage, from the repository root:
 
     .venv/bin/python bench/bench_coordinator.py [--sizes 200 1000] [--workers 1]
-        [--render] [--local] [--json OUT]
+        [--render | --link-files] [--local] [--json OUT]
     .venv/bin/python bench/bench_coordinator.py --class-files 100000
 
 For each size N, a class of N student folders is made, each holding the released notebook
@@ -21,7 +21,9 @@ a worker sharing OUT does. The worker still reads and
 prepares each student's file. So every second measured in the coordinating process is its
 own: intake, reading each file, the secret saved, Dask's client, the journal, the gradebook
 rows, then grades.csv, the course's folders and the report. With `--render` the worker
-judges and renders every page for real (slow: a tenth of a second a page); with `--local` a
+judges and renders every page for real (slow: a tenth of a second a page); with
+`--link-files` each worker writes its first student's files and hard links them for every
+other student (1.1 MB a student otherwise: 110 GB for 100,000); with `--local` a
 LocalCluster, whose scheduler runs in the coordinating process and is counted with it.
 Measured, in that process:
 
@@ -89,7 +91,8 @@ def build_class(release_dir, class_dir, count):
         os.link(notebook, folder / lab.notebook_name)
 
 
-def simulate(class_dir, out, report_path, render=False, local=False, workers=1):
+def simulate(class_dir, out, report_path, render=False, local=False, workers=1,
+             link_files=False):
     """In the subprocess: grade `class_dir` into `out` with canned outcomes (finished on
     the worker, or, with `render`, canned runs that the worker judges and publishes); write
     what was measured to `report_path` (JSON)."""
@@ -108,7 +111,7 @@ def simulate(class_dir, out, report_path, render=False, local=False, workers=1):
     if render:
         runner = CannedRunner({}, default=recorded_outcome(class_dir))
     else:  # the worker's judging and publishing recorded too (grader.publish.on_worker)
-        runner = _canned_finishes(lab, class_dir, out)
+        runner = _canned_finishes(lab, class_dir, out, link_files)
     with contextlib.ExitStack() as stack:
         scheduler = None
         if not local:  # the scheduler in a process of its own, as on a real cluster
@@ -172,9 +175,10 @@ def record_finished_run(class_dir, path):
     Path(path).write_bytes(pickle.dumps(finished))
 
 
-def _canned_finishes(lab, class_dir, out):
+def _canned_finishes(lab, class_dir, out, link_files=False):
     """A CannedFinishes runner of a run recorded by a subprocess (record_finished_run),
-    whose every run writes its files into `out`."""
+    whose every run writes its files into `out` (with `link_files`, hard links to the first
+    student's)."""
     path = Path(out).parent / f"finished-run-{Path(out).name}.pickle"
     command = [sys.executable, str(Path(__file__).resolve()), "--record", str(class_dir),
                str(path)]
@@ -182,7 +186,7 @@ def _canned_finishes(lab, class_dir, out):
     if recorded.returncode:
         raise BenchmarkError(f"recording the finished run failed:\n{recorded.stderr[-3000:]}")
     request = dataclasses.replace(_finish_request(lab), out=str(Path(out).resolve()))
-    return CannedFinishes(path, request)
+    return CannedFinishes(path, request, link_files)
 
 
 class CannedFinishes:
@@ -195,9 +199,12 @@ class CannedFinishes:
     name = "canned-finished"
     CACHE = "bench_coordinator_recorded_runs"
 
-    def __init__(self, path, request):
+    def __init__(self, path, request, link_files=False):
         self.path = str(path)
         self.request = request  # with OUT: the files are written as a worker writes them
+        # Each worker writes its first student's files, and links them for every other:
+        # a class of 100,000 then takes the disk of a few students (1.1 MB each otherwise).
+        self.link_files = link_files
 
     def run(self, task, support_files):
         from grader.plugin import load_lab
@@ -207,8 +214,36 @@ class CannedFinishes:
         if not hasattr(cache, "finished"):
             cache.finished = pickle.loads(Path(self.path).read_bytes())
             cache.lab = load_lab(self.request.lab.spec)
-        made = written_into_out(cache.lab, self.request, task.student_id, cache.finished.made)
+        out = Path(self.request.out)
+        if self.link_files and hasattr(cache, "first"):
+            made = _linked(out, cache.first, task.student_id)
+        else:
+            made = written_into_out(cache.lab, self.request, task.student_id,
+                                    cache.finished.made)
+            if self.link_files:
+                cache.first = task.student_id, _files_of(out, task.student_id), made
         return dataclasses.replace(cache.finished, made=made)
+
+
+def _files_of(out, student_id):
+    """The files in `out` that a path component names as `student_id`'s (relative)."""
+    return [path.relative_to(out) for path in out.rglob("*")
+            if path.is_file() and student_id in path.relative_to(out).parts]
+
+
+def _linked(out, first, student_id):
+    """`student_id`'s files in `out` as hard links to the `first` student's (id, files,
+    MadeFiles); the MadeFiles, graded now."""
+    from datetime import UTC, datetime
+
+    first_id, files, made = first
+    for relative in files:
+        path = out.joinpath(*(student_id if part == first_id else part
+                              for part in relative.parts))
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.unlink(missing_ok=True)
+        os.link(out / relative, path)
+    return dataclasses.replace(made, graded_at=datetime.now(UTC).isoformat(timespec="seconds"))
 
 
 def class_files(size, scratch):
@@ -257,14 +292,16 @@ def _status_kib(name):
     return 0
 
 
-def run_size(release_dir, scratch, size, render=False, local=False, workers=1):
+def run_size(release_dir, scratch, size, render=False, local=False, workers=1,
+             link_files=False):
     """Build a class of `size`, simulate it in a subprocess; the run's numbers."""
     class_dir, out = scratch / f"class-{size}", scratch / f"out-{size}"
     report = scratch / f"report-{size}.json"
     build_class(release_dir, class_dir, size)
     command = [sys.executable, str(Path(__file__).resolve()), "--simulate", str(class_dir),
                str(out), str(report), *(["--render"] if render else []),
-               *(["--local"] if local else []), "--workers", str(workers)]
+               *(["--local"] if local else []), *(["--link-files"] if link_files else []),
+               "--workers", str(workers)]
     try:
         subprocess.run(command, cwd=REPO_ROOT, check=True, capture_output=True, text=True,
                        timeout=LIMIT_PER_STUDENT * size + LIMIT_MARGIN)
@@ -372,6 +409,10 @@ def parse_args(argv):
     parser.add_argument("--workers", type=int, default=1,
                         help="Dask workers, one thread each (default 1): more keep more"
                              " results on their way to the coordinator")
+    parser.add_argument("--link-files", action="store_true",
+                        help="each worker writes its first student's files into OUT and"
+                             " hard links them for every other (a class of 100,000 takes"
+                             " 110 GB otherwise); the coordinator reads none of them")
     parser.add_argument("--local", action="store_true",
                         help="a LocalCluster, whose scheduler runs in the coordinating process"
                              " and is counted with it (default: a loopback cluster, the"
@@ -384,6 +425,8 @@ def parse_args(argv):
     parser.add_argument("--record", nargs=2, metavar=("CLASS", "PICKLE"),
                         help=argparse.SUPPRESS)  # the recording subprocess's
     args = parser.parse_args(argv)
+    if args.render and args.link_files:
+        parser.error("--link-files links recorded files: --render renders every page")
     if any(size < 4 for size in args.sizes):
         parser.error("each size must be at least 4 (a quarter of the class is a student)")
     return args
@@ -395,7 +438,8 @@ def main(argv=None):
         record_finished_run(*args.record)
         return 0
     if args.simulate:
-        simulate(*args.simulate, render=args.render, local=args.local, workers=args.workers)
+        simulate(*args.simulate, render=args.render, local=args.local, workers=args.workers,
+                 link_files=args.link_files)
         return 0
     if args.class_files:
         with tempfile.TemporaryDirectory(prefix="bench-class-files-") as folder:
@@ -416,7 +460,7 @@ def main(argv=None):
         release(lab=lab, out=scratch / "release")
         try:
             runs = [run_size(scratch / "release", scratch, size, args.render, args.local,
-                             args.workers) for size in args.sizes]
+                             args.workers, args.link_files) for size in args.sizes]
         except BenchmarkError as error:
             print(f"benchmark failed: {error}", file=sys.stderr)
             return 1

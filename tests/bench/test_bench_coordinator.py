@@ -1,6 +1,7 @@
 """bench/bench_coordinator.py: the coordinator fed canned outcomes, on tiny classes, and its
 arithmetic on hand-made numbers."""
 
+import dataclasses
 import importlib
 import json
 
@@ -13,8 +14,11 @@ def bench():
     return importlib.import_module("bench.bench_coordinator")
 
 
-def test_the_script_simulates_tiny_classes_and_reports_sane_numbers(bench, tmp_path, capsys):
-    assert bench.main(["--sizes", "8", "16", "--json", str(tmp_path / "out.json")]) == 0
+@pytest.mark.parametrize("link_files", [False, True], ids=["written", "linked"])
+def test_the_script_simulates_tiny_classes_and_reports_sane_numbers(bench, tmp_path, capsys,
+                                                                    link_files):
+    assert bench.main(["--sizes", "8", "16", "--json", str(tmp_path / "out.json"),
+                       *(["--link-files"] if link_files else [])]) == 0
     printed = capsys.readouterr().out
     assert "coordinator + renderer CPU per student at N=16" in printed
     data = json.loads((tmp_path / "out.json").read_text())
@@ -24,7 +28,9 @@ def test_the_script_simulates_tiny_classes_and_reports_sane_numbers(bench, tmp_p
         # The worker sends each page made (a recorded finished run): none renders here.
         assert row["renderer_ms_per_student"] == row["worker_renderer_ms_per_student"] == 0
         assert 50 < row["peak_mb"] < 2000
-        assert set(run["rss_kib"]) == {str(run["size"] // 4), str(run["size"])}
+        assert set(run["rss_kib"]) == set(run["cpu_at"]) == {str(run["size"] // 4),
+                                                              str(run["size"])}
+        assert 0 < row["steady_ms_per_student"] < 5000
         assert row["class_files_seconds"] > 0
 
 
@@ -36,8 +42,13 @@ def test_the_slope_and_the_extrapolations(bench):
     assert row["coordinator_ms_per_student"] == pytest.approx(40.0)
     assert row["renderer_ms_per_student"] == pytest.approx(100.0)
     assert row["rss_slope_kb_per_student"] == pytest.approx(1.024)
+    assert row["steady_ms_per_student"] is None  # no CPU recorded along the way
     lines = bench.report_lines([row])
     assert "140.0 ms = 28.0x the goal of 5 ms" in lines[-3]
+    run["cpu_at"] = {"250": 10.0, "1000": 13.0}
+    assert bench.derived(run)["steady_ms_per_student"] == pytest.approx(4.0)
+    assert "; each student after the first quarter: 4.0 ms" in bench.report_lines(
+        [bench.derived(run)])[-3]
     assert "at 100,000 students that is 102 MB" in lines[-2]
     assert "200 s (goal 60 s)" in lines[-1]
 
@@ -45,6 +56,30 @@ def test_the_slope_and_the_extrapolations(bench):
 def test_a_size_below_four_is_refused(bench):
     with pytest.raises(SystemExit):
         bench.parse_args(["--sizes", "3"])
+    with pytest.raises(SystemExit):
+        bench.parse_args(["--render", "--link-files"])
+
+
+@dataclasses.dataclass(frozen=True)
+class Made:
+    graded_at: str
+
+
+def test_linked_files_are_the_first_students_under_each_students_own_names(bench, tmp_path):
+    out = tmp_path / "out"
+    for path in ("feedback/s01/lab.html", "nbgrader/autograded/s01/C2/lab.ipynb",
+                 "nbgrader/feedback/s01/C2/timestamp.txt", "nbgrader/autograded/s011/x"):
+        (out / path).parent.mkdir(parents=True, exist_ok=True)
+        (out / path).write_text(path)
+    files = bench._files_of(out, "s01")
+    assert sorted(map(str, files)) == ["feedback/s01/lab.html",
+                                       "nbgrader/autograded/s01/C2/lab.ipynb",
+                                       "nbgrader/feedback/s01/C2/timestamp.txt"]
+    made = bench._linked(out, ("s01", files, Made("then")), "s02")
+    assert made.graded_at != "then"
+    linked = out / "nbgrader/autograded/s02/C2/lab.ipynb"
+    assert linked.read_text() == "nbgrader/autograded/s01/C2/lab.ipynb"
+    assert linked.stat().st_nlink == 2 and not (out / "nbgrader/autograded/s021").exists()
 
 
 def test_with_render_the_worker_judges_and_renders_every_page_on_a_local_cluster(bench,
