@@ -46,6 +46,7 @@ at most 5 ms of coordinator CPU per student, memory flat in N, and the class fil
 import argparse
 import contextlib
 import dataclasses
+import errno
 import json
 import os
 import pickle
@@ -88,7 +89,20 @@ def build_class(release_dir, class_dir, count):
     for number in range(count):
         folder = Path(class_dir) / f"s{number:0{width}d}"
         folder.mkdir(parents=True)
-        os.link(notebook, folder / lab.notebook_name)
+        notebook = link_or_copy(notebook, folder / lab.notebook_name)
+
+
+def link_or_copy(source, target):
+    """Hard link `target` to `source`, or copy it there when `source` has as many links
+    as the file system allows (ext4: 65,000); the file to link the next one to."""
+    try:
+        os.link(source, target)
+    except OSError as error:
+        if error.errno != errno.EMLINK:
+            raise
+        shutil.copy2(source, target)
+        return target
+    return source
 
 
 def simulate(class_dir, out, report_path, render=False, local=False, workers=1,
@@ -221,7 +235,8 @@ class CannedFinishes:
             made = written_into_out(cache.lab, self.request, task.student_id,
                                     cache.finished.made)
             if self.link_files:
-                cache.first = task.student_id, _files_of(out, task.student_id), made
+                cache.first = (task.student_id, {relative: out / relative for relative
+                                                 in _files_of(out, task.student_id)}, made)
         return dataclasses.replace(cache.finished, made=made)
 
 
@@ -232,17 +247,17 @@ def _files_of(out, student_id):
 
 
 def _linked(out, first, student_id):
-    """`student_id`'s files in `out` as hard links to the `first` student's (id, files,
-    MadeFiles); the MadeFiles, graded now."""
+    """`student_id`'s files in `out` as hard links to the `first` student's (id, {path
+    relative to `out`: the file to link it to}, MadeFiles); the MadeFiles, graded now."""
     from datetime import UTC, datetime
 
-    first_id, files, made = first
-    for relative in files:
+    first_id, sources, made = first
+    for relative, source in sources.items():
         path = out.joinpath(*(student_id if part == first_id else part
                               for part in relative.parts))
         path.parent.mkdir(parents=True, exist_ok=True)
         path.unlink(missing_ok=True)
-        os.link(out / relative, path)
+        sources[relative] = link_or_copy(source, path)
     return dataclasses.replace(made, graded_at=datetime.now(UTC).isoformat(timespec="seconds"))
 
 

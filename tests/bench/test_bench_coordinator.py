@@ -75,7 +75,8 @@ def test_linked_files_are_the_first_students_under_each_students_own_names(bench
     assert sorted(map(str, files)) == ["feedback/s01/lab.html",
                                        "nbgrader/autograded/s01/C2/lab.ipynb",
                                        "nbgrader/feedback/s01/C2/timestamp.txt"]
-    made = bench._linked(out, ("s01", files, Made("then")), "s02")
+    sources = {relative: out / relative for relative in files}
+    made = bench._linked(out, ("s01", sources, Made("then")), "s02")
     assert made.graded_at != "then"
     linked = out / "nbgrader/autograded/s02/C2/lab.ipynb"
     assert linked.read_text() == "nbgrader/autograded/s01/C2/lab.ipynb"
@@ -89,3 +90,21 @@ def test_with_render_the_worker_judges_and_renders_every_page_on_a_local_cluster
     run, = json.loads((tmp_path / "out.json").read_text())["runs"]
     assert run["local"] is True and run["graded"] == 4
     assert run["worker_renderer_cpu_seconds"] > 0 and run["renderer_cpu_seconds"] == 0
+
+
+def test_a_file_with_the_most_links_is_copied_and_the_copy_linked_next(bench, tmp_path,
+                                                                       monkeypatch):
+    source = tmp_path / "notebook"
+    source.write_text("{}")
+    real_link = bench.os.link
+
+    def link(from_path, to_path):
+        if from_path == source:  # as ext4 says past 65,000 links
+            raise OSError(bench.errno.EMLINK, "Too many links")
+        real_link(from_path, to_path)
+
+    monkeypatch.setattr(bench.os, "link", link)
+    first = bench.link_or_copy(source, tmp_path / "a")
+    assert first == tmp_path / "a" and first.read_text() == "{}"
+    assert bench.link_or_copy(first, tmp_path / "b") == first
+    assert (tmp_path / "b").stat().st_nlink == 2

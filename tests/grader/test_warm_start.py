@@ -3,6 +3,7 @@
 renderer started as it is set up, before its first submission, and what their processes
 import before that."""
 
+import json
 import logging
 import os
 import subprocess
@@ -315,3 +316,31 @@ def test_the_coordinators_feedback_writer_renders_nothing_until_a_page_is_asked_
                             "from grader.labs.c2_w2 import LAB; "
                             "FeedbackWriter(LAB, '/nonexistent')")
     assert not {"nbconvert", "matplotlib", "grader.publish.page_render"} & loaded
+
+
+KERNEL_START = """
+import json, sys
+from jupyter_client.connect import write_connection_file
+from grader.run.warm_kernels import KERNEL_MODULES
+for module in KERNEL_MODULES:
+    __import__(module)
+connection_file, report = sys.argv[1:]
+write_connection_file(connection_file)
+before = set(sys.modules)
+from ipykernel.kernelapp import IPKernelApp
+IPKernelApp.instance().initialize(["-f", connection_file, "--HistoryManager.hist_file=:memory:"])
+with open(report, "w") as file:  # the app has taken over stdout and stderr
+    json.dump(sorted(set(sys.modules) - before), file)
+"""
+
+
+def test_a_forked_kernel_finds_what_its_start_imports_preloaded(tmp_path):
+    # A forked kernel runs IPKernelApp.initialize; what it imports there, every kernel
+    # paid for again (its debugger's debugpy and pydevd were 160 modules, 0.07 CPU s).
+    report = tmp_path / "imported.json"
+    subprocess.run([sys.executable, "-c", KERNEL_START, str(tmp_path / "kernel.json"),
+                    str(report)], check=True, capture_output=True, timeout=120,
+                   cwd=os.path.dirname(os.path.dirname(worker.__file__)))
+    imported = json.loads(report.read_text())
+    assert len(imported) < 40, imported
+    assert not [name for name in imported if name.split(".")[0] in {"debugpy", "pydevd"}]
