@@ -1,10 +1,13 @@
 """Writing OUT's files so that a reader (or a crash) never sees half of one."""
 
 import contextlib
+import io
 import itertools
 import os
 import threading
+from collections.abc import Iterator
 from pathlib import Path
+from typing import BinaryIO
 
 
 def write_atomically(path: str | os.PathLike[str], text: str, *, durable: bool = True) -> None:
@@ -12,9 +15,30 @@ def write_atomically(path: str | os.PathLike[str], text: str, *, durable: bool =
     `durable`, its bytes are on the disk before it replaces the old file (fsync), so that a
     machine's crash leaves one or the other; without, for the files made again from the
     journal after every batch (the course's copies of pages and their small files)."""
+    with atomic_file(path, durable=durable) as file:
+        file.write(text.encode("utf-8", "replace"))
+
+
+@contextlib.contextmanager
+def atomic_text_file(path: str | os.PathLike[str], *,
+                     durable: bool = True) -> Iterator[io.TextIOWrapper]:
+    """atomic_file as text (UTF-8, what cannot be encoded replaced, newlines as written):
+    a class's file written a row at a time, never held whole in memory."""
+    with atomic_file(path, durable=durable) as file:
+        text = io.TextIOWrapper(file, encoding="utf-8", errors="replace", newline="")
+        try:
+            yield text
+            text.flush()
+        finally:
+            text.detach()  # the binary file is atomic_file's to close
+
+
+@contextlib.contextmanager
+def atomic_file(path: str | os.PathLike[str], *, durable: bool = True) -> Iterator[BinaryIO]:
+    """A binary file whose content replaces `path` in one step when the block ends (as
+    write_atomically says); when it raises, `path` is left as it was."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    data = text.encode("utf-8", "replace")
     # A name no other writer uses (this process, thread and call); created with the mode
     # any new file gets (the kernel applies the umask), so that a shared OUT stays
     # readable by those who share it. tempfile's NamedTemporaryFile (random names, 0600,
@@ -25,7 +49,7 @@ def write_atomically(path: str | os.PathLike[str], text: str, *, durable: bool =
                          0o666)
     try:
         with os.fdopen(descriptor, "wb") as file:
-            file.write(data)
+            yield file
             file.flush()
             if durable:
                 os.fsync(file.fileno())

@@ -13,14 +13,13 @@ carriage return) gets a leading apostrophe, as OWASP advises against CSV injecti
 """
 
 import csv
-import io
 import json
 from collections.abc import Iterable
 from pathlib import Path
 
 from grader.lateness import LatePolicy
 from grader.plugin import Lab
-from grader.publish.files import write_atomically
+from grader.publish.files import atomic_text_file
 from grader.publish.journal import StudentRecord, record_as_json
 
 GRADES_CSV = "grades.csv"
@@ -40,11 +39,10 @@ LATE_COLUMNS = ("timestamp", "late_seconds", "penalty", "final_score")
 
 def write_grades_csv(path: str | Path, records: Iterable[StudentRecord], lab: Lab,
                      policy: LatePolicy | None = None) -> str | Path:
-    buffer = io.StringIO()
-    writer = csv.writer(buffer, lineterminator="\n")
-    writer.writerow(csv_columns(lab))
-    writer.writerows(grades_row(record, lab, policy) for record in records)
-    write_atomically(path, buffer.getvalue())
+    with atomic_text_file(path) as file:  # a row at a time: 100,000 rows are never held
+        writer = csv.writer(file, lineterminator="\n")
+        writer.writerow(csv_columns(lab))
+        writer.writerows(grades_row(record, lab, policy) for record in records)
     return path
 
 
@@ -77,10 +75,14 @@ def neutralised(text: str) -> str:
 def write_verdicts_json(path: str | Path, records: Iterable[StudentRecord]) -> str | Path:
     """{student id: the record as JSON}, one student a line: json's C encoder writes each
     (an indented dump goes through its Python encoder, seconds at 100,000 students)."""
-    lines = [f"{json.dumps(record.student_id, ensure_ascii=False)}: "
-             f"{json.dumps(record_as_json(record), ensure_ascii=False)}"
-             for record in records]
-    write_atomically(path, "{\n" + ",\n".join(lines) + ("\n}\n" if lines else "}\n"))
+    with atomic_text_file(path) as file:  # a student at a time, as grades.csv
+        file.write("{")
+        separator = "\n"
+        for record in records:
+            file.write(f"{separator}{json.dumps(record.student_id, ensure_ascii=False)}: "
+                       f"{json.dumps(record_as_json(record), ensure_ascii=False)}")
+            separator = ",\n"
+        file.write("\n}\n" if separator != "\n" else "}\n")
     return path
 
 

@@ -25,6 +25,7 @@ Only the coordinating process writes it; a lock makes it safe from its threads.
 """
 
 import contextlib
+import functools
 import json
 import sqlite3
 import threading
@@ -296,12 +297,21 @@ def _record(row):
         raise JournalError(f"the journal holds an unknown status {status!r}")
     return StudentRecord(
         student_id=student_id, status=status, detail=detail,
-        verdicts={exercise: ExerciseVerdict.from_json(exercise, data)
-                  for exercise, data in json.loads(verdicts).items()},
+        verdicts=dict(_verdicts(verdicts)),
         seconds=seconds, sandbox=sandbox, digest=digest, version=version,
         has_notebook=bool(has_notebook), feedback=feedback, in_gradebook=bool(in_gradebook),
         batch=batch, graded_at=graded_at, folder=_folder(student_id, folder),
         timestamp=timestamp)
+
+
+@functools.lru_cache(maxsize=1024)
+def _verdicts(text):
+    """A record's verdicts from their JSON text, kept by that text: a class's results are
+    of a few kinds (every right answer's verdicts are the same text), so each kind is read
+    once and its frozen ExerciseVerdicts shared by every record of that kind (the class
+    files hold every record at once: 8 kB a student, mostly verdicts, before)."""
+    return {exercise: ExerciseVerdict.from_json(exercise, data)
+            for exercise, data in json.loads(text).items()}
 
 
 def _folder(student_id, stored):

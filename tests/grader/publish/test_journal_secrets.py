@@ -1,5 +1,5 @@
-"""The journal's part in the per-grading secrets and the students' folder names, and its
-schema migration from the first release's journal."""
+"""The journal's part in the per-grading secrets and the students' folder names, its
+schema migration from the first release's journal, and the records it reads back."""
 
 import sqlite3
 
@@ -8,7 +8,7 @@ import pytest
 from grader.hidden_secrets import SECRET_BYTES, SecretKeyError, grading_secret, parse_secret_key
 from grader.labs.c2_w2 import LAB as lab
 from grader.publish.journal import SCHEMA, SCHEMA_VERSION, Journal, JournalError
-from grader.records import GRADED, StudentResult
+from grader.records import GRADED, ExerciseVerdict, Message, StudentResult
 
 KEY = parse_secret_key("5ec2e7c2" * 4)
 
@@ -71,6 +71,29 @@ def test_the_journal_remembers_each_students_folder_name(tmp_path):
         assert journal.folders() == {"honest_right": "honest_right",
                                      "honest_right-3f9a1c": "honest\\right"}
         assert journal.record_of("honest_right-3f9a1c").folder == "honest\\right"
+
+
+def test_records_of_the_same_verdicts_share_them_and_each_has_its_own_dict(tmp_path):
+    # The class files hold every record at once: a kind of result is read once.
+    wrong = {"UNQ_C1": ExerciseVerdict("UNQ_C1", 0.0, 1.0,
+                                       (Message("softmax.shape", "the shape is wrong"),))}
+    right = {"UNQ_C1": ExerciseVerdict("UNQ_C1", 1.0, 1.0)}
+    with Journal(tmp_path) as journal:
+        for student_id, verdicts in (("ann", wrong), ("bob", wrong), ("cat", right)):
+            journal.record(StudentResult(student_id, GRADED, verdicts=verdicts,
+                                         submission_hash=student_id),
+                           version="v", batch=1, has_notebook=False, feedback="none")
+        ann, bob, cat = journal.records()
+    assert ann.verdicts == bob.verdicts == wrong and cat.verdicts == right
+    assert ann.verdicts["UNQ_C1"] is bob.verdicts["UNQ_C1"]  # frozen: safe to share
+    assert ann.verdicts is not bob.verdicts  # a dict of its own: changing one changes one
+    ann.verdicts.pop("UNQ_C1")
+    assert bob.verdicts == wrong and journal_reads_again(tmp_path)["ann"].verdicts == wrong
+
+
+def journal_reads_again(out):
+    with Journal(out) as journal:
+        return {record.student_id: record for record in journal.records()}
 
 
 def _first_release_journal(out):

@@ -23,7 +23,7 @@ from grader import cells, pipeline
 from grader.course.course import run_nbgrader
 from grader.labs.c2_w2 import LAB as lab
 from grader.pipeline import publish_again, write_class_files
-from grader.publish import files
+from grader.publish import files, grades_csv
 from grader.publish.gradebook import (
     GradebookError,
     check_gradebook,
@@ -32,7 +32,7 @@ from grader.publish.gradebook import (
     results_course,
 )
 from grader.publish.grades_csv import csv_columns, neutralised
-from grader.publish.journal import Journal, JournalError
+from grader.publish.journal import Journal, JournalError, StudentRecord
 from grader.publish.publisher import Publisher
 from grader.records import ERROR, GRADED, INVALID, TIMEOUT, ExerciseVerdict, Message, StudentResult
 
@@ -406,3 +406,26 @@ def test_results_are_readable_by_those_who_share_the_folder(tmp_path):
     for written in (path, tmp_path / "page.html"):
         assert written.stat().st_mode & 0o777 == 0o666 & ~umask
     assert sorted(item.name for item in tmp_path.iterdir()) == ["grades.csv", "page.html"]
+
+
+def test_a_class_file_written_a_row_at_a_time_replaces_the_old_one_only_when_whole(tmp_path):
+    path = tmp_path / "grades.csv"
+    files.write_atomically(path, "the old grades\n")
+    with pytest.raises(RuntimeError), files.atomic_text_file(path) as file:
+        file.write("student_id\nann,1\n")
+        raise RuntimeError("the journal could not be read further")
+    assert path.read_text() == "the old grades\n"
+    with files.atomic_text_file(path) as file:
+        file.write("student_id\r\nbad \ud800 surrogate\n")  # as written, unencodable replaced
+    assert path.read_bytes() == b"student_id\r\nbad ? surrogate\n"
+    assert [item.name for item in tmp_path.iterdir()] == ["grades.csv"]  # no temporary left
+
+
+@pytest.mark.parametrize("count", [0, 1, 3])
+def test_verdicts_json_is_one_student_a_line_for_any_class(tmp_path, count):
+    records = [StudentRecord(f"s{number}", GRADED, verdicts={
+        "UNQ_C1": ExerciseVerdict("UNQ_C1", 1.0, 1.0)}) for number in range(count)]
+    grades_csv.write_verdicts_json(tmp_path / "verdicts.json", iter(records))
+    text = (tmp_path / "verdicts.json").read_text()
+    assert list(json.loads(text)) == [record.student_id for record in records]
+    assert len(text.splitlines()) == count + 2 if count else text == "{}\n"
