@@ -51,6 +51,7 @@ FAST = frozenset({
     "tests/grader/test_generated_course.py",
     "tests/grader/test_grading_version.py",
     "tests/grader/test_init.py",
+    "tests/grader/test_import_turns.py",
     "tests/grader/test_intake.py",
     "tests/grader/test_intake_cells.py",
     "tests/grader/test_kernel_uids.py",

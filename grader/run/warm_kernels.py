@@ -43,7 +43,7 @@ from pathlib import Path
 import psutil
 
 import grader
-from grader.run import grader_files, isolation, kernel_uids, syscalls
+from grader.run import grader_files, import_turns, isolation, kernel_uids, syscalls
 from grader.run.pipes import read_line, readable
 from grader.settings import (  # the timings of templates and kernels
     REPLY_MARGIN_SECONDS,
@@ -213,8 +213,10 @@ class KernelTemplate:
         # (which drop both) cannot import the grader. Its own output (TensorFlow's start-up
         # notes) is nobody's business. Binary pipes, unbuffered: replies are read with
         # time limits (read_line), not by a buffered readline that could wait forever.
+        turns = import_turns.turns_here()  # its imports in turn with this machine's others
         return subprocess.Popen(
-            [sys.executable, "-m", "grader.run.warm_kernels", *self.preload], cwd="/",
+            [sys.executable, "-m", "grader.run.warm_kernels",
+             *(["--turns", turns[0], str(turns[1])] if turns else []), *self.preload], cwd="/",
             env=template_environment(), stdin=subprocess.PIPE, stdout=subprocess.PIPE,
             stderr=subprocess.DEVNULL, bufsize=0)
 
@@ -270,11 +272,16 @@ def _progress(pid, last):
 
 # ---------------------------------------------------------------- the template process
 
-def serve(preload):
-    """Import the warm modules, then fork a kernel for every request on stdin."""
+def serve(arguments):
+    """Import the warm modules (`arguments`: [--turns FOLDER COUNT] MODULE...), in turn
+    with the machine's other templates, then fork a kernel for every request on stdin."""
     _end_with_worker(os.getppid())
-    for module in (*preload, *KERNEL_MODULES):
-        __import__(module)
+    turns, preload = None, arguments
+    if arguments[:1] == ["--turns"]:
+        turns, preload = (arguments[1], int(arguments[2])), arguments[3:]
+    with import_turns.import_turn(turns):  # given back before the first kernel is forked
+        for module in (*preload, *KERNEL_MODULES):
+            __import__(module)
     signal.signal(signal.SIGCHLD, signal.SIG_IGN)  # kernels are reaped without waiting
     # Once, here, rather than in each kernel; where it fails, each kernel's set-up says why.
     with contextlib.suppress(kernel_uids.NoFreeRange, OSError):

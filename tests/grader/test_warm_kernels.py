@@ -16,8 +16,9 @@ from nbformat.v4 import new_code_cell, new_notebook
 
 from grader.labs.c2_w2 import LAB
 from grader.records import RunEnd
-from grader.run import isolation, warm_kernels
+from grader.run import import_turns, isolation, warm_kernels
 from grader.run.execution import execute
+from grader.run.pipes import readable
 from grader.run.warm_kernels import (
     SETUP_SECONDS,
     STARTUP_SECONDS,
@@ -317,5 +318,32 @@ def test_a_template_that_hangs_is_that_submissions_error_and_restarted(
         assert template.started[0].poll() is not None  # the hung one was killed
         template.startup_seconds, template.setup_seconds = STARTUP_SECONDS, SETUP_SECONDS
         assert _printed(_run(template, tmp_path, "print(6 * 7)").notebook["cells"][0]) == "42\n"
+    finally:
+        template.close()
+
+
+def test_a_template_imports_in_its_turn_and_gives_it_back_before_serving(tmp_path,
+                                                                        monkeypatch):
+    import fcntl
+
+    monkeypatch.setenv("GRADER_CACHE_DIR", str(tmp_path))
+    folder, count = import_turns.turns_here()
+    turns = [os.open(os.path.join(folder, f"turn-{number}"), os.O_RDWR | os.O_CREAT)
+             for number in range(count)]
+    for descriptor in turns:  # every turn taken, as by another batch's templates
+        fcntl.flock(descriptor, fcntl.LOCK_EX)
+    template = KernelTemplate(("json",))
+    try:
+        template.start()
+        assert "--turns" in psutil.Process(template.process.pid).cmdline()
+        # Waiting for a turn: no ready line in a second (json alone takes 0.1 s).
+        assert not readable(template.process.stdout.fileno(), 1.0)
+        for descriptor in turns:
+            os.close(descriptor)  # the turns given back: it imports and is ready
+        template.wait_until_ready()
+        for number in range(count):  # and gave its own turn back before serving
+            descriptor = os.open(os.path.join(folder, f"turn-{number}"), os.O_RDWR)
+            fcntl.flock(descriptor, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            os.close(descriptor)
     finally:
         template.close()

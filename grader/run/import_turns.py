@@ -1,0 +1,86 @@
+"""Turns for the kernel templates of one machine to import their modules (TensorFlow: 3.4
+CPU s each).
+
+A batch's workers start their templates at the same moment. On a 2-core machine the two
+imports then share the cores with each other and with the start of the workers, the
+coordinator and the page renderers, and the first template is ready only about when both
+are. Taken in turns, as many at a time as the machine has cores less one (the rest of the
+start keeps that one), the first template is ready in about the time one import takes and
+the batch's first result comes that much sooner; the CPU spent is the same.
+
+A turn is an flock(2) lock on one of the files `turn-N` in a folder of the grader's cache,
+private to its user: a template killed while importing gives its turn back as its process
+ends. A template that waits longer than WAIT_SECONDS for a turn (another batch's templates
+importing, a hung import) imports without one; one whose folder cannot be used imports at
+once. Nothing depends on the turns but how soon a template is ready.
+"""
+
+import contextlib
+import fcntl
+import os
+import stat
+import time
+
+FOLDER = "template-import-turns"
+WAIT_SECONDS = 30.0
+POLL_SECONDS = 0.05
+
+
+def turns_here(cores=None):
+    """(folder, count) of this machine's turns for this user: the folder made private
+    (mode 700) in the grader's cache; None when there is no cache (GRADER_CACHE_DIR=off)
+    or the folder is not this user's alone."""
+    from grader.course.generated import cache_folder  # not at import: a worker's start
+
+    cache = cache_folder()
+    if cache is None:
+        return None
+    folder = cache.parent / FOLDER
+    try:
+        folder.mkdir(mode=0o700, parents=True, exist_ok=True)
+        status = os.lstat(folder)
+    except OSError:
+        return None
+    if (not stat.S_ISDIR(status.st_mode) or status.st_uid != os.geteuid()
+            or status.st_mode & 0o077):  # a link, or a folder others made or may enter
+        return None
+    cores = cores or len(os.sched_getaffinity(0))
+    return str(folder), max(1, cores - 1)
+
+
+@contextlib.contextmanager
+def import_turn(turns, wait=WAIT_SECONDS):
+    """Hold a turn of `turns` ((folder, count), or None: none) for the block; without
+    one when none comes within `wait` seconds."""
+    held = _taken(*turns, wait) if turns else None
+    try:
+        yield held is not None
+    finally:
+        if held is not None:
+            os.close(held)
+
+
+def _taken(folder, count, wait):
+    """A descriptor holding the lock of a free turn, or None."""
+    files = []
+    try:
+        for number in range(count):
+            files.append(os.open(os.path.join(folder, f"turn-{number}"),
+                                 os.O_RDWR | os.O_CREAT | os.O_CLOEXEC | os.O_NOFOLLOW, 0o600))
+        deadline = time.monotonic() + wait
+        while True:
+            for descriptor in files:
+                try:
+                    fcntl.flock(descriptor, fcntl.LOCK_EX | fcntl.LOCK_NB)
+                except BlockingIOError:
+                    continue
+                files.remove(descriptor)  # kept open: the turn is held while it is
+                return descriptor
+            if time.monotonic() >= deadline:
+                return None
+            time.sleep(POLL_SECONDS)
+    except OSError:  # the folder gone, no locks on this file system: no turn
+        return None
+    finally:
+        for descriptor in files:
+            os.close(descriptor)
