@@ -148,7 +148,7 @@ class FeedbackWriter(FeedbackFiles):
                 given = cells.source(cell)
                 cell.source = self.given_markdown.get(given, given)
         resources = page_resources(Path(self.lab.notebook_name).stem, result.score,
-                               self.lab.max_score, late_penalty)
+                                   self.lab.max_score, late_penalty)
         resources["verdicts"] = [verdict_text(verdict) for verdict in result.verdicts.values()]
         return self.pages.render(node, resources)
 
