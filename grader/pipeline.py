@@ -195,7 +195,7 @@ def _cluster_soon(submissions, journal, run, workers, scheduler):
         return None
     if not new:
         return None
-    return local_cluster.StartedSoon(max(1, min(workers or _cores(), new)),
+    return local_cluster.StartedSoon(_worker_count(workers, new),
                                      cluster.worker_memory_bytes(run.limits))
 
 
@@ -280,7 +280,7 @@ class _Run:
         if any(submission.status != INVALID for submission in todo):
             memory_limit = cluster.worker_memory_bytes(self.limits)
             connection = cluster.connect(scheduler=scheduler,
-                                         workers=max(1, min(workers or _cores(), len(todo))),
+                                         workers=_worker_count(workers, len(todo)),
                                          memory_limit=memory_limit, early=self.early)
             with timed_context(clock, connection, "cluster start", "cluster stop") as client:
                 with clock.stage("cluster start", count=0):
@@ -496,5 +496,5 @@ def kernels_sandbox(levels: Iterable[str]) -> str:
                      for level, count in sorted(counts.items()))
 
 
-def _cores():
-    return os.cpu_count() or 1
+def _worker_count(workers, submissions):  # as asked (one a core), at most one a submission
+    return max(1, min(workers or os.cpu_count() or 1, submissions))
