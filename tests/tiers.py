@@ -54,6 +54,7 @@ FAST = frozenset({
     "tests/grader/test_import_turns.py",
     "tests/grader/test_intake.py",
     "tests/grader/test_intake_cells.py",
+    "tests/grader/test_kernel_client.py",
     "tests/grader/test_kernel_uids.py",
     "tests/grader/test_lateness.py",
     "tests/grader/test_layout.py",

@@ -15,6 +15,8 @@ the notebook says what happened and later cells run, instead of replies that nev
 """
 
 import contextlib
+import time
+from queue import Empty
 
 import zmq
 import zmq.asyncio
@@ -33,6 +35,7 @@ QUEUED_MESSAGES = 4
 # Watched for drops: the heartbeat's socket lives in a thread of its own, and is made
 # again at each missed beat (capped all the same).
 WATCHED_CHANNELS = ("shell", "iopub", "stdin", "control")
+IOPUB_SECONDS = 0.2  # between a kernel_info request's IOPub messages, as jupyter_client's
 
 
 def max_frame_bytes(output_bytes):
@@ -56,6 +59,42 @@ class CappedKernelClient(AsyncKernelClient):
         context.setsockopt(zmq.MAXMSGSIZE, self.max_frame_bytes)
         context.setsockopt(zmq.RCVHWM, QUEUED_MESSAGES)
         return context
+
+    async def wait_for_ready(self, timeout=None):
+        """jupyter_client's wait: kernel_info asked until its reply comes on shell and IOPub
+        shows it is connected; then jupyter_client read IOPub until nothing came for 0.2 s,
+        a wait every kernel's start paid (validate's too). Here IOPub is read up to the
+        request's own "idle" status, after which the kernel sends nothing unasked; a
+        message of another request on IOPub would be ignored anyway (nbclient reads only
+        the cell's)."""
+        deadline = time.monotonic() + (float("inf") if timeout is None else timeout)
+        while True:
+            request = self.kernel_info()
+            try:
+                reply = await self.shell_channel.get_msg(timeout=1)
+            except Empty:
+                reply = None
+            if (reply is not None and reply["msg_type"] == "kernel_info_reply"
+                    and await self._idle_after(request)):
+                self._handle_kernel_info_reply(reply)
+                return
+            if not await self._async_is_alive():
+                raise RuntimeError("Kernel died before replying to kernel_info")
+            if time.monotonic() > deadline:
+                raise RuntimeError(f"Kernel didn't respond in {timeout:g} seconds")
+
+    async def _idle_after(self, request):
+        """Whether IOPub brought `request`'s "idle" status, each message within
+        IOPUB_SECONDS of the last (a socket not yet connected misses them: ask again)."""
+        while True:
+            try:
+                message = await self.iopub_channel.get_msg(timeout=IOPUB_SECONDS)
+            except Empty:
+                return False
+            if (message["msg_type"] == "status"
+                    and message["content"].get("execution_state") == "idle"
+                    and message["parent_header"].get("msg_id") == request):
+                return True
 
 
 class FrameWatch:
