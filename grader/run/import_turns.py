@@ -32,7 +32,10 @@ def turns_here(cores=None):
     or the folder is not this user's alone."""
     from grader.course.generated import cache_folder  # not at import: a worker's start
 
-    cache = cache_folder()
+    try:
+        cache = cache_folder()
+    except (RuntimeError, KeyError):  # no home folder to be found (Path.home)
+        return None
     if cache is None:
         return None
     folder = cache.parent / FOLDER

@@ -34,6 +34,14 @@ def test_no_turns_without_a_cache_or_in_a_folder_not_the_users_alone(tmp_path, m
     (tmp_path / "elsewhere").mkdir(mode=0o700)
     shared.symlink_to(tmp_path / "elsewhere")
     assert turns_here() is None
+    monkeypatch.delenv("GRADER_CACHE_DIR")
+    monkeypatch.delenv("XDG_CACHE_HOME", raising=False)
+    monkeypatch.setattr("pathlib.Path.home", _no_home)
+    assert turns_here() is None  # a worker's user without a home folder
+
+
+def _no_home():
+    raise RuntimeError("Could not determine home directory.")
 
 
 def test_a_template_waits_for_the_turn_another_holds(tmp_path):
