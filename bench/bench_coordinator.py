@@ -248,9 +248,9 @@ def _files_of(out, student_id):
 
 def _linked(out, first, student_id):
     """`student_id`'s files in `out` as hard links to the `first` student's (id, {path
-    relative to `out`: the file to link it to}, MadeFiles); the MadeFiles, graded now."""
-    from datetime import UTC, datetime
-
+    relative to `out`: the file to link it to}, MadeFiles); the first's MadeFiles, whose
+    time of grading the linked files say (the course's timestamp files): a record with
+    another would have the class files write every student's again."""
     first_id, sources, made = first
     for relative, source in sources.items():
         path = out.joinpath(*(student_id if part == first_id else part
@@ -258,7 +258,7 @@ def _linked(out, first, student_id):
         path.parent.mkdir(parents=True, exist_ok=True)
         path.unlink(missing_ok=True)
         sources[relative] = link_or_copy(source, path)
-    return dataclasses.replace(made, graded_at=datetime.now(UTC).isoformat(timespec="seconds"))
+    return made
 
 
 def class_files(size, scratch):
