@@ -344,3 +344,27 @@ def test_a_forked_kernel_finds_what_its_start_imports_preloaded(tmp_path):
     imported = json.loads(report.read_text())
     assert len(imported) < 40, imported
     assert not [name for name in imported if name.split(".")[0] in {"debugpy", "pydevd"}]
+
+
+VALIDATE_UNTIL_THE_WAIT = """
+import copy, os, sys
+from grader import validate
+from grader.labs.c2_w2 import LAB
+
+class Template:  # stands for the kernel template: what is imported when it is waited for
+    def wait_until_ready(self):
+        print(" ".join(sorted(sys.modules)), flush=True)
+        os._exit(0)
+
+validate.validate(copy.deepcopy(LAB.source), lab=LAB, support_dir="/nonexistent",
+                  template=Template())
+"""
+
+
+def test_validate_imports_the_executor_while_the_template_imports():
+    # Waiting for the template (TensorFlow's 3 s), validate's own process is idle: the
+    # executor's imports (nbclient, nbgrader: a second) must be done by then, not after.
+    result = subprocess.run([sys.executable, "-c", VALIDATE_UNTIL_THE_WAIT],
+                            capture_output=True, text=True, check=True, timeout=120,
+                            cwd=os.path.dirname(os.path.dirname(worker.__file__)))
+    assert {"grader.run.execution", "nbclient"} <= set(result.stdout.split())
