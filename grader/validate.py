@@ -74,8 +74,11 @@ def validate(notebook, *, lab, support_dir, template, limits=None, stages=None):
     `template` (a KernelTemplate of the lab's preload modules); (one check per exercise,
     the notes)."""
     from grader.intake.prepare import prepare
-    from grader.run import execution  # noqa: F401 (nbclient, nbgrader: a second, imported
-    from grader.run.sandbox import protection, run_notebook  # here while the template imports)
+
+    # The executor (nbclient, nbgrader: a second) now, while the template imports, not
+    # inside run_notebook once the template is ready.
+    from grader.run import execution  # noqa: F401
+    from grader.run.sandbox import protection, run_notebook
 
     limits = limits or Limits()
     stages = stages or Stages(time.time())

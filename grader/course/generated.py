@@ -49,15 +49,22 @@ GRADEBOOK_PLACEHOLDER = "<gradebook file>"
 TOOLS = ("nbgrader", "nbconvert", "nbformat", "sqlalchemy", "alembic")
 
 
-def cache_folder() -> Path | None:
-    """Where generated courses are kept; None when the cache is off."""
+def cache_root() -> Path | None:
+    """The grader's cache folder, its user's (generated courses, the templates' import
+    turns); None when the cache is off."""
     chosen = os.environ.get(CACHE_ENV)
     if chosen == CACHE_OFF:
         return None
     if chosen:
-        return Path(chosen) / "courses"
+        return Path(chosen)
     base = os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache"
-    return Path(base) / "c2w2-grader" / "courses"
+    return Path(base) / "c2w2-grader"
+
+
+def cache_folder() -> Path | None:
+    """Where generated courses are kept; None when the cache is off."""
+    root = cache_root()
+    return None if root is None else root / "courses"
 
 
 def generate_release(course: Course) -> None:

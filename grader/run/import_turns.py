@@ -30,15 +30,15 @@ def turns_here(cores=None):
     """(folder, count) of this machine's turns for this user: the folder made private
     (mode 700) in the grader's cache; None when there is no cache (GRADER_CACHE_DIR=off)
     or the folder is not this user's alone."""
-    from grader.course.generated import cache_folder  # not at import: a worker's start
+    from grader.course.generated import cache_root  # not at import: a worker's start
 
     try:
-        cache = cache_folder()
+        cache = cache_root()
     except (RuntimeError, KeyError):  # no home folder to be found (Path.home)
         return None
     if cache is None:
         return None
-    folder = cache.parent / FOLDER
+    folder = cache / FOLDER
     try:
         folder.mkdir(mode=0o700, parents=True, exist_ok=True)
         status = os.lstat(folder)

@@ -127,6 +127,9 @@ def test_the_default_place_is_the_users_cache(tmp_path, monkeypatch):
     monkeypatch.delenv("XDG_CACHE_HOME")
     monkeypatch.setenv("HOME", str(tmp_path / "home"))
     assert generated.cache_folder() == tmp_path / "home" / ".cache" / "c2w2-grader" / "courses"
+    assert generated.cache_root() == tmp_path / "home" / ".cache" / "c2w2-grader"
+    monkeypatch.setenv(generated.CACHE_ENV, generated.CACHE_OFF)
+    assert generated.cache_root() is None and generated.cache_folder() is None
 
 
 def test_a_cache_that_cannot_be_written_costs_only_the_time(tmp_path, monkeypatch, runs,
