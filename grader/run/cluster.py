@@ -160,15 +160,31 @@ def _stop_workers(local, timeout):
 
 @contextlib.contextmanager
 def _remote_client(scheduler, timeout):
-    try:
-        client = Client(scheduler, timeout=timeout)
-    except (OSError, ValueError, TypeError) as error:  # TypeError: tls:// without settings
+    client, error = new_client(lambda: Client(scheduler, timeout=timeout),
+                               (OSError, ValueError, TypeError))  # TypeError: tls://, no settings
+    if client is None:
         if scheduler.startswith("tls://"):
             raise ClusterError(f"cannot reach the Dask scheduler at {scheduler}: {error}; set"
-                               " Dask's TLS settings (docs/cluster.md)") from None
-        raise ClusterError(f"cannot reach the Dask scheduler at {scheduler}: {error}") from None
+                               " Dask's TLS settings (docs/cluster.md)")
+        raise ClusterError(f"cannot reach the Dask scheduler at {scheduler}: {error}")
     with client:
         yield client
+
+
+def new_client(make, errors):
+    """(the Client `make()` made, None), or (None, the text of the exception of `errors` it
+    raised) once the Client it left half made is closed. Left to the garbage collector,
+    that Client's __del__ closes its loop runner under the lock every loop runner shares,
+    wherever the collector happens to run: inside the next Client's start, which holds that
+    lock, it waits on itself forever (distributed 2026.8; a test hung so, making Clients
+    after a refused one). Collected here, once the exception and its traceback, which
+    hold it, are let go."""
+    try:
+        return make(), None
+    except errors as error:
+        text = str(error)
+    gc.collect()
+    return None, text
 
 
 def _checked(client, timeout):

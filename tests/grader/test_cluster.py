@@ -434,12 +434,37 @@ def test_a_fresh_out_is_graded_on_the_cluster_started_as_the_batch_began(
 def _refused(address, security):
     """Whether a connection to `address` with `security` (None: none) gets nowhere: no
     function of the caller's would run there."""
+    client, _ = cluster.new_client(lambda: Client(address, timeout=3, security=security),
+                                   Exception)  # OSError, CommClosedError, a TLS TypeError
+    if client is None:
+        return True
     try:
-        with Client(address, timeout=3, security=security) as client:
+        with client:
             client.run_on_scheduler(os.getpid)
-    except Exception:  # OSError, Dask's CommClosedError, a TLS configuration TypeError
+    except Exception:  # closed by the scheduler as it runs
         return True
     return False
+
+
+def test_a_client_that_failed_to_start_is_closed_before_the_next_is_made():
+    # A failed Client is only freed by the garbage collector; its __del__ takes the lock
+    # every Dask loop runner shares, so run inside the next Client's start it hung a test.
+    closed = []
+
+    class HalfMade:
+        def __init__(self):
+            self.itself = self  # a cycle: only the collector frees it, as a failed Client
+            raise OSError("refused")
+
+        def __del__(self):
+            closed.append(True)
+
+    gc.disable()  # no collection but new_client's own
+    try:
+        assert cluster.new_client(HalfMade, (OSError,)) == (None, "refused")
+    finally:
+        gc.enable()
+    assert closed == [True]
 
 
 def test_the_local_cluster_refuses_anyone_without_its_credentials():
