@@ -75,7 +75,7 @@ class CappedKernelClient(AsyncKernelClient):
             except Empty:
                 reply = None
             if (reply is not None and reply["msg_type"] == "kernel_info_reply"
-                    and await self._idle_after(request)):
+                    and await self._idle_after(request, deadline)):
                 self._handle_kernel_info_reply(reply)
                 return
             if not await self._async_is_alive():
@@ -83,10 +83,11 @@ class CappedKernelClient(AsyncKernelClient):
             if time.monotonic() > deadline:
                 raise RuntimeError(f"Kernel didn't respond in {timeout:g} seconds")
 
-    async def _idle_after(self, request):
+    async def _idle_after(self, request, deadline):
         """Whether IOPub brought `request`'s "idle" status, each message within
-        IOPUB_SECONDS of the last (a socket not yet connected misses them: ask again)."""
-        while True:
+        IOPUB_SECONDS of the last (a socket not yet connected misses them: ask again), by
+        `deadline`: a kernel that never stops publishing must not keep the client reading."""
+        while time.monotonic() <= deadline:
             try:
                 message = await self.iopub_channel.get_msg(timeout=IOPUB_SECONDS)
             except Empty:
@@ -95,6 +96,7 @@ class CappedKernelClient(AsyncKernelClient):
                     and message["content"].get("execution_state") == "idle"
                     and message["parent_header"].get("msg_id") == request):
                 return True
+        return False
 
 
 class FrameWatch:

@@ -94,3 +94,22 @@ def test_jupyter_client_is_the_version_whose_wait_this_replaces():
     # Its wait_for_ready is what this one keeps the meaning of (kernel_info's reply on shell,
     # IOPub connected); a new jupyter_client may change it: check, then update the version.
     assert jupyter_client.__version__ == "8.10.0"  # requirements.txt pins it
+
+
+class FloodingChannel(FakeChannel):
+    """An IOPub on which a kernel publishes without end, never the request's "idle"."""
+
+    async def get_msg(self, timeout=None):
+        await asyncio.sleep(0.01)
+        return _status("busy", "someone-else")
+
+
+def test_a_kernel_flooding_iopub_times_out_at_the_deadline():
+    # Each message comes within IOPUB_SECONDS of the last: without the deadline inside the
+    # read, the wait never ended (the submission's watchdog alone would have ended it).
+    flooding = FakeKernel()
+    flooding.iopub = FloodingChannel()
+    started = time.monotonic()
+    with pytest.raises(RuntimeError, match="didn't respond in 0.5 seconds"):
+        asyncio.run(asyncio.wait_for(flooding.wait_for_ready(timeout=0.5), timeout=10))
+    assert time.monotonic() - started < 2
