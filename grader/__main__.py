@@ -1,3 +1,3 @@
 from grader.cli import main
 
-raise SystemExit(main())
+raise SystemExit(main(exit_at_once=True))

@@ -24,7 +24,7 @@ from datetime import datetime
 from grader import cells
 from grader.errors import GraderError
 from grader.run.isolation import KernelSetupError
-from grader.run.warm_kernels import KernelTemplate
+from grader.run.kept_templates import KEEP_SECONDS, template_for_checks
 from grader.settings import Limits
 from grader.stage_clock import seconds_since_started
 from grader.student_check import ExerciseCheck, check_exercise, report
@@ -41,17 +41,18 @@ class NotANotebook(GraderError):
     """The file cannot be checked; the message says why, in the intake's words."""
 
 
-def validate_file(path, *, lab, limits=None):
+def validate_file(path, *, lab, limits=None, keep_seconds=KEEP_SECONDS):
     """Check the notebook file at `path` (a Path): (the checks, one per exercise, and the
-    notes on what was restored). Raises NotANotebook when it cannot be read."""
+    notes on what was restored). Raises NotANotebook when it cannot be read. The kernel's
+    template is kept `keep_seconds` for the next check (grader.run.kept_templates)."""
     stages = Stages(time.time() - seconds_since_started())
-    template = KernelTemplate(lab.preload_modules)
+    template = template_for_checks(lab.preload_modules, keep_seconds)
     template.start()  # first: its imports run while ours do and the notebook is prepared
     stages.lap("start")
     try:
         return _check_file(path, lab, limits, template, stages)
     finally:
-        template.kill()  # no clean exit to wait for: its one kernel is gone already
+        template.kill()  # its one kernel is gone already; a kept template stays
         stages.lap("end")
         log.info(stages.line())
 

@@ -32,6 +32,19 @@ def pytest_configure(config):
         config.addinivalue_line("markers", f"{name}: {text}")
 
 
+def pytest_sessionfinish(session, exitstatus):
+    """End the kernel templates the run's `grader validate` kept (removing their folder
+    ends them within a second; a test process still validating starts another)."""
+    import shutil
+
+    from grader.course.generated import cache_root
+    from grader.run.kept_templates import FOLDER
+
+    root = cache_root()
+    if root is not None:
+        shutil.rmtree(root / FOLDER, ignore_errors=True)
+
+
 def pytest_collection_modifyitems(config, items):
     """Mark each test with its file's tier, as tests/tiers.py says."""
     for item in items:

@@ -120,6 +120,7 @@ SLOW = {
     "tests/grader/test_tiny_lab.py": (INTEGRATION,),
     "tests/grader/test_validate.py": (INTEGRATION, SANDBOX),
     "tests/grader/test_warm_kernels.py": (INTEGRATION,),
+    "tests/grader/test_kept_templates.py": (INTEGRATION,),
     "tests/lab/test_notebook.py": (INTEGRATION,),
     "tests/lab/test_release_links.py": (INTEGRATION,),
     "tests/lab/test_students_page.py": (INTEGRATION,),

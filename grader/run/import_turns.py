@@ -30,6 +30,17 @@ def turns_here(cores=None):
     """(folder, count) of this machine's turns for this user: the folder made private
     (mode 700) in the grader's cache; None when there is no cache (GRADER_CACHE_DIR=off)
     or the folder is not this user's alone."""
+    folder = private_cache_folder(FOLDER)
+    if folder is None:
+        return None
+    cores = cores or len(os.sched_getaffinity(0))
+    return str(folder), max(1, cores - 1)
+
+
+def private_cache_folder(name):
+    """The folder `name` of the grader's cache, made mode 700 if missing (a Path); None when
+    there is no cache, or it is not this user's alone: a link, or made by another user, or
+    one that others may enter (the kept templates' sockets, the turns live there)."""
     from grader.course.generated import cache_root  # not at import: a worker's start
 
     try:
@@ -38,17 +49,16 @@ def turns_here(cores=None):
         return None
     if cache is None:
         return None
-    folder = cache / FOLDER
+    folder = cache / name
     try:
         folder.mkdir(mode=0o700, parents=True, exist_ok=True)
         status = os.lstat(folder)
     except OSError:
         return None
     if (not stat.S_ISDIR(status.st_mode) or status.st_uid != os.geteuid()
-            or status.st_mode & 0o077):  # a link, or a folder others made or may enter
+            or status.st_mode & 0o077):
         return None
-    cores = cores or len(os.sched_getaffinity(0))
-    return str(folder), max(1, cores - 1)
+    return folder
 
 
 @contextlib.contextmanager

@@ -31,6 +31,7 @@ The tmpfs pages it writes count against its cgroup's memory cap.
 """
 
 import ctypes
+import json
 import os
 import platform
 import shutil
@@ -335,3 +336,13 @@ if libc.unshare({NAMESPACES}) != 0:
 if libc.mount(None, b"/", None, ctypes.c_ulong({MS_REC | MS_PRIVATE}), None) != 0:
     raise OSError(ctypes.get_errno(), "mount: " + os.strerror(ctypes.get_errno()))
 """
+
+
+def confined_connection_file(info):
+    """The connection file as the confined kernel sees it (written once confined, into its
+    own socket directory): the sockets named by their path inside."""
+    info = {**info, "ip": os.path.join(SOCKET_DIR, os.path.basename(info["ip"]))}
+    path = os.path.join(SOCKET_DIR, "connection.json")
+    with open(path, "w") as stream:
+        json.dump(info, stream)
+    return path

@@ -43,7 +43,14 @@ from pathlib import Path
 import psutil
 
 import grader
-from grader.run import grader_files, import_turns, isolation, kernel_uids, syscalls
+from grader.run import (
+    grader_files,
+    import_turns,
+    isolation,
+    kernel_uids,
+    syscalls,
+    template_keeper,
+)
 from grader.run.pipes import read_line, readable
 from grader.settings import (  # the timings of templates and kernels
     REPLY_MARGIN_SECONDS,
@@ -201,7 +208,7 @@ class KernelTemplate:
             return reply
         except TimeoutError:
             why = f"{what} within {seconds:.0f} s; it was restarted"
-        except EOFError:
+        except (EOFError, ConnectionResetError):  # a kept template's socket: it died
             why = f"{what}: it stopped"
         except ValueError as error:
             why = f"{what} as expected ({error}); it was restarted"
@@ -273,12 +280,15 @@ def _progress(pid, last):
 # ---------------------------------------------------------------- the template process
 
 def serve(arguments):
-    """Import the warm modules (`arguments`: [--turns FOLDER COUNT] MODULE...), in turn
-    with the machine's other templates, then fork a kernel for every request on stdin."""
-    _end_with_worker(os.getppid())
-    turns, preload = None, arguments
-    if arguments[:1] == ["--turns"]:
-        turns, preload = (arguments[1], int(arguments[2])), arguments[3:]
+    """Import the warm modules (`arguments`: [--keep SOCKET SECONDS] [--turns FOLDER COUNT]
+    MODULE...), in turn with the machine's other templates, then fork a kernel for every
+    request: on stdin, or, kept (grader.run.template_keeper), from each check connected."""
+    keep, turns, preload = template_keeper.options(arguments)
+    listener = template_keeper.claim(keep[0]) if keep else None
+    if keep and listener is None:
+        return  # another template serves that socket
+    if not keep:
+        _end_with_worker(os.getppid())
     with import_turns.import_turn(turns):  # given back before the first kernel is forked
         for module in (*preload, *KERNEL_MODULES):
             __import__(module)
@@ -290,8 +300,11 @@ def serve(arguments):
         syscalls.libseccomp()
     # How long since it was started (the interpreter's start too): the worker reads this
     # reply when its first kernel is wanted, perhaps long after.
-    started = seconds_since_started()
-    sys.stdout.write(json.dumps({"ready": True, "seconds": started}) + "\n")
+    ready = {"ready": True, "seconds": seconds_since_started()}
+    if keep:
+        template_keeper.Keeper(listener, *keep, ready, _fork, _wipe, _request_line).serve()
+        return
+    sys.stdout.write(json.dumps(ready) + "\n")
     sys.stdout.flush()
     while line := _request_line(sys.stdin.fileno()):
         reply = _fork(line)
@@ -433,6 +446,7 @@ def _set_up(request):
     """Everything a forked child does before it is a kernel (as root, running only our
     code); returns the connection file it will serve."""
     setup = request["setup"]
+    template_keeper.close_server_files()  # a kept template's sockets and lock
     for procs in setup["cgroup_procs"]:  # first: all it will ever allocate is charged there
         with open(procs, "w") as file:
             file.write(str(os.getpid()))
@@ -453,7 +467,7 @@ def _set_up(request):
             connection = json.load(stream)
         isolation.confine(isolation.Confinement(**setup["confinement"]),
                           grader_files.python_paths(), hidden)
-        connection_file = _confined_connection_file(connection)
+        connection_file = isolation.confined_connection_file(connection)
         environment = isolation.kernel_environment(request["env"])
     else:
         os.chdir(request["cwd"])
@@ -475,16 +489,6 @@ def _die_with(parent):
     ctypes.CDLL(None, use_errno=True).prctl(PR_SET_PDEATHSIG, signal.SIGKILL, 0, 0, 0)
     if os.getppid() != parent:  # it died before the setting took
         os._exit(0)
-
-
-def _confined_connection_file(info):
-    """The connection file as the confined kernel sees it (written once confined, into its
-    own socket directory): the sockets named by their path inside."""
-    info = {**info, "ip": os.path.join(isolation.SOCKET_DIR, os.path.basename(info["ip"]))}
-    path = os.path.join(isolation.SOCKET_DIR, "connection.json")
-    with open(path, "w") as stream:
-        json.dump(info, stream)
-    return path
 
 
 if __name__ == "__main__":

@@ -48,10 +48,12 @@ def test_the_notebook_is_the_release_with_the_reference_answers(bench, tmp_path)
 
 def test_validate_runs_from_the_grader_root_and_nbconvert_beside_the_lab(bench, tmp_path):
     notebook = tmp_path / "release" / "submitted.ipynb"
-    lines = bench.commands(notebook, tmp_path / "grader", tmp_path / "out")
-    argv, cwd, env = lines[bench.VALIDATE]
+    lines = bench.commands(notebook, tmp_path / "grader", tmp_path / "out", tmp_path / "c")
+    assert lines[bench.FIRST] == lines[bench.NEXT]  # the same command: only what it finds
+    argv, cwd, env = lines[bench.FIRST]
     assert argv[1:] == ["-m", "grader", "validate", "-v", str(notebook)]
     assert cwd == tmp_path / "grader" and env["PYTHONPATH"] == str(tmp_path / "grader")
+    assert env["GRADER_CACHE_DIR"] == str(tmp_path / "c")  # its kept template, not yours
     argv, cwd, _ = lines[bench.NBCONVERT]
     assert argv[-7:] == ["nbconvert", "--to", "notebook", "--execute", "submitted.ipynb",
                          "--output-dir", str(tmp_path / "out")]
@@ -71,7 +73,8 @@ def _passing_stdout():
 
 
 def test_a_validate_that_passes_both_exercises_counts(bench):
-    bench.check_run(bench.VALIDATE, _result(stdout=_passing_stdout()))
+    bench.check_run(bench.FIRST, _result(stdout=_passing_stdout()))
+    bench.check_run(bench.NEXT, _result(stdout=_passing_stdout()))
     bench.check_run(bench.NBCONVERT, _result())
 
 
@@ -79,9 +82,9 @@ def test_a_validate_that_fails_an_exercise_is_refused(bench):
     stdout = _passing_stdout().replace("UNQ_C2 (Sequential model): public tests pass",
                                        "UNQ_C2 (Sequential model): public tests FAIL")
     with pytest.raises(bench.BenchmarkError, match="UNQ_C2"):
-        bench.check_run(bench.VALIDATE, _result(returncode=1, stdout=stdout))
+        bench.check_run(bench.FIRST, _result(returncode=1, stdout=stdout))
     with pytest.raises(bench.BenchmarkError, match=r"\['UNQ_C2'\]"):
-        bench.check_run(bench.VALIDATE, _result(stdout=stdout))
+        bench.check_run(bench.NEXT, _result(stdout=stdout))
 
 
 def test_a_failed_nbconvert_is_refused(bench):
@@ -107,32 +110,39 @@ def test_a_grader_that_logs_no_stages_gives_none(bench):
 # --- Statistics and verdicts -----------------------------------------------------------------
 
 
-def _runs(bench, validate_seconds, nbconvert_seconds):
+def _runs(bench, first_seconds, nbconvert_seconds, next_seconds=(2.0,)):
     stages = dict.fromkeys(validate.STAGES, 0.5)
-    runs = [bench.Run(bench.VALIDATE, number, seconds, seconds * 0.9, stages)
-            for number, seconds in enumerate(validate_seconds, 1)]
+    runs = [bench.Run(command, number, seconds, seconds * 0.9, stages)
+            for command, times in ((bench.FIRST, first_seconds), (bench.NEXT, next_seconds))
+            for number, seconds in enumerate(times, 1)]
     return runs + [bench.Run(bench.NBCONVERT, number, seconds, seconds * 0.8)
                    for number, seconds in enumerate(nbconvert_seconds, 1)]
 
 
 def test_the_summary_gives_spreads_stages_and_the_ratio_of_medians(bench):
-    summary = bench.summarize(_runs(bench, [4.0, 3.0, 5.0], [18.0, 20.0, 16.0]))
-    ours = summary[bench.VALIDATE]
+    summary = bench.summarize(_runs(bench, [4.0, 3.0, 5.0], [18.0, 20.0, 16.0], [2.0, 1.0]))
+    ours = summary[bench.FIRST]
     assert (ours["median"], ours["min"], ours["max"], ours["runs"]) == (4.0, 3.0, 5.0, 3)
     assert ours["cpu"]["median"] == pytest.approx(3.6)
     assert ours["stages"]["kernel"] == {"median": 0.5, "min": 0.5, "max": 0.5}
-    assert summary["ratio"] == pytest.approx(4.0 / 18.0)
+    assert ours["ratio"] == pytest.approx(4.0 / 18.0)
+    assert summary[bench.NEXT]["median"] == 1.5  # apart from the first checks
+    assert summary[bench.NEXT]["ratio"] == pytest.approx(1.5 / 18.0)
 
 
-def test_verdicts_when_both_goals_are_met_and_when_not(bench):
+def test_verdicts_for_each_check_when_both_goals_are_met_and_when_not(bench):
     met = bench.summarize(_runs(bench, [3.5], [18.0]))
     assert bench.verdict_lines(met) == [
         "validate median 3.50 s (goal <= 4 s): met",
-        "validate / nbconvert: 0.19 of 18.00 s (goal <= 0.3): met"]
-    missed = bench.summarize(_runs(bench, [6.0], [18.0]))
+        "validate / nbconvert: 0.19 of 18.00 s (goal <= 0.3): met",
+        "revalidate median 2.00 s (goal <= 4 s): met",
+        "revalidate / nbconvert: 0.11 of 18.00 s (goal <= 0.3): met"]
+    missed = bench.summarize(_runs(bench, [6.0], [18.0], [4.5]))
     assert bench.verdict_lines(missed) == [
         "validate median 6.00 s (goal <= 4 s): NOT met",
-        "validate / nbconvert: 0.33 of 18.00 s (goal <= 0.3): NOT met"]
+        "validate / nbconvert: 0.33 of 18.00 s (goal <= 0.3): NOT met",
+        "revalidate median 4.50 s (goal <= 4 s): NOT met",
+        "revalidate / nbconvert: 0.25 of 18.00 s (goal <= 0.3): met"]
 
 
 def test_the_cpu_meter_falls_back_to_waited_for_children(bench, tmp_path):
@@ -154,8 +164,19 @@ def test_bad_arguments_are_refused(bench):
 # --- The script, once ------------------------------------------------------------------------
 
 
+def test_a_first_check_finds_no_template_kept_by_the_last_round(bench, tmp_path):
+    folder = tmp_path / "kept-templates"
+    folder.mkdir()
+    kept = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(60)",
+                             "--keep", str(folder / "x.sock")])
+    bench.end_kept_templates(tmp_path, seconds=0.1)  # removed: a template then ends itself
+    assert not folder.exists()
+    kept.kill()
+    kept.wait()
+
+
 @pytest.mark.slow
-def test_the_script_times_both_commands_once(bench, project_root, tmp_path):
+def test_the_script_times_each_command_once(bench, project_root, tmp_path):
     report = tmp_path / "validate.json"
     result = subprocess.run([sys.executable, "bench/bench_validate.py", "--runs", "1",
                              "--json", str(report)],
@@ -166,15 +187,19 @@ def test_the_script_times_both_commands_once(bench, project_root, tmp_path):
         assert sum(line.lstrip().startswith(f"run 1/1  {command} ") for line in lines) == 1
         assert any(line.startswith(f"{command} ") for line in lines)
     assert [line.split()[0] for line in lines if line.startswith("  ")
-            and line.split()[0] in validate.STAGES] == list(validate.STAGES)
-    assert lines[-2].startswith("validate median ")
-    assert lines[-1].startswith("validate / nbconvert: ")
+            and line.split()[0] in validate.STAGES] == list(validate.STAGES) * 2
+    assert [line.split(" median ")[0].split(" / ")[0] for line in lines[-4:]] == [
+        "validate", "validate", "revalidate", "revalidate"]
 
     data = json.loads(report.read_text())
     assert [run["command"] for run in data["runs"]] == list(bench.COMMANDS)
     assert all(run["seconds"] > 0 and run["cpu_seconds"] > 0 for run in data["runs"])
-    ours, theirs = (data["summary"][command] for command in bench.COMMANDS)
-    assert set(ours["stages"]) == set(validate.STAGES)
-    # Its stages are inside its wall time (a process's start is known to 10 ms).
-    assert sum(stage["median"] for stage in ours["stages"].values()) <= ours["median"] + 0.05
-    assert data["summary"]["ratio"] == pytest.approx(ours["median"] / theirs["median"])
+    first, again, theirs = (data["summary"][command] for command in bench.COMMANDS)
+    for ours in (first, again):
+        assert set(ours["stages"]) == set(validate.STAGES)
+        # Its stages are inside its wall time (a process's start is known to 10 ms).
+        assert sum(stage["median"] for stage in ours["stages"].values()) <= \
+            ours["median"] + 0.05
+        assert ours["ratio"] == pytest.approx(ours["median"] / theirs["median"])
+    # The next check forked its kernel from the template the first one kept.
+    assert again["stages"]["template"]["median"] < first["stages"]["template"]["median"]

@@ -1,19 +1,24 @@
 """`python -m grader validate`: the student's check before submitting, public tests only."""
 
+import os
+import shutil
 import subprocess
 import sys
+import tempfile
 from datetime import UTC, datetime
+from pathlib import Path
 from types import SimpleNamespace
 
 import corpus
 import nbformat
+import psutil
 import pytest
 
 from grader import cells, validate
 from grader.intake import notebook_file
 from grader.intake.prepare import SKIP_TAG
 from grader.labs.c2_w2 import LAB as lab
-from grader.run import sandbox
+from grader.run import kept_templates, sandbox
 from grader.student_check import check_exercise
 
 C1_FAILS = "UNQ_C1 (my_softmax): public tests FAIL"
@@ -41,10 +46,10 @@ CASES = {
 CELL_EDITS = {"cells-raise": {"UNQ_C2": ("model = Sequential(", "model = Sequentail(")}}
 
 
-def _start(path, *options):
+def _start(path, *options, env=None):
     return subprocess.Popen([sys.executable, "-m", "grader", "validate", *options, str(path)],
                             stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
-                            cwd=lab.root)
+                            cwd=lab.root, env=env)
 
 
 def _finish(process):
@@ -133,6 +138,37 @@ def test_verbose_says_how_long_each_stage_took(validated):
     assert [part.split()[0] for part in stages.split(",")] == list(validate.STAGES)
     assert all(float(part.split()[1]) >= 0 for part in stages.split(","))
     assert "total" in line and "CPU" in line
+
+
+def _kept_templates(cache):
+    folder = str(cache / kept_templates.FOLDER)
+    return [process.pid for process in psutil.process_iter(["cmdline"])
+            if folder in " ".join(process.info["cmdline"] or [])]
+
+
+def test_the_next_check_forks_its_kernel_from_the_template_the_first_kept(released_lab):
+    # The cache at a short path: a socket's is at most 107 bytes.
+    cache = Path(tempfile.mkdtemp(prefix="validate-"))
+    env = {**os.environ, "GRADER_CACHE_DIR": str(cache)}
+    notebook = released_lab / lab.notebook_name
+    try:
+        checks = [_finish(_start(notebook, "-v", env=env)) for _ in range(2)]
+        [kept] = _kept_templates(cache)
+        assert all(C1_FAILS in check.stdout for check in checks)
+        first, second = (_stage_seconds(check.stderr) for check in checks)
+        assert first["template"] > 0.5 and second["template"] < 0.05  # imported already
+        shutil.rmtree(cache / kept_templates.FOLDER)  # how a user ends it
+        assert psutil.wait_procs([psutil.Process(kept)], timeout=10)[1] == []
+        unkept = _finish(_start(notebook, "--keep-template", "0", env=env))
+        assert C1_FAILS in unkept.stdout and _kept_templates(cache) == []
+    finally:
+        shutil.rmtree(cache)
+
+
+def _stage_seconds(stderr):
+    [line] = [line for line in stderr.splitlines() if validate.STAGES_LINE in line]
+    parts = line.split(validate.STAGES_LINE)[1].split(";")[0].split(",")
+    return {part.split()[0]: float(part.split()[1]) for part in parts}
 
 
 # What `grader validate` imports before it starts its kernel template: none of the heavy

@@ -1,0 +1,213 @@
+"""A check's kernel template, kept for the student's next check (`grader validate`).
+
+The first check starts a template that outlives it (grader.run.template_keeper) and
+connects to it; a check within KEEP_SECONDS of the last one connects to the same template,
+whose TensorFlow is imported already. A template is kept per user and per everything its
+kernels are made of: the Python, the grader's code, the modules it preloads, its
+environment and the installed packages (a folder's time changes when a package is added
+or removed). Anything else, or a socket that cannot be used (no cache, a folder others may
+enter, a path too long for a Unix socket), and the check starts a template of its own, as
+every check did before.
+
+`KeptTemplate` is a `KernelTemplate` whose process is a connection: requests are written
+to it and replies read from it as from a template's pipes. At the end of a check it hangs
+up (the template kills that check's kernels and stays); a template that fails (no answer in
+time, a reply that is not one) is killed, so that the next check starts a new one.
+"""
+
+import contextlib
+import hashlib
+import json
+import os
+import socket
+import struct
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import psutil
+
+import grader
+from grader.run import import_turns, isolation
+from grader.run.warm_kernels import GRADER_ROOT, KernelTemplate, template_environment
+
+FOLDER = "kept-templates"
+KEEP_SECONDS = 600.0  # after a check: a student at work checks again within minutes
+CONNECT_SECONDS = 10.0  # for a template just started to listen (it does before importing)
+POLL_SECONDS = 0.02
+MAX_SOCKET_PATH = 107  # bytes of sun_path, its final NUL aside
+
+
+def template_for_checks(preload, keep_seconds=KEEP_SECONDS):
+    """The template a check forks its kernel from: a kept one where the user's cache
+    allows and `keep_seconds` > 0; otherwise one of its own, ended with the check."""
+    path = socket_path(preload) if keep_seconds > 0 else None
+    if path is None:
+        return KernelTemplate(preload)
+    return KeptTemplate(preload, path, keep_seconds)
+
+
+def socket_path(preload, environment=None):
+    """Where the template kept for `preload` listens, in the user's private folder of
+    kept templates; None when there is none, or the path is too long for a socket."""
+    folder = import_turns.private_cache_folder(FOLDER)
+    if folder is None:
+        return None
+    path = str(folder / f"{template_key(preload, environment)}.sock")
+    return path if len(os.fsencode(path)) <= MAX_SOCKET_PATH else None
+
+
+def template_key(preload, environment=None):
+    """What a kept template is made of, in 16 hex digits (a socket's path is short): two
+    checks share a template only when they would have started the same one."""
+    made_of = {"python": sys.executable, "grader": GRADER_ROOT, "preload": list(preload),
+               "environment": template_environment(environment), "code": _code_stamp()}
+    text = json.dumps(made_of, sort_keys=True)
+    return hashlib.sha256(text.encode()).hexdigest()[:16]
+
+
+def _code_stamp():
+    """The grader's source files (their times and sizes) and the times of the import
+    path's folders: an edit of the grader or a package installed since makes a new key."""
+    package = Path(grader.__file__).parent
+    stamp = []
+    for path in sorted(package.rglob("*.py")):
+        with contextlib.suppress(OSError):
+            status = path.stat()
+            stamp.append([str(path.relative_to(package)), status.st_mtime_ns, status.st_size])
+    for folder in sys.path:
+        with contextlib.suppress(OSError):
+            stamp.append([folder, os.stat(folder or ".").st_mtime_ns])
+    return stamp
+
+
+class KeptTemplate(KernelTemplate):
+    """A KernelTemplate served by a kept template at the socket `path` (started, kept for
+    `keep_seconds`, when none listens there)."""
+
+    def __init__(self, preload, path, keep_seconds=KEEP_SECONDS):
+        super().__init__(preload)
+        self.path, self.keep_seconds = path, keep_seconds
+
+    def wait_until_ready(self):
+        """As KernelTemplate's. A kept template that fails (killed as this check came, hung)
+        is killed and replaced by a new kept one; if that fails too, the check starts one
+        of its own, as without a kept one."""
+        for _attempt in range(2):
+            if self.path is None:
+                break
+            try:
+                return super().wait_until_ready()
+            except isolation.KernelSetupError:
+                pass  # stopped: killed and hung up
+        self.path = None
+        super().wait_until_ready()
+
+    def _start(self):
+        if self.path is None:
+            return super()._start()
+        connection = connect(self.path)
+        if connection is None:
+            self._start_kept()
+            connection = connect(self.path, CONNECT_SECONDS)
+        # A template that would not listen (a crowded machine?): one of the check's own.
+        return connection if connection is not None else super()._start()
+
+    def _start_kept(self):
+        turns = import_turns.turns_here()
+        with contextlib.suppress(OSError), _log_file(self.path + ".log") as log:
+            # A session of its own: neither the check's end nor a Ctrl-C in its terminal
+            # reaches it. What it prints (TensorFlow's notes, a traceback if it fails) goes
+            # to a log beside its socket, the last template's only.
+            subprocess.Popen(
+                [sys.executable, "-m", "grader.run.warm_kernels",
+                 "--keep", self.path, f"{self.keep_seconds:g}",
+                 *(["--turns", turns[0], str(turns[1])] if turns else []), *self.preload],
+                cwd="/", env=template_environment(), stdin=subprocess.DEVNULL,
+                stdout=log, stderr=log, start_new_session=True)
+
+    def kill(self):
+        """The check is over: hang up. The template kills this check's kernels and stays."""
+        super()._stop()
+
+    close = kill
+
+    def _stop(self):
+        """The template failed this check: not kept (killed, its kernels with it)."""
+        if isinstance(self.process, Connection):
+            self.process.end_template()
+        super()._stop()
+
+
+@contextlib.contextmanager
+def _log_file(path):
+    """A descriptor of the file at `path`, emptied (never followed if it is a link)."""
+    descriptor = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_NOFOLLOW
+                         | os.O_CLOEXEC, 0o600)
+    try:
+        yield descriptor
+    finally:
+        os.close(descriptor)
+
+
+def connect(path, seconds=0.0):
+    """A Connection to the template listening at `path`, tried for `seconds`; None when
+    none answers or its process is not this user's."""
+    deadline = time.monotonic() + seconds
+    while True:
+        client = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM | socket.SOCK_CLOEXEC)
+        try:
+            client.connect(path)
+        except OSError:  # no socket yet, or a dead template's
+            client.close()
+            if time.monotonic() >= deadline:
+                return None
+            time.sleep(POLL_SECONDS)
+            continue
+        pid, uid, _gid = struct.unpack("3i", client.getsockopt(
+            socket.SOL_SOCKET, socket.SO_PEERCRED, struct.calcsize("3i")))
+        if uid != os.geteuid():
+            client.close()
+            return None
+        return Connection(client, pid)
+
+
+class Connection:
+    """A kept template as KernelTemplate drives its own: requests written to `stdin`,
+    replies read from `stdout` (both the socket); `kill` hangs up."""
+
+    def __init__(self, client, pid):
+        self.pid, self.stdout, self.stdin = pid, client, _Sender(client)
+        self.args = ["kept template", pid]
+        try:
+            self._process = psutil.Process(pid)  # kept: it knows the pid's start time
+        except psutil.Error:
+            self._process = None
+
+    def poll(self):
+        """None while connected (as Popen's while running)."""
+        return None if self.stdout.fileno() >= 0 else 0
+
+    def kill(self):
+        self.stdout.close()
+
+    def wait(self, timeout=None):
+        return 0
+
+    def end_template(self):
+        """Kill the template itself (not another process that took its pid since)."""
+        with contextlib.suppress(psutil.Error, AttributeError):
+            self._process.kill()
+            self._process.wait(timeout=10)  # its listener gone: the next connect is not to it
+
+
+class _Sender:
+    def __init__(self, client):
+        self.client = client
+
+    def write(self, data):
+        self.client.sendall(data)
+
+    def close(self):
+        self.client.close()

@@ -1,0 +1,258 @@
+"""A kernel template kept between a student's checks (grader.run.kept_templates, the client;
+grader.run.template_keeper, the server): one per user and key, shared, ended when idle or
+when its socket is removed, never handing a kernel anything of the server's."""
+
+import os
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import tempfile
+import textwrap
+import threading
+import time
+from pathlib import Path
+
+import psutil
+import pytest
+from jupyter_client.connect import write_connection_file
+
+from grader.run import isolation, kept_templates
+from grader.run.kept_templates import KeptTemplate, template_for_checks, template_key
+from grader.run.warm_kernels import KernelTemplate
+
+PRELOAD = ("json",)  # a template in a tenth of a second: what is kept is the same
+
+
+@pytest.fixture
+def cache(monkeypatch):
+    """A cache of the test's own, at a short path (a socket's is at most 107 bytes); its
+    kept templates end with the test (the folder removed: what ends them is tested below)."""
+    root = Path(tempfile.mkdtemp(prefix="kept-"))
+    monkeypatch.setenv("GRADER_CACHE_DIR", str(root))
+    yield root
+    templates = _kept_processes(root)
+    shutil.rmtree(root)
+    assert all(_ends(process) for process in templates)
+
+
+def _kept_processes(root):
+    folder = str(root / kept_templates.FOLDER)
+    found = []
+    for process in psutil.process_iter(["cmdline"]):
+        command = process.info["cmdline"] or []
+        if "--keep" in command and command[command.index("--keep") + 1].startswith(folder):
+            found.append(process)
+    return found
+
+
+def _ends(process, seconds=10):
+    try:
+        process.wait(timeout=seconds)
+    except psutil.TimeoutExpired:
+        return process.status() == psutil.STATUS_ZOMBIE
+    except psutil.NoSuchProcess:
+        pass
+    return True
+
+
+def _kernel(template, folder):
+    """A kernel forked from `template`, serving a connection file nobody uses."""
+    folder.mkdir(exist_ok=True)
+    connection_file, _ = write_connection_file(fname=str(folder / "kernel.json"))
+    kernel = psutil.Process(template.fork_kernel(connection_file, folder,
+                                                 {"PATH": "/usr/bin:/bin"}))
+    assert kernel.is_running()
+    return kernel
+
+
+def test_the_next_check_forks_from_the_template_the_first_one_started(cache, tmp_path):
+    first = template_for_checks(PRELOAD)
+    assert isinstance(first, KeptTemplate)
+    kernel = _kernel(first, tmp_path / "first")
+    kept = psutil.Process(first.process.pid)
+    assert os.getsid(kept.pid) == kept.pid  # a session of its own: no Ctrl-C reaches it
+    first.kill()  # the check is over: its kernel goes, the template stays
+    assert _ends(kernel)
+    assert kept.is_running()
+    second = template_for_checks(PRELOAD)
+    second.wait_until_ready()
+    assert second.process.pid == kept.pid
+    assert _kernel(second, tmp_path / "second").ppid() == kept.pid
+    second.kill()
+    assert [process.pid for process in _kept_processes(cache)] == [kept.pid]
+
+
+def test_checks_started_together_share_one_template(cache):
+    templates = [template_for_checks(PRELOAD) for _ in range(4)]
+    threads = [threading.Thread(target=template.wait_until_ready) for template in templates]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(timeout=60)
+    assert all(template.ready for template in templates)
+    assert len({template.process.pid for template in templates}) == 1
+    for template in templates:  # those started meanwhile found the socket locked and ended
+        template.kill()
+    deadline = time.monotonic() + 10
+    while len(_kept_processes(cache)) > 1 and time.monotonic() < deadline:
+        time.sleep(0.1)
+    assert len(_kept_processes(cache)) == 1
+
+
+def test_a_killed_templates_socket_is_taken_over_by_a_new_one(cache, tmp_path):
+    first = template_for_checks(PRELOAD)
+    first.wait_until_ready()
+    dead = first.process.pid
+    os.kill(dead, signal.SIGKILL)  # its socket file stays, nobody listening
+    first.kill()
+    assert os.path.exists(first.path)
+    second = template_for_checks(PRELOAD)
+    assert _kernel(second, tmp_path / "k").ppid() not in (dead, os.getpid())
+    second.kill()
+
+
+def test_a_template_ends_when_idle_for_its_keep_time(cache, tmp_path):
+    check = template_for_checks(PRELOAD, keep_seconds=1)
+    kernel = _kernel(check, tmp_path / "k")
+    kept = psutil.Process(check.process.pid)
+    time.sleep(2)
+    assert kept.is_running()  # a check connected is never idle, however long it runs
+    check.kill()
+    assert _ends(kernel) and _ends(kept)
+    assert not os.path.exists(check.path)  # the next check starts a new one
+
+
+def test_a_template_ends_when_its_socket_is_removed(cache):
+    check = template_for_checks(PRELOAD)
+    check.wait_until_ready()
+    kept = psutil.Process(check.process.pid)
+    check.kill()
+    os.unlink(check.path)
+    assert _ends(kept)
+
+
+def test_a_kernel_holds_none_of_the_servers_descriptors(cache, tmp_path):
+    # Another check is connected while this one's kernel is forked: the kernel must hold
+    # neither the listening socket, nor the other's connection, nor the lock.
+    other = template_for_checks(PRELOAD)
+    other.wait_until_ready()
+    check = template_for_checks(PRELOAD)
+    kernel = _kernel(check, tmp_path / "k")
+    template = psutil.Process(check.process.pid)
+    theirs = {_target(template.pid, fd) for fd in os.listdir(f"/proc/{template.pid}/fd")}
+    held = {_target(kernel.pid, fd) for fd in os.listdir(f"/proc/{kernel.pid}/fd")}
+    servers = {target for target in theirs if target.startswith("socket:")}
+    assert len(servers) >= 3  # the listener and both connections
+    assert check.path + ".lock" in theirs
+    assert not held & (servers | {check.path + ".lock"})
+    other.kill()
+    check.kill()
+
+
+def _target(pid, fd):
+    try:
+        return os.readlink(f"/proc/{pid}/fd/{fd}")
+    except OSError:
+        return ""
+
+
+FAKE_TEMPLATE = """
+import os, socket, sys, time
+listener = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+listener.bind(sys.argv[1])
+os.setuid(int(sys.argv[2]))  # listen()'s credentials are the ones a client sees
+listener.listen(4)
+print("listening", flush=True)
+while True:
+    connection, _ = listener.accept()
+    connection.sendall(b"not a reply\\n")
+"""
+
+
+def _fake_template(path, uid):
+    fake = subprocess.Popen([sys.executable, "-c", textwrap.dedent(FAKE_TEMPLATE), path,
+                             str(uid)], stdout=subprocess.PIPE, text=True)
+    assert fake.stdout.readline() == "listening\n"
+    return fake
+
+
+def test_a_kept_template_that_fails_is_killed_and_replaced(cache):
+    path = kept_templates.socket_path(PRELOAD)
+    fake = _fake_template(path, os.geteuid())
+    check = KeptTemplate(PRELOAD, path)
+    try:
+        check.wait_until_ready()  # a reply that is not one
+        fake.wait(timeout=10)  # killed: it never ends by itself
+        assert isinstance(check.process, kept_templates.Connection)  # a new kept one
+        assert check.process.pid != fake.pid and check.ready
+    finally:
+        fake.kill()
+        check.kill()
+
+
+def test_when_no_kept_template_will_serve_the_check_starts_its_own(cache, monkeypatch):
+    monkeypatch.setattr(KeptTemplate, "_start_kept", lambda self: None)
+    monkeypatch.setattr(kept_templates, "CONNECT_SECONDS", 0.5)
+    path = kept_templates.socket_path(PRELOAD)
+    fake = _fake_template(path, os.geteuid())
+    check = KeptTemplate(PRELOAD, path)
+    try:
+        check.wait_until_ready()
+        fake.wait(timeout=10)
+        assert isinstance(check.process, subprocess.Popen) and check.ready
+    finally:
+        fake.kill()
+        check.kill()
+
+
+@pytest.mark.skipif(os.geteuid() != 0, reason="listening as another user needs root")
+def test_a_socket_another_user_listens_on_is_not_connected_to(cache):
+    path = kept_templates.socket_path(PRELOAD)
+    fake = _fake_template(path, 65534)
+    try:
+        assert kept_templates.connect(path) is None
+    finally:
+        fake.kill()
+
+
+def test_templates_are_kept_apart_by_what_they_are_made_of(cache, tmp_path, monkeypatch):
+    key = template_key(PRELOAD)
+    assert template_key(("json", "csv")) != key
+    assert template_key(PRELOAD, {**os.environ, "LANG": "xx_XX.UTF-8"}) != key
+    installed = tmp_path / "site-packages"
+    installed.mkdir()
+    monkeypatch.syspath_prepend(str(installed))
+    before = template_key(PRELOAD)
+    (installed / "new_package").mkdir()  # a package installed since: a new template
+    os.utime(installed, ns=(0, time.time_ns() + 10**9))
+    assert template_key(PRELOAD) != before
+
+
+def test_a_check_keeps_no_template_where_it_cannot_keep_one_safely(cache, monkeypatch):
+    assert type(template_for_checks(PRELOAD, keep_seconds=0)) is KernelTemplate
+    (cache / kept_templates.FOLDER).mkdir(parents=True)
+    os.chmod(cache / kept_templates.FOLDER, 0o755)  # others may enter it
+    assert type(template_for_checks(PRELOAD)) is KernelTemplate
+    monkeypatch.setenv("GRADER_CACHE_DIR", "/tmp/" + "x" * 120)  # too long for a socket
+    assert kept_templates.socket_path(PRELOAD) is None
+    monkeypatch.setenv("GRADER_CACHE_DIR", "off")
+    assert type(template_for_checks(PRELOAD)) is KernelTemplate
+
+
+def test_a_confined_kernels_connection_file_names_its_own_socket_folder(tmp_path,
+                                                                        monkeypatch):
+    monkeypatch.setattr(isolation, "SOCKET_DIR", str(tmp_path))
+    path = isolation.confined_connection_file({"ip": "/scratch/abc/kernel-ipc", "a": 1})
+    assert Path(path).read_text() == f'{{"ip": "{tmp_path}/kernel-ipc", "a": 1}}'
+
+
+def test_a_connection_refused_or_absent_is_none_quickly(cache, tmp_path):
+    started = time.monotonic()
+    assert kept_templates.connect(str(tmp_path / "none.sock")) is None
+    stale = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+    stale.bind(str(tmp_path / "stale.sock"))
+    stale.close()  # the file stays, nobody listens
+    assert kept_templates.connect(str(tmp_path / "stale.sock"), seconds=0.2) is None
+    assert time.monotonic() - started < 5
