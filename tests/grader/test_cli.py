@@ -135,3 +135,34 @@ def test_terminal_messages_are_one_line_and_tracebacks_come_with_verbose():
     logging.getLogger("grader.test").warning("only said without -q")
     assert stream.getvalue() == ""
     logs.configure(0)
+
+
+def test_validate_keeps_its_template_from_0_seconds_to_a_day(capsys):
+    parse = build_parser().parse_args
+    assert parse(["validate", "n.ipynb"]).keep_template == 600
+    assert parse(["validate", "--keep-template", "0", "n.ipynb"]).keep_template == 0
+    assert parse(["validate", "--keep-template", "90.5", "n.ipynb"]).keep_template == 90.5
+    for wrong in ("-1", "nan", "inf", "86401", "ten"):
+        try:
+            parse(["validate", "--keep-template", wrong, "n.ipynb"])
+        except SystemExit:
+            pass
+        else:
+            raise AssertionError(f"--keep-template {wrong} was accepted")
+        assert f"must be from 0 to 86400 seconds, got {wrong}" in capsys.readouterr().err
+
+
+EXIT_NOW = """
+import atexit, sys
+from grader import cli
+atexit.register(lambda: print("atexit ran"))
+sys.stdout.write("the answer, not yet flushed; ")
+cli._exit_now(3)
+"""
+
+
+def test_a_check_ends_its_process_at_once_after_atexit_and_flushing():
+    result = subprocess.run([sys.executable, "-c", EXIT_NOW], capture_output=True, text=True,
+                            timeout=60)
+    assert result.returncode == 3
+    assert result.stdout == "the answer, not yet flushed; atexit ran\n"
