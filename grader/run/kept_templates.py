@@ -68,17 +68,21 @@ def template_key(preload, environment=None):
 
 
 def _code_stamp():
-    """The grader's source files (their times and sizes) and the times of the import
-    path's folders: an edit of the grader or a package installed since makes a new key."""
+    """The grader's source files (their times and sizes) and the times of the installed
+    packages' folders: an edit of the grader or a package installed since makes a new key.
+    Only the import path's folders inside the Python's prefixes count: not the working
+    folder, whose time changes whenever a notebook in it is saved."""
     package = Path(grader.__file__).parent
     stamp = []
     for path in sorted(package.rglob("*.py")):
         with contextlib.suppress(OSError):
             status = path.stat()
             stamp.append([str(path.relative_to(package)), status.st_mtime_ns, status.st_size])
+    prefixes = {sys.prefix, sys.base_prefix, sys.exec_prefix}
     for folder in sys.path:
-        with contextlib.suppress(OSError):
-            stamp.append([folder, os.stat(folder or ".").st_mtime_ns])
+        if folder and any(folder.startswith(prefix + os.sep) for prefix in prefixes):
+            with contextlib.suppress(OSError):
+                stamp.append([folder, os.stat(folder).st_mtime_ns])
     return stamp
 
 

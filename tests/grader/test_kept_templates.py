@@ -221,10 +221,16 @@ def test_templates_are_kept_apart_by_what_they_are_made_of(cache, tmp_path, monk
     key = template_key(PRELOAD)
     assert template_key(("json", "csv")) != key
     assert template_key(PRELOAD, {**os.environ, "LANG": "xx_XX.UTF-8"}) != key
-    installed = tmp_path / "site-packages"
-    installed.mkdir()
+    installed, working = tmp_path / "venv" / "site-packages", tmp_path / "work"
+    installed.mkdir(parents=True)
+    working.mkdir()
+    monkeypatch.setattr(sys, "prefix", str(tmp_path / "venv"))  # as a venv's packages
     monkeypatch.syspath_prepend(str(installed))
+    monkeypatch.syspath_prepend(str(working))  # `python -m` puts the working folder first
     before = template_key(PRELOAD)
+    (working / "notebook.ipynb").write_text("{}")  # saved: the folder's time changes
+    os.utime(working, ns=(0, time.time_ns() + 10**9))
+    assert template_key(PRELOAD) == before  # the same template
     (installed / "new_package").mkdir()  # a package installed since: a new template
     os.utime(installed, ns=(0, time.time_ns() + 10**9))
     assert template_key(PRELOAD) != before
