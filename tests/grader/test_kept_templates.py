@@ -48,13 +48,7 @@ def _kept_processes(root):
 
 
 def _ends(process, seconds=10):
-    try:
-        process.wait(timeout=seconds)
-    except psutil.TimeoutExpired:
-        return process.status() == psutil.STATUS_ZOMBIE
-    except psutil.NoSuchProcess:
-        pass
-    return True
+    return not psutil.wait_procs([process], timeout=seconds)[1]
 
 
 def _kernel(template, folder):
