@@ -20,7 +20,10 @@ student-N, each holding C2_W2_Assignment.ipynb. The class is then graded:
   instructor starts a cluster once, not per batch (its workers' warm kernels start within
   the timed run, as local workers' do); and last on a cluster of 2 that stays up for every
   run, warmed by one untimed batch ("warm": an instructor's cluster after its first batch,
-  its kernel templates imported);
+  its kernel templates imported); and last with 2 local workers whose kernel templates the
+  batch before kept (`--keep-templates 600`, "kept": the next batch on this machine, a late
+  student alone; its templates in a cache of the benchmark's own, kept first by one
+  untimed batch, ended at the end);
 * by plain nbgrader: `nbgrader autograde C2_W2 --force` in a course made from the lab, the
   same notebooks in submitted/<student>/C2_W2/. It runs every cell of every notebook,
   40 epochs of training included, one student after another, so `--plain-copies K` (default
@@ -73,14 +76,16 @@ OURS_2 = "ours, 2 workers"
 OURS_2_UNCONFINED = "ours, 2, no sandbox"
 DASK_2 = "ours, 2 Dask workers"
 DASK_2_WARM = "ours, 2 Dask, warm"
+KEPT_2 = "ours, 2, kept"
 PLAIN = "plain nbgrader"
-SETUPS = (OURS_1, OURS_2, OURS_2_UNCONFINED, DASK_2, DASK_2_WARM, PLAIN)
-WORKERS = {OURS_1: 1, OURS_2: 2, OURS_2_UNCONFINED: 2, DASK_2: 2, DASK_2_WARM: 2}
+SETUPS = (OURS_1, OURS_2, OURS_2_UNCONFINED, DASK_2, DASK_2_WARM, KEPT_2, PLAIN)
+WORKERS = {OURS_1: 1, OURS_2: 2, OURS_2_UNCONFINED: 2, DASK_2: 2, DASK_2_WARM: 2, KEPT_2: 2}
+KEEP_SECONDS = 600  # KEPT_2's --keep-templates
 ON_DASK = {DASK_2, DASK_2_WARM}  # graded through --scheduler, on a Dask cluster on loopback
 UNCONFINED = {OURS_2_UNCONFINED}  # graded with --no-sandbox: the sandbox's cost
 # Setups --skip may leave out; 2 workers and plain nbgrader are the goals' and always run.
 SKIPPABLE = {"1-worker": OURS_1, "no-sandbox": OURS_2_UNCONFINED, "dask": DASK_2,
-             "warm": DASK_2_WARM}
+             "warm": DASK_2_WARM, "kept": KEPT_2}
 
 SECONDS_PER_SUBMISSION_GOAL = 3.0  # ours with 2 workers
 THROUGHPUT_GOAL = 8.0  # ours with 2 workers against plain nbgrader
@@ -219,17 +224,17 @@ def check_graded_everyone(stdout, submissions):
                              f" {summary[0] if summary else stdout.strip()[-300:]!r}")
 
 
-def grade_with_ours(class_dir, out, where, submissions):
+def grade_with_ours(class_dir, out, where, submissions, env=None):
     """Run our autograde command on `class_dir` with the options `where` (--workers W or
-    --scheduler ADDRESS) into a fresh `out`; return its wall time in seconds and when its
-    first result came (first_result_seconds)."""
+    --scheduler ADDRESS) into a fresh `out`, with `env` (default: ours); return its wall
+    time in seconds and when its first result came (first_result_seconds)."""
     shutil.rmtree(out, ignore_errors=True)  # a batch resumes what OUT holds
     command = [sys.executable, "-m", "grader", "autograde", str(class_dir), "--out", str(out),
                *where]
     limit = OURS_LIMIT_PER_SUBMISSION * submissions + LIMIT_MARGIN
     started = time.perf_counter()
     result = subprocess.run(command, cwd=REPO_ROOT, capture_output=True, text=True,
-                            timeout=limit)
+                            timeout=limit, env=env)
     seconds = time.perf_counter() - started
     if result.returncode != 0:
         log = (result.stdout + result.stderr).strip().splitlines()
@@ -254,7 +259,8 @@ def run_ours(class_dir, scratch, students, runs, skip=()):
     ...), so that slow drifts in the machine's load hit all alike; each run into a fresh
     OUT, checked. The setups in `skip` are left out."""
     timings = []
-    with warm_cluster(Path(scratch), class_dir, students, DASK_2_WARM not in skip) as warm:
+    with warm_cluster(Path(scratch), class_dir, students, DASK_2_WARM not in skip) as warm, \
+            kept_templates(Path(scratch), class_dir, students, KEPT_2 not in skip) as kept:
         for run in range(1, runs + 1):
             for setup, workers in WORKERS.items():
                 if setup in skip:
@@ -262,7 +268,8 @@ def run_ours(class_dir, scratch, students, runs, skip=()):
                 out = Path(scratch) / f"{setup.replace(', ', '-').replace(' ', '-')}-run-{run}"
                 with grading_place(setup, workers, Path(scratch) / f"dask-run-{run}",
                                    warm) as where:
-                    seconds, first = grade_with_ours(class_dir, out, where, len(students))
+                    seconds, first = grade_with_ours(class_dir, out, where, len(students),
+                                                     kept if setup == KEPT_2 else None)
                 check_grades_csv(out / "grades.csv", students)
                 shutil.rmtree(out)
                 timings.append(report_run(Timing(setup, run, seconds, len(students), first),
@@ -286,12 +293,38 @@ def warm_cluster(scratch, class_dir, students, wanted):
 
 
 @contextmanager
+def kept_templates(scratch, class_dir, students, wanted):
+    """The environment of KEPT_2's batches (None unless `wanted`): a grader cache of the
+    benchmark's own, whose kept templates one untimed batch starts; they are ended (their
+    folder removed) at the end."""
+    if not wanted:
+        yield None
+        return
+    cache = scratch / "kept-cache"
+    env = {**os.environ, "GRADER_CACHE_DIR": str(cache)}
+    try:
+        out = scratch / "kept-warm-up"
+        grade_with_ours(class_dir, out, keep_options(), len(students), env)
+        shutil.rmtree(out, ignore_errors=True)
+        yield env
+    finally:
+        shutil.rmtree(cache / "kept-templates", ignore_errors=True)  # they end within 1 s
+
+
+def keep_options():
+    return ["--workers", str(WORKERS[KEPT_2]), "--keep-templates", str(KEEP_SECONDS)]
+
+
+@contextmanager
 def grading_place(setup, workers, folder, warm=None):
     """The autograde options that grade on `setup`'s workers: --workers W here, or
     --scheduler ADDRESS of a Dask cluster started in `folder` for the run (untimed), or of
     the `warm` one (warm_cluster's address)."""
     if setup in UNCONFINED:
         yield ["--workers", str(workers), "--no-sandbox"]
+        return
+    if setup == KEPT_2:
+        yield keep_options()
         return
     if setup not in ON_DASK:
         yield ["--workers", str(workers)]
@@ -389,7 +422,7 @@ def start_up_lines(summary, throughput_goal=WARM_THROUGHPUT_GOAL,
     start, and `throughput_goal` times plain nbgrader's throughput, for a fresh local
     cluster (2 workers) and for a warm one."""
     lines = []
-    for setup in (OURS_2, DASK_2_WARM):
+    for setup in (OURS_2, DASK_2_WARM, KEPT_2):
         stats = summary.get(setup)
         if stats is None:
             continue

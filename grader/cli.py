@@ -52,7 +52,7 @@ def _autograde(args, lab):
     batch = autograde(submissions=args.submissions, out=args.out, lab=lab, limits=limits,
                       workers=args.workers, scheduler=args.scheduler, db=args.db,
                       secret_key=args.secret_key, regrade=args.regrade,
-                      on_progress=progress, runner=RUNNERS[args.runner](),
+                      on_progress=progress, runner=_runner(RUNNERS[args.runner], args),
                       late=_late_work(args))
     for warning in batch.warnings:
         log.warning(warning)
@@ -298,6 +298,13 @@ def _release_parser(commands):
     release.set_defaults(run=_release)
 
 
+def _runner(kind, args):
+    runner = kind()
+    if args.keep_templates:
+        runner.keep_templates = args.keep_templates  # the sandbox's: the others have none
+    return runner
+
+
 def _autograde_parser(commands):
     grade = commands.add_parser("autograde", help="grade a folder (or .zip) of student "
                                 "submissions into OUT; again on the same OUT, it resumes")
@@ -314,6 +321,10 @@ def _autograde_parser(commands):
     for name, default, help_text in Limits.options():
         grade.add_argument(f"--{name.replace('_', '-')}", type=_positive, default=default,
                            help=f"{help_text} (default {default})")
+    grade.add_argument("--keep-templates", type=_seconds, default=0, metavar="SECONDS",
+                       help="keep each worker's kernel template (TensorFlow imported) this"
+                       " long after the batch, for the next batch on this machine, e.g. a"
+                       " late student graded alone (default 0: they end with the batch)")
     grade.add_argument("--no-sandbox", action="store_true",
                        help="run kernels unconfined, e.g. to debug a submission (a "
                        "warning says what is then not enforced)")

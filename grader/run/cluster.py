@@ -412,8 +412,8 @@ class ReadyToGrade(WorkerPlugin):
             raise OtherGrader(f"the Dask worker at {worker.address} runs another version of"
                               f" the grader ({grader.engine_version()}) than the coordinating"
                               f" machine ({self.version}): update its checkout and restart it")
-        from grader.run.worker import note_worker_start  # for the profile
-        note_worker_start()
+        from grader.run.worker import note_worker_start  # its name; its start, for the profile
+        note_worker_start(worker.name)
         _warm_up(self.runner, self.preload)
         _leave_interrupts_to_the_coordinator()
         _quiet_the_last_heartbeat(worker)

@@ -39,30 +39,34 @@ POLL_SECONDS = 0.02
 MAX_SOCKET_PATH = 107  # bytes of sun_path, its final NUL aside
 
 
-def template_for_checks(preload, keep_seconds=KEEP_SECONDS):
-    """The template a check forks its kernel from: a kept one where the user's cache
-    allows and `keep_seconds` > 0; otherwise one of its own, ended with the check."""
-    path = socket_path(preload) if keep_seconds > 0 else None
+def template_for_checks(preload, keep_seconds=KEEP_SECONDS, slot=""):
+    """The template a check (or a batch's worker in `slot`) forks its kernels from: a kept
+    one where the user's cache allows and `keep_seconds` > 0; otherwise one of its own,
+    ended with the check."""
+    path = socket_path(preload, slot=slot) if keep_seconds > 0 else None
     if path is None:
         return KernelTemplate(preload)
     return KeptTemplate(preload, path, keep_seconds)
 
 
-def socket_path(preload, environment=None):
-    """Where the template kept for `preload` listens, in the user's private folder of
-    kept templates; None when there is none, or the path is too long for a socket."""
+def socket_path(preload, environment=None, slot=""):
+    """Where the template kept for `preload` (and a batch's worker `slot`) listens, in the
+    user's private folder of kept templates; None when there is none, or the path is too
+    long for a socket."""
     folder = import_turns.private_cache_folder(FOLDER)
     if folder is None:
         return None
-    path = str(folder / f"{template_key(preload, environment)}.sock")
+    path = str(folder / f"{template_key(preload, environment, slot)}.sock")
     return path if len(os.fsencode(path)) <= MAX_SOCKET_PATH else None
 
 
-def template_key(preload, environment=None):
+def template_key(preload, environment=None, slot=""):
     """What a kept template is made of, in 16 hex digits (a socket's path is short): two
-    checks share a template only when they would have started the same one."""
+    checks share a template only when they would have started the same one. A batch's
+    workers each keep one of their own (`slot`), so that none waits for another's forks."""
     made_of = {"python": sys.executable, "grader": GRADER_ROOT, "preload": list(preload),
-               "environment": template_environment(environment), "code": _code_stamp()}
+               "environment": template_environment(environment), "code": _code_stamp(),
+               "slot": slot}
     text = json.dumps(made_of, sort_keys=True)
     return hashlib.sha256(text.encode()).hexdigest()[:16]
 
@@ -137,6 +141,14 @@ class KeptTemplate(KernelTemplate):
 
     close = kill
 
+    def cpu_seconds(self):
+        """The template's CPU seconds since this check connected (for the profile: a
+        template kept from before imported nothing for it)."""
+        seconds = super().cpu_seconds()
+        if isinstance(self.process, Connection):
+            seconds -= self.process.cpu_at_start
+        return max(0.0, seconds)
+
     def _stop(self):
         """The template failed this check: not kept (killed, its kernels with it)."""
         if isinstance(self.process, Connection):
@@ -184,8 +196,11 @@ class Connection:
     def __init__(self, client, pid):
         self.pid, self.stdout, self.stdin = pid, client, _Sender(client)
         self.args = ["kept template", pid]
+        self.cpu_at_start = 0.0  # the template's CPU seconds when connected
         try:
             self._process = psutil.Process(pid)  # kept: it knows the pid's start time
+            times = self._process.cpu_times()
+            self.cpu_at_start = times.user + times.system
         except psutil.Error:
             self._process = None
 

@@ -19,42 +19,50 @@ import time
 
 from grader.errors import short_error
 from grader.records import RunEnd, RunOutcome
+from grader.run.kept_templates import template_for_checks
 from grader.run.runner import GradingTask, Runner  # noqa: F401 (GradingTask: its old home)
 from grader.run.support_files import support_dir
-from grader.run.warm_kernels import KernelTemplate
 from grader.stage_clock import StageClock, seconds_since_started
 
 log = logging.getLogger(__name__)
 
-_templates = {}  # preload -> KernelTemplate, one per worker process, started on first use
+# (preload, seconds kept) -> KernelTemplate, one per worker process, started on first use
+_templates = {}
 _templates_lock = threading.Lock()
 
 
 class SandboxRunner(Runner):
     """Each submission in a kernel forked from the worker's warm template, in its own
-    sandbox (namespaces, cgroups, the system call policy, as the machine allows)."""
+    sandbox (namespaces, cgroups, the system call policy, as the machine allows). With
+    `keep_templates` seconds, each worker's template is kept that long after the batch, for
+    the next batch's worker of the same slot (grader.run.kept_templates)."""
 
     name = "sandbox"
 
+    def __init__(self, keep_templates=0.0):
+        self.keep_templates = keep_templates
+
     def run(self, task, support_files):
-        return grade_submission(task, support_files)
+        return grade_submission(task, support_files,
+                                keep_templates=getattr(self, "keep_templates", 0.0))
 
     def warm_up(self, preload):
         # The template's imports (TensorFlow: seconds of CPU) start as the worker is set
         # up, before this process's own (nbclient, nbgrader: a second) and beside the
         # lab's loading and the first task's transfer; on a cluster that outlives a batch,
         # the next batch finds the template ready.
-        _template(tuple(preload)).start()
+        _template(tuple(preload), getattr(self, "keep_templates", 0.0)).start()
         _sandbox()
 
 
-def grade_submission(task, support_files, *, warm=True):
+def grade_submission(task, support_files, *, warm=True, keep_templates=0.0):
     """Run one submission beside `support_files`; a RunOutcome, never an exception. With
-    `warm`, its kernel is forked from the worker's template; without, nbclient starts one."""
+    `warm`, its kernel is forked from the worker's template (kept `keep_templates` seconds
+    after the batch); without, nbclient starts one."""
     started = time.monotonic()
     clock = StageClock()
     try:
-        template = _template(task.preload) if warm else None
+        template = _template(task.preload, keep_templates) if warm else None
         with clock.stage("support files"):
             support = support_dir(support_files, _worker_folder())
         outcome = _sandbox().run_notebook(task.notebook, support_dir=support,
@@ -86,13 +94,15 @@ def _with_rebuilt_notebook(outcome):
 
 _worker_start = []  # (wall, CPU) seconds this worker process took to start, until told
 _worker_start_noted = []  # [True] once noted: a cluster that outlives a batch is set up again
+_worker_name = [""]  # this process's Dask worker's name, once set up
 
 
-def note_worker_start():
-    """Remember what starting this worker process cost (its CPU so far, and the wall time
-    since it was created), once per process, for the first submission it grades to report.
-    A worker set up again for a later batch has started already: its CPU since is not a
-    start's."""
+def note_worker_start(name=""):
+    """Remember the worker's `name` and what starting this worker process cost (its CPU so
+    far, and the wall time since it was created), once per process, for the first
+    submission it grades to report. A worker set up again for a later batch has started
+    already: its CPU since is not a start's."""
+    _worker_name[0] = str(name)
     if _worker_start_noted:
         return
     _worker_start_noted.append(True)
@@ -107,11 +117,14 @@ def take_worker_start(clock):
         _worker_start.clear()
 
 
-def _template(preload):
+def _template(preload, keep_seconds=0.0):
+    """The worker's template for `preload`: its own, or one kept beside the worker's slot
+    (its name in the cluster: a LocalCluster's 0, 1, ...) for `keep_seconds` after it."""
     with _templates_lock:  # the worker's set-up (warm_up) and its task thread
-        if preload not in _templates:
-            _templates[preload] = KernelTemplate(preload)
-        return _templates[preload]
+        if (preload, keep_seconds) not in _templates:
+            _templates[preload, keep_seconds] = template_for_checks(
+                preload, keep_seconds, slot=_worker_name[0])
+        return _templates[preload, keep_seconds]
 
 
 def _sandbox():

@@ -247,7 +247,23 @@ def test_local_setups_grade_here_with_their_number_of_workers(bench, tmp_path):
     for setup, workers in ((bench.OURS_1, "1"), (bench.OURS_2, "2")):
         with bench.grading_place(setup, int(workers), tmp_path / "cluster") as where:
             assert where == ["--workers", workers]
+    with bench.grading_place(bench.KEPT_2, 2, tmp_path / "cluster") as where:
+        assert where == ["--workers", "2", "--keep-templates", "600"]
     assert not (tmp_path / "cluster").exists()  # no Dask cluster started for them
+
+
+def test_kept_templates_live_in_the_benchmarks_own_cache_and_end_with_it(bench, tmp_path,
+                                                                        monkeypatch):
+    graded = []
+    monkeypatch.setattr(bench, "grade_with_ours", lambda *args: graded.append(args))
+    with bench.kept_templates(tmp_path, "class", ["a", "b"], wanted=False) as env:
+        assert env is None and graded == []
+    with bench.kept_templates(tmp_path, "class", ["a", "b"], wanted=True) as env:
+        assert env["GRADER_CACHE_DIR"] == str(tmp_path / "kept-cache")
+        [(_class, _out, where, count, warm_env)] = graded  # one untimed batch keeps them
+        assert (where, count, warm_env) == (bench.keep_options(), 2, env)
+        (tmp_path / "kept-cache" / "kept-templates").mkdir(parents=True)
+    assert not (tmp_path / "kept-cache" / "kept-templates").exists()  # which ends them
 
 
 def test_report_prints_the_table_then_the_verdicts_last(bench, capsys):
@@ -320,8 +336,8 @@ def test_bad_arguments_are_refused(bench, argv):
 
 
 def test_skip_names_the_setups_that_may_be_left_out(bench):
-    args = bench.parse_args(["--skip", "1-worker", "no-sandbox"])
-    assert args.skip == {bench.OURS_1, bench.OURS_2_UNCONFINED}
+    args = bench.parse_args(["--skip", "1-worker", "no-sandbox", "kept"])
+    assert args.skip == {bench.OURS_1, bench.OURS_2_UNCONFINED, bench.KEPT_2}
     assert bench.parse_args([]).skip == set()
     with pytest.raises(SystemExit):
         bench.parse_args(["--skip", "plain"])  # the goals compare 2 workers with plain
@@ -329,9 +345,9 @@ def test_skip_names_the_setups_that_may_be_left_out(bench):
 
 @pytest.mark.slow
 def test_the_script_times_its_setups_on_a_tiny_class(bench, project_root, tmp_path):
-    # Only the goals' setups (2 workers, the warm cluster, plain nbgrader): each setup costs
-    # a batch, and CI keeps to 30 min; the others run through the same functions
-    # (grading_place says how, tested above).
+    # Only the goals' setups (2 workers, the warm cluster, kept templates, plain nbgrader):
+    # each setup costs a batch, and CI keeps to 30 min; the others run through the same
+    # functions (grading_place says how, tested above).
     report = tmp_path / "grading.json"
     result = subprocess.run(
         [sys.executable, "bench/bench_grading.py", "--copies", "2", "--runs", "1",
@@ -340,15 +356,16 @@ def test_the_script_times_its_setups_on_a_tiny_class(bench, project_root, tmp_pa
         cwd=project_root, capture_output=True, text=True, timeout=1800)
     assert result.returncode == 0, result.stdout + result.stderr
     lines = result.stdout.strip().splitlines()
-    measured = [bench.OURS_2, bench.DASK_2_WARM, bench.PLAIN]
+    measured = [bench.OURS_2, bench.DASK_2_WARM, bench.KEPT_2, bench.PLAIN]
     for setup in measured:  # a line per run, a row per setup in the table
         assert sum(line.split(maxsplit=2)[-1].startswith(setup) for line in lines
                    if line.lstrip().startswith("run 1/1")) == 1
         assert any(line.startswith(setup) for line in lines)
-    assert lines[-4].startswith("ours with 2 workers: ")
-    assert lines[-3].startswith("throughput vs plain nbgrader: ")
-    assert lines[-2].startswith(f"{bench.OURS_2}: first result after ")
-    assert lines[-1].startswith(f"{bench.DASK_2_WARM}: first result after ")
+    assert lines[-5].startswith("ours with 2 workers: ")
+    assert lines[-4].startswith("throughput vs plain nbgrader: ")
+    assert lines[-3].startswith(f"{bench.OURS_2}: first result after ")
+    assert lines[-2].startswith(f"{bench.DASK_2_WARM}: first result after ")
+    assert lines[-1].startswith(f"{bench.KEPT_2}: first result after ")
     assert not any(line.startswith(("the sandbox's cost", "2 Dask workers")) for line in lines)
 
     data = json.loads(report.read_text())

@@ -2,6 +2,7 @@
 grader.run.template_keeper, the server): one per user and key, shared, ended when idle or
 when its socket is removed, never handing a kernel anything of the server's."""
 
+import json
 import os
 import shutil
 import signal
@@ -18,6 +19,7 @@ import psutil
 import pytest
 from jupyter_client.connect import write_connection_file
 
+from grader.labs.c2_w2 import LAB as lab
 from grader.run import isolation, kept_templates
 from grader.run.kept_templates import KeptTemplate, template_for_checks, template_key
 from grader.run.warm_kernels import KernelTemplate
@@ -256,3 +258,49 @@ def test_a_connection_refused_or_absent_is_none_quickly(cache, tmp_path):
     stale.close()  # the file stays, nobody listens
     assert kept_templates.connect(str(tmp_path / "stale.sock"), seconds=0.2) is None
     assert time.monotonic() - started < 5
+
+
+# ---------------------------------------------------------------- a batch's workers (opt-in)
+
+def test_each_worker_slot_keeps_its_own_template_and_none_by_default(cache):
+    from grader.run import worker
+
+    assert template_key(PRELOAD, slot="0") != template_key(PRELOAD, slot="1")
+    try:
+        assert isinstance(worker._template(PRELOAD, 60.0), KeptTemplate)
+        assert type(worker._template(PRELOAD, 0.0)) is KernelTemplate  # as before
+        assert worker._template(PRELOAD, 60.0) is worker._template(PRELOAD, 60.0)
+    finally:
+        for keep in (60.0, 0.0):
+            worker._templates.pop((PRELOAD, keep)).kill()
+
+
+STUDENTS = ["ok-loop-softmax-input-model", "wrong-softmax-unnormalised"]
+
+
+def _batch(class_dir, out, env):
+    result = subprocess.run(
+        [sys.executable, "-m", "grader", "autograde", str(class_dir), "--out", str(out),
+         "--workers", "2", "--keep-templates", "120"],
+        capture_output=True, text=True, cwd=lab.root, env=env, timeout=900)
+    assert result.returncode == 0, result.stdout + result.stderr
+    profile = json.loads((out / "profile.json").read_text())
+    return profile["stages"]["workers"]["template import"]
+
+
+def test_the_next_batch_grades_with_the_templates_the_last_one_kept(cache, class_dir,
+                                                                    tmp_path):
+    submissions = tmp_path / "class"
+    submissions.mkdir()
+    for student in STUDENTS:
+        shutil.copytree(class_dir / student, submissions / student)
+    env = {**os.environ, "GRADER_CACHE_DIR": str(cache)}
+    first = _batch(submissions, tmp_path / "first", env)
+    kept = {process.pid for process in _kept_processes(cache)}
+    assert len(kept) == 2  # one per worker, beside the batch's end
+    second = _batch(submissions, tmp_path / "second", env)
+    assert {process.pid for process in _kept_processes(cache)} == kept
+    # TensorFlow imported by the first batch's templates, by nobody in the second's.
+    assert first["cpu"] > 1.0 and second["cpu"] < 0.5 * first["cpu"]
+    rows = [(tmp_path / out / "grades.csv").read_text() for out in ("first", "second")]
+    assert rows[0].splitlines()[1:] == rows[1].splitlines()[1:]

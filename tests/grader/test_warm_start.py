@@ -150,7 +150,7 @@ class Template:
 
 def test_a_sandbox_runner_warms_up_by_starting_its_template_without_waiting(monkeypatch):
     template = Template()
-    monkeypatch.setattr(worker, "_template", lambda preload: template)
+    monkeypatch.setattr(worker, "_template", lambda preload, keep_seconds: template)
     worker.SandboxRunner().warm_up(("numpy",))
     assert template.started == 1
     assert Runner().warm_up(("numpy",)) is None  # other runners: nothing to start
