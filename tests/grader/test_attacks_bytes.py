@@ -103,6 +103,13 @@ CLASS = {
     "attack-many-comms": (_attacker(MANY_COMMS), "graded", "50", CUT_OR_NOT),
     "attack-many-frames": (_attacker(MANY_FRAMES), "error", "0", WORKER_DIED_TWICE),
 }
+# Either outcome is right for this attacker. nbclient waits 4 s (its iopub_timeout) for a
+# cell's IOPub messages once the kernel has replied: on a loaded machine the 2 GB message
+# is still on its way then, the run goes on to its end and the kernel is stopped, and the
+# worker never holds it (the attacker keeps the points of their right answers, with no
+# "sent" printed); otherwise it kills its worker, twice. (Seen in a clean clone's run
+# beside other suites: graded 50/50, the attack cell without output.)
+NOT_RECEIVED = ("graded", "50", "")
 
 
 class PeakMemory:
@@ -221,6 +228,8 @@ def test_the_batch_finishes_in_bounded_time_with_one_row_each(graded):
 def test_every_student_gets_exactly_their_points_and_the_reason(graded, student):
     row = _rows(graded["out"])[student]
     _, status, points, detail = CLASS[student]
+    if student == "attack-many-frames" and row["status"] == NOT_RECEIVED[0]:
+        status, points, detail = NOT_RECEIVED
     assert [row["UNQ_C1"], row["UNQ_C2"], row["status"]] == [points, points, status], row
     if detail == CUT_OR_NOT:
         assert row["detail"] in ("", "The notebook printed more than the grader keeps; the "

@@ -40,13 +40,15 @@ def cache(monkeypatch):
 
 
 def _kept_processes(root):
+    """The templates kept in `root`, not their kernels (forks: the same command line)."""
     folder = str(root / kept_templates.FOLDER)
     found = []
-    for process in psutil.process_iter(["cmdline"]):
+    for process in psutil.process_iter(["cmdline", "ppid"]):
         command = process.info["cmdline"] or []
         if "--keep" in command and command[command.index("--keep") + 1].startswith(folder):
             found.append(process)
-    return found
+    pids = {process.pid for process in found}
+    return [process for process in found if process.info["ppid"] not in pids]
 
 
 def _ends(process, seconds=10):
