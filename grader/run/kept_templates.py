@@ -119,6 +119,8 @@ class KeptTemplate(KernelTemplate):
         if connection is None:
             self._start_kept()
             connection = connect(self.path, CONNECT_SECONDS)
+            if connection is not None:
+                connection.started_here = True  # its import is this check's to wait for
         # A template that would not listen (a crowded machine?): one of the check's own.
         return connection if connection is not None else super()._start()
 
@@ -140,6 +142,11 @@ class KeptTemplate(KernelTemplate):
         super()._stop()
 
     close = kill
+
+    def _ready_wall(self, seconds, waited):
+        if isinstance(self.process, Connection) and not self.process.started_here:
+            return 0.0  # ready before this check connected: no import of its own
+        return super()._ready_wall(seconds, waited)
 
     def cpu_seconds(self):
         """The template's CPU seconds since this check connected (for the profile: a
@@ -195,6 +202,7 @@ class Connection:
 
     def __init__(self, client, pid):
         self.pid, self.stdout, self.stdin = pid, client, _Sender(client)
+        self.started_here = False  # whether the check connecting started the template
         self.args = ["kept template", pid]
         self.cpu_at_start = 0.0  # the template's CPU seconds when connected
         try:

@@ -156,9 +156,13 @@ class KernelTemplate:
             self.ready = True
             seconds = reply.get("seconds")
             waited = time.monotonic() - self._started_at
-            wall = seconds if isinstance(seconds, float) and 0 <= seconds <= waited else waited
+            wall = self._ready_wall(seconds, waited)
             self.ready_at = self._started_at + wall
             self._startup = (wall, self.cpu_seconds())
+
+    def _ready_wall(self, seconds, waited):
+        """How long after `start` it was ready: what it said (`seconds` since its start)."""
+        return seconds if isinstance(seconds, float) and 0 <= seconds <= waited else waited
 
     def fork_kernel(self, connection_file, cwd, env, setup=None):
         """A new kernel's pid; it serves `connection_file` from `cwd` with `env`, set up

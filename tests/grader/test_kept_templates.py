@@ -69,14 +69,18 @@ def test_the_next_check_forks_from_the_template_the_first_one_started(cache, tmp
     first = template_for_checks(PRELOAD)
     assert isinstance(first, KeptTemplate)
     kernel = _kernel(first, tmp_path / "first")
+    assert first.take_startup()[0] > 0  # its start, for the profile: this check's
     kept = psutil.Process(first.process.pid)
     assert os.getsid(kept.pid) == kept.pid  # a session of its own: no Ctrl-C reaches it
     first.kill()  # the check is over: its kernel goes, the template stays
     assert _ends(kernel)
     assert kept.is_running()
     second = template_for_checks(PRELOAD)
+    second.start()
+    time.sleep(0.5)  # a worker's first task comes a while after its set-up started it
     second.wait_until_ready()
     assert second.process.pid == kept.pid
+    assert second.take_startup()[0] == 0.0  # ready before: no import of this check's
     assert _kernel(second, tmp_path / "second").ppid() == kept.pid
     second.kill()
     assert [process.pid for process in _kept_processes(cache)] == [kept.pid]
