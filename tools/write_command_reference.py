@@ -123,7 +123,9 @@ def _options_table(parser, *, skip_loudness):
 def _default(action):
     if action.required:
         return "required"
-    if action.default in (None, False, argparse.SUPPRESS) or action.dest == LOUDNESS:
+    # `is`, not `in`: a default of 0 equals False, and is shown (--keep-templates).
+    if any(action.default is nothing for nothing in (None, False, argparse.SUPPRESS)) \
+            or action.dest == LOUDNESS:
         return ""
     return f"`{action.default}`"
 
