@@ -69,6 +69,7 @@ import corpus  # noqa: E402
 from grader.course.course import NbgraderError, create_course, run_nbgrader  # noqa: E402
 from grader.course.release import release  # noqa: E402
 from grader.labs.c2_w2 import LAB as lab  # noqa: E402
+from grader.run.kept_templates import end_all  # noqa: E402
 from tools.loopback_cluster import ClusterStartError, loopback_cluster  # noqa: E402
 
 OURS_1 = "ours, 1 worker"
@@ -308,7 +309,7 @@ def kept_templates(scratch, class_dir, students, wanted):
         shutil.rmtree(out, ignore_errors=True)
         yield env
     finally:
-        shutil.rmtree(cache / "kept-templates", ignore_errors=True)  # they end within 1 s
+        end_all(cache)
 
 
 def keep_options():

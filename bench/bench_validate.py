@@ -60,7 +60,6 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
 import nbformat
-import psutil
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
 CORPUS_PARENT = REPO_ROOT / "tests" / "grader"
@@ -74,6 +73,7 @@ import corpus  # noqa: E402
 
 from grader.course.release import release  # noqa: E402
 from grader.labs.c2_w2 import LAB as lab  # noqa: E402
+from grader.run.kept_templates import end_all  # noqa: E402
 from grader.validate import STAGES, STAGES_LINE  # noqa: E402
 
 FIRST = "validate"  # a first check: its kernel template started and kept
@@ -120,16 +120,6 @@ def commands(notebook, grader_root, out_dir, cache):
     nbconvert = ([*jupyter(), "nbconvert", "--to", "notebook", "--execute", notebook.name,
                   "--output-dir", str(out_dir)], notebook.parent, dict(os.environ))
     return {FIRST: validate, NEXT: validate, NBCONVERT: nbconvert}
-
-
-def end_kept_templates(cache, seconds=30):
-    """End the templates validate kept in `cache` (removing their folder ends them) and
-    wait for them: the next run is a first check again."""
-    folder = str(Path(cache) / "kept-templates")
-    kept = [process for process in psutil.process_iter(["cmdline"])
-            if folder in " ".join(process.info["cmdline"] or [])]
-    shutil.rmtree(folder, ignore_errors=True)
-    psutil.wait_procs(kept, timeout=seconds)
 
 
 def jupyter():
@@ -241,7 +231,7 @@ def run_alternating(runs, command_lines, meter, cache):
     for number in range(1, runs + 1):
         for command in COMMANDS:
             if command == FIRST:
-                end_kept_templates(cache)
+                end_all(cache, seconds=30)  # the next check is a first one again
             result = timed_run(command, number, command_lines[command], meter)
             print(f"  run {number}/{runs}  {command:<10} {result.seconds:7.2f} s wall"
                   f" {result.cpu_seconds:7.2f} s CPU", flush=True)
@@ -358,7 +348,7 @@ def main(argv=None):
         print(f"benchmark stopped: {error}", file=sys.stderr)
         return 1
     finally:
-        end_kept_templates(scratch / "cache")
+        end_all(scratch / "cache")
         meter.close()
         shutil.rmtree(scratch, ignore_errors=True)
     summary = summarize(results)

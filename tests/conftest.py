@@ -35,14 +35,12 @@ def pytest_configure(config):
 def pytest_sessionfinish(session, exitstatus):
     """End the kernel templates the run's `grader validate` kept (removing their folder
     ends them within a second; a test process still validating starts another)."""
-    import shutil
-
     from grader.course.generated import cache_root
-    from grader.run.kept_templates import FOLDER
+    from grader.run.kept_templates import end_all
 
     root = cache_root()
     if root is not None:
-        shutil.rmtree(root / FOLDER, ignore_errors=True)
+        end_all(root)
 
 
 def pytest_collection_modifyitems(config, items):

@@ -1,4 +1,6 @@
-"""A check's kernel template, kept for the student's next check (`grader validate`).
+"""A check's kernel template, kept for the student's next check (`grader validate`), and a
+batch's, kept for the next batch when asked (`autograde --keep-templates`: one per worker
+slot, grader.run.worker).
 
 The first check starts a template that outlives it (grader.run.template_keeper) and
 connects to it; a check within KEEP_SECONDS of the last one connects to the same template,
@@ -19,8 +21,8 @@ import contextlib
 import hashlib
 import json
 import os
+import shutil
 import socket
-import struct
 import subprocess
 import sys
 import time
@@ -29,7 +31,7 @@ from pathlib import Path
 import psutil
 
 import grader
-from grader.run import import_turns, isolation
+from grader.run import import_turns, isolation, template_keeper
 from grader.run.warm_kernels import GRADER_ROOT, KernelTemplate, template_environment
 
 FOLDER = "kept-templates"
@@ -47,6 +49,18 @@ def template_for_checks(preload, keep_seconds=KEEP_SECONDS, slot=""):
     if path is None:
         return KernelTemplate(preload)
     return KeptTemplate(preload, path, keep_seconds)
+
+
+def end_all(cache, seconds=0.0):
+    """End every template kept in the grader cache `cache` (a Path): their folder removed,
+    each ends within a second (grader.run.template_keeper); wait up to `seconds` for
+    them and their kernels to be gone."""
+    folder = str(cache / FOLDER)
+    kept = [process for process in psutil.process_iter(["cmdline"])
+            if folder in " ".join(process.info["cmdline"] or [])]
+    shutil.rmtree(folder, ignore_errors=True)
+    if seconds > 0:
+        psutil.wait_procs(kept, timeout=seconds)
 
 
 def socket_path(preload, environment=None, slot=""):
@@ -125,17 +139,13 @@ class KeptTemplate(KernelTemplate):
         return connection if connection is not None else super()._start()
 
     def _start_kept(self):
-        turns = import_turns.turns_here()
         with contextlib.suppress(OSError), _log_file(self.path + ".log") as log:
             # A session of its own: neither the check's end nor a Ctrl-C in its terminal
             # reaches it. What it prints (TensorFlow's notes, a traceback if it fails) goes
             # to a log beside its socket, the last template's only.
-            subprocess.Popen(
-                [sys.executable, "-m", "grader.run.warm_kernels",
-                 "--keep", self.path, f"{self.keep_seconds:g}",
-                 *(["--turns", turns[0], str(turns[1])] if turns else []), *self.preload],
-                cwd="/", env=template_environment(), stdin=subprocess.DEVNULL,
-                stdout=log, stderr=log, start_new_session=True)
+            subprocess.Popen(self._command("--keep", self.path, f"{self.keep_seconds:g}"),
+                             cwd="/", env=template_environment(), stdin=subprocess.DEVNULL,
+                             stdout=log, stderr=log, start_new_session=True)
 
     def kill(self):
         """The check is over: hang up. The template kills this check's kernels and stays."""
@@ -188,8 +198,7 @@ def connect(path, seconds=0.0):
                 return None
             time.sleep(POLL_SECONDS)
             continue
-        pid, uid, _gid = struct.unpack("3i", client.getsockopt(
-            socket.SOL_SOCKET, socket.SO_PEERCRED, struct.calcsize("3i")))
+        pid, uid, _gid = template_keeper.peer_credentials(client)
         if uid != os.geteuid():
             client.close()
             return None
@@ -203,7 +212,6 @@ class Connection:
     def __init__(self, client, pid):
         self.pid, self.stdout, self.stdin = pid, client, _Sender(client)
         self.started_here = False  # whether the check connecting started the template
-        self.args = ["kept template", pid]
         self.cpu_at_start = 0.0  # the template's CPU seconds when connected
         try:
             self._process = psutil.Process(pid)  # kept: it knows the pid's start time

@@ -4,8 +4,10 @@ and forks the kernels of the same student's next checks (`grader validate`).
 A check's kernel comes from a template that has imported TensorFlow, 3-4 s of the check's
 4-6. A student checks again and again as they work; a template kept for a while after a
 check (KEEP_SECONDS in grader.run.kept_templates) makes every check but the first start its
-kernel at once. Only the student's own checks use it: a batch's workers keep their own
-templates, as they always did, and nothing here is on the way of a graded submission.
+kernel at once. A batch's workers keep their own templates, as they always did, unless
+asked to keep them for the next batch (`autograde --keep-templates`): then each worker slot
+is served as a check is, and a graded kernel is forked by a template that, as a worker's
+own, never runs anyone's code.
 
 The template listens on a Unix socket in a folder of its user's grader cache that only they
 may enter, and serves a connection as a worker's template serves its worker's pipes: a
@@ -138,7 +140,7 @@ class Keeper:
         except OSError:  # none (a non-blocking listener), or it gave up
             return False
         connection.setblocking(True)
-        if _peer_uid(connection) != os.geteuid():  # only its user's checks
+        if peer_credentials(connection)[1] != os.geteuid():  # only its user's checks
             connection.close()
             return True
         connection.setsockopt(socket.SOL_SOCKET, socket.SO_RCVTIMEO,
@@ -190,8 +192,8 @@ class Keeper:
         self.idle_since = time.monotonic()
 
 
-def _peer_uid(connection):
-    """The user id of the process at the other end of the Unix socket `connection`."""
-    credentials = connection.getsockopt(socket.SOL_SOCKET, socket.SO_PEERCRED,
-                                        struct.calcsize("3i"))
-    return struct.unpack("3i", credentials)[1]
+def peer_credentials(connection):
+    """(pid, uid, gid) of the process at the other end of the Unix socket `connection`: the
+    one that connected, or, seen from a client, the one that listened."""
+    return struct.unpack("3i", connection.getsockopt(socket.SOL_SOCKET, socket.SO_PEERCRED,
+                                                     struct.calcsize("3i")))

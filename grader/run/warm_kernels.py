@@ -43,14 +43,8 @@ from pathlib import Path
 import psutil
 
 import grader
-from grader.run import (
-    grader_files,
-    import_turns,
-    isolation,
-    kernel_uids,
-    syscalls,
-    template_keeper,
-)
+from grader.run import grader_files, import_turns, isolation, kernel_uids, syscalls
+from grader.run import template_keeper as keeper
 from grader.run.pipes import read_line, readable
 from grader.settings import (  # the timings of templates and kernels
     REPLY_MARGIN_SECONDS,
@@ -224,12 +218,16 @@ class KernelTemplate:
         # (which drop both) cannot import the grader. Its own output (TensorFlow's start-up
         # notes) is nobody's business. Binary pipes, unbuffered: replies are read with
         # time limits (read_line), not by a buffered readline that could wait forever.
-        turns = import_turns.turns_here()  # its imports in turn with this machine's others
-        return subprocess.Popen(
-            [sys.executable, "-m", "grader.run.warm_kernels",
-             *(["--turns", turns[0], str(turns[1])] if turns else []), *self.preload], cwd="/",
-            env=template_environment(), stdin=subprocess.PIPE, stdout=subprocess.PIPE,
-            stderr=subprocess.DEVNULL, bufsize=0)
+        return subprocess.Popen(self._command(), cwd="/", env=template_environment(),
+                                stdin=subprocess.PIPE, stdout=subprocess.PIPE,
+                                stderr=subprocess.DEVNULL, bufsize=0)
+
+    def _command(self, *options):
+        """The template's command line, `options` first, its imports in turn with this
+        machine's other templates."""
+        turns = import_turns.turns_here()
+        return [sys.executable, "-m", "grader.run.warm_kernels", *options,
+                *(["--turns", turns[0], str(turns[1])] if turns else []), *self.preload]
 
     def _stop(self):
         """Kill the template (its kernels die with it: PR_SET_PDEATHSIG)."""
@@ -287,8 +285,8 @@ def serve(arguments):
     """Import the warm modules (`arguments`: [--keep SOCKET SECONDS] [--turns FOLDER COUNT]
     MODULE...), in turn with the machine's other templates, then fork a kernel for every
     request: on stdin, or, kept (grader.run.template_keeper), from each check connected."""
-    keep, turns, preload = template_keeper.options(arguments)
-    listener = template_keeper.claim(keep[0]) if keep else None
+    keep, turns, preload = keeper.options(arguments)
+    listener = keeper.claim(keep[0]) if keep else None
     if keep and listener is None:
         return  # another template serves that socket
     if not keep:
@@ -306,7 +304,7 @@ def serve(arguments):
     # reply when its first kernel is wanted, perhaps long after.
     ready = {"ready": True, "seconds": seconds_since_started()}
     if keep:
-        template_keeper.Keeper(listener, *keep, ready, _fork, _wipe, _request_line).serve()
+        keeper.Keeper(listener, *keep, ready, _fork, _wipe, _request_line).serve()
         return
     sys.stdout.write(json.dumps(ready) + "\n")
     sys.stdout.flush()
@@ -450,7 +448,7 @@ def _set_up(request):
     """Everything a forked child does before it is a kernel (as root, running only our
     code); returns the connection file it will serve."""
     setup = request["setup"]
-    template_keeper.close_server_files()  # a kept template's sockets and lock
+    keeper.close_server_files()  # a kept template's sockets and lock
     for procs in setup["cgroup_procs"]:  # first: all it will ever allocate is charged there
         with open(procs, "w") as file:
             file.write(str(os.getpid()))

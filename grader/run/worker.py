@@ -44,14 +44,14 @@ class SandboxRunner(Runner):
 
     def run(self, task, support_files):
         return grade_submission(task, support_files,
-                                keep_templates=getattr(self, "keep_templates", 0.0))
+                                keep_templates=self.keep_templates)
 
     def warm_up(self, preload):
         # The template's imports (TensorFlow: seconds of CPU) start as the worker is set
         # up, before this process's own (nbclient, nbgrader: a second) and beside the
         # lab's loading and the first task's transfer; on a cluster that outlives a batch,
         # the next batch finds the template ready.
-        _template(tuple(preload), getattr(self, "keep_templates", 0.0)).start()
+        _template(tuple(preload), self.keep_templates).start()
         _sandbox()
 
 

@@ -164,17 +164,6 @@ def test_bad_arguments_are_refused(bench):
 # --- The script, once ------------------------------------------------------------------------
 
 
-def test_a_first_check_finds_no_template_kept_by_the_last_round(bench, tmp_path):
-    folder = tmp_path / "kept-templates"
-    folder.mkdir()
-    kept = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(60)",
-                             "--keep", str(folder / "x.sock")])
-    bench.end_kept_templates(tmp_path, seconds=0.1)  # removed: a template then ends itself
-    assert not folder.exists()
-    kept.kill()
-    kept.wait()
-
-
 @pytest.mark.slow
 def test_the_script_times_each_command_once(bench, project_root, tmp_path):
     report = tmp_path / "validate.json"

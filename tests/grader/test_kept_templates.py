@@ -126,6 +126,18 @@ def test_a_template_ends_when_idle_for_its_keep_time(cache, tmp_path):
     assert not os.path.exists(check.path)  # the next check starts a new one
 
 
+def test_end_all_ends_every_template_kept_in_a_cache(cache):
+    checks = [template_for_checks(PRELOAD, slot=slot) for slot in ("", "0")]
+    for check in checks:
+        check.wait_until_ready()
+        check.kill()
+    kept = _kept_processes(cache)
+    assert len(kept) == 2
+    kept_templates.end_all(cache, seconds=10)  # how a benchmark's round ends them
+    assert not (cache / kept_templates.FOLDER).exists()
+    assert not any(process.is_running() for process in kept)
+
+
 def test_a_template_ends_when_its_socket_is_removed(cache):
     check = template_for_checks(PRELOAD)
     check.wait_until_ready()
