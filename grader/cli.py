@@ -42,6 +42,7 @@ def _release(args, lab):
 
 
 def _autograde(args, lab):
+    template = _template_soon(args, lab)  # before the pipeline's imports: a second sooner
     from grader.pipeline import RUNNERS, autograde
 
     limits = Limits(**{name: getattr(args, name) for name, _, _ in Limits.options()},
@@ -49,16 +50,31 @@ def _autograde(args, lab):
     progress = _progress(sys.stderr, args.verbosity)
     if progress is not None:
         print(f"Grading {args.submissions} into {args.out} ...", file=sys.stderr, flush=True)
-    batch = autograde(submissions=args.submissions, out=args.out, lab=lab, limits=limits,
-                      workers=args.workers, scheduler=args.scheduler, db=args.db,
-                      secret_key=args.secret_key, regrade=args.regrade,
-                      on_progress=progress, runner=_runner(RUNNERS[args.runner], args),
-                      late=_late_work(args))
+    try:
+        batch = autograde(submissions=args.submissions, out=args.out, lab=lab, limits=limits,
+                          workers=args.workers, scheduler=args.scheduler, db=args.db,
+                          secret_key=args.secret_key, regrade=args.regrade,
+                          on_progress=progress, runner=_runner(RUNNERS[args.runner], args),
+                          late=_late_work(args), template=template)
+    finally:
+        if template is not None:  # ended by the batch, unless it failed before grading
+            template.end()
     for warning in batch.warnings:
         log.warning(warning)
     print(summary(batch, lab, args.scheduler))
     _print_outputs(Path(args.out))
     return _gradebook_exit(batch.gradebook_problem, batch.records, args.out)
+
+
+def _template_soon(args, lab):
+    """The kernel template of a batch of this machine's sandboxed workers, started now (its
+    TensorFlow import beside this process's); None for any other batch. A resumed batch
+    with nothing new to grade ends it unused."""
+    if args.scheduler or args.runner != "sandbox" or not Path(args.submissions).is_dir():
+        return None
+    from grader.run.kept_templates import BatchTemplate
+
+    return BatchTemplate(lab.preload_modules, args.keep_templates)
 
 
 def _publish(args, lab):
@@ -322,9 +338,9 @@ def _autograde_parser(commands):
         grade.add_argument(f"--{name.replace('_', '-')}", type=_positive, default=default,
                            help=f"{help_text} (default {default})")
     grade.add_argument("--keep-templates", type=_seconds, default=0, metavar="SECONDS",
-                       help="keep each worker's kernel template (TensorFlow imported) this"
+                       help="keep the workers' kernel template (TensorFlow imported) this"
                        " long after the batch, for the next batch on this machine, e.g. a"
-                       " late student graded alone (default 0: they end with the batch)")
+                       " late student graded alone (default 0: it ends with the batch)")
     grade.add_argument("--no-sandbox", action="store_true",
                        help="run kernels unconfined, e.g. to debug a submission (a "
                        "warning says what is then not enforced)")

@@ -9,10 +9,9 @@
       -> judge     verdicts, where no student code ran      (grader.judge)
       -> publish   graded notebook, feedback, journal row, gradebook row, as each finishes
                                                              (grader.publish)
-    Where every worker loads the lab, reading, preparing, judging and making the page and
-    the graded notebook happen on the worker (grader.publish.on_worker); the coordinator
-    reads the file's bytes, saves the secret, and writes what comes back.
     then grades.csv, verdicts.json and the report, from the journal, for the whole OUT
+Where every worker loads the lab, reading, preparing, judging and publishing happen on the
+worker (grader.publish.on_worker); the coordinator reads the bytes, saves the secret.
 
 Every step of one student runs inside that student's error boundary: whatever fails, a
 fault of ours included, becomes that student's `error` row with a sentence (and its
@@ -33,8 +32,7 @@ import dataclasses
 import logging
 import os
 import time
-from collections import Counter
-from collections.abc import Callable, Iterable
+from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
@@ -60,21 +58,16 @@ from grader.publish.gradebook import (
     results_course,
 )
 from grader.publish.journal import Journal, StudentRecord
-from grader.publish.on_worker import (
-    FinishedRun,
-    FinishRequest,
-    LabRef,
-    WorkersCan,
-    workers_can,
-)
+from grader.publish.on_worker import FinishedRun, FinishRequest, LabRef, WorkersCan, workers_can
 from grader.publish.publisher import Publisher
 from grader.records import ERROR, INVALID, StudentResult
 from grader.release_files import read_release_files
 from grader.republish import LateWork, lateness_to_gradebook, publish_again  # noqa: F401 (publish_again: its old home)
 from grader.run import cluster, local_cluster
 from grader.run.captures import CapturePlan
+from grader.run.kept_templates import BatchTemplate
 from grader.run.runner import GradingTask, Runner
-from grader.run.sandbox import Protection, without_cgroups
+from grader.run.sandbox import Protection, kernels_sandbox, without_cgroups
 from grader.run.subprocess_runner import SubprocessRunner
 from grader.run.worker import SandboxRunner
 from grader.scratch import scratch_folder
@@ -118,7 +111,8 @@ def autograde(*, submissions: str | Path, out: str | Path, lab: Lab | None = Non
               scheduler: str | None = None, db: str | None = None,
               secret_key: bytes | None = None, regrade: bool = False,
               on_progress: Callable[[int, int, StudentRecord], None] | None = None,
-              runner: Runner | None = None, late: "LateWork | None" = None) -> BatchResult:
+              runner: Runner | None = None, late: "LateWork | None" = None,
+              template: BatchTemplate | None = None) -> BatchResult:
     """Grade every student folder in `submissions` into `out` and return a BatchResult.
     `on_progress(done, total, record)` is called as each student is saved. Grading runs on
     the Dask cluster at `scheduler`, or on `workers` processes here (default: the cores).
@@ -127,7 +121,8 @@ def autograde(*, submissions: str | Path, out: str | Path, lab: Lab | None = Non
     same submissions graded with the same key give the same bytes (grader.hidden_secrets).
     `runner` (a grader.run.runner.Runner) runs each submission: the sandbox by default.
     `late` (LateWork) gives timestamps and the due date, extensions and penalty, which
-    replace the ones the journal keeps from an earlier batch."""
+    replace the ones the journal keeps from an earlier batch. `template`, started by the
+    caller ahead of this module's imports, is the sandbox's template for local workers."""
     started = time.monotonic()
     profile = BatchProfile()
     with profile.clock.stage("batch set-up"):
@@ -151,6 +146,7 @@ def autograde(*, submissions: str | Path, out: str | Path, lab: Lab | None = Non
                    regrade=regrade, version=version, on_progress=on_progress,
                    runner=runner, profile=profile)
         run.given_timestamps, run.policy, run.out = given_timestamps, policy, out
+        run.template = template if scheduler is None else None
         run.early = _cluster_soon(submissions, journal, run, workers, scheduler)
         try:
             intake, publisher = _grade(run, submissions, out, db_url, workers, scheduler)
@@ -161,8 +157,7 @@ def autograde(*, submissions: str | Path, out: str | Path, lab: Lab | None = Non
             _write_what_is_saved(out, journal, lab)
             raise
         finally:
-            if run.early is not None:  # not taken: no submission needed grading
-                run.early.close()
+            run.end_early_starts()
         with profile.clock.stage("batch result"):
             result = run.result(started, intake, publisher)
             result.warnings += [out_warning] if out_warning else []
@@ -175,14 +170,11 @@ def autograde(*, submissions: str | Path, out: str | Path, lab: Lab | None = Non
     return result
 
 
-
-
 def _cluster_soon(submissions, journal, run, workers, scheduler):
-    """The batch's local cluster, started now (local_cluster.StartedSoon) when the batch
-    will grade: a folder holding folders OUT has not seen, or a regrade; its workers and
-    their kernel templates start while intake reads the class. None otherwise (a remote
-    cluster; a .zip; a resumed batch of known folders, which may need no cluster at all):
-    the cluster is then started once the batch knows it needs one."""
+    """The batch's local cluster and its workers' template, started now (StartedSoon)
+    when the batch will grade (folders OUT has not seen, or a regrade), while intake reads
+    the class. None otherwise (a remote cluster; a .zip; a resumed batch of known folders,
+    which may need none): they start once the batch knows it needs them."""
     path = Path(submissions)
     if scheduler or not path.is_dir():
         return None
@@ -195,7 +187,8 @@ def _cluster_soon(submissions, journal, run, workers, scheduler):
         return None
     if not new:
         return None
-    return local_cluster.StartedSoon(_worker_count(workers, new),
+    run.start_template()
+    return local_cluster.StartedSoon(local_cluster.worker_count(workers, new),
                                      cluster.worker_memory_bytes(run.limits))
 
 
@@ -261,6 +254,7 @@ class _Run:
         self.policy = LatePolicy()
         self.memory_warning = None  # the cluster's workers may use more memory than needed
         self.early = None  # the local cluster, started as the batch began (StartedSoon)
+        self.template = None  # the kernel template its workers share (BatchTemplate)
         self._total = self._done = 0
 
     def grade(self, submissions, publisher, *, workers, scheduler):
@@ -279,13 +273,14 @@ class _Run:
         tasks = self._tasks(todo)
         if any(submission.status != INVALID for submission in todo):
             memory_limit = cluster.worker_memory_bytes(self.limits)
+            runner = self._runner_here() if scheduler is None else self.runner
             connection = cluster.connect(scheduler=scheduler,
-                                         workers=_worker_count(workers, len(todo)),
+                                         workers=local_cluster.worker_count(workers, len(todo)),
                                          memory_limit=memory_limit, early=self.early)
             with timed_context(clock, connection, "cluster start", "cluster stop") as client:
                 with clock.stage("cluster start", count=0):
                     # First: the workers' kernel templates import while the rest goes on.
-                    cluster.prepare_workers(client, self.runner, self.lab.preload_modules)
+                    cluster.prepare_workers(client, runner, self.lab.preload_modules)
                     self.workers = len(client.nthreads())
                     self.memory_warning = cluster.memory_limit_warning(client, memory_limit)
                     support_files = read_release_files(self.lab)
@@ -293,12 +288,30 @@ class _Run:
                     if self.lab_spec is not None:
                         self.workers_can = workers_can(client, LabRef(self.lab_spec,
                                                                       self.version), self.out)
-                cluster.run_tasks(client, tasks, runner=self.runner,
+                cluster.run_tasks(client, tasks, runner=runner,
                                   support_files=support_files,
                                   on_outcome=self._on_outcome, clock=clock)
         else:
             for _ in tasks:  # only invalid rows: published as the generator runs
                 pass
+
+    def end_early_starts(self):
+        """Stop the early cluster unless taken; count the template's import, end it."""
+        if self.early is not None:
+            self.early.close()
+        if self.template is not None:
+            self.template.end(self.profile.workers)
+
+    def start_template(self):
+        """Start the template this machine's workers share (once; the sandbox's only)."""
+        if self.template is None and isinstance(self.runner, SandboxRunner):
+            self.template = BatchTemplate(self.lab.preload_modules, self.runner.keep_templates)
+
+    def _runner_here(self):
+        """The runner for this machine's cluster: its workers fork from the batch's template."""
+        self.start_template()
+        shared = self.template and self.template.for_workers()
+        return self.runner.with_shared_template(shared) if shared else self.runner
 
     def _timestamp_of(self, submission):
         """When the student submitted: the instructor's CSV wins over the folder's
@@ -484,17 +497,3 @@ class _Run:
             return "a fresh random 128-bit secret per graded submission"
         return ("a fresh 128-bit secret per graded submission, derived from the instructor's"
                 " repeat key (--secret-key)")
-
-
-def kernels_sandbox(levels: Iterable[str]) -> str:
-    """What confined the kernels, as the machines that ran them said (with --scheduler,
-    other machines than this one): one level, or each level with its count."""
-    counts = Counter(level for level in levels if level)
-    if len(counts) <= 1:
-        return next(iter(counts), "")
-    return ", ".join(f"{level} ({count} submission{'' if count == 1 else 's'})"
-                     for level, count in sorted(counts.items()))
-
-
-def _worker_count(workers, submissions):  # as asked (one a core), at most one a submission
-    return max(1, min(workers or os.cpu_count() or 1, submissions))

@@ -139,7 +139,8 @@ class GradingExecute(Execute):
         started = self.kernel_template.take_startup() if self.kernel_template else None
         if started is not None:
             wall, cpu = started
-            self.clock.add_stage("template import", wall=wall, cpu=cpu)
+            if wall or cpu:  # a batch's shared template: counted once, by the coordinator
+                self.clock.add_stage("template import", wall=wall, cpu=cpu)
             waited = max(0.0, self.kernel_template.ready_at - entered)
             stage.add(wall=-waited, cpu=-max(0.0, cpu - cpu_before))
 

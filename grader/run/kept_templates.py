@@ -1,6 +1,7 @@
 """A check's kernel template, kept for the student's next check (`grader validate`), and a
-batch's, kept for the next batch when asked (`autograde --keep-templates`: one per worker
-slot, grader.run.worker).
+batch's: one for every worker of a local cluster (BatchTemplate), started by the
+coordinator as the batch begins and ended with it, or kept for the next batch when asked
+(`autograde --keep-templates`).
 
 The first check starts a template that outlives it (grader.run.template_keeper) and
 connects to it; a check within KEEP_SECONDS of the last one connects to the same template,
@@ -21,6 +22,7 @@ import contextlib
 import hashlib
 import json
 import os
+import secrets
 import shutil
 import socket
 import subprocess
@@ -32,6 +34,7 @@ import psutil
 
 import grader
 from grader.run import import_turns, isolation, template_keeper
+from grader.run.pipes import read_line
 from grader.run.warm_kernels import GRADER_ROOT, KernelTemplate, template_environment
 
 FOLDER = "kept-templates"
@@ -39,6 +42,10 @@ KEEP_SECONDS = 600.0  # after a check: a student at work checks again within min
 CONNECT_SECONDS = 10.0  # for a template just started to listen (it does before importing)
 POLL_SECONDS = 0.02
 MAX_SOCKET_PATH = 107  # bytes of sun_path, its final NUL aside
+# A batch's own template, once no worker is connected: its workers are gone (the batch ended
+# and removed its socket, or its coordinator died), or one is late to connect.
+BATCH_IDLE_SECONDS = 30.0
+KEPT_BATCH_SLOT = "batch"  # the template `--keep-templates` keeps for the next batch
 
 
 def template_for_checks(preload, keep_seconds=KEEP_SECONDS, slot=""):
@@ -77,7 +84,7 @@ def socket_path(preload, environment=None, slot=""):
 def template_key(preload, environment=None, slot=""):
     """What a kept template is made of, in 16 hex digits (a socket's path is short): two
     checks share a template only when they would have started the same one. A batch's
-    workers each keep one of their own (`slot`), so that none waits for another's forks."""
+    batch's template is kept apart from the student's checks (`slot`)."""
     made_of = {"python": sys.executable, "grader": GRADER_ROOT, "preload": list(preload),
                "environment": template_environment(environment), "code": _code_stamp(),
                "slot": slot}
@@ -139,13 +146,16 @@ class KeptTemplate(KernelTemplate):
         return connection if connection is not None else super()._start()
 
     def _start_kept(self):
+        """Start a template that listens at the path: its Popen, None when it cannot."""
         with contextlib.suppress(OSError), _log_file(self.path + ".log") as log:
             # A session of its own: neither the check's end nor a Ctrl-C in its terminal
             # reaches it. What it prints (TensorFlow's notes, a traceback if it fails) goes
             # to a log beside its socket, the last template's only.
-            subprocess.Popen(self._command("--keep", self.path, f"{self.keep_seconds:g}"),
-                             cwd="/", env=template_environment(), stdin=subprocess.DEVNULL,
-                             stdout=log, stderr=log, start_new_session=True)
+            return subprocess.Popen(
+                self._command("--keep", self.path, f"{self.keep_seconds:g}"), cwd="/",
+                env=template_environment(), stdin=subprocess.DEVNULL, stdout=log,
+                stderr=log, start_new_session=True)
+        return None
 
     def kill(self):
         """The check is over: hang up. The template kills this check's kernels and stays."""
@@ -171,6 +181,98 @@ class KeptTemplate(KernelTemplate):
         if isinstance(self.process, Connection):
             self.process.end_template()
         super()._stop()
+
+
+class SharedTemplate(KeptTemplate):
+    """A worker's side of its batch's template (BatchTemplate): the coordinator counts its
+    import once for the batch, so a worker that finds it started counts none."""
+
+    def _start(self):
+        if self.path is None:
+            return super()._start()
+        # Started by the batch with its cluster: listening within a moment, if not yet.
+        connection = connect(self.path, CONNECT_SECONDS)
+        return connection if connection is not None else super()._start()  # it died
+
+    def take_startup(self):
+        startup = super().take_startup()
+        if startup is None or self.process is None or self.process.started_here:
+            return startup
+        return (0.0, 0.0)  # its wait for the import is still not the kernel's
+
+
+class BatchTemplate:
+    """The one template every worker of a batch's local cluster forks its kernels from,
+    started as the batch begins, beside its cluster: one TensorFlow import per batch, not
+    one per worker (which, on two cores, took turns: the second worker's first kernel came
+    seconds after the first's). Its socket is private to the batch (ended by `end`) or,
+    with `keep_seconds`, the kept one the next batch connects to. `path` is None where no
+    template can be kept (no private cache): each worker then starts its own."""
+
+    def __init__(self, preload, keep_seconds=0.0):
+        self.kept = keep_seconds > 0
+        slot = KEPT_BATCH_SLOT if self.kept else f"batch-{os.getpid()}-{secrets.token_hex(4)}"
+        self.keep_seconds = keep_seconds if self.kept else BATCH_IDLE_SECONDS
+        self.path = socket_path(preload, slot=slot)
+        self.started = time.monotonic()
+        self.process, self.popen = None, None  # the template (psutil), the Popen if ours
+        self.cpu_before = 0.0  # its CPU seconds as the batch found it: not this batch's
+        self.ended = False
+        if self.path is not None:
+            self._start(preload)
+
+    def _start(self, preload):
+        connection = connect(self.path)  # a kept one already listening?
+        if connection is not None:
+            self.cpu_before = connection.cpu_at_start
+            self.process = connection.template
+            connection.kill()
+            return
+        self.popen = KeptTemplate(preload, self.path, self.keep_seconds)._start_kept()
+        with contextlib.suppress(psutil.Error, AttributeError):
+            self.process = psutil.Process(self.popen.pid)
+
+    def for_workers(self):
+        """(socket path, keep seconds) for the workers' SharedTemplate; None without one."""
+        return (self.path, self.keep_seconds) if self.path is not None else None
+
+    def end(self, clock=None):
+        """The batch is over: the template's import (and forks) counted in `clock` (the
+        workers'), and the template ended, unless kept for the next batch. Once: a later
+        call does nothing."""
+        if self.path is None or self.ended:
+            return
+        self.ended = True
+        with contextlib.suppress(psutil.Error, AttributeError):
+            times = self.process.cpu_times()
+            if clock is not None:
+                clock.add_stage("template import", wall=self._ready_seconds(),
+                                cpu=max(0.0, times.user + times.system - self.cpu_before))
+        if self.kept:
+            return
+        if self.popen is not None:  # ours, its workers gone: no kernel of it is grading
+            with contextlib.suppress(OSError, subprocess.TimeoutExpired):
+                self.popen.kill()
+                self.popen.wait(timeout=10)
+        for suffix in ("", ".lock", ".log"):  # a template a worker started in its place
+            with contextlib.suppress(OSError):  # ends once its socket is gone
+                os.unlink(self.path + suffix)
+
+    def _ready_seconds(self):
+        """How long its import took after it was started, as it says: 0 when it was kept
+        from before; the time since it was started when it has not said."""
+        if self.popen is None:
+            return 0.0
+        connection = connect(self.path)
+        try:
+            ready = json.loads(read_line(connection.stdout.fileno(), 0.5))
+            return float(ready["seconds"])
+        except (AttributeError, OSError, EOFError, TimeoutError, ValueError, KeyError,
+                TypeError):
+            return time.monotonic() - self.started
+        finally:
+            if connection is not None:
+                connection.kill()
 
 
 @contextlib.contextmanager
@@ -214,11 +316,11 @@ class Connection:
         self.started_here = False  # whether the check connecting started the template
         self.cpu_at_start = 0.0  # the template's CPU seconds when connected
         try:
-            self._process = psutil.Process(pid)  # kept: it knows the pid's start time
-            times = self._process.cpu_times()
+            self.template = psutil.Process(pid)  # kept: it knows the pid's start time
+            times = self.template.cpu_times()
             self.cpu_at_start = times.user + times.system
         except psutil.Error:
-            self._process = None
+            self.template = None
 
     def poll(self):
         """None while connected (as Popen's while running)."""
@@ -233,8 +335,8 @@ class Connection:
     def end_template(self):
         """Kill the template itself (not another process that took its pid since)."""
         with contextlib.suppress(psutil.Error, AttributeError):
-            self._process.kill()
-            self._process.wait(timeout=10)  # its listener gone: the next connect is not to it
+            self.template.kill()
+            self.template.wait(timeout=10)  # its listener gone: the next connect is not to it
 
 
 class _Sender:

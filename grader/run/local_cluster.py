@@ -3,6 +3,7 @@ processes, Dask's memory management and debugging logs set for grading (grader.r
 starts it for a batch, under CONFIG)."""
 
 import contextlib
+import os
 import threading
 
 import dask
@@ -44,6 +45,12 @@ def start(workers: int, memory_limit: int | None) -> LocalCluster:
                         memory_limit=memory_limit or "auto", dashboard_address=None,
                         security=credentials(),
                         scheduler_kwargs={"dashboard_address": "127.0.0.1:0"})
+
+
+def worker_count(workers: int | None, submissions: int) -> int:
+    """How many workers a batch starts: as asked (by default one a core), at most one a
+    submission."""
+    return max(1, min(workers or os.cpu_count() or 1, submissions))
 
 
 def credentials() -> Security:

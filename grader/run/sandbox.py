@@ -21,6 +21,8 @@ not enforced.
 import dataclasses
 import functools
 import shutil
+from collections import Counter
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 
 import nbformat
@@ -168,3 +170,13 @@ def _confinement(scratch, workdir, limits):
     (scratch / "root").mkdir()
     return isolation.Confinement(mount_point=str(scratch / "root"), lab_source=str(workdir),
                                  disk_mb=limits.disk_mb)
+
+
+def kernels_sandbox(levels: Iterable[str]) -> str:
+    """What confined the kernels, as the machines that ran them said (with --scheduler,
+    other machines than this one): one level, or each level with its count."""
+    counts = Counter(level for level in levels if level)
+    if len(counts) <= 1:
+        return next(iter(counts), "")
+    return ", ".join(f"{level} ({count} submission{'' if count == 1 else 's'})"
+                     for level, count in sorted(counts.items()))

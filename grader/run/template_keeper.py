@@ -4,10 +4,11 @@ and forks the kernels of the same student's next checks (`grader validate`).
 A check's kernel comes from a template that has imported TensorFlow, 3-4 s of the check's
 4-6. A student checks again and again as they work; a template kept for a while after a
 check (KEEP_SECONDS in grader.run.kept_templates) makes every check but the first start its
-kernel at once. A batch's workers keep their own templates, as they always did, unless
-asked to keep them for the next batch (`autograde --keep-templates`): then each worker slot
-is served as a check is, and a graded kernel is forked by a template that, as a worker's
-own, never runs anyone's code.
+kernel at once. A batch on this machine's cluster starts one such template for all its
+workers (kept_templates.BatchTemplate), on a socket of its own that it removes as it ends,
+or keeps for the next batch when asked (`autograde --keep-templates`): each worker is
+served as a check is, and a graded kernel is forked by a template that, as a worker's own,
+never runs anyone's code.
 
 The template listens on a Unix socket in a folder of its user's grader cache that only they
 may enter, and serves a connection as a worker's template serves its worker's pipes: a

@@ -8,7 +8,9 @@ already rebuilt from the allow-list (grader.run.rebuild): no output a kernel mad
 leaves the worker as the kernel made it.
 
 SandboxRunner is the default Runner (grader.run.runner): a warm kernel forked from a
-template kept per worker process, confined as the machine allows (grader.run.sandbox).
+template, confined as the machine allows (grader.run.sandbox). On the batch's local
+cluster every worker forks from the batch's one template (kept_templates.BatchTemplate);
+on a remote cluster each worker process starts its own.
 The subprocess runner (grader.run.subprocess_runner) goes through grade_submission too.
 """
 
@@ -19,14 +21,15 @@ import time
 
 from grader.errors import short_error
 from grader.records import RunEnd, RunOutcome
-from grader.run.kept_templates import template_for_checks
+from grader.run.kept_templates import SharedTemplate, template_for_checks
 from grader.run.runner import GradingTask, Runner  # noqa: F401 (GradingTask: its old home)
 from grader.run.support_files import support_dir
 from grader.stage_clock import StageClock, seconds_since_started
 
 log = logging.getLogger(__name__)
 
-# (preload, seconds kept) -> KernelTemplate, one per worker process, started on first use
+# (preload, seconds kept, shared) -> KernelTemplate, one per worker process, started on
+# first use
 _templates = {}
 _templates_lock = threading.Lock()
 
@@ -34,35 +37,43 @@ _templates_lock = threading.Lock()
 class SandboxRunner(Runner):
     """Each submission in a kernel forked from the worker's warm template, in its own
     sandbox (namespaces, cgroups, the system call policy, as the machine allows). With
-    `keep_templates` seconds, each worker's template is kept that long after the batch, for
-    the next batch's worker of the same slot (grader.run.kept_templates)."""
+    `keep_templates` seconds, the template is kept that long after the batch, for the next
+    batch (one per worker slot on a remote cluster). `shared_template` (socket path, keep
+    seconds), set by the batch for its local cluster, is the template every worker shares
+    (kept_templates.BatchTemplate)."""
 
     name = "sandbox"
 
-    def __init__(self, keep_templates=0.0):
+    def __init__(self, keep_templates=0.0, shared_template=None):
         self.keep_templates = keep_templates
+        self.shared_template = shared_template
+
+    def with_shared_template(self, shared):
+        """This runner, its workers forking from the template `shared` ((path, keep
+        seconds), None for none: each worker its own)."""
+        return SandboxRunner(self.keep_templates, shared)
 
     def run(self, task, support_files):
-        return grade_submission(task, support_files,
-                                keep_templates=self.keep_templates)
+        return grade_submission(task, support_files, keep_templates=self.keep_templates,
+                                shared=self.shared_template)
 
     def warm_up(self, preload):
         # The template's imports (TensorFlow: seconds of CPU) start as the worker is set
         # up, before this process's own (nbclient, nbgrader: a second) and beside the
         # lab's loading and the first task's transfer; on a cluster that outlives a batch,
         # the next batch finds the template ready.
-        _template(tuple(preload), self.keep_templates).start()
+        _template(tuple(preload), self.keep_templates, self.shared_template).start()
         _sandbox()
 
 
-def grade_submission(task, support_files, *, warm=True, keep_templates=0.0):
+def grade_submission(task, support_files, *, warm=True, keep_templates=0.0, shared=None):
     """Run one submission beside `support_files`; a RunOutcome, never an exception. With
-    `warm`, its kernel is forked from the worker's template (kept `keep_templates` seconds
-    after the batch); without, nbclient starts one."""
+    `warm`, its kernel is forked from the batch's `shared` template or the worker's (kept
+    `keep_templates` seconds after the batch); without, nbclient starts one."""
     started = time.monotonic()
     clock = StageClock()
     try:
-        template = _template(task.preload, keep_templates) if warm else None
+        template = _template(task.preload, keep_templates, shared) if warm else None
         with clock.stage("support files"):
             support = support_dir(support_files, _worker_folder())
         outcome = _sandbox().run_notebook(task.notebook, support_dir=support,
@@ -117,14 +128,17 @@ def take_worker_start(clock):
         _worker_start.clear()
 
 
-def _template(preload, keep_seconds=0.0):
-    """The worker's template for `preload`: its own, or one kept beside the worker's slot
-    (its name in the cluster: a LocalCluster's 0, 1, ...) for `keep_seconds` after it."""
+def _template(preload, keep_seconds=0.0, shared=None):
+    """The worker's template for `preload`: the batch's `shared` one ((socket path, keep
+    seconds)), its own, or one kept beside the worker's slot (its name in the cluster) for
+    `keep_seconds` after it."""
+    key = (preload, keep_seconds, shared)
     with _templates_lock:  # the worker's set-up (warm_up) and its task thread
-        if (preload, keep_seconds) not in _templates:
-            _templates[preload, keep_seconds] = template_for_checks(
-                preload, keep_seconds, slot=_worker_name[0])
-        return _templates[preload, keep_seconds]
+        if key not in _templates:
+            _templates[key] = (SharedTemplate(preload, *shared) if shared else
+                               template_for_checks(preload, keep_seconds,
+                                                   slot=_worker_name[0]))
+        return _templates[key]
 
 
 def _sandbox():

@@ -21,9 +21,10 @@ import nbformat
 import pytest
 
 from grader.labs.c2_w2 import LAB as lab
-from grader.pipeline import autograde, kernels_sandbox
+from grader.pipeline import autograde
 from grader.records import KernelProtection, RunEnd, RunOutcome, unreached
 from grader.run.runner import CannedRunner
+from grader.run.sandbox import kernels_sandbox
 
 CSV_COLUMNS = ["student_id", "UNQ_C1", "UNQ_C2", "score", "max_score", "status", "detail",
                "timestamp", "late_seconds", "penalty", "final_score"]

@@ -396,7 +396,7 @@ def test_a_scheduler_started_as_the_docs_say_keeps_a_short_log(dask_scheduler):
 def _template_pid(preload):
     from grader.run import worker
 
-    template = worker._templates.get((tuple(preload), 0.0))
+    template = worker._templates.get((tuple(preload), 0.0, None))
     return None if template is None or template.process is None else template.process.pid
 
 

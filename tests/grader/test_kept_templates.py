@@ -20,9 +20,17 @@ import pytest
 from jupyter_client.connect import write_connection_file
 
 from grader.labs.c2_w2 import LAB as lab
-from grader.run import isolation, kept_templates
-from grader.run.kept_templates import KeptTemplate, template_for_checks, template_key
+from grader.run import import_turns, isolation, kept_templates
+from grader.run.kept_templates import (
+    BatchTemplate,
+    KeptTemplate,
+    SharedTemplate,
+    connect,
+    template_for_checks,
+    template_key,
+)
 from grader.run.warm_kernels import KernelTemplate
+from grader.stage_clock import StageClock
 
 PRELOAD = ("json",)  # a template in a tenth of a second: what is kept is the same
 
@@ -278,47 +286,142 @@ def test_a_connection_refused_or_absent_is_none_quickly(cache, tmp_path):
     assert time.monotonic() - started < 5
 
 
-# ---------------------------------------------------------------- a batch's workers (opt-in)
+# ---------------------------------------------------------------- a batch's templates
 
-def test_each_worker_slot_keeps_its_own_template_and_none_by_default(cache):
+def test_a_worker_forks_from_the_batchs_template_its_own_or_its_slots(cache):
     from grader.run import worker
 
     assert template_key(PRELOAD, slot="0") != template_key(PRELOAD, slot="1")
+    shared = (str(cache / "shared.sock"), 30.0)
     try:
         assert isinstance(worker._template(PRELOAD, 60.0), KeptTemplate)
         assert type(worker._template(PRELOAD, 0.0)) is KernelTemplate  # as before
+        assert type(worker._template(PRELOAD, 0.0, shared)) is SharedTemplate
         assert worker._template(PRELOAD, 60.0) is worker._template(PRELOAD, 60.0)
     finally:
-        for keep in (60.0, 0.0):
-            worker._templates.pop((PRELOAD, keep)).kill()
+        for key in ((PRELOAD, 60.0, None), (PRELOAD, 0.0, None), (PRELOAD, 0.0, shared)):
+            worker._templates.pop(key).kill()
+
+
+def test_a_batchs_template_serves_its_workers_and_ends_with_its_files(cache, tmp_path):
+    batch = BatchTemplate(PRELOAD)
+    path, _keep = batch.for_workers()
+    workers = [SharedTemplate(PRELOAD, *batch.for_workers()) for _ in range(2)]
+    kernels = [_kernel(each, tmp_path / f"worker-{n}") for n, each in enumerate(workers)]
+    assert {kernel.ppid() for kernel in kernels} == {batch.process.pid}  # one template
+    for each in workers:  # its import is the batch's to count, not each worker's
+        assert each.take_startup() == (0.0, 0.0)
+        each.close()
+    clock = StageClock()
+    batch.end(clock)
+    stage = clock.totals()["template import"]
+    assert stage["count"] == 1 and 0 < stage["wall"] < 60 and stage["cpu"] > 0
+    assert not list(Path(path).parent.iterdir())  # socket, lock and log
+    assert _ends(batch.process) and all(_ends(kernel) for kernel in kernels)
+
+
+def test_a_batchs_template_is_private_unless_kept_for_the_next(cache):
+    first, second = BatchTemplate(PRELOAD), BatchTemplate(PRELOAD)
+    kept, next_batch = BatchTemplate(PRELOAD, 60.0), None
+    try:
+        assert first.path != second.path and first.process.pid != second.process.pid
+        assert kept.path not in (first.path, second.path)
+        assert connect(kept.path, 30.0) is not None  # listening (its import may go on)
+        next_batch = BatchTemplate(PRELOAD, 60.0)
+        assert next_batch.process.pid == kept.process.pid and next_batch.popen is None
+        assert next_batch.cpu_before > 0  # its import was the last batch's
+        clock = StageClock()
+        next_batch.end(clock)
+        assert clock.totals()["template import"]["wall"] == 0.0
+        assert Path(kept.path).exists()  # kept: still listening for the batch after
+    finally:
+        for batch in (first, second):
+            batch.end(StageClock())
+
+
+def _run(runner):
+    from grader.pipeline import _Run
+
+    return _Run(lab=lab, limits=None, journal=None, batch=None, secret_key=None,
+                regrade=False, version="", on_progress=None, runner=runner)
+
+
+def test_only_the_sandbox_runner_is_given_the_batchs_template(cache):
+    from grader.run.runner import CannedRunner
+    from grader.run.worker import SandboxRunner
+
+    canned = _run(CannedRunner({}))
+    assert canned._runner_here() is canned.runner and canned.template is None
+    sandbox = _run(SandboxRunner(keep_templates=0))
+    try:
+        runner = sandbox._runner_here()
+        assert isinstance(runner, SandboxRunner) and runner is not sandbox.runner
+        assert runner.shared_template == sandbox.template.for_workers() is not None
+        assert sandbox._runner_here().shared_template == runner.shared_template  # one
+    finally:
+        sandbox.end_early_starts()
+
+
+def test_a_batch_that_fails_before_grading_ends_the_template_it_started(cache, tmp_path):
+    from grader.cli import main
+
+    (tmp_path / "class" / "ann").mkdir(parents=True)
+    assert main(["autograde", str(tmp_path / "class"), "--out", str(tmp_path / "out"),
+                 "--due", "2026-12-01T23:59"]) == 1  # no time zone: refused
+    assert not _kept_processes(cache)
+    assert not list((cache / kept_templates.FOLDER).iterdir())
+
+
+def test_no_batch_template_where_none_can_be_kept_safely(cache, monkeypatch):
+    monkeypatch.setattr(import_turns, "private_cache_folder", lambda name: None)
+    batch = BatchTemplate(PRELOAD)
+    assert batch.for_workers() is None and batch.process is None
+    batch.end(StageClock())  # nothing to end
 
 
 STUDENTS = ["ok-loop-softmax-input-model", "wrong-softmax-unnormalised"]
 
 
-def _batch(class_dir, out, env):
+def _batch(class_dir, out, env, keep="120"):
+    """Grade `class_dir` into `out` with two workers: its template's stage in the profile."""
     result = subprocess.run(
         [sys.executable, "-m", "grader", "autograde", str(class_dir), "--out", str(out),
-         "--workers", "2", "--keep-templates", "120"],
+         "--workers", "2", "--keep-templates", keep],
         capture_output=True, text=True, cwd=lab.root, env=env, timeout=900)
     assert result.returncode == 0, result.stdout + result.stderr
+    assert "graded 2, timeout 0, error 0" in result.stdout
     profile = json.loads((out / "profile.json").read_text())
+    assert profile["workers"] == 2
     return profile["stages"]["workers"]["template import"]
 
 
-def test_the_next_batch_grades_with_the_templates_the_last_one_kept(cache, class_dir,
-                                                                    tmp_path):
+def _two_students(class_dir, tmp_path):
     submissions = tmp_path / "class"
     submissions.mkdir()
     for student in STUDENTS:
         shutil.copytree(class_dir / student, submissions / student)
+    return submissions
+
+
+def test_a_batchs_workers_share_one_template_that_ends_with_it(cache, class_dir, tmp_path):
+    env = {**os.environ, "GRADER_CACHE_DIR": str(cache)}
+    stage = _batch(_two_students(class_dir, tmp_path), tmp_path / "out", env, keep="0")
+    # One import for both workers: a worker starting its own would count one more.
+    assert stage["count"] == 1 and stage["cpu"] > 1.0
+    assert all(_ends(process) for process in _kept_processes(cache))
+    assert not list((cache / kept_templates.FOLDER).iterdir())  # no file left behind
+
+
+def test_the_next_batch_grades_with_the_templates_the_last_one_kept(cache, class_dir,
+                                                                    tmp_path):
+    submissions = _two_students(class_dir, tmp_path)
     env = {**os.environ, "GRADER_CACHE_DIR": str(cache)}
     first = _batch(submissions, tmp_path / "first", env)
     kept = {process.pid for process in _kept_processes(cache)}
-    assert len(kept) == 2  # one per worker, beside the batch's end
+    assert len(kept) == 1  # the one both workers shared, beside the batch's end
     second = _batch(submissions, tmp_path / "second", env)
     assert {process.pid for process in _kept_processes(cache)} == kept
-    # TensorFlow imported by the first batch's templates, by nobody in the second's.
-    assert first["cpu"] > 1.0 and second["cpu"] < 0.5 * first["cpu"]
+    # TensorFlow imported once by the first batch's template, by nobody in the second's.
+    assert first["count"] == 1 and first["cpu"] > 1.0 and second["cpu"] < 0.5 * first["cpu"]
     rows = [(tmp_path / out / "grades.csv").read_text() for out in ("first", "second")]
     assert rows[0].splitlines()[1:] == rows[1].splitlines()[1:]

@@ -96,6 +96,10 @@ class Journal:
 class Run:
     def __init__(self, regrade=False):
         self.regrade, self.limits = regrade, Limits()
+        self.templates_started = 0
+
+    def start_template(self):
+        self.templates_started += 1
 
 
 @pytest.fixture
@@ -114,24 +118,31 @@ def class_of_three(tmp_path):
     return tmp_path / "class"
 
 
-def test_a_class_with_new_folders_starts_its_cluster_at_once(class_of_three, soon):
-    assert pipeline._cluster_soon(class_of_three, Journal(), Run(), 2, None) == "early"
-    assert pipeline._cluster_soon(class_of_three, Journal(["ann", "bob"]), Run(), 4,
+def test_a_class_with_new_folders_starts_its_cluster_and_template_at_once(class_of_three,
+                                                                          soon):
+    runs = [Run(), Run()]
+    assert pipeline._cluster_soon(class_of_three, Journal(), runs[0], 2, None) == "early"
+    assert pipeline._cluster_soon(class_of_three, Journal(["ann", "bob"]), runs[1], 4,
                                   None) == "early"
     assert soon == [2, 1]  # no more workers than new folders
+    assert [run.templates_started for run in runs] == [1, 1]
 
 
 def test_a_resumed_batch_of_known_folders_starts_its_cluster_only_if_it_needs_one(
         class_of_three, soon):
     known = Journal(["ann", "bob", "cy"])
-    assert pipeline._cluster_soon(class_of_three, known, Run(), 2, None) is None
+    resumed = Run()
+    assert pipeline._cluster_soon(class_of_three, known, resumed, 2, None) is None
+    assert resumed.templates_started == 0  # not yet: the batch starts it if it grades
     assert pipeline._cluster_soon(class_of_three, known, Run(regrade=True), 2, None) == "early"
     assert soon == [2]
 
 
 def test_a_remote_cluster_a_zip_or_an_unreadable_folder_start_nothing_early(
         class_of_three, tmp_path, soon):
-    assert pipeline._cluster_soon(class_of_three, Journal(), Run(), 2, "tcp://x:1") is None
+    remote = Run()
+    assert pipeline._cluster_soon(class_of_three, Journal(), remote, 2, "tcp://x:1") is None
+    assert remote.templates_started == 0  # its workers start their own
     (tmp_path / "class.zip").write_bytes(b"PK")
     assert pipeline._cluster_soon(tmp_path / "class.zip", Journal(), Run(), 2, None) is None
     assert pipeline._cluster_soon(tmp_path / "missing", Journal(), Run(), 2, None) is None
@@ -150,7 +161,7 @@ class Template:
 
 def test_a_sandbox_runner_warms_up_by_starting_its_template_without_waiting(monkeypatch):
     template = Template()
-    monkeypatch.setattr(worker, "_template", lambda preload, keep_seconds: template)
+    monkeypatch.setattr(worker, "_template", lambda preload, keep_seconds, shared: template)
     worker.SandboxRunner().warm_up(("numpy",))
     assert template.started == 1
     assert Runner().warm_up(("numpy",)) is None  # other runners: nothing to start
