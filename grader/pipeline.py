@@ -116,13 +116,11 @@ def autograde(*, submissions: str | Path, out: str | Path, lab: Lab | None = Non
     """Grade every student folder in `submissions` into `out` and return a BatchResult.
     `on_progress(done, total, record)` is called as each student is saved. Grading runs on
     the Dask cluster at `scheduler`, or on `workers` processes here (default: the cores).
-    Each grading's hidden inputs come from a fresh random secret; with `secret_key`
-    (bytes, a key the instructor keeps secret) from an HMAC of it instead, so that the
-    same submissions graded with the same key give the same bytes (grader.hidden_secrets).
-    `runner` (a grader.run.runner.Runner) runs each submission: the sandbox by default.
-    `late` (LateWork) gives timestamps and the due date, extensions and penalty, which
-    replace the ones the journal keeps from an earlier batch. `template`, started by the
-    caller ahead of this module's imports, is the sandbox's template for local workers."""
+    Hidden inputs come from a fresh random secret per grading, or from an HMAC of
+    `secret_key` (bytes the instructor keeps secret: same key, same bytes). `runner` (a
+    grader.run.runner.Runner) runs each submission: the sandbox by default. `late`
+    (LateWork) gives timestamps, due date, extensions and penalty, replacing the journal's.
+    `template`: the sandbox's template for local workers, started by the caller."""
     started = time.monotonic()
     profile = BatchProfile()
     with profile.clock.stage("batch set-up"):
