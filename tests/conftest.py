@@ -38,6 +38,8 @@ def pytest_sessionfinish(session, exitstatus):
     from grader.course.generated import cache_root
     from grader.run.kept_templates import end_all
 
+    if hasattr(session.config, "workerinput"):
+        return  # an xdist worker: the other may still be grading with a template kept there
     root = cache_root()
     if root is not None:
         end_all(root)

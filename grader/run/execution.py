@@ -14,6 +14,7 @@ import subprocess
 import time
 
 import nbformat
+import psutil
 from nbclient.exceptions import CellExecutionComplete, DeadKernelError
 from nbclient.util import run_sync
 from nbgrader.preprocessors import Execute, LimitOutput
@@ -433,6 +434,8 @@ def execute(notebook, *, workdir, cell_timeout, timeout, output_bytes=4 * 10**6,
         end = RunEnd.TIMED_OUT
     elif end is RunEnd.KERNEL_DIED and watchdog.memory_exceeded:
         end = RunEnd.MEMORY_EXCEEDED
+    elif end is RunEnd.KERNEL_DIED and kernel_template and not _alive(kernel_template):
+        end, reason = RunEnd.GRADING_FAILED, TEMPLATE_DIED  # its kernels die with it
     with clock.stage("output limits"):
         notebook, _ = LimitOutput().preprocess(notebook, {})
     runs = {exercise: _as_ended(executor.runs.get(exercise), end) or unreached(exercise, end)
@@ -443,6 +446,17 @@ def execute(notebook, *, workdir, cell_timeout, timeout, output_bytes=4 * 10**6,
                       output_dropped=executor.output_dropped)
 
 
+# A kernel killed because its template died (killed by someone, the machine out of memory):
+# ours, not the notebook's; the row is an error, graded again by the next run.
+TEMPLATE_DIED = "the kernel template stopped while the notebook ran, taking its kernel"
+
+
+def _alive(template):
+    """Whether the kernel template's process runs (not a zombie)."""
+    try:
+        return psutil.Process(template.process.pid).status() != psutil.STATUS_ZOMBIE
+    except (psutil.Error, AttributeError):
+        return False
 
 
 def _as_ended(run, end):

@@ -38,6 +38,9 @@ from grader.run.pipes import read_line
 from grader.run.warm_kernels import GRADER_ROOT, KernelTemplate, template_environment
 
 FOLDER = "kept-templates"
+# A running batch's own template (not kept): apart, so that ending the kept ones (removing
+# their folder) never takes a running batch's socket.
+BATCH_FOLDER = "batch-templates"
 KEEP_SECONDS = 600.0  # after a check: a student at work checks again within minutes
 CONNECT_SECONDS = 10.0  # for a template just started to listen (it does before importing)
 POLL_SECONDS = 0.02
@@ -70,11 +73,11 @@ def end_all(cache, seconds=0.0):
         psutil.wait_procs(kept, timeout=seconds)
 
 
-def socket_path(preload, environment=None, slot=""):
+def socket_path(preload, environment=None, slot="", folder_name=FOLDER):
     """Where the template kept for `preload` (and a batch's worker `slot`) listens, in the
-    user's private folder of kept templates; None when there is none, or the path is too
-    long for a socket."""
-    folder = import_turns.private_cache_folder(FOLDER)
+    user's private folder of kept templates (or `folder_name`); None when there is none,
+    or the path is too long for a socket."""
+    folder = import_turns.private_cache_folder(folder_name)
     if folder is None:
         return None
     path = str(folder / f"{template_key(preload, environment, slot)}.sock")
@@ -137,22 +140,22 @@ class KeptTemplate(KernelTemplate):
         if self.path is None:
             return super()._start()
         connection = connect(self.path)
-        if connection is None:
-            self._start_kept()
+        if connection is None and self._start_kept() is not None:  # else its folder is gone
             connection = connect(self.path, CONNECT_SECONDS)
             if connection is not None:
                 connection.started_here = True  # its import is this check's to wait for
         # A template that would not listen (a crowded machine?): one of the check's own.
         return connection if connection is not None else super()._start()
 
-    def _start_kept(self):
-        """Start a template that listens at the path: its Popen, None when it cannot."""
+    def _start_kept(self, *first):
+        """Start a template that listens at the path (its options `first`): its Popen,
+        None when it cannot."""
         with contextlib.suppress(OSError), _log_file(self.path + ".log") as log:
             # A session of its own: neither the check's end nor a Ctrl-C in its terminal
             # reaches it. What it prints (TensorFlow's notes, a traceback if it fails) goes
             # to a log beside its socket, the last template's only.
             return subprocess.Popen(
-                self._command("--keep", self.path, f"{self.keep_seconds:g}"), cwd="/",
+                self._command(*first, "--keep", self.path, f"{self.keep_seconds:g}"), cwd="/",
                 env=template_environment(), stdin=subprocess.DEVNULL, stdout=log,
                 stderr=log, start_new_session=True)
         return None
@@ -187,17 +190,23 @@ class SharedTemplate(KeptTemplate):
     """A worker's side of its batch's template (BatchTemplate): the coordinator counts its
     import once for the batch, so a worker that finds it started counts none."""
 
+    connected_once = False  # a later start is after the batch's template died
+
     def _start(self):
-        if self.path is None:
-            return super()._start()
-        # Started by the batch with its cluster: listening within a moment, if not yet.
-        connection = connect(self.path, CONNECT_SECONDS)
-        return connection if connection is not None else super()._start()  # it died
+        if self.path is None or self.connected_once:
+            return super()._start()  # it died: a new one, kept at its path while needed
+        self.connected_once = True
+        # Started by the batch with its cluster: listening within a moment, if not yet
+        # (unless its folder was removed).
+        seconds = CONNECT_SECONDS if os.path.isdir(os.path.dirname(self.path)) else 0.0
+        connection = connect(self.path, seconds)
+        return connection if connection is not None else super()._start()
 
     def take_startup(self):
         startup = super().take_startup()
-        if startup is None or self.process is None or self.process.started_here:
-            return startup
+        if startup is None or not isinstance(self.process, Connection) or \
+                self.process.started_here:
+            return startup  # one it started itself: its import is this worker's
         return (0.0, 0.0)  # its wait for the import is still not the kernel's
 
 
@@ -213,7 +222,8 @@ class BatchTemplate:
         self.kept = keep_seconds > 0
         slot = KEPT_BATCH_SLOT if self.kept else f"batch-{os.getpid()}-{secrets.token_hex(4)}"
         self.keep_seconds = keep_seconds if self.kept else BATCH_IDLE_SECONDS
-        self.path = socket_path(preload, slot=slot)
+        self.path = socket_path(preload, slot=slot,
+                                folder_name=FOLDER if self.kept else BATCH_FOLDER)
         self.started = time.monotonic()
         self.process, self.popen = None, None  # the template (psutil), the Popen if ours
         self.cpu_before = 0.0  # its CPU seconds as the batch found it: not this batch's
@@ -228,7 +238,10 @@ class BatchTemplate:
             self.process = connection.template
             connection.kill()
             return
-        self.popen = KeptTemplate(preload, self.path, self.keep_seconds)._start_kept()
+        # A batch's own ends with its coordinator (a killed one's workers die too); a
+        # template kept for the next batch outlives it.
+        self.popen = KeptTemplate(preload, self.path, self.keep_seconds)._start_kept(
+            *([] if self.kept else ["--with-parent"]))
         with contextlib.suppress(psutil.Error, AttributeError):
             self.process = psutil.Process(self.popen.pid)
 
@@ -323,8 +336,16 @@ class Connection:
             self.template = None
 
     def poll(self):
-        """None while connected (as Popen's while running)."""
-        return None if self.stdout.fileno() >= 0 else 0
+        """None while connected to a template that runs (as Popen's while running): a
+        template that died is started again before the next kernel is asked of it."""
+        if self.stdout.fileno() < 0:
+            return 0
+        if self.template is None:  # not known: as long as connected
+            return None
+        try:
+            return None if self.template.status() != psutil.STATUS_ZOMBIE else 0
+        except psutil.Error:
+            return 0
 
     def kill(self):
         self.stdout.close()

@@ -282,14 +282,16 @@ def _progress(pid, last):
 # ---------------------------------------------------------------- the template process
 
 def serve(arguments):
-    """Import the warm modules (`arguments`: [--keep SOCKET SECONDS] [--turns FOLDER COUNT]
-    MODULE...), in turn with the machine's other templates, then fork a kernel for every
-    request: on stdin, or, kept (grader.run.template_keeper), from each check connected."""
-    keep, turns, preload = keeper.options(arguments)
+    """Import the warm modules (`arguments`: [--with-parent] [--keep SOCKET SECONDS] [--turns
+    FOLDER COUNT] MODULE...), in turn with the machine's other templates, then fork a kernel
+    for every request: on stdin, or, kept (grader.run.template_keeper), from each check
+    connected. It ends with its parent unless kept (a batch's: `--with-parent` too)."""
+    with_parent = arguments[:1] == ["--with-parent"]
+    keep, turns, preload = keeper.options(arguments[with_parent:])
     listener = keeper.claim(keep[0]) if keep else None
     if keep and listener is None:
         return  # another template serves that socket
-    if not keep:
+    if with_parent or not keep:
         _end_with_worker(os.getppid())
     with import_turns.import_turn(turns):  # given back before the first kernel is forked
         for module in (*preload, *KERNEL_MODULES):

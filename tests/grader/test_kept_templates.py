@@ -2,6 +2,8 @@
 grader.run.template_keeper, the server): one per user and key, shared, ended when idle or
 when its socket is removed, never handing a kernel anything of the server's."""
 
+import contextlib
+import csv
 import json
 import os
 import shutil
@@ -48,8 +50,9 @@ def cache(monkeypatch):
 
 
 def _kept_processes(root):
-    """The templates kept in `root`, not their kernels (forks: the same command line)."""
-    folder = str(root / kept_templates.FOLDER)
+    """The templates kept in `root` (or a batch's there), not their kernels (forks: the same
+    command line)."""
+    folder = str(root)
     found = []
     for process in psutil.process_iter(["cmdline", "ppid"]):
         command = process.info["cmdline"] or []
@@ -320,6 +323,34 @@ def test_a_batchs_template_serves_its_workers_and_ends_with_its_files(cache, tmp
     assert _ends(batch.process) and all(_ends(kernel) for kernel in kernels)
 
 
+def test_ending_the_kept_templates_leaves_a_running_batchs_alone(cache, tmp_path):
+    batch = BatchTemplate(PRELOAD)
+    kept_templates.end_all(cache)  # `rm -r kept-templates`, or a test run's end
+    shared = SharedTemplate(PRELOAD, *batch.for_workers())
+    try:
+        assert _kernel(shared, tmp_path / "a").ppid() == batch.process.pid
+    finally:
+        shared.close()
+        batch.end(StageClock())
+
+
+def test_a_worker_whose_batch_template_died_forks_from_a_new_one(cache, tmp_path):
+    from grader.run import execution
+
+    batch = BatchTemplate(PRELOAD)
+    shared = SharedTemplate(PRELOAD, *batch.for_workers())
+    first = _kernel(shared, tmp_path / "a")
+    assert shared.process.poll() is None and execution._alive(shared)
+    batch.process.kill()  # its kernels die with it
+    assert _ends(first)
+    assert shared.process.poll() == 0 and not execution._alive(shared)
+    second = _kernel(shared, tmp_path / "b")
+    assert second.ppid() != batch.process.pid and execution._alive(shared)
+    shared.close()
+    batch.end(StageClock())  # its socket removed: the new template ends too
+    assert all(_ends(process) for process in _kept_processes(cache))
+
+
 def test_a_batchs_template_is_private_unless_kept_for_the_next(cache):
     first, second = BatchTemplate(PRELOAD), BatchTemplate(PRELOAD)
     kept, next_batch = BatchTemplate(PRELOAD, 60.0), None
@@ -369,7 +400,7 @@ def test_a_batch_that_fails_before_grading_ends_the_template_it_started(cache, t
     assert main(["autograde", str(tmp_path / "class"), "--out", str(tmp_path / "out"),
                  "--due", "2026-12-01T23:59"]) == 1  # no time zone: refused
     assert not _kept_processes(cache)
-    assert not list((cache / kept_templates.FOLDER).iterdir())
+    assert not list((cache / kept_templates.BATCH_FOLDER).iterdir())
 
 
 def test_no_batch_template_where_none_can_be_kept_safely(cache, monkeypatch):
@@ -409,7 +440,7 @@ def test_a_batchs_workers_share_one_template_that_ends_with_it(cache, class_dir,
     # One import for both workers: a worker starting its own would count one more.
     assert stage["count"] == 1 and stage["cpu"] > 1.0
     assert all(_ends(process) for process in _kept_processes(cache))
-    assert not list((cache / kept_templates.FOLDER).iterdir())  # no file left behind
+    assert not list((cache / kept_templates.BATCH_FOLDER).iterdir())  # no file left behind
 
 
 def test_the_next_batch_grades_with_the_templates_the_last_one_kept(cache, class_dir,
@@ -425,3 +456,47 @@ def test_the_next_batch_grades_with_the_templates_the_last_one_kept(cache, class
     assert first["count"] == 1 and first["cpu"] > 1.0 and second["cpu"] < 0.5 * first["cpu"]
     rows = [(tmp_path / out / "grades.csv").read_text() for out in ("first", "second")]
     assert rows[0].splitlines()[1:] == rows[1].splitlines()[1:]
+
+
+def _template_serving(cache, kernels, seconds=300):
+    """The batch's template in `cache` once it has `kernels` kernels running."""
+    deadline = time.monotonic() + seconds
+    while time.monotonic() < deadline:
+        for template in _kept_processes(cache):
+            with contextlib.suppress(psutil.Error):
+                if len(template.children()) >= kernels:
+                    return template
+        time.sleep(0.2)
+    raise AssertionError("no template with that many kernels")
+
+
+def test_a_template_killed_mid_batch_costs_its_kernels_students_an_error_row_only(
+        cache, class_dir, tmp_path):
+    submissions = tmp_path / "class"
+    for name, student in (("a-loop-1", "timeout-softmax-infinite-loop"),
+                          ("a-loop-2", "timeout-softmax-infinite-loop"),
+                          ("b-ok-1", STUDENTS[0]), ("b-ok-2", STUDENTS[0])):
+        shutil.copytree(class_dir / student, submissions / name)
+    out = tmp_path / "out"
+    batch = subprocess.Popen(
+        [sys.executable, "-m", "grader", "autograde", str(submissions), "--out", str(out),
+         "--workers", "2", "--timeout", "300", "--cell-timeout", "300"],
+        stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, cwd=lab.root,
+        env={**os.environ, "GRADER_CACHE_DIR": str(cache)})
+    try:
+        template = _template_serving(cache, 2)  # both workers in an endless loop
+        time.sleep(1.0)
+        template.kill()  # as the machine's out-of-memory killer would
+        output, _ = batch.communicate(timeout=600)
+    finally:
+        batch.kill()
+    assert batch.returncode == 0, output
+    with open(out / "grades.csv", newline="") as grades:
+        rows = {row["student_id"]: row for row in csv.DictReader(grades)}
+    for student in ("a-loop-1", "a-loop-2"):  # ours, not their endless loop's
+        assert rows[student]["status"] == "error"
+        assert "the kernel template stopped while the notebook ran" in rows[student]["detail"]
+    for student in ("b-ok-1", "b-ok-2"):  # forked from a new template
+        assert (rows[student]["status"], rows[student]["score"]) == ("graded", "100"), rows
+    assert all(_ends(process) for process in _kept_processes(cache))
+    assert not list((cache / kept_templates.BATCH_FOLDER).iterdir())
