@@ -241,7 +241,7 @@ class BatchTemplate:
         # A batch's own ends with its coordinator (a killed one's workers die too); a
         # template kept for the next batch outlives it.
         self.popen = KeptTemplate(preload, self.path, self.keep_seconds)._start_kept(
-            *([] if self.kept else ["--with-parent"]))
+            *([] if self.kept else ["--with-parent", str(os.getpid())]))
         with contextlib.suppress(psutil.Error, AttributeError):
             self.process = psutil.Process(self.popen.pid)
 

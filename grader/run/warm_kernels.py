@@ -218,9 +218,9 @@ class KernelTemplate:
         # (which drop both) cannot import the grader. Its own output (TensorFlow's start-up
         # notes) is nobody's business. Binary pipes, unbuffered: replies are read with
         # time limits (read_line), not by a buffered readline that could wait forever.
-        return subprocess.Popen(self._command(), cwd="/", env=template_environment(),
-                                stdin=subprocess.PIPE, stdout=subprocess.PIPE,
-                                stderr=subprocess.DEVNULL, bufsize=0)
+        return subprocess.Popen(self._command("--with-parent", str(os.getpid())), cwd="/",
+                                env=template_environment(), stdin=subprocess.PIPE,
+                                stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, bufsize=0)
 
     def _command(self, *options):
         """The template's command line, `options` first, its imports in turn with this
@@ -282,17 +282,17 @@ def _progress(pid, last):
 # ---------------------------------------------------------------- the template process
 
 def serve(arguments):
-    """Import the warm modules (`arguments`: [--with-parent] [--keep SOCKET SECONDS] [--turns
-    FOLDER COUNT] MODULE...), in turn with the machine's other templates, then fork a kernel
-    for every request: on stdin, or, kept (grader.run.template_keeper), from each check
-    connected. It ends with its parent unless kept (a batch's: `--with-parent` too)."""
-    with_parent = arguments[:1] == ["--with-parent"]
-    keep, turns, preload = keeper.options(arguments[with_parent:])
+    """Import the warm modules (`arguments`: [--with-parent PID] [--keep SOCKET SECONDS]
+    [--turns FOLDER COUNT] MODULE...), in turn with the machine's other templates, then fork
+    a kernel for every request: on stdin, or, kept (grader.run.template_keeper), from each
+    check connected. It ends with its parent unless kept (a batch's: with PID, its own)."""
+    parent = int(arguments[1]) if arguments[:1] == ["--with-parent"] else None
+    keep, turns, preload = keeper.options(arguments[2:] if parent else arguments)
     listener = keeper.claim(keep[0]) if keep else None
     if keep and listener is None:
         return  # another template serves that socket
-    if with_parent or not keep:
-        _end_with_worker(os.getppid())
+    if parent or not keep:  # PID given: a parent dead before this line is seen dead
+        _end_with_worker(parent or os.getppid())
     with import_turns.import_turn(turns):  # given back before the first kernel is forked
         for module in (*preload, *KERNEL_MODULES):
             __import__(module)

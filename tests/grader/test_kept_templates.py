@@ -323,6 +323,26 @@ def test_a_batchs_template_serves_its_workers_and_ends_with_its_files(cache, tmp
     assert _ends(batch.process) and all(_ends(kernel) for kernel in kernels)
 
 
+COORDINATOR = """
+import sys, time
+from grader.run.kept_templates import BatchTemplate
+batches = [BatchTemplate(("json",), float(keep)) for keep in sys.argv[1:]]
+print(*[batch.process.pid for batch in batches], flush=True)
+time.sleep(600)
+"""
+
+
+def test_a_batchs_own_template_ends_with_its_coordinator_a_kept_one_outlives_it(cache):
+    coordinator = subprocess.Popen([sys.executable, "-c", COORDINATOR, "0", "60"],
+                                   stdout=subprocess.PIPE, text=True, cwd=lab.root,
+                                   env={**os.environ, "GRADER_CACHE_DIR": str(cache)})
+    own, kept = (psutil.Process(int(pid)) for pid in coordinator.stdout.readline().split())
+    coordinator.kill()  # SIGKILL: nothing of it runs again
+    coordinator.wait()
+    assert _ends(own)
+    assert kept.is_running()  # for the next batch (the fixture's end removes it)
+
+
 def test_ending_the_kept_templates_leaves_a_running_batchs_alone(cache, tmp_path):
     batch = BatchTemplate(PRELOAD)
     kept_templates.end_all(cache)  # `rm -r kept-templates`, or a test run's end
