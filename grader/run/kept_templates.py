@@ -202,6 +202,12 @@ class SharedTemplate(KeptTemplate):
         connection = connect(self.path, seconds)
         return connection if connection is not None else super()._start()
 
+    def _stop(self):
+        """Hang up, never kill: the batch's other workers' kernels are its children, and
+        its slowness may be another worker's request. A dead one is started again; one
+        that keeps failing leaves this worker to a template of its own."""
+        KernelTemplate._stop(self)
+
     def take_startup(self):
         startup = super().take_startup()
         if startup is None or not isinstance(self.process, Connection) or \

@@ -217,6 +217,20 @@ def test_a_kept_template_that_fails_is_killed_and_replaced(cache):
         check.kill()
 
 
+def test_a_worker_never_kills_its_batchs_template_whatever_it_answers(cache):
+    path = kept_templates.socket_path(PRELOAD, slot="test",
+                                      folder_name=kept_templates.BATCH_FOLDER)
+    fake = _fake_template(path, os.geteuid())
+    worker = SharedTemplate(PRELOAD, path, 30.0)
+    try:
+        worker.wait_until_ready()  # replies that are not ones: a template of its own
+        assert fake.poll() is None  # the other workers' kernels would live on
+        assert isinstance(worker.process, subprocess.Popen) and worker.ready
+    finally:
+        fake.kill()
+        worker.kill()
+
+
 def test_when_no_kept_template_will_serve_the_check_starts_its_own(cache, monkeypatch):
     monkeypatch.setattr(KeptTemplate, "_start_kept", lambda self: None)
     monkeypatch.setattr(kept_templates, "CONNECT_SECONDS", 0.5)
