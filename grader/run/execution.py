@@ -92,7 +92,7 @@ class GradingExecute(Execute):
         self.plan, self.code, self.budget = plan, code, budget
         self.output_bytes = output_bytes
         self.kernel_env = kernel_env or {}
-        self.on_kernel_started = lambda: None
+        self.on_kernel_started = self.on_kernel_stopping = lambda: None
         self.runs = {}  # exercise -> ExerciseRun
         self.cell_timeouts = self.cells_not_run = 0
         self.output_dropped = False
@@ -108,6 +108,15 @@ class GradingExecute(Execute):
     def on_notebook_start(self, **kwargs):
         self.budget.restart()
         self.on_kernel_started()
+
+    async def _async_cleanup_kernel(self):
+        # Before nbclient stops the kernel it started: what the kernel started is seen (and
+        # killed with it), even a process of its own session started in the last cell,
+        # which the kernel's end would leave to init before the watchdog's next look.
+        self.on_kernel_stopping()
+        await super()._async_cleanup_kernel()
+
+    _cleanup_kernel = run_sync(_async_cleanup_kernel)  # what nbconvert's preprocess calls
 
     async def async_start_new_kernel(self, **kwargs):
         # The kernel's own log (e.g. "running over TCP without encryption") is not the
@@ -412,6 +421,7 @@ def execute(notebook, *, workdir, cell_timeout, timeout, output_bytes=4 * 10**6,
         cgroup, rlimits = _cgroup(memory_mb, max_processes, rlimits)
         watchdog = KernelWatchdog(executor, timeout + grace.kill, cgroup)
         executor.on_kernel_started = watchdog.start
+        executor.on_kernel_stopping = watchdog.look
     end, reason = RunEnd.FINISHED, ""
     try:
         setup = KernelSetup(confinement=confinement, rlimits=rlimits,

@@ -48,13 +48,14 @@ class KernelWatchdog:
 
     def _watch(self):
         while not self._done.wait(self.POLL_SECONDS):
-            self._look()
+            self.look()
             if time.monotonic() > self.deadline:
                 self.fired = True
                 self.kill_all()
                 return
 
-    def _look(self):
+    def look(self):
+        """Remember every process the kernel and its remembered descendants have started."""
         for root in list(self.processes.values()):
             with contextlib.suppress(psutil.NoSuchProcess):
                 for child in root.children(recursive=True):
@@ -66,7 +67,7 @@ class KernelWatchdog:
             self.processes[(process.pid, process.create_time())] = process
 
     def kill_all(self):
-        self._look()
+        self.look()
         alive = []
         for process in list(self.processes.values()):
             with contextlib.suppress(psutil.NoSuchProcess):
