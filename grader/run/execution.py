@@ -14,7 +14,6 @@ import subprocess
 import time
 
 import nbformat
-import psutil
 from nbclient.exceptions import CellExecutionComplete, DeadKernelError
 from nbclient.util import run_sync
 from nbgrader.preprocessors import Execute, LimitOutput
@@ -462,11 +461,9 @@ TEMPLATE_DIED = "the kernel template stopped while the notebook ran, taking its 
 
 
 def _alive(template):
-    """Whether the kernel template's process runs (not a zombie)."""
-    try:
-        return psutil.Process(template.process.pid).status() != psutil.STATUS_ZOMBIE
-    except (psutil.Error, AttributeError):
-        return False
+    """Whether the kernel template's process runs: its Popen's, or a kept one's, poll."""
+    process = template.process
+    return process is not None and process.poll() is None
 
 
 def _as_ended(run, end):

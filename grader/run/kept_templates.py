@@ -87,7 +87,7 @@ def socket_path(preload, environment=None, slot="", folder_name=FOLDER):
 def template_key(preload, environment=None, slot=""):
     """What a kept template is made of, in 16 hex digits (a socket's path is short): two
     checks share a template only when they would have started the same one. A batch's
-    batch's template is kept apart from the student's checks (`slot`)."""
+    template is kept apart from the student's checks (`slot`)."""
     made_of = {"python": sys.executable, "grader": GRADER_ROOT, "preload": list(preload),
                "environment": template_environment(environment), "code": _code_stamp(),
                "slot": slot}
@@ -166,8 +166,13 @@ class KeptTemplate(KernelTemplate):
 
     close = kill
 
+    def _found_started(self):
+        """Whether this check (or worker) connected to a template another had started: its
+        import was not this one's."""
+        return isinstance(self.process, Connection) and not self.process.started_here
+
     def _ready_wall(self, seconds, waited):
-        if isinstance(self.process, Connection) and not self.process.started_here:
+        if self._found_started():
             return 0.0  # ready before this check connected: no import of its own
         return super()._ready_wall(seconds, waited)
 
@@ -210,8 +215,7 @@ class SharedTemplate(KeptTemplate):
 
     def take_startup(self):
         startup = super().take_startup()
-        if startup is None or not isinstance(self.process, Connection) or \
-                self.process.started_here:
+        if startup is None or not self._found_started():
             return startup  # one it started itself: its import is this worker's
         return (0.0, 0.0)  # its wait for the import is still not the kernel's
 
