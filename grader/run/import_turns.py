@@ -13,10 +13,14 @@ private to its user: a template killed while importing gives its turn back as it
 ends. A template that waits longer than WAIT_SECONDS for a turn (another batch's templates
 importing, a hung import) imports without one; one whose folder cannot be used imports at
 once. Nothing depends on the turns but how soon a template is ready.
+
+The import itself runs with Python's cyclic garbage collector off (import_preloaded): about
+a sixth of TensorFlow's import was spent in collections of a heap that only grows.
 """
 
 import contextlib
 import fcntl
+import gc
 import os
 import stat
 import time
@@ -59,6 +63,25 @@ def private_cache_folder(name):
             or status.st_mode & 0o077):
         return None
     return folder
+
+
+def import_preloaded(modules):
+    """Import `modules` (names) with the cyclic garbage collector off, then freeze what they
+    made and turn the collector back on.
+
+    Off: an import of TensorFlow allocates millions of objects that live as long as the
+    template, and each allocation threshold crossed ran a collection over them, finding
+    nothing to free (measured: 2.75 -> 2.33 s for this lab's modules). Frozen (moved to the
+    collector's permanent generation): a kernel forked from the template never walks them
+    in its own collections, so it neither spends the time nor writes to the pages it shares
+    with the template. Every kernel starts with the collector on, as a fresh Python does."""
+    gc.disable()
+    try:
+        for module in modules:
+            __import__(module)
+    finally:
+        gc.freeze()
+        gc.enable()
 
 
 @contextlib.contextmanager

@@ -294,8 +294,7 @@ def serve(arguments):
     if parent or not keep:  # PID given: a parent dead before this line is seen dead
         _end_with_worker(parent or os.getppid())
     with import_turns.import_turn(turns):  # given back before the first kernel is forked
-        for module in (*preload, *KERNEL_MODULES):
-            __import__(module)
+        import_turns.import_preloaded((*preload, *KERNEL_MODULES))
     signal.signal(signal.SIGCHLD, signal.SIG_IGN)  # kernels are reaped without waiting
     # Once, here, rather than in each kernel; where it fails, each kernel's set-up says why.
     with contextlib.suppress(kernel_uids.NoFreeRange, OSError):

@@ -2,6 +2,7 @@
 turns, as many at a time as it has cores less one."""
 
 import fcntl
+import gc
 import os
 import subprocess
 import sys
@@ -113,3 +114,23 @@ def test_every_file_opened_for_a_turn_is_closed_but_the_one_held(tmp_path, count
             fcntl.flock(descriptor, fcntl.LOCK_EX | fcntl.LOCK_NB)
         os.close(descriptor)
     assert len(os.listdir("/proc/self/fd")) == before
+
+
+def test_modules_are_imported_without_the_collector_then_frozen(tmp_path, monkeypatch):
+    (tmp_path / "records_the_collector.py").write_text(
+        "import gc\nCOLLECTOR_ON = gc.isenabled()\nKEPT = [object() for _ in range(1000)]\n")
+    (tmp_path / "fails_to_import.py").write_text("raise ImportError('broken')\n")
+    monkeypatch.syspath_prepend(str(tmp_path))
+    frozen_before = gc.get_freeze_count()
+    try:
+        import_turns.import_preloaded(["json", "records_the_collector"])
+        assert gc.isenabled()
+        assert sys.modules["records_the_collector"].COLLECTOR_ON is False
+        assert gc.get_freeze_count() >= frozen_before + 1000
+        with pytest.raises(ImportError, match="broken"):
+            import_turns.import_preloaded(["fails_to_import"])
+        assert gc.isenabled()  # a template that fails to import ends as it would have
+    finally:
+        gc.unfreeze()
+        gc.enable()
+        sys.modules.pop("records_the_collector", None)

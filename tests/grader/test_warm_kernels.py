@@ -28,11 +28,14 @@ from grader.run.warm_kernels import (
 )
 
 REPORT = """
-import json, os, sys
+import gc, json, os, sys
+cycle = [];  cycle.append(cycle); del cycle
 print(json.dumps({"pid": os.getpid(), "cwd": os.getcwd(),
                   "pythonpath": os.environ.get("PYTHONPATH"),
                   "tensorflow_warm": "tensorflow" in sys.modules,
-                  "seen": globals().get("left_by_another_student")}))
+                  "seen": globals().get("left_by_another_student"),
+                  "collector_on": gc.isenabled(), "collected": gc.collect(),
+                  "frozen": gc.get_freeze_count()}))
 """
 
 
@@ -66,6 +69,11 @@ def test_each_kernel_is_a_fresh_copy_in_its_own_directory(template, tmp_path):
     assert one["seen"] == "answers" and two["seen"] is None
     assert one["tensorflow_warm"] and two["tensorflow_warm"]
     assert one["pythonpath"] is None
+    # The template imported with the collector off; each kernel has it on, collecting
+    # the student's garbage, and never walks the template's frozen objects.
+    assert one["collector_on"] and two["collector_on"]
+    assert one["collected"] >= 1 and two["collected"] >= 1
+    assert one["frozen"] > 100_000
 
 
 def test_a_kernel_cannot_import_the_grader(template, tmp_path):
