@@ -28,6 +28,8 @@ STOP_SECONDS = 30
 # As docs/cluster.md starts a scheduler: Dask's debugging log of each connection's last
 # messages kept short (grader.run.local_cluster.SCHEDULER_CONFIG).
 SCHEDULER_SETTINGS = {"DASK_DISTRIBUTED__ADMIN__LOW_LEVEL_LOG_LENGTH": "20"}
+# And its workers: no statistical profiler (grader.run.local_cluster.WORKER_CONFIG).
+WORKER_SETTINGS = {"DASK_DISTRIBUTED__WORKER__PROFILE__ENABLED": "False"}
 
 
 class ClusterStartError(RuntimeError):
@@ -93,7 +95,7 @@ def _environment():
     probe = subprocess.run([sys.executable, "-c", "import grader, pathlib;"
                             " print(pathlib.Path(grader.__file__).resolve().parents[1])"],
                            cwd="/", capture_output=True, text=True, env=os.environ)
-    environment = {**os.environ, **SCHEDULER_SETTINGS}
+    environment = {**os.environ, **SCHEDULER_SETTINGS, **WORKER_SETTINGS}
     if probe.stdout.strip() == str(REPO_ROOT):
         return environment
     return {**environment, "PYTHONPATH": str(REPO_ROOT)}

@@ -31,7 +31,10 @@ SCHEDULER_LOG_LENGTH = 20
 HTTP_ROUTES = ["distributed.http.health"]
 SCHEDULER_CONFIG = {"distributed.admin.low-level-log-length": SCHEDULER_LOG_LENGTH,
                     "distributed.scheduler.http.routes": HTTP_ROUTES}
-WORKER_CONFIG = {**WORKER_MEMORY_CONFIG, "distributed.worker.http.routes": HTTP_ROUTES}
+# Dask's statistical profiler samples each worker's running task 100 times a second, for
+# a dashboard page no batch serves: 0.3 CPU s per worker in a batch of 12 (bench/README.md).
+WORKER_CONFIG = {**WORKER_MEMORY_CONFIG, "distributed.worker.http.routes": HTTP_ROUTES,
+                 "distributed.worker.profile.enabled": False}
 CONFIG = {**WORKER_CONFIG, **SCHEDULER_CONFIG}  # set while the batch's cluster runs
 
 

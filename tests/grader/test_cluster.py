@@ -384,6 +384,26 @@ def test_the_local_scheduler_keeps_no_submission_it_sent():
     assert len(kept) <= local_cluster.SCHEDULER_LOG_LENGTH + 1, f"{len(kept)} of {count} kept"
 
 
+# A lambda: cloudpickle sends it whole; a function of this module, by name, which a
+# worker started apart cannot import.
+_periodic_callbacks = lambda dask_worker: sorted(dask_worker.periodic_callbacks)  # noqa: E731
+
+
+def test_a_local_workers_task_is_not_sampled_by_dasks_profiler():
+    # Its 10 ms callback walked the grading thread's stack for a dashboard nobody serves.
+    with cluster.connect(workers=1) as client:
+        (names,) = client.run(_periodic_callbacks).values()
+    assert "heartbeat" in names and not {"profile", "profile-cycle"} & set(names)
+
+
+def test_workers_started_as_the_docs_say_run_no_profiler(dask_scheduler):
+    with Client(dask_scheduler) as client:
+        callbacks = client.run(_periodic_callbacks)
+    assert len(callbacks) == 2
+    for names in callbacks.values():
+        assert "heartbeat" in names and "profile" not in names
+
+
 def test_a_scheduler_started_as_the_docs_say_keeps_a_short_log(dask_scheduler):
     with Client(dask_scheduler) as client:
         length = client.run_on_scheduler(
