@@ -239,8 +239,9 @@ def workers_can(client: Any, ref: LabRef, out: str | Path | None) -> WorkersCan:
 def _can(ref, probe, token, uid):
     finisher = _finisher(ref)
     finish = finisher is not None
-    if finish:  # its first page need not wait seconds for nbconvert's imports
+    if finish:  # its first page need not wait seconds for nbconvert's imports, nor formulas
         finisher[1].pages.start_soon()
+        finisher[1].prepare_soon()
     try:
         same = probe is not None and Path(probe).read_text() == token \
             and os.getuid() == uid and os.access(Path(probe).parent, os.W_OK)

@@ -11,17 +11,33 @@ Formulas are drawn with matplotlib's mathtext (installed with the lab, no TeX ne
 SVG of paths needs no font and no script, and the page's policy already allows data: images.
 Only cells whose source is exactly one of the lab's are rewritten: a student's Markdown is
 never handed to the formula renderer.
+
+Drawing this lab's formulas costs 0.6 CPU s (matplotlib's import among it) in every process
+that makes pages, each worker of each batch. What was drawn is kept in the grader's cache
+(`GRADER_CACHE_DIR/page-formulas/KEY.json`, private to its user like the rest of the
+cache), KEY a digest of this module's code and matplotlib's version, the two things a
+drawing depends on besides the formula: a later process reads it instead of drawing. An
+entry that is not the map of formulas to images this module writes is ignored (and
+replaced by the next process that draws).
 """
 
 import base64
 import functools
+import hashlib
 import html
 import io
+import json
+import logging
 import re
+from importlib.metadata import version
 from pathlib import Path
 
 from grader import cells
 from grader.plugin import Lab
+from grader.publish.files import write_atomically
+from grader.run.import_turns import private_cache_folder
+
+log = logging.getLogger(__name__)
 
 FIGURE = re.compile(r"""(<img\b[^>]*?\bsrc\s*=\s*)(["'])([^"']+)\2""", re.IGNORECASE)
 DISPLAY_MATH = re.compile(r"\$\$(.+?)\$\$", re.DOTALL)
@@ -34,11 +50,16 @@ FORMULA_POINTS = 14
 SVG_METADATA = re.compile(rb"<metadata>.*?</metadata>\s*", re.DOTALL)
 IMAGE_TYPES = {".png": "image/png", ".jpg": "image/jpeg", ".jpeg": "image/jpeg",
                ".gif": "image/gif", ".svg": "image/svg+xml"}
+FORMULAS_FOLDER = "page-formulas"
+# What formula_image makes: a drawn formula, or one shown as written.
+DRAWN_PREFIXES = ('<img class="formula" src="data:image/svg+xml;base64,', "<code>")
 
 
 def standalone_sources(lab: Lab) -> dict[str, str]:
     """{a given Markdown cell's source: the same cell with its figures and formulas inlined}
     for every Markdown cell of `lab`'s source notebook that has either."""
+    kept = _kept_formulas()
+    known = len(kept)
     rewritten = {}
     for cell in lab.source.cells:
         if cell.cell_type == "markdown" and not cells.is_answer_cell(cell):
@@ -46,6 +67,8 @@ def standalone_sources(lab: Lab) -> dict[str, str]:
             source = standalone_markdown(given, Path(lab.root))
             if source != given:
                 rewritten[given] = source
+    if len(kept) > known:
+        _keep_formulas(kept)
     return rewritten
 
 
@@ -82,10 +105,51 @@ def _display_formula(latex):
     return f'<div style="text-align:center;margin:0.8em 0">{" ".join(parts)}</div>'
 
 
-@functools.cache
 def formula_image(latex: str) -> str:
     """An <img> of `latex` drawn as SVG, sitting on the text's baseline; the LaTeX itself
-    when mathtext cannot draw it (a formula is never lost, at worst shown as written)."""
+    when mathtext cannot draw it (a formula is never lost, at worst shown as written).
+    Drawn once: kept for this process, and for later ones by standalone_sources."""
+    kept = _kept_formulas()
+    if latex not in kept:
+        kept[latex] = _formula_image(latex)
+    return kept[latex]
+
+
+@functools.cache
+def _kept_formulas() -> dict[str, str]:
+    """{formula: image} drawn before, as the cache holds them ({} when it holds none)."""
+    path = _formulas_file()
+    try:
+        kept = json.loads(path.read_text(encoding="utf-8")) if path else {}
+    except (OSError, ValueError):
+        return {}
+    if not isinstance(kept, dict) or not all(
+            isinstance(latex, str) and isinstance(image, str)
+            and image.startswith(DRAWN_PREFIXES) for latex, image in kept.items()):
+        log.info("ignoring %s: not the formulas this grader draws", path)
+        return {}
+    return kept
+
+
+def _keep_formulas(kept):
+    path = _formulas_file()
+    if path is not None:
+        try:
+            write_atomically(path, json.dumps(kept, sort_keys=True), durable=False)
+        except OSError:
+            log.info("the drawn formulas could not be kept in %s", path, exc_info=True)
+
+
+def _formulas_file():
+    """GRADER_CACHE_DIR/page-formulas/KEY.json; None when there is no private cache."""
+    folder = private_cache_folder(FORMULAS_FOLDER)
+    if folder is None:
+        return None
+    key = hashlib.sha256(Path(__file__).read_bytes() + version("matplotlib").encode())
+    return folder / f"{key.hexdigest()[:16]}.json"
+
+
+def _formula_image(latex):
     try:
         svg, depth = _drawn(_mathtext_dialect(latex))
     except ValueError:

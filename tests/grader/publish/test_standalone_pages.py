@@ -11,6 +11,7 @@ import pytest
 
 from grader import cells
 from grader.labs.c2_w2 import LAB as lab
+from grader.publish import standalone
 from grader.publish.feedback import FeedbackWriter
 from grader.publish.page_policy import scripts
 from grader.publish.standalone import formula_image, standalone_markdown
@@ -122,3 +123,52 @@ def _open_offline(page, path):
                 .join('\\n')"""),
             "scroll_width": page.evaluate("document.documentElement.scrollWidth"),
             "client_width": page.evaluate("document.documentElement.clientWidth")}
+
+
+# --- The drawn formulas kept for the next process ------------------------------------------
+
+@pytest.fixture
+def formula_cache(tmp_path, monkeypatch):
+    """A cache of its own, and this process's memory of drawn formulas forgotten (as in a
+    new process), before and after."""
+    monkeypatch.setenv("GRADER_CACHE_DIR", str(tmp_path / "cache"))
+    standalone._kept_formulas.cache_clear()
+    yield tmp_path / "cache" / standalone.FORMULAS_FOLDER
+    standalone._kept_formulas.cache_clear()
+
+
+def _drawing_forbidden(latex):
+    raise AssertionError(f"drew {latex!r} again")
+
+
+def test_the_next_process_reads_the_formulas_drawn_instead_of_drawing(formula_cache,
+                                                                     monkeypatch):
+    drawn = standalone.standalone_sources(lab)
+    (entry,) = formula_cache.iterdir()
+    assert formula_cache.stat().st_mode & 0o777 == 0o700
+    assert len(json.loads(entry.read_text())) >= 10  # this lab's formulas
+    standalone._kept_formulas.cache_clear()
+    monkeypatch.setattr(standalone, "_formula_image", _drawing_forbidden)
+    assert standalone.standalone_sources(lab) == drawn
+
+
+@pytest.mark.parametrize("damage", ["not json {", '["a list"]',
+                                    '{"z_j": "<script>alert(1)</script>"}'])
+def test_a_damaged_entry_is_ignored_and_drawn_again(formula_cache, damage):
+    drawn = standalone.standalone_sources(lab)
+    (entry,) = formula_cache.iterdir()
+    entry.write_text(damage)
+    standalone._kept_formulas.cache_clear()
+    assert standalone.standalone_sources(lab) == drawn
+    replaced = json.loads(entry.read_text())
+    assert len(replaced) >= 10 and "<script>" not in entry.read_text()
+    assert all(image.startswith(standalone.DRAWN_PREFIXES) for image in replaced.values())
+
+
+def test_without_a_cache_formulas_are_drawn_and_nothing_kept(tmp_path, monkeypatch):
+    monkeypatch.setenv("GRADER_CACHE_DIR", "off")
+    standalone._kept_formulas.cache_clear()
+    try:
+        assert "data:image/svg+xml;base64," in standalone.formula_image("e^{z_j}")
+    finally:
+        standalone._kept_formulas.cache_clear()
