@@ -15,6 +15,8 @@ import dask
 import pytest
 
 from grader import pipeline
+from grader.labs.c2_w2 import LAB
+from grader.publish import feedback
 from grader.publish.page_process import PageProcess
 from grader.run import cluster, local_cluster, worker
 from grader.run.runner import CannedRunner, Runner
@@ -205,6 +207,42 @@ def test_a_renderer_that_cannot_start_ahead_says_so_at_its_first_page(caplog):
             pages.render({}, {})
     finally:
         pages.close()
+
+
+def _wait_for(condition, seconds=120):
+    deadline = time.monotonic() + seconds
+    while not condition() and time.monotonic() < deadline:
+        time.sleep(0.05)
+    return condition()
+
+
+def test_the_pages_inputs_are_made_ahead_in_a_thread():
+    writer = feedback.FeedbackWriter(LAB, "")
+    try:
+        writer.prepare_soon()
+        assert _wait_for(lambda: {"hidden_lines", "given_markdown", "lab_runs"}
+                         <= set(writer.__dict__))
+        assert writer.lab_runs and writer.hidden_lines  # formulas drawn, hidden lines read
+    finally:
+        writer.close()
+
+
+def test_pages_inputs_that_fail_ahead_are_made_again_by_the_first_page(caplog, monkeypatch):
+    calls = []
+
+    def fails_first(lab):
+        calls.append(lab)
+        if len(calls) == 1:
+            raise RuntimeError("no fonts")
+        return {}
+
+    monkeypatch.setattr(feedback, "standalone_sources", fails_first)
+    writer = feedback.FeedbackWriter(LAB, "")
+    with caplog.at_level(logging.INFO, logger=feedback.log.name):
+        writer.prepare_soon()
+        assert _wait_for(lambda: "were not made ahead" in caplog.text)
+    assert "the pages' inputs were not made ahead; the first page makes them" in caplog.text
+    assert writer.given_markdown == {} and len(calls) == 2
 
 
 def _modules_after(statement):
