@@ -9,7 +9,7 @@ It is built from the journal in OUT (grader.publish.journal) and the lab only, s
 grader report OUT` can rebuild it at any time without grading again.
 
     data.py          what the report shows, as plain data; mistakes grouped by message kind
-    figures.py       the matplotlib figures, as PNG data: URIs
+    figures.py       the two charts, written as SVG data: URIs
     page.py          the page, from report.html.j2 (Jinja2, autoescaped)
 """
 

@@ -6,6 +6,7 @@ Counts and messages are parsed from the page's ids, classes and data- attributes
 searched for as text, so a page that only looks right does not pass.
 """
 
+import base64
 import logging
 import re
 import subprocess
@@ -13,6 +14,7 @@ import sys
 from dataclasses import asdict
 from datetime import UTC, datetime
 from pathlib import Path
+from xml.etree import ElementTree
 
 import pytest
 from report_page import (
@@ -32,6 +34,8 @@ from grader.publish import report
 from grader.publish.grades_csv import GRADES_CSV
 from grader.publish.journal import FILE as JOURNAL_FILE
 from grader.publish.journal import Journal
+from grader.publish.report import figures
+from grader.publish.report.data import ExerciseInfo, ExerciseMarks, ScoreBin, Scores
 from grader.records import (
     ERROR,
     GRADED,
@@ -126,7 +130,7 @@ def test_a_class_is_counted_by_status_score_and_mark(tmp_path):
     assert exercise_marks(page) == {"UNQ_C1": {"full": 3, "partial": 1, "zero": 2},
                                     "UNQ_C2": {"full": 3, "partial": 0, "zero": 3}}
     assert set(images(page)) == FIGURE_IDS
-    assert all(src.startswith("data:image/png;base64,") for src in images(page).values())
+    assert all(src.startswith("data:image/svg+xml;base64,") for src in images(page).values())
     assert listed_submissions(page, "needs-review") == {
         "slow": (TIMEOUT, "ran past 600 s"), "boom": (ERROR, "the kernel died"),
         "broken": (INVALID, "the notebook is not valid JSON")}
@@ -354,6 +358,50 @@ def test_each_batch_adds_its_facts_to_those_of_the_batches_before(tmp_path):
         pipeline.write_class_files(tmp_path, journal, LAB, facts=later)
         assert journal.fact("runs") == [asdict(FACTS), asdict(later)]
         assert journal.fact("run") == asdict(later)
+
+
+SVG = "{http://www.w3.org/2000/svg}"
+
+
+def _svg(uri):
+    prefix = "data:image/svg+xml;base64,"
+    assert uri.startswith(prefix)
+    return ElementTree.fromstring(base64.b64decode(uri[len(prefix):]))
+
+
+def test_the_histogram_has_a_bar_per_bin_as_tall_as_its_count():
+    bins = (ScoreBin(0, 50, 2), ScoreBin(50, 75, 0), ScoreBin(75, 100, 5))
+    svg = _svg(figures.score_histogram(Scores(7, 0, 60.0, 80.0, 100, bins)))
+    bars = svg.findall(f"{SVG}rect")
+    heights = [float(bar.get("height")) for bar in bars]
+    widths = [float(bar.get("width")) for bar in bars]
+    assert len(bars) == 3 and heights[1] == 0 and heights[2] / heights[0] == pytest.approx(2.5)
+    assert widths[0] == pytest.approx(2 * widths[1])  # as wide as the bin
+    texts = [text.text for text in svg.iter(f"{SVG}text")]
+    assert {"0", "50", "75", "100"} <= set(texts) and {"1", "5"} <= set(texts)
+    assert {"total score", "submissions"} <= set(texts)
+
+
+def test_the_marks_figure_splits_each_bar_by_share_and_escapes_its_labels():
+    hostile = ExerciseInfo("UNQ_C9", "<script>&</script>", 10)
+    marks = (ExerciseMarks(ExerciseInfo("UNQ_C1", "my_softmax", 50),
+                           {"full": 3, "partial": 1, "zero": 0}),
+             ExerciseMarks(hostile, {"full": 0, "partial": 0, "zero": 2}))
+    svg = _svg(figures.exercise_marks(marks))  # parses: the title did not break the XML
+    texts = [text.text for text in svg.iter(f"{SVG}text")]
+    assert "UNQ_C9 <script>&</script>" in texts and "<script>" not in str(
+        [element.tag for element in svg.iter()])
+    assert {"75%", "25%", "100%", "full", "partial", "zero"} <= set(texts)
+    bars = [bar for bar in svg.findall(f"{SVG}rect") if bar.find(f"{SVG}title") is not None]
+    first_row = [float(bar.get("width")) for bar in bars[:3]]
+    assert first_row[0] == pytest.approx(3 * first_row[1], abs=0.3) and first_row[2] == 0
+
+
+@pytest.mark.parametrize(("highest", "ticks"), [
+    (0, [0, 1]), (1, [0, 1]), (6, [0, 1, 2, 3, 4, 5, 6]), (7, [0, 2, 4, 6, 8]),
+    (13, [0, 5, 10, 15]), (1000, [0, 200, 400, 600, 800, 1000])])
+def test_the_count_axis_has_whole_ticks_at_most_seven(highest, ticks):
+    assert figures.count_ticks(highest) == ticks
 
 
 @pytest.mark.browser
