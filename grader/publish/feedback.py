@@ -106,8 +106,9 @@ class FeedbackWriter(FeedbackFiles):
         its hidden lines) in a thread now, while the first submission runs, rather than in
         its page (measured: that page 0.83 -> 0.15 s wall; on 2 busy cores the first result
         barely moved, the CPU being the same, which is why the formulas are also cached). A
-        failure here is met again, and said, by the first page (cached_property: a page
-        asking meanwhile waits for the thread's)."""
+        failure here is met again, and said, by the first page. A page asking meanwhile
+        waits for the thread's on Python 3.11 (cached_property locks there); from 3.12 it
+        may make the same values beside it, once more."""
         threading.Thread(target=self._prepared, name="grader-page-inputs", daemon=True).start()
 
     def _prepared(self) -> None:

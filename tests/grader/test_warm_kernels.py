@@ -29,7 +29,7 @@ from grader.run.warm_kernels import (
 
 REPORT = """
 import gc, json, os, sys
-cycle = [];  cycle.append(cycle); del cycle
+cycle = []; cycle.append(cycle); del cycle
 print(json.dumps({"pid": os.getpid(), "cwd": os.getcwd(),
                   "pythonpath": os.environ.get("PYTHONPATH"),
                   "tensorflow_warm": "tensorflow" in sys.modules,

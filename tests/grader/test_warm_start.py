@@ -182,6 +182,13 @@ def test_a_warm_up_that_fails_is_logged_and_costs_the_worker_nothing(caplog):
     assert "the runner's warm-up failed on this worker" in caplog.text
 
 
+def _wait_for(condition, seconds=120):
+    deadline = time.monotonic() + seconds
+    while not condition() and time.monotonic() < deadline:
+        time.sleep(0.05)
+    return condition()
+
+
 def test_a_renderer_started_ahead_is_ready_for_the_first_page():
     pages = PageProcess(str, dict)  # renders nothing; its warm-up is dict()
     try:
@@ -199,21 +206,12 @@ def test_a_renderer_that_cannot_start_ahead_says_so_at_its_first_page(caplog):
     try:
         with caplog.at_level(logging.INFO, logger="grader.publish.page_process"):
             pages.start_soon()
-            deadline = time.monotonic() + 120
-            while "did not start ahead" not in caplog.text and time.monotonic() < deadline:
-                time.sleep(0.05)
+            _wait_for(lambda: "did not start ahead" in caplog.text)
         assert "the page renderer did not start ahead" in caplog.text
         with pytest.raises(RuntimeError, match="the page renderer died"):
             pages.render({}, {})
     finally:
         pages.close()
-
-
-def _wait_for(condition, seconds=120):
-    deadline = time.monotonic() + seconds
-    while not condition() and time.monotonic() < deadline:
-        time.sleep(0.05)
-    return condition()
 
 
 def test_the_pages_inputs_are_made_ahead_in_a_thread():

@@ -37,11 +37,10 @@ def score_histogram(scores: Scores) -> str:
     y = lambda count: top + plot_height * (1 - count / ticks[-1])  # noqa: E731
     parts = [_line(left, y(0), WIDTH - right, y(0)), _line(left, top, left, y(0))]
     for score_bin in bins:
-        parts.append(f'<rect x="{x(score_bin.low):.1f}" y="{y(score_bin.count):.1f}"'
-                     f' width="{x(score_bin.high) - x(score_bin.low):.1f}"'
-                     f' height="{y(0) - y(score_bin.count):.1f}" fill="{BAR_COLOUR}"'
-                     f' stroke="white"><title>{_number(score_bin.low)}-'
-                     f'{_number(score_bin.high)}: {score_bin.count}</title></rect>')
+        parts.append(_rect(x(score_bin.low), y(score_bin.count),
+                           x(score_bin.high) - x(score_bin.low), y(0) - y(score_bin.count),
+                           BAR_COLOUR, f"{_number(score_bin.low)}-{_number(score_bin.high)}:"
+                           f" {score_bin.count}", stroke="white"))
     for edge in [score_bin.low for score_bin in bins] + [bins[-1].high]:
         parts += [_line(x(edge), y(0), x(edge), y(0) + 4),
                   _text(x(edge), y(0) + 17, _number(edge), "middle")]
@@ -69,10 +68,8 @@ def exercise_marks(marks: tuple[ExerciseMarks, ...]) -> str:
         parts.append(_text(left - 8, middle + 4, label, "end"))
         for kind in MARKS:
             share = counts.share(kind)
-            parts.append(f'<rect x="{left + plot_width * start:.1f}" y="{middle - 12:.1f}"'
-                         f' width="{plot_width * share:.1f}" height="24"'
-                         f' fill="{MARK_COLOURS[kind]}"><title>{kind}:'
-                         f' {counts.counts.get(kind, 0)}</title></rect>')
+            parts.append(_rect(left + plot_width * start, middle - 12, plot_width * share, 24,
+                               MARK_COLOURS[kind], f"{kind}: {counts.counts.get(kind, 0)}"))
             if share >= SHOWN_SHARE:
                 parts.append(_text(left + plot_width * (start + share / 2), middle + 4,
                                    f"{share:.0%}", "middle", fill="white"))
@@ -82,8 +79,8 @@ def exercise_marks(marks: tuple[ExerciseMarks, ...]) -> str:
         parts += [_line(x, axis, x, axis + 4), _text(x, axis + 17, f"{tick}%", "middle")]
     for number, kind in enumerate(MARKS):
         x = WIDTH / 2 - 120 + 90 * number
-        parts += [f'<rect x="{x:.1f}" y="{axis + 34}" width="12" height="12"'
-                  f' fill="{MARK_COLOURS[kind]}"/>', _text(x + 17, axis + 44, kind, "start")]
+        parts += [_rect(x, axis + 34, 12, 12, MARK_COLOURS[kind]),
+                  _text(x + 17, axis + 44, kind, "start")]
     return svg_data_uri(WIDTH, height, parts)
 
 
@@ -106,6 +103,15 @@ def svg_data_uri(width: float, height: float, parts: list[str]) -> str:
 def _line(x1, y1, x2, y2):
     return (f'<line x1="{x1:.1f}" y1="{y1:.1f}" x2="{x2:.1f}" y2="{y2:.1f}"'
             f' stroke="{AXIS_COLOUR}"/>')
+
+
+def _rect(x, y, width, height, fill, title=None, stroke=None):
+    """A filled rectangle; with `title`, the tooltip a browser shows over it."""
+    shape = (f'<rect x="{x:.1f}" y="{y:.1f}" width="{width:.1f}" height="{height:.1f}"'
+             f' fill="{fill}"' + (f' stroke="{stroke}"' if stroke else ""))
+    if title is None:
+        return shape + "/>"
+    return shape + f"><title>{html.escape(title)}</title></rect>"
 
 
 def _text(x, y, text, anchor, fill=AXIS_COLOUR):
