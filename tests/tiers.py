@@ -77,6 +77,7 @@ FAST = frozenset({
     "tests/test_tiers.py",
     "tests/tools/test_build_data.py",
     "tests/tools/test_draw_figures.py",
+    "tests/tools/test_loopback_cluster.py",
     "tests/tools/test_tls_files.py",
 })
 

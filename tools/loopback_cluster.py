@@ -104,11 +104,20 @@ def _environment():
 def _scheduler_address(folder, scheduler, timeout):
     scheduler_file = folder / "scheduler.json"
     deadline = time.monotonic() + timeout
-    while not scheduler_file.exists():
+    while (address := _written_address(scheduler_file)) is None:
         if scheduler.poll() is not None or time.monotonic() > deadline:
             raise ClusterStartError(f"the Dask scheduler did not start: {folder}/scheduler.log")
         time.sleep(0.1)
-    return json.loads(scheduler_file.read_text())["address"]
+    return address
+
+
+def _written_address(scheduler_file):
+    """The address in the scheduler's file; None until it is there and written whole (the
+    scheduler creates the file, then writes it: a read between the two found it empty)."""
+    try:
+        return json.loads(scheduler_file.read_text())["address"]
+    except (OSError, ValueError, KeyError, TypeError):
+        return None
 
 
 def _wait_for_workers(address, workers, timeout, folder):
