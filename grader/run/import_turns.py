@@ -23,6 +23,7 @@ import fcntl
 import gc
 import os
 import stat
+import sys
 import time
 
 FOLDER = "template-import-turns"
@@ -82,6 +83,16 @@ def import_preloaded(modules):
     finally:
         gc.freeze()
         gc.enable()
+
+
+def hook_preloaded_into_kernel():
+    """Do in a kernel forked from the template what its preloaded modules do as they are
+    imported into a running IPython kernel, and could not do in the template, where none
+    runs: ipywidgets registers its comm targets (without them no widget, an interactive
+    figure's included, reaches a page). Called once the kernel's IPython is set up."""
+    widgets = sys.modules.get("ipywidgets")
+    if widgets is not None:
+        widgets.register_comm_target()
 
 
 @contextlib.contextmanager

@@ -440,6 +440,7 @@ def _become_kernel(request, line, report):
 
         app = IPKernelApp.instance()
         app.initialize(["-f", connection_file, "--HistoryManager.hist_file=:memory:"])
+        import_turns.hook_preloaded_into_kernel()
         app.start()
     finally:
         os._exit(0)

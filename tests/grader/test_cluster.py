@@ -396,6 +396,29 @@ def test_a_local_workers_task_is_not_sampled_by_dasks_profiler():
     assert "heartbeat" in names and not {"profile", "profile-cycle"} & set(names)
 
 
+def _worker_process_facts(variable):
+    return {"parent": os.getppid(), "pid": os.getpid(), "variable": os.environ.get(variable),
+            "imported": [name for name in local_cluster.WORKER_MODULES if name in sys.modules],
+            "cpu": time.process_time()}
+
+
+def test_local_workers_are_forked_with_the_grading_code_imported(monkeypatch):
+    # Forked from one server that imported the grading code, not each a new interpreter
+    # importing it: a worker has spent none of its own CPU on those imports.
+    variable = "GRADER_TEST_WORKER_SEES"
+    for value in ("first", "second"):  # a later batch's value too, not the server's
+        monkeypatch.setenv(variable, value)
+        with cluster.connect(workers=2) as client:
+            facts = list(client.run(_worker_process_facts, variable).values())
+        assert len(facts) == 2 and len({fact["pid"] for fact in facts}) == 2
+        for fact in facts:
+            assert fact["parent"] != os.getpid()  # the forkserver's child, not ours
+            assert psutil.Process(fact["parent"]).parent().pid == os.getpid()
+            assert fact["imported"] == list(local_cluster.WORKER_MODULES)
+            assert fact["variable"] == value
+            assert fact["cpu"] < 1.0  # spawned, its imports alone took 1.4 CPU s
+
+
 def test_workers_started_as_the_docs_say_run_no_profiler(dask_scheduler):
     with Client(dask_scheduler) as client:
         callbacks = client.run(_periodic_callbacks)

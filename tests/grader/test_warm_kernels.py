@@ -28,14 +28,16 @@ from grader.run.warm_kernels import (
 )
 
 REPORT = """
-import gc, json, os, sys
+import gc, json, os, random, sys
+import numpy
 cycle = []; cycle.append(cycle); del cycle
 print(json.dumps({"pid": os.getpid(), "cwd": os.getcwd(),
                   "pythonpath": os.environ.get("PYTHONPATH"),
                   "tensorflow_warm": "tensorflow" in sys.modules,
                   "seen": globals().get("left_by_another_student"),
                   "collector_on": gc.isenabled(), "collected": gc.collect(),
-                  "frozen": gc.get_freeze_count()}))
+                  "frozen": gc.get_freeze_count(),
+                  "draws": [random.random(), float(numpy.random.random())]}))
 """
 
 
@@ -74,6 +76,28 @@ def test_each_kernel_is_a_fresh_copy_in_its_own_directory(template, tmp_path):
     assert one["collector_on"] and two["collector_on"]
     assert one["collected"] >= 1 and two["collected"] >= 1
     assert one["frozen"] > 100_000
+    # Neither random generator was seeded in the template: each kernel draws its own.
+    assert all(a != b for a, b in zip(one["draws"], two["draws"], strict=True))
+
+
+WIDGET_FIGURE = """
+%matplotlib widget
+import sys, comm, matplotlib.pyplot as plt
+print(sorted(name for name in comm.get_comm_manager().targets if "widget" in name))
+plt.plot([1, 2, 3])
+"""
+WIDGET_VIEW = "application/vnd.jupyter.widget-view+json"
+
+
+@pytest.mark.parametrize("warm", [True, False], ids=["forked", "launched"])
+def test_a_widget_figure_shows_in_a_kernel_forked_as_in_a_new_one(template, tmp_path, warm):
+    # The template imports ipywidgets where no IPython runs, so the comm targets it
+    # registers as it is imported into a kernel are registered by each forked kernel.
+    outcome = _run(template if warm else None, tmp_path, WIDGET_FIGURE, cell_timeout=30)
+    (cell,) = outcome.notebook["cells"]
+    assert _printed(cell) == "['jupyter.widget', 'jupyter.widget.control']\n"
+    shown = [output for output in cell["outputs"] if output["output_type"] == "display_data"]
+    assert len(shown) == 1 and WIDGET_VIEW in shown[0]["data"]
 
 
 def test_a_kernel_cannot_import_the_grader(template, tmp_path):
