@@ -5,7 +5,7 @@ import logging
 import subprocess
 import sys
 
-from grader import logs
+from grader import cli, logs
 from grader.cli import ProgressBar, ProgressLines, build_parser, summary
 from grader.labs.c2_w2 import LAB as lab
 from grader.pipeline import BatchResult
@@ -159,6 +159,31 @@ atexit.register(lambda: print("atexit ran"))
 sys.stdout.write("the answer, not yet flushed; ")
 cli._exit_now(3)
 """
+
+
+ALONE = """
+import threading
+from grader import cli
+print(cli._alone())
+threading.Thread(target=lambda: None, daemon=True).start()
+print(cli._alone())
+release = threading.Event()
+worker = threading.Thread(target=release.wait)
+worker.start()
+print(cli._alone())
+release.set()
+worker.join()
+print(cli._alone())
+"""
+
+
+def test_a_command_ends_at_once_only_when_no_thread_is_left_at_work():
+    # A thread that is not a daemon is waited for by the interpreter's ordinary end: the
+    # process is not cut short while one runs.
+    result = subprocess.run([sys.executable, "-c", ALONE], capture_output=True, text=True,
+                            timeout=60)
+    assert result.stdout.split() == ["True", "True", "False", "True"]
+    assert {"validate", "autograde"} == cli.EXIT_AT_ONCE
 
 
 def test_a_check_ends_its_process_at_once_after_atexit_and_flushing():
