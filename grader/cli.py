@@ -13,18 +13,14 @@ An error that is ours to explain (grader.errors.GraderError) is one line and exi
 """
 
 import argparse
-import atexit
-import contextlib
 import logging
-import os
 import sys
-import threading
 import time
 from collections import Counter
 from pathlib import Path
 
 import grader
-from grader import logs
+from grader import logs, process_end
 from grader.errors import GraderError
 from grader.plugin import DEFAULT_LAB, load_lab
 from grader.records import STATUSES
@@ -68,14 +64,17 @@ def _autograde(args, lab):
 
 
 def _template_soon(args, lab):
-    """The kernel template of a batch of this machine's sandboxed workers, started now (its
-    TensorFlow import beside this process's); None for any other batch. A resumed batch
-    with nothing new to grade ends it unused."""
-    if args.scheduler or args.runner != "sandbox" or not Path(args.submissions).is_dir():
+    """The kernel template of a batch of this machine's sandboxed workers, and the server
+    its workers are forked from (grader.run.worker_server), started now: their imports go
+    on beside this process's. None for any other batch's template (a resumed batch with
+    nothing new to grade ends it unused)."""
+    if args.scheduler or not Path(args.submissions).is_dir():
         return None
-    from grader.run.kept_templates import BatchTemplate
+    from grader.run import kept_templates, worker_server
 
-    return BatchTemplate(lab.preload_modules, args.keep_templates)
+    worker_server.start_soon()
+    return (kept_templates.BatchTemplate(lab.preload_modules, args.keep_templates)
+            if args.runner == "sandbox" else None)
 
 
 def _publish(args, lab):
@@ -433,21 +432,13 @@ def main(argv: list[str] | None = None, *, exit_at_once: bool = False) -> int:
     args = build_parser().parse_args(argv)
     logs.configure(args.verbosity)
     code = _run(args)
-    if exit_at_once and args.command in EXIT_AT_ONCE and _alone():
-        _exit_now(code)
+    if exit_at_once and args.command in EXIT_AT_ONCE and process_end.alone():
+        process_end.exit_now(code)
     return code
 
 
-# Commands whose process ends once it has answered (_exit_now): the interpreter's teardown
-# ran the cyclic collector over the whole heap again and again, 0.3 s after a check and
-# 0.7-1.0 s after a batch (bench/README.md).
+# Commands whose process ends at once when it has answered (grader.process_end).
 EXIT_AT_ONCE = frozenset({"validate", "autograde"})
-
-
-def _alone():
-    """Whether no thread but the main one and daemons is left (one at work is waited for)."""
-    main_thread = threading.main_thread()
-    return all(thread.daemon for thread in threading.enumerate() if thread is not main_thread)
 
 
 def _run(args):
@@ -459,17 +450,6 @@ def _run(args):
     except (GraderError, FileNotFoundError) as error:
         print(f"error: {_one_line(error)}", file=sys.stderr)
         return 1
-
-
-def _exit_now(code):
-    """End the process with `code` without the interpreter's teardown of every module. The
-    atexit functions run and the streams are flushed first; the command left no thread at
-    work (its kernels and workers are gone, its files written and closed)."""
-    atexit._run_exitfuncs()
-    for stream in (sys.stdout, sys.stderr):
-        with contextlib.suppress(OSError, ValueError):
-            stream.flush()
-    os._exit(code)
 
 
 def _one_line(error):

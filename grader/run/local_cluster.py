@@ -11,6 +11,8 @@ from distributed import LocalCluster
 from distributed.security import Security
 from distributed.utils import get_mp_context
 
+from grader.run import worker_server
+
 # Only the nanny's restart past 95% of the limit: a worker paused (80%) or spilling
 # (60-70%) would wait, maybe for ever, for memory that Python does not give back.
 WORKER_MEMORY_CONFIG = {"distributed.worker.memory.target": False,
@@ -36,15 +38,9 @@ SCHEDULER_CONFIG = {"distributed.admin.low-level-log-length": SCHEDULER_LOG_LENG
 # a dashboard page no batch serves: 0.3 CPU s per worker in a batch of 12 (bench/README.md).
 WORKER_CONFIG = {**WORKER_MEMORY_CONFIG, "distributed.worker.http.routes": HTTP_ROUTES,
                  "distributed.worker.profile.enabled": False}
-# Each worker process is forked from one server process that imported Dask and the
-# grading code once (multiprocessing's forkserver), not started as a new interpreter that
-# imports them itself: 1.4 CPU s a worker, on the 2 cores that also import the kernel
-# template's TensorFlow as a batch starts (bench/README.md). The server is a new
-# interpreter too, started once per coordinating process: no state of the coordinator,
-# its threads or its open files reaches a worker.
-PROCESS_CONFIG = {"distributed.worker.multiprocessing-method": "forkserver"}
-WORKER_MODULES = ("distributed", "grader.run.worker", "grader.run.sandbox",
-                  "grader.run.execution", "grader.run.rebuild", "grader.publish.on_worker")
+# Each worker process is forked from one server that imported Dask and the grading code
+# once (grader.run.worker_server), not started as a new interpreter that imports them.
+PROCESS_CONFIG = {"distributed.worker.multiprocessing-method": worker_server.METHOD}
 # set while the batch's cluster runs
 CONFIG = {**WORKER_CONFIG, **SCHEDULER_CONFIG, **PROCESS_CONFIG}
 
@@ -55,24 +51,15 @@ def start(workers: int, memory_limit: int | None) -> LocalCluster:
     its own (credentials); no dashboard (the scheduler's small HTTP server, for health
     and metrics, on a free loopback port: another cluster here may hold 8787). Dask's own
     exception when it does not start. Under CONFIG, its workers are forked from the
-    forkserver (preload_workers_code); each worker gets this process's environment as it
-    is now (a forkserver started by an earlier batch of this process holds the one it
-    was started with; a variable unset since stays set)."""
-    preload_workers_code()
+    worker server (grader.run.worker_server); each gets this process's environment as it
+    is now (the server holds the one it was started with: a variable unset since then,
+    in a process that grades batch after batch, stays set)."""
+    if get_mp_context().get_start_method() == worker_server.METHOD:  # set by CONFIG
+        worker_server.preload_workers_code()
     return LocalCluster(n_workers=workers, threads_per_worker=1, processes=True,
                         memory_limit=memory_limit or "auto", dashboard_address=None,
                         security=credentials(), env=dict(os.environ),
                         scheduler_kwargs={"dashboard_address": "127.0.0.1:0"})
-
-
-def preload_workers_code() -> None:
-    """Have the forkserver import WORKER_MODULES before it forks its first worker (Dask's
-    own choice, set as the context is first asked for, is its packages only). Nothing
-    when the configured start method is not the forkserver; no change once the server
-    runs (it imported them when it started)."""
-    context = get_mp_context()
-    if context.get_start_method() == "forkserver":
-        context.set_forkserver_preload(list(WORKER_MODULES))
 
 
 def worker_count(workers: int | None, submissions: int) -> int:

@@ -154,26 +154,26 @@ def test_validate_keeps_its_template_from_0_seconds_to_a_day(capsys):
 
 EXIT_NOW = """
 import atexit, sys
-from grader import cli
+from grader import process_end
 atexit.register(lambda: print("atexit ran"))
 sys.stdout.write("the answer, not yet flushed; ")
-cli._exit_now(3)
+process_end.exit_now(3)
 """
 
 
 ALONE = """
 import threading
-from grader import cli
-print(cli._alone())
+from grader import process_end
+print(process_end.alone())
 threading.Thread(target=lambda: None, daemon=True).start()
-print(cli._alone())
+print(process_end.alone())
 release = threading.Event()
 worker = threading.Thread(target=release.wait)
 worker.start()
-print(cli._alone())
+print(process_end.alone())
 release.set()
 worker.join()
-print(cli._alone())
+print(process_end.alone())
 """
 
 

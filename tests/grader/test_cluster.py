@@ -32,7 +32,7 @@ from grader.pipeline import autograde
 from grader.publish.journal import Journal
 from grader.records import RunEnd, RunOutcome
 from grader.release_files import read_release_files
-from grader.run import cluster, local_cluster, unfinished_runs
+from grader.run import cluster, local_cluster, unfinished_runs, worker_server
 from grader.run.runner import CannedRunner
 from grader.run.worker import SandboxRunner
 from grader.settings import Limits
@@ -398,7 +398,7 @@ def test_a_local_workers_task_is_not_sampled_by_dasks_profiler():
 
 def _worker_process_facts(variable):
     return {"parent": os.getppid(), "pid": os.getpid(), "variable": os.environ.get(variable),
-            "imported": [name for name in local_cluster.WORKER_MODULES if name in sys.modules],
+            "imported": [name for name in worker_server.WORKER_MODULES if name in sys.modules],
             "cpu": time.process_time()}
 
 
@@ -414,7 +414,7 @@ def test_local_workers_are_forked_with_the_grading_code_imported(monkeypatch):
         for fact in facts:
             assert fact["parent"] != os.getpid()  # the forkserver's child, not ours
             assert psutil.Process(fact["parent"]).parent().pid == os.getpid()
-            assert fact["imported"] == list(local_cluster.WORKER_MODULES)
+            assert fact["imported"] == list(worker_server.WORKER_MODULES)
             assert fact["variable"] == value
             assert fact["cpu"] < 1.0  # spawned, its imports alone took 1.4 CPU s
 

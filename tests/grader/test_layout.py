@@ -21,7 +21,7 @@ STAGES = [
     ("judge", ("grader.judge",)),
     ("publish", ("grader.publish",)),
     ("commands", ("grader.pipeline", "grader.republish", "grader.validate")),
-    ("command line", ("grader.cli", "grader.__main__")),
+    ("command line", ("grader.cli", "grader.__main__", "grader.process_end")),
 ]
 LABS = "grader.labs"
 
