@@ -36,6 +36,9 @@ QUEUED_MESSAGES = 4
 # again at each missed beat (capped all the same).
 WATCHED_CHANNELS = ("shell", "iopub", "stdin", "control")
 IOPUB_SECONDS = 0.2  # between a kernel_info request's IOPub messages, as jupyter_client's
+# The same once the kernel has said IOPub is subscribed ("iopub_welcome", which ipykernel
+# sends as the subscription arrives): what it publishes after is already on its way.
+WELCOMED_SECONDS = 0.02
 
 
 def max_frame_bytes(output_bytes):
@@ -86,12 +89,20 @@ class CappedKernelClient(AsyncKernelClient):
     async def _idle_after(self, request, deadline):
         """Whether IOPub brought `request`'s "idle" status, each message within
         IOPUB_SECONDS of the last (a socket not yet connected misses them: ask again), by
-        `deadline`: a kernel that never stops publishing must not keep the client reading."""
+        `deadline`: a kernel that never stops publishing must not keep the client reading.
+        Read once the request's reply came: a welcome before any of the request's statuses
+        means IOPub was subscribed only after the kernel handled it, so what comes next
+        comes at once, and silence after it means they went to nobody (a busy machine's
+        kernel, slow to start: 2 of 12 kernels of a batch waited 0.2 s to ask again)."""
+        seconds = IOPUB_SECONDS
         while time.monotonic() <= deadline:
             try:
-                message = await self.iopub_channel.get_msg(timeout=IOPUB_SECONDS)
+                message = await self.iopub_channel.get_msg(timeout=seconds)
             except Empty:
                 return False
+            if message["msg_type"] == "iopub_welcome":
+                seconds = WELCOMED_SECONDS
+                continue
             if (message["msg_type"] == "status"
                     and message["content"].get("execution_state") == "idle"
                     and message["parent_header"].get("msg_id") == request):

@@ -35,11 +35,11 @@ class FakeKernel(CappedKernelClient):
     """A client whose kernel answers each kernel_info on shell, and on IOPub too from
     `connected_from` requests on (the first ones published before IOPub connected)."""
 
-    def __init__(self, connected_from=1, alive=True):
+    def __init__(self, connected_from=1, alive=True, welcome=False):
         super().__init__()
         self.shell, self.iopub = FakeChannel(), FakeChannel()
         self.connected_from, self.alive, self.requests = connected_from, alive, []
-        self.handled = None
+        self.handled, self.welcome = None, welcome
 
     @property
     def shell_channel(self):
@@ -55,6 +55,10 @@ class FakeKernel(CappedKernelClient):
         if self.alive:
             self.shell.messages.append({"msg_type": "kernel_info_reply",
                                         "parent_header": {"msg_id": request}, "content": {}})
+            if self.welcome and len(self.requests) == max(1, self.connected_from - 1):
+                # subscribed after the kernel published this request's statuses
+                self.iopub.messages.append({"msg_type": "iopub_welcome", "content": {},
+                                            "parent_header": {}})
             if len(self.requests) >= self.connected_from:
                 self.iopub.messages += [_status("busy", request), _status("idle", request)]
         return request
@@ -79,6 +83,18 @@ def test_an_iopub_not_yet_connected_is_asked_again():
     client = FakeKernel(connected_from=3)
     asyncio.run(client.wait_for_ready(timeout=10))
     assert client.requests == ["request-1", "request-2", "request-3"]
+    assert client.iopub.messages == []
+
+
+@pytest.mark.parametrize("connected_from", [1, 2])
+def test_after_iopubs_welcome_a_lost_status_is_asked_again_at_once(connected_from):
+    # Welcomed with the statuses behind it, the client is ready; welcomed with nothing
+    # behind it, they went before the subscription: asked again without 0.2 s of silence.
+    client = FakeKernel(connected_from=connected_from, welcome=True)
+    started = time.monotonic()
+    asyncio.run(client.wait_for_ready(timeout=10))
+    assert time.monotonic() - started < IOPUB_SECONDS / 2
+    assert client.requests == [f"request-{n}" for n in range(1, connected_from + 1)]
     assert client.iopub.messages == []
 
 
