@@ -62,6 +62,8 @@ WORKERS_KEPT_DYING = (f"Dask workers died {ATTEMPTS} times while this submission
 WORKER_BASE_BYTES = 512 * 2**20
 LOOSE_MEMORY_LIMIT = 1.5  # times the limit grading needs: a worker's more is warned of
 DECODED_PER_BYTE = 8  # what a frame of JSON (a list of small numbers) may take decoded
+# How often a batch's end looks whether its stopped workers have ended (a wait of 0.2-0.4 s).
+STOP_POLL_SECONDS = 0.02
 
 log = logging.getLogger(__name__)
 
@@ -155,7 +157,7 @@ def _stop_workers(local, timeout):
     local.scale(0)
     deadline = time.monotonic() + timeout
     while local.workers and time.monotonic() < deadline:
-        time.sleep(0.1)
+        time.sleep(STOP_POLL_SECONDS)
 
 
 @contextlib.contextmanager
