@@ -162,16 +162,17 @@ def _serve(connection, render_page, warm_up):
     # Ctrl-C reaches every process of the terminal's group: the coordinator stops this one.
     signal.signal(signal.SIGINT, signal.SIG_IGN)
     warm_up()  # before the first page's clock starts
-    connection.send(("ready", None))
+    answer = ("ready", None)
     while True:
-        try:
+        try:  # the worker that started it gone (killed, or its batch over): it ends quietly
+            connection.send(answer)
             notebook, resources = connection.recv()
-        except EOFError:
+        except (EOFError, OSError):
             return
         try:
-            connection.send(("page", render_page(notebook, resources)))
+            answer = ("page", render_page(notebook, resources))
         except Exception as error:
-            connection.send(("error", f"{type(error).__name__}: {error}"))
+            answer = ("error", f"{type(error).__name__}: {error}")
 
 
 if __name__ == "__main__":

@@ -6,17 +6,19 @@ import before that."""
 import json
 import logging
 import os
+import socket
 import subprocess
 import sys
 import threading
 import time
+from multiprocessing.connection import Connection
 
 import dask
 import pytest
 
 from grader import pipeline
 from grader.labs.c2_w2 import LAB
-from grader.publish import feedback
+from grader.publish import feedback, page_process
 from grader.publish.page_process import PageProcess
 from grader.run import cluster, local_cluster, worker
 from grader.run.runner import CannedRunner, Runner
@@ -199,6 +201,17 @@ def test_a_renderer_started_ahead_is_ready_for_the_first_page():
         assert startup is not None and pages.cpu_seconds() > 0
     finally:
         pages.close()
+
+
+@pytest.mark.parametrize("asked", [False, True], ids=["before-ready", "after-a-page"])
+def test_a_renderer_whose_worker_is_gone_ends_quietly(asked):
+    # Its worker killed (or its batch over) while it warmed up or rendered: its answer met
+    # a closed pipe, and a BrokenPipeError's traceback reached the terminal after the batch.
+    ours, theirs = socket.socketpair()
+    if asked:
+        Connection(os.dup(ours.fileno())).send(({"cells": []}, {}))
+    ours.close()
+    page_process._serve(Connection(theirs.detach()), str, dict)  # returns, raises nothing
 
 
 def test_a_renderer_that_cannot_start_ahead_says_so_at_its_first_page(caplog):
