@@ -162,7 +162,7 @@ def _serve(connection, render_page, warm_up):
     # Ctrl-C reaches every process of the terminal's group: the coordinator stops this one.
     signal.signal(signal.SIGINT, signal.SIG_IGN)
     warm_up()  # before the first page's clock starts
-    answer = ("ready", None)
+    answer: tuple[str, str | None] = ("ready", None)
     while True:
         try:  # the worker that started it gone (killed, or its batch over): it ends quietly
             connection.send(answer)
