@@ -10,12 +10,15 @@ it imports the grading pipeline, so that the server's imports and the coordinato
 side by side, and the batch's workers are forked as soon as its cluster starts.
 """
 
+import logging
 import multiprocessing
 from multiprocessing import forkserver
 
 METHOD = "forkserver"
 WORKER_MODULES = ("distributed", "grader.run.worker", "grader.run.sandbox",
                   "grader.run.execution", "grader.run.rebuild", "grader.publish.on_worker")
+
+log = logging.getLogger(__name__)
 
 
 def preload_workers_code() -> None:
@@ -26,6 +29,12 @@ def preload_workers_code() -> None:
 
 
 def start_soon() -> None:
-    """Start the server now, its imports in its own process: this one goes on at once."""
+    """Start the server now, its imports in its own process: this one goes on at once. A
+    server that cannot start (a machine out of processes) is logged: the cluster's start
+    tries again, and says why the batch cannot grade if it still cannot."""
     preload_workers_code()
-    forkserver.ensure_running()
+    try:
+        forkserver.ensure_running()
+    except OSError:
+        log.info("the worker server did not start ahead; the cluster's start starts it",
+                 exc_info=True)

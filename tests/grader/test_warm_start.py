@@ -20,7 +20,7 @@ from grader import pipeline
 from grader.labs.c2_w2 import LAB
 from grader.publish import feedback, page_process
 from grader.publish.page_process import PageProcess
-from grader.run import cluster, local_cluster, worker
+from grader.run import cluster, local_cluster, worker, worker_server
 from grader.run.runner import CannedRunner, Runner
 from grader.settings import Limits
 
@@ -74,6 +74,18 @@ def test_an_early_cluster_of_another_memory_limit_is_stopped_and_not_used(starte
 def test_an_early_cluster_no_batch_took_is_stopped(started):
     local_cluster.StartedSoon(2, 1000).close()
     assert started[0].closed == 1
+
+
+def test_a_worker_server_that_cannot_start_ahead_is_logged_not_raised(monkeypatch, caplog):
+    # Started as the command begins, before anything says whether the batch can grade: a
+    # machine out of processes is the cluster's start's to report, as a clear error.
+    def out_of_processes():
+        raise BlockingIOError(11, "Resource temporarily unavailable")
+
+    monkeypatch.setattr(worker_server.forkserver, "ensure_running", out_of_processes)
+    with caplog.at_level(logging.INFO, logger="grader.run.worker_server"):
+        worker_server.start_soon()
+    assert "the worker server did not start ahead" in caplog.text
 
 
 def test_an_early_cluster_that_did_not_start_says_why_when_taken(monkeypatch):
