@@ -216,14 +216,49 @@ def test_a_renderer_started_ahead_is_ready_for_the_first_page():
 
 
 @pytest.mark.parametrize("asked", [False, True], ids=["before-ready", "after-a-page"])
-def test_a_renderer_whose_worker_is_gone_ends_quietly(asked):
+def test_a_renderer_whose_worker_is_gone_ends_quietly(asked, monkeypatch):
     # Its worker killed (or its batch over) while it warmed up or rendered: its answer met
     # a closed pipe, and a BrokenPipeError's traceback reached the terminal after the batch.
     ours, theirs = socket.socketpair()
     if asked:
         Connection(os.dup(ours.fileno())).send(({"cells": []}, {}))
     ours.close()
+    _keep_interrupts(monkeypatch)
     page_process._serve(Connection(theirs.detach()), str, dict)  # returns, raises nothing
+
+
+def _keep_interrupts(monkeypatch):
+    """The renderer ignores Ctrl-C, a setting of its whole process: not the tests'."""
+    monkeypatch.setattr(page_process.signal, "signal", lambda *_: None)
+
+
+def _render_unless_odd(notebook, resources):
+    if notebook.get("odd"):
+        raise ValueError("a notebook nbconvert's template cannot render")
+    return f"page of {notebook['student']}"
+
+
+def test_a_page_that_fails_to_render_costs_the_next_student_nothing(monkeypatch):
+    # One student's notebook that the renderer cannot render is that student's error;
+    # the same renderer answers the next student's page.
+    _keep_interrupts(monkeypatch)
+    ours, theirs = socket.socketpair()
+    serving = threading.Thread(target=page_process._serve,
+                               args=(Connection(theirs.detach()), _render_unless_odd, dict),
+                               daemon=True)
+    serving.start()
+    connection = Connection(ours.detach())
+    try:
+        assert connection.recv() == ("ready", None)
+        connection.send(({"odd": True, "student": "a"}, {}))
+        assert connection.recv() == ("error", "ValueError: a notebook nbconvert's template"
+                                              " cannot render")
+        connection.send(({"student": "b"}, {}))
+        assert connection.recv() == ("page", "page of b")
+    finally:
+        connection.close()
+        serving.join(10)
+    assert not serving.is_alive()  # the pipe closed: it ended
 
 
 def test_a_renderer_that_cannot_start_ahead_says_so_at_its_first_page(caplog):
