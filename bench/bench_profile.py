@@ -79,7 +79,8 @@ LIMIT_MARGIN = 300
 CELLS = "notebook cells"  # the row that sums every cell's stage
 TEMPLATE_STAGES = {"template import"}
 # What a worker's page renderer process spent (grader.publish.on_worker), apart from it.
-WORKER_RENDERER_STAGES = {"feedback renderer start", "feedback page render"}
+# The page server (grader.publish.page_server) forks the local workers' renderers.
+WORKER_RENDERER_STAGES = {"feedback renderer start", "feedback page render", "page server"}
 ONCE_PER_WORKER = {"template import", "worker start", "feedback renderer start",
                    "lab on the worker"}
 NAME_WIDTH = 34  # the table's first column

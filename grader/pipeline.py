@@ -47,7 +47,7 @@ from grader.judge.status import OUR_FAULT, sentence, status_and_detail
 from grader.judge.verdicts import judge_outcome
 from grader.lateness import LatePolicy
 from grader.plugin import Lab, grading_version, lab_spec, load_lab
-from grader.publish import report
+from grader.publish import page_server, report
 from grader.publish.batch_profile import BatchProfile
 from grader.publish.class_files import LATE_POLICY, write_class_files
 from grader.publish.files import private_folder
@@ -294,9 +294,11 @@ class _Run:
                 pass
 
     def end_early_starts(self):
-        """Stop the early cluster unless taken; count the template's import, end it."""
+        """Stop the early cluster unless taken; count the template's import (and the page
+        server's CPU), end it."""
         if self.early is not None:
             self.early.close()
+        page_server.count_cpu(self.profile.workers)
         if self.template is not None:
             self.template.end(self.profile.workers)
 

@@ -93,6 +93,7 @@ SLOW = {
     "tests/grader/labs/test_c2_w2_nbgrader.py": (INTEGRATION,),
     "tests/grader/publish/test_feedback_pages.py": (INTEGRATION,),
     "tests/grader/publish/test_on_worker.py": (INTEGRATION,),
+    "tests/grader/publish/test_page_server.py": (INTEGRATION,),
     "tests/grader/publish/test_gradebook_rows.py": (INTEGRATION,),
     "tests/grader/publish/test_publish.py": (INTEGRATION,),
     "tests/grader/publish/test_standalone_pages.py": (INTEGRATION,),  # and a browser test

@@ -5,12 +5,15 @@ The publisher saves every student in one thread; a page that takes too long to r
 The child renders one page at a time; when a page overruns its time, the child is killed,
 that student gets no page (PageTimeout), and a new child renders the next student's.
 Building nbconvert's exporter takes seconds: it is timed apart from the pages, once per
-child.
+child. A local worker's child is forked from the machine's page server, which built it once
+(grader.publish.page_server); any other is a new interpreter that builds it.
 """
 
+import contextlib
 import importlib
 import logging
 import os
+import select
 import signal
 import socket
 import subprocess
@@ -99,18 +102,9 @@ class PageProcess:
         if self._child is not None and self._child.poll() is None:
             return self._connection
         self._stop()
-        # A new interpreter, not a fork (the grader has threads a fork would copy in whatever
-        # state they are) nor multiprocessing's spawn (a Dask worker is a daemonic process,
-        # which multiprocessing lets have no children): it imports the two functions by name.
         started = time.monotonic()
-        ours, theirs = socket.socketpair()
-        with theirs:
-            self._child = subprocess.Popen(
-                [sys.executable, "-m", __spec__.name, str(theirs.fileno()),
-                 *_name_of(self.render_page), *_name_of(self.warm_up)],
-                pass_fds=(theirs.fileno(),), stdin=subprocess.DEVNULL, env=_environment(),
-                cwd="/")
-        self._connection = Connection(ours.detach())
+        names = (*name_of(self.render_page), *name_of(self.warm_up))
+        self._child, self._connection = _served(names) or _started_here(names)
         if not self._connection.poll(STARTUP_SECONDS):
             self._stop()
             raise PageTimeout(f"the page renderer did not start in {STARTUP_SECONDS} s")
@@ -134,7 +128,7 @@ class PageProcess:
         self._child = self._connection = None
 
 
-def _name_of(function):
+def name_of(function: Callable | str) -> tuple[str, str]:
     """(module, name) of a module-level function, or of "module:name" (named so that the
     parent need not import the renderer's module)."""
     if isinstance(function, str):
@@ -143,21 +137,97 @@ def _name_of(function):
     return function.__module__, function.__qualname__
 
 
+def function_named(module: str, name: str) -> Callable:
+    return getattr(importlib.import_module(module), name)
+
+
+def _started_here(names):
+    """(child, connection) of a renderer started as a new interpreter, not a fork (the
+    grader has threads a fork would copy in whatever state they are) nor multiprocessing's
+    spawn (a Dask worker is a daemonic process, which multiprocessing lets have no
+    children): it imports the two functions by name."""
+    ours, theirs = socket.socketpair()
+    with theirs:
+        child = subprocess.Popen(
+            [sys.executable, "-m", __spec__.name, str(theirs.fileno()), *names],
+            pass_fds=(theirs.fileno(),), stdin=subprocess.DEVNULL, env=_environment(),
+            cwd="/")
+    return child, Connection(ours.detach())
+
+
 def _environment():
     """The child's environment: this one's, with the grader importable from anywhere."""
     return {**os.environ, "PYTHONPATH": python_path_with_grader()}
+
+
+def _served(names):
+    """(child, connection) of a renderer forked by this machine's page server
+    (grader.publish.page_server), when the environment names one that serves `names`;
+    else None (said in the log when a server was named)."""
+    from grader.publish import page_server  # its own imports are few; only asked for here
+
+    address = os.environ.get(page_server.ADDRESS_VARIABLE)
+    if not address:
+        return None
+    ours, theirs = socket.socketpair()
+    try:
+        with socket.socket(socket.AF_UNIX, socket.SOCK_STREAM) as server, theirs:
+            server.settimeout(page_server.REQUEST_SECONDS)
+            server.connect(address)
+            socket.send_fds(server, [page_server.request(names)], [theirs.fileno()])
+            pid, fds, _, _ = socket.recv_fds(server, 64, 1)
+    except OSError as error:
+        reason = str(error)
+    else:
+        if len(fds) == 1 and pid.isdigit():
+            return ForkedChild(int(pid), fds[0]), Connection(ours.detach())
+        reason = "the request was refused"
+        for fd in fds:
+            os.close(fd)
+    ours.close()
+    log.info("the page server gave no renderer (%s); this worker starts its own", reason)
+    return None
+
+
+class ForkedChild:
+    """A renderer the page server forked, held by a pidfd: Popen's poll, kill and wait for
+    a process that is not this one's child."""
+
+    def __init__(self, pid: int, pidfd: int) -> None:
+        self.pid, self._pidfd = pid, pidfd
+
+    def poll(self) -> int | None:
+        """0 once the process has ended (its exit status is its parent's), else None."""
+        return 0 if self._pidfd < 0 or _readable(self._pidfd, 0) else None
+
+    def kill(self) -> None:
+        if self._pidfd >= 0:
+            with contextlib.suppress(ProcessLookupError):
+                signal.pidfd_send_signal(self._pidfd, signal.SIGKILL)
+
+    def wait(self) -> int:
+        if self._pidfd >= 0:
+            _readable(self._pidfd, None)
+            os.close(self._pidfd)
+            self._pidfd = -1
+        return 0
+
+
+def _readable(fd: int, timeout: float | None) -> bool:
+    return bool(select.select([fd], [], [], timeout)[0])
 
 
 def child_main() -> None:
     """The renderer process (`python -m grader.publish.page_process FD MODULE NAME MODULE
     NAME`): serve the socket FD with the two functions named."""
     descriptor, *names = sys.argv[1:]
-    render_page, warm_up = (getattr(importlib.import_module(module), name)
+    render_page, warm_up = (function_named(module, name)
                             for module, name in zip(names[::2], names[1::2], strict=True))
-    _serve(Connection(int(descriptor)), render_page, warm_up)
+    serve(Connection(int(descriptor)), render_page, warm_up)
 
 
-def _serve(connection, render_page, warm_up):
+def serve(connection: Connection, render_page: Callable[[dict, dict], str],
+          warm_up: Callable[[], object]) -> None:
     """The child: render each (notebook, resources) sent until the pipe closes."""
     # Ctrl-C reaches every process of the terminal's group: the coordinator stops this one.
     signal.signal(signal.SIGINT, signal.SIG_IGN)

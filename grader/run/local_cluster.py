@@ -5,6 +5,7 @@ starts it for a batch, under CONFIG)."""
 import contextlib
 import os
 import threading
+from collections.abc import Callable
 
 import dask
 from distributed import LocalCluster
@@ -43,6 +44,10 @@ WORKER_CONFIG = {**WORKER_MEMORY_CONFIG, "distributed.worker.http.routes": HTTP_
 PROCESS_CONFIG = {"distributed.worker.multiprocessing-method": worker_server.METHOD}
 # set while the batch's cluster runs
 CONFIG = {**WORKER_CONFIG, **SCHEDULER_CONFIG, **PROCESS_CONFIG}
+# What the stages above this one add to the environment of workers forked from the worker
+# server, asked in the thread that starts the cluster (they may start processes): the page
+# server's address (grader.publish.page_server registers itself as it is imported).
+ENVIRONMENT_SOURCES: list[Callable[[], dict[str, str]]] = []
 
 
 def start(workers: int, memory_limit: int | None) -> LocalCluster:
@@ -53,12 +58,16 @@ def start(workers: int, memory_limit: int | None) -> LocalCluster:
     exception when it does not start. Under CONFIG, its workers are forked from the
     worker server (grader.run.worker_server); each gets this process's environment as it
     is now (the server holds the one it was started with: a variable unset since then,
-    in a process that grades batch after batch, stays set)."""
+    in a process that grades batch after batch, stays set), and what ENVIRONMENT_SOURCES
+    add."""
+    environment = dict(os.environ)
     if get_mp_context().get_start_method() == worker_server.METHOD:  # set by CONFIG
         worker_server.preload_workers_code()
+        for source in ENVIRONMENT_SOURCES:
+            environment.update(source())
     return LocalCluster(n_workers=workers, threads_per_worker=1, processes=True,
                         memory_limit=memory_limit or "auto", dashboard_address=None,
-                        security=credentials(), env=dict(os.environ),
+                        security=credentials(), env=environment,
                         scheduler_kwargs={"dashboard_address": "127.0.0.1:0"})
 
 

@@ -15,8 +15,11 @@ import multiprocessing
 from multiprocessing import forkserver
 
 METHOD = "forkserver"
-WORKER_MODULES = ("distributed", "grader.run.worker", "grader.run.sandbox",
-                  "grader.run.execution", "grader.run.rebuild", "grader.publish.on_worker")
+# server_end, first, makes the server's own end quick; page_render is the page server's
+# (grader.publish.page_server), forked from this one too.
+WORKER_MODULES = ("grader.run.server_end", "distributed", "grader.run.worker",
+                  "grader.run.sandbox", "grader.run.execution", "grader.run.rebuild",
+                  "grader.publish.on_worker", "grader.publish.page_render")
 
 log = logging.getLogger(__name__)
 

@@ -29,10 +29,12 @@ from sqlalchemy.exc import SAWarning
 from grader.cli import build_parser
 from grader.labs.c2_w2 import LAB as lab
 from grader.pipeline import autograde
+from grader.publish import page_server
 from grader.publish.journal import Journal
+from grader.publish.page_process import PageProcess
 from grader.records import RunEnd, RunOutcome
 from grader.release_files import read_release_files
-from grader.run import cluster, local_cluster, unfinished_runs, worker_server
+from grader.run import cluster, local_cluster, server_end, unfinished_runs, worker_server
 from grader.run.runner import CannedRunner
 from grader.run.worker import SandboxRunner
 from grader.settings import Limits
@@ -399,7 +401,18 @@ def test_a_local_workers_task_is_not_sampled_by_dasks_profiler():
 def _worker_process_facts(variable):
     return {"parent": os.getppid(), "pid": os.getpid(), "variable": os.environ.get(variable),
             "imported": [name for name in worker_server.WORKER_MODULES if name in sys.modules],
-            "cpu": time.process_time()}
+            "cpu": time.process_time(), "quick_end": server_end.registered,
+            "renderer": _renderer_parent()}
+
+
+def _renderer_parent():
+    """The parent of the page renderer this worker starts: the page server, not itself."""
+    pages = PageProcess(page_server.RENDER_PAGE, page_server.WARM_UP)
+    try:
+        pages._started()
+        return psutil.Process(pages._child.pid).parent().pid
+    finally:
+        pages.close()
 
 
 def test_local_workers_are_forked_with_the_grading_code_imported(monkeypatch):
@@ -417,6 +430,9 @@ def test_local_workers_are_forked_with_the_grading_code_imported(monkeypatch):
             assert fact["imported"] == list(worker_server.WORKER_MODULES)
             assert fact["variable"] == value
             assert fact["cpu"] < 1.0  # spawned, its imports alone took 1.4 CPU s
+            # inherited from the server, whose own end skips the interpreter's teardown
+            assert fact["quick_end"] is True
+            assert fact["renderer"] == page_server._server[0].process.pid
 
 
 def test_workers_started_as_the_docs_say_run_no_profiler(dask_scheduler):

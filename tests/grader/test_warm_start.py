@@ -224,7 +224,7 @@ def test_a_renderer_whose_worker_is_gone_ends_quietly(asked, monkeypatch):
         Connection(os.dup(ours.fileno())).send(({"cells": []}, {}))
     ours.close()
     _keep_interrupts(monkeypatch)
-    page_process._serve(Connection(theirs.detach()), str, dict)  # returns, raises nothing
+    page_process.serve(Connection(theirs.detach()), str, dict)  # returns, raises nothing
 
 
 def _keep_interrupts(monkeypatch):
@@ -243,7 +243,7 @@ def test_a_page_that_fails_to_render_costs_the_next_student_nothing(monkeypatch)
     # the same renderer answers the next student's page.
     _keep_interrupts(monkeypatch)
     ours, theirs = socket.socketpair()
-    serving = threading.Thread(target=page_process._serve,
+    serving = threading.Thread(target=page_process.serve,
                                args=(Connection(theirs.detach()), _render_unless_odd, dict),
                                daemon=True)
     serving.start()
