@@ -19,7 +19,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 
 from grader.plugin import Lab
-from grader.publish.files import write_atomically
+from grader.publish.files import atomic_text_file, write_atomically
 from grader.publish.journal import StudentRecord
 from grader.publish.report.data import ReportError, RunFacts, read_report_data
 
@@ -45,5 +45,6 @@ def write_report(*, out: str | Path, lab: Lab, generated_at: datetime | None = N
 
     data = read_report_data(out=out, lab=lab, records=records)
     path = Path(out) / REPORT_HTML
-    write_atomically(path, page.render(data, generated_at=generated_at or datetime.now(UTC)))
+    with atomic_text_file(path) as file:
+        page.write(data, file, generated_at=generated_at or datetime.now(UTC))
     return path

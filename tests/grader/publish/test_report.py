@@ -34,8 +34,14 @@ from grader.publish import report
 from grader.publish.grades_csv import GRADES_CSV
 from grader.publish.journal import FILE as JOURNAL_FILE
 from grader.publish.journal import Journal
-from grader.publish.report import figures
-from grader.publish.report.data import ExerciseInfo, ExerciseMarks, ScoreBin, Scores
+from grader.publish.report import figures, page
+from grader.publish.report.data import (
+    ExerciseInfo,
+    ExerciseMarks,
+    ScoreBin,
+    Scores,
+    read_report_data,
+)
 from grader.records import (
     ERROR,
     GRADED,
@@ -303,6 +309,29 @@ def test_rebuilding_gives_the_same_page(tmp_path):
     assert result.stdout.strip() == f"Report: {out / report.REPORT_HTML}"
     assert (_without_build_time((out / report.REPORT_HTML).read_text(encoding="utf-8"))
             == _without_build_time(first.decode("utf-8")))
+
+
+class _Chunks:
+    def __init__(self):
+        self.chunks = []
+
+    def write(self, text):
+        self.chunks.append(text)
+
+
+def test_a_large_class_is_written_a_part_at_a_time(tmp_path):
+    # 100,000 students' page is 60 MB of text; its pieces joined at once held 330 MB.
+    results = [wrong_units(f"s{number:04d}", "L1", 20) if number % 3 else student(
+        f"s{number:04d}") for number in range(1500)]
+    out = write_journal(tmp_path / "out", results)
+    data = read_report_data(out=out, lab=LAB)
+    file = _Chunks()
+    page.write(data, file, generated_at=BUILT)
+    whole = page.render(data, generated_at=BUILT)
+    assert "".join(file.chunks) == whole  # the same page, whether written or rendered
+    assert len(file.chunks) > 3 and max(map(len, file.chunks)) < len(whole) / 3
+    assert (report.write_report(out=out, lab=LAB, generated_at=BUILT)
+            .read_text(encoding="utf-8") == whole)
 
 
 def _without_build_time(text):
