@@ -214,7 +214,11 @@ class ForkedChild:
 
 
 def _readable(fd: int, timeout: float | None) -> bool:
-    return bool(select.select([fd], [], [], timeout)[0])
+    """Whether `fd` is readable within `timeout` seconds (None: waits); poll, not select,
+    which refuses a descriptor past 1023 (a worker may hold that many)."""
+    poller = select.poll()
+    poller.register(fd, select.POLLIN)
+    return bool(poller.poll(None if timeout is None else timeout * 1000))
 
 
 def child_main() -> None:

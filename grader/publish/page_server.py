@@ -58,16 +58,20 @@ class PageServer:
     def __init__(self, render_page: str = RENDER_PAGE, warm_up: str = WARM_UP) -> None:
         self.folder = tempfile.mkdtemp(prefix="grader-pages-")  # 0700: this user only
         self.address = os.path.join(self.folder, "pages.sock")
-        listener = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
-        with listener:
-            listener.bind(self.address)
-            listener.listen(16)
-            context: Any = multiprocessing.get_context(worker_server.METHOD)
-            # Daemonic: stopped by multiprocessing as this process ends; it also ends when
-            # this process dies (its parent's sentinel), whoever killed it.
-            self.process = context.Process(target=serve, name="grader-page-server",
-                                           args=(listener, render_page, warm_up), daemon=True)
-            self.process.start()
+        try:
+            with socket.socket(socket.AF_UNIX, socket.SOCK_STREAM) as listener:
+                listener.bind(self.address)  # OSError for a path too long for a socket
+                listener.listen(16)
+                context: Any = multiprocessing.get_context(worker_server.METHOD)
+                # Daemonic: stopped by multiprocessing as this process ends; it also ends
+                # when this process dies (its parent's sentinel), whoever killed it.
+                self.process = context.Process(target=serve, name="grader-page-server",
+                                               args=(listener, render_page, warm_up),
+                                               daemon=True)
+                self.process.start()
+        except BaseException:
+            shutil.rmtree(self.folder, ignore_errors=True)
+            raise
         # This copy of the listener closed: a worker asking a server that died is refused,
         # not left waiting in the backlog of a socket nobody reads.
 
@@ -102,7 +106,7 @@ def _start() -> None:
     worker_server.preload_workers_code()
     try:
         _server.append(PageServer())
-    except OSError:
+    except Exception:  # never the cluster's failure: its workers render as before
         log.info("the page server did not start; each worker starts its own renderer",
                  exc_info=True)
 

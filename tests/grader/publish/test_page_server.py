@@ -250,3 +250,17 @@ def test_a_batch_counts_the_servers_cpu_once(monkeypatch):
     page_server.count_cpu(second)
     assert first.totals()["page server"]["cpu"] > 0.05  # the exporter built (0.12 s)
     assert second.totals()["page server"]["cpu"] < 0.05
+
+
+def test_a_server_that_cannot_start_leaves_nothing_and_fails_no_cluster(tmp_path,
+                                                                        monkeypatch, caplog):
+    # A temporary folder too deep for a socket's path (108 bytes): nothing is named for
+    # the workers, the folder made for it is removed, and nothing is raised.
+    deep = tmp_path / ("d" * 120)
+    deep.mkdir()
+    monkeypatch.setattr(page_server.tempfile, "tempdir", str(deep))
+    monkeypatch.setattr(page_server, "_server", [])
+    with caplog.at_level(logging.INFO, logger="grader.publish.page_server"):
+        assert page_server.started() == {}
+    assert "the page server did not start" in caplog.text
+    assert list(deep.iterdir()) == []
