@@ -20,6 +20,7 @@ and the peer's uid checked), and it keeps at most MAX_RENDERERS alive. A worker 
 renderer from it (a remote worker, the server gone or refusing) starts its own, as before.
 """
 
+import atexit
 import contextlib
 import json
 import logging
@@ -72,6 +73,9 @@ class PageServer:
         except BaseException:
             shutil.rmtree(self.folder, ignore_errors=True)
             raise
+        # Before multiprocessing's own exit function (registered earlier, so run later)
+        # would stop the server and leave its folder behind.
+        atexit.register(self.close)
         # This copy of the listener closed: a worker asking a server that died is refused,
         # not left waiting in the backlog of a socket nobody reads.
 
@@ -79,6 +83,7 @@ class PageServer:
         return self.process.is_alive()
 
     def close(self) -> None:
+        """Stop the server and remove its folder (again: nothing more)."""
         if self.process.is_alive():
             self.process.kill()
         self.process.join()

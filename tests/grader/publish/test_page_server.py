@@ -230,6 +230,15 @@ def test_the_server_ends_with_the_process_that_started_it():
         starter.stdout.close()
 
 
+def test_a_process_that_ends_removes_its_servers_folder():
+    code = ("from grader.publish import page_server\n"
+            "print(page_server.started()[page_server.ADDRESS_VARIABLE])")
+    result = subprocess.run([sys.executable, "-c", code], cwd=REPO_ROOT, capture_output=True,
+                            text=True, timeout=120, check=True)
+    address = Path(result.stdout.strip())
+    assert address.name == "pages.sock" and not address.parent.exists()
+
+
 def test_only_the_worker_server_skips_its_teardown():
     # Imported here (not in multiprocessing's forkserver): this process ends as it would.
     assert server_end.registered is False
