@@ -46,15 +46,18 @@ def _page_of(pages):
 
 
 def _gone(pid, seconds=10.0):
+    """Whether process `pid` ends (or is a zombie) within `seconds`."""
     deadline = time.monotonic() + seconds
-    while time.monotonic() < deadline:
-        try:
-            if psutil.Process(pid).status() == psutil.STATUS_ZOMBIE:
-                return True
-        except psutil.NoSuchProcess:
-            return True
+    while not _ended(pid) and time.monotonic() < deadline:
         time.sleep(0.02)
-    return False
+    return _ended(pid)
+
+
+def _ended(pid):
+    try:
+        return psutil.Process(pid).status() == psutil.STATUS_ZOMBIE
+    except psutil.NoSuchProcess:
+        return True
 
 
 def test_a_workers_renderer_is_forked_warm_and_renders_the_same_page(named, monkeypatch):
