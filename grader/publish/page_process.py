@@ -13,7 +13,6 @@ import contextlib
 import importlib
 import logging
 import os
-import select
 import signal
 import socket
 import subprocess
@@ -27,6 +26,7 @@ from typing import Any
 import psutil
 
 from grader.course.course import python_path_with_grader
+from grader.run.pipes import readable
 
 STARTUP_SECONDS = 120  # to import nbconvert and build the exporter, on a busy machine
 PAGE_SECONDS = 20  # to render one page, nothing near the seconds an honest page takes
@@ -198,7 +198,7 @@ class ForkedChild:
 
     def poll(self) -> int | None:
         """0 once the process has ended (its exit status is its parent's), else None."""
-        return 0 if self._pidfd < 0 or _readable(self._pidfd, 0) else None
+        return 0 if self._pidfd < 0 or readable(self._pidfd, 0) else None
 
     def kill(self) -> None:
         if self._pidfd >= 0:
@@ -207,18 +207,11 @@ class ForkedChild:
 
     def wait(self) -> int:
         if self._pidfd >= 0:
-            _readable(self._pidfd, None)
+            readable(self._pidfd, None)
             os.close(self._pidfd)
             self._pidfd = -1
         return 0
 
-
-def _readable(fd: int, timeout: float | None) -> bool:
-    """Whether `fd` is readable within `timeout` seconds (None: waits); poll, not select,
-    which refuses a descriptor past 1023 (a worker may hold that many)."""
-    poller = select.poll()
-    poller.register(fd, select.POLLIN)
-    return bool(poller.poll(None if timeout is None else timeout * 1000))
 
 
 def child_main() -> None:

@@ -152,6 +152,7 @@ def serve(listener: socket.socket, render_page: str, warm_up: str) -> None:
     names = (*page_process.name_of(render_page), *page_process.name_of(warm_up))
     render = page_process.function_named(*names[:2])
     page_process.function_named(*names[2:])()
+    expected = request(names)
     parent = multiprocessing.parent_process()
     children: set[int] = set()
     with selectors.DefaultSelector() as selector:
@@ -165,7 +166,7 @@ def serve(listener: socket.socket, render_page: str, warm_up: str) -> None:
                 if key.fileobj is not listener:  # the process that started it died
                     _remove_folder(listener)
                     return
-                _answer(listener, request(names), render, children)
+                _answer(listener, expected, render, children)
 
 
 def _remove_folder(listener):

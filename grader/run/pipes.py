@@ -29,9 +29,11 @@ def read_line(fd, seconds, limit=MAX_LINE):
 
 
 def readable(fd, seconds):
-    """Whether `fd` has something to read (or its end) within `seconds`."""
-    if seconds <= 0:
+    """Whether `fd` has something to read (or its end) within `seconds`: None waits for
+    ever, 0 looks without waiting, a time already past is False. poll, not select, which
+    refuses a descriptor past 1023 (a Dask worker may hold that many)."""
+    if seconds is not None and seconds < 0:
         return False
     poller = select.poll()
     poller.register(fd, select.POLLIN)
-    return bool(poller.poll(seconds * 1000))
+    return bool(poller.poll(None if seconds is None else seconds * 1000))
