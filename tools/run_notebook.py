@@ -13,6 +13,8 @@ from pathlib import Path
 import nbformat
 from nbclient import NotebookClient
 
+from grader.run.kernel_sockets import kernel_manager, private_sockets
+
 ANSI_ESCAPE = re.compile(r"\x1b\[[0-9;]*[A-Za-z]")
 
 
@@ -70,14 +72,18 @@ def run_notebook(notebook, workdir, timeout=300, allow_errors=True):
     With allow_errors, a failing cell is recorded as an error output and the run goes on,
     so a test can report every problem at once.
     """
-    client = NotebookClient(
-        notebook,
-        timeout=timeout,
-        kernel_name="python3",
-        allow_errors=allow_errors,
-        shutdown_kernel="immediate",
-        resources={"metadata": {"path": str(Path(workdir))}},
-    )
-    start = time.perf_counter()
-    client.execute()
+    # Over ipc sockets in a private folder: a TCP port jupyter_client chose may be taken by
+    # another process before the kernel binds it (grader.run.kernel_sockets).
+    with private_sockets() as ip:
+        client = NotebookClient(
+            notebook,
+            km=kernel_manager(ip),
+            timeout=timeout,
+            kernel_name="python3",
+            allow_errors=allow_errors,
+            shutdown_kernel="immediate",
+            resources={"metadata": {"path": str(Path(workdir))}},
+        )
+        start = time.perf_counter()
+        client.execute(cleanup_kc=True)  # the kernel shut down, though handed in
     return NotebookRun(notebook, time.perf_counter() - start)

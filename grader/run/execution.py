@@ -25,7 +25,7 @@ from grader.errors import short_error
 from grader.records import ExerciseRun, Failure, FailureKind, RunEnd, RunOutcome, unreached
 from grader.run import captures, cgroups, isolation
 from grader.run.budget import TimeBudget
-from grader.run.forked_kernels import warm_kernel_manager
+from grader.run.forked_kernels import run_kernel_manager
 from grader.run.kernel_client import CappedKernelClient, FrameWatch, max_frame_bytes
 from grader.run.output_size import message_size
 from grader.run.streams import merged_streams
@@ -423,12 +423,12 @@ def execute(notebook, *, workdir, cell_timeout, timeout, output_bytes=4 * 10**6,
         executor.on_kernel_stopping = watchdog.look
     end, reason = RunEnd.FINISHED, ""
     try:
-        setup = KernelSetup(confinement=confinement, rlimits=rlimits,
-                            cgroup_procs=cgroup.procs_files() if cgroup else (),
+        setup = KernelSetup(confinement, rlimits, cgroup.procs_files() if cgroup else (),
                             syscall_policy=syscall_policy)
-        with clock.stage("executor and cgroup", count=0):
-            manager = warm_kernel_manager(kernel_template, setup) if kernel_template else None
-        executor.preprocess(notebook, {"metadata": {"path": str(workdir)}}, km=manager)
+        with contextlib.ExitStack() as run:
+            with clock.stage("executor and cgroup", count=0):
+                manager = run.enter_context(run_kernel_manager(kernel_template, setup))
+            executor.preprocess(notebook, {"metadata": {"path": str(workdir)}}, km=manager)
     except DeadKernelError:
         end = RunEnd.TIMED_OUT if watchdog.fired else RunEnd.KERNEL_DIED
     except KernelUnresponsive:

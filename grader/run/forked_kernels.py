@@ -10,10 +10,10 @@ import time
 import uuid
 
 import psutil
-from jupyter_client.manager import AsyncKernelManager
 from jupyter_client.provisioning import LocalProvisioner
 
 from grader.run import isolation
+from grader.run.kernel_sockets import kernel_manager, private_sockets
 from grader.run.warm_kernels import KernelSetup
 
 
@@ -75,21 +75,33 @@ class ForkedKernelProvisioner(LocalProvisioner):
         return self.connection_info
 
 
-def warm_kernel_manager(template, setup=None):
+def warm_kernel_manager(template, setup=None, ip=None):
     """An AsyncKernelManager whose kernel will come from `template`, set up as `setup`
-    (KernelSetup) says; a confined kernel is talked to over ipc sockets in its socket
+    (KernelSetup) says. It is talked to over ipc sockets: a confined kernel's in its socket
     directory (it has no network, loopback included), named afresh for each kernel (a
-    reconnect through a pid since reused by another kernel finds no socket of that name)."""
+    reconnect through a pid since reused by another kernel finds no socket of that name);
+    an unconfined one's at `ip` (grader.run.kernel_sockets.private_sockets; TCP if None)."""
     setup = setup or KernelSetup()
     if setup.confinement is None:
-        manager = AsyncKernelManager(kernel_name="python3")
+        manager = kernel_manager(ip)
     else:
-        name = f"kernel-{uuid.uuid4().hex[:12]}"
-        manager = AsyncKernelManager(kernel_name="python3", transport="ipc",
-                                     ip=f"{isolation.SOCKET_DIR}/{name}")
+        manager = kernel_manager(f"{isolation.SOCKET_DIR}/kernel-{uuid.uuid4().hex[:12]}")
     provisioner = ForkedKernelProvisioner(kernel_id=manager.kernel_id or "",
                                           kernel_spec=manager.kernel_spec, parent=manager)
     provisioner.template = template
     provisioner.setup = setup
     manager.provisioner = provisioner
     return manager
+
+
+@contextlib.contextmanager
+def run_kernel_manager(template, setup):
+    """The manager of a run's kernel: forked from `template` and set up as `setup`
+    (KernelSetup) says or, without a template, launched by jupyter_client. An unconfined
+    kernel's sockets are in a private folder (grader.run.kernel_sockets), removed as the
+    block ends."""
+    if setup.confinement is not None:
+        yield warm_kernel_manager(template, setup)
+        return
+    with private_sockets() as ip:
+        yield warm_kernel_manager(template, setup, ip) if template else kernel_manager(ip)

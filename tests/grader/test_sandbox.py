@@ -226,7 +226,9 @@ def test_no_sandbox_grades_and_says_once_what_is_missing(released_lab, tmp_path)
     assert result.returncode == 0, result.stderr
     assert result.stderr.count("--no-sandbox") == 1, result.stderr
     with (out / "grades.csv").open(newline="") as file:
-        assert [row["score"] for row in csv.DictReader(file)] == ["100", "100"]
+        rows = list(csv.DictReader(file))
+    assert [row["score"] for row in rows] == ["100", "100"], [
+        (row["status"], row["detail"]) for row in rows]
     facts = json.loads((out / "run.json").read_text())
     assert facts["sandbox"] == OFF.level
     assert facts["hidden_inputs"] == "a fresh random 128-bit secret per graded submission"

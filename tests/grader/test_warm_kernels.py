@@ -100,6 +100,60 @@ def test_a_widget_figure_shows_in_a_kernel_forked_as_in_a_new_one(template, tmp_
     assert len(shown) == 1 and WIDGET_VIEW in shown[0]["data"]
 
 
+LISTENING = """
+import json, os
+from ipykernel.connect import get_connection_file
+with open(get_connection_file()) as file:
+    info = json.load(file)
+print(json.dumps({"transport": info["transport"], "ip": info["ip"],
+                  "folder_mode": os.stat(os.path.dirname(info["ip"])).st_mode & 0o777,
+                  "sockets": sorted(os.listdir(os.path.dirname(info["ip"])))}))
+"""
+
+
+@pytest.mark.parametrize("warm", [True, False], ids=["forked", "launched"])
+def test_an_unconfined_kernel_listens_on_no_port_anyone_could_take(template, tmp_path, warm):
+    # A TCP port chosen by jupyter_client is free when chosen, not when the kernel binds it:
+    # a kernel refused its port dies before the first cell (an error row for a right
+    # notebook). Its five channels are socket files in a private folder, removed with the
+    # run. (ipykernel's own pipe for subprocesses' output binds a random port atomically.)
+    outcome = _run(template if warm else None, tmp_path, LISTENING)
+    facts = json.loads(_printed(outcome.notebook["cells"][0]))
+    assert (facts["transport"], facts["folder_mode"]) == ("ipc", 0o700)
+    assert facts["sockets"] == [f"kernel-{channel}" for channel in range(1, 6)]
+    assert not os.path.exists(os.path.dirname(facts["ip"]))
+
+
+# What other servers and other kernels' port probes do, faster: listen on port 0 again and
+# again, holding the last 3000 sockets. Before unconfined kernels listened on ipc, the first
+# kernel started beside it died before its first reply (2 runs of 2; 22 kernels of 30 in a
+# longer run).
+PORT_TAKER = """
+import collections, resource, socket
+resource.setrlimit(resource.RLIMIT_NOFILE, (resource.getrlimit(resource.RLIMIT_NOFILE)[1],) * 2)
+held = collections.deque(socket.create_server(("127.0.0.1", 0)) for _ in range(3000))
+print("taking", flush=True)
+while True:
+    held.popleft().close()
+    held.append(socket.create_server(("127.0.0.1", 0)))
+"""
+
+
+def test_kernels_start_while_another_process_takes_free_ports(template, tmp_path):
+    taker = subprocess.Popen([sys.executable, "-c", PORT_TAKER], stdout=subprocess.PIPE,
+                             text=True)
+    try:
+        assert taker.stdout.readline() == "taking\n"
+        ends = []
+        for run in range(6):
+            (tmp_path / str(run)).mkdir()
+            ends.append(_run(template if run % 2 else None, tmp_path / str(run), "1").end)
+    finally:
+        taker.kill()
+        taker.wait()
+    assert ends == [RunEnd.FINISHED] * 6
+
+
 def test_a_kernel_cannot_import_the_grader(template, tmp_path):
     outcome = _run(template, tmp_path, "import grader")
     (error,) = [o for o in outcome.notebook["cells"][0]["outputs"] if o["output_type"] == "error"]
