@@ -2,17 +2,24 @@
 
 The server is started with the command and environment `make lab` uses
 (tools/student_lab.py: this venv's JupyterLab on 127.0.0.1 without nbgrader's instructor
-tools), plus a port, a token and its own config, data, runtime and settings folders, so a
+tools), plus a token and its own config, data, runtime and settings folders, so a
 developer's ~/.jupyter cannot change what the tests see.
+
+Nothing listens on a port chosen before it is bound: a port probed free and closed may be
+taken by any process before the server binds it (another test's server, a kernel's probe).
+The server binds port 0 itself and says which port it got in its runtime folder, and its
+kernels listen on ipc sockets in that folder (mode 700, a path short enough for a socket),
+not on TCP ports jupyter_client probed the same way.
 """
 
 import contextlib
 import json
 import os
 import secrets
+import shutil
 import signal
-import socket
 import subprocess
+import tempfile
 import time
 import urllib.error
 import urllib.request
@@ -46,10 +53,11 @@ class LabServerError(RuntimeError):
 @dataclass
 class LabServer:
     process: subprocess.Popen
-    port: int
+    port: int  # 0 until the server says which port it bound
     token: str
     root_dir: Path
     log_path: Path
+    runtime_dir: Path
 
     @property
     def base_url(self):
@@ -84,22 +92,18 @@ class LabServer:
         return json.loads(body) if body else None
 
 
-def free_port():
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as probe:
-        probe.bind(("127.0.0.1", 0))
-        return probe.getsockname()[1]
-
-
 def start_lab_server(workdir):
     """Start JupyterLab with `workdir/root` as its root; return once /api/status answers."""
     workdir = Path(workdir)
     root_dir = workdir / "root"
     root_dir.mkdir(parents=True, exist_ok=True)
     settings_dir = _write_user_settings(workdir / "settings")
-    port, token = free_port(), secrets.token_hex(24)
+    token = secrets.token_hex(24)
     log_path = workdir / "jupyterlab.log"
+    runtime_dir = Path(tempfile.mkdtemp(prefix="lab-runtime-"))
     command = student_lab_command(
-        "--no-browser", f"--ServerApp.port={port}", "--ServerApp.port_retries=0",
+        "--no-browser", "--ServerApp.port=0", "--ServerApp.port_retries=0",
+        "--KernelManager.transport=ipc",
         f"--IdentityProvider.token={token}", f"--ServerApp.root_dir={root_dir}",
         f"--LabApp.user_settings_dir={settings_dir}",
         f"--LabApp.workspaces_dir={workdir / 'workspaces'}",
@@ -107,8 +111,9 @@ def start_lab_server(workdir):
     with open(log_path, "wb") as log:
         process = subprocess.Popen(command, stdout=log, stderr=subprocess.STDOUT,
                                    stdin=subprocess.DEVNULL, cwd=root_dir,
-                                   env=_server_env(workdir), start_new_session=True)
-    server = LabServer(process, port, token, root_dir, log_path)
+                                   env=_server_env(workdir, runtime_dir),
+                                   start_new_session=True)
+    server = LabServer(process, 0, token, root_dir, log_path, runtime_dir)
     try:
         _wait_until_ready(server)
     except BaseException:
@@ -125,12 +130,22 @@ def _write_user_settings(settings_dir):
     return settings_dir
 
 
-def _server_env(workdir):
+def _server_env(workdir, runtime_dir):
     env = {name: value for name, value in os.environ.items() if name not in ENV_NOT_PASSED_ON}
     for name, folder in (("JUPYTER_CONFIG_DIR", "config"), ("JUPYTER_DATA_DIR", "data"),
-                         ("JUPYTER_RUNTIME_DIR", "runtime"), ("IPYTHONDIR", "ipython")):
+                         ("IPYTHONDIR", "ipython")):
         env[name] = str(workdir / folder)
+    env["JUPYTER_RUNTIME_DIR"] = str(runtime_dir)
     return student_lab_env(env)
+
+
+def _bound_port(server):
+    """The port the server says it bound (its jpserver-PID.json); 0 until it has."""
+    info = server.runtime_dir / f"jpserver-{server.process.pid}.json"
+    try:
+        return int(json.loads(info.read_text())["port"])
+    except (OSError, ValueError, KeyError, TypeError):
+        return 0
 
 
 def _wait_until_ready(server):
@@ -139,11 +154,12 @@ def _wait_until_ready(server):
         if server.process.poll() is not None:
             raise LabServerError(f"JupyterLab exited with code {server.process.returncode} "
                                  f"before it answered:\n{server.log_tail()}")
-        try:
-            server.api("status")
-            return
-        except (urllib.error.URLError, ConnectionError, TimeoutError):
-            time.sleep(POLL_INTERVAL)  # polling a socket: nothing to wait on instead
+        server.port = server.port or _bound_port(server)
+        if server.port:
+            with contextlib.suppress(urllib.error.URLError, ConnectionError, TimeoutError):
+                server.api("status")
+                return
+        time.sleep(POLL_INTERVAL)  # polling a file and a socket: nothing to wait on instead
     raise LabServerError(f"JupyterLab did not answer /api/status within {START_TIMEOUT} s:\n"
                          f"{server.log_tail()}")
 
@@ -158,6 +174,7 @@ def stop_lab_server(server):
         server.process.wait(timeout=STOP_TIMEOUT)
     except subprocess.TimeoutExpired:
         _kill_session(server.process)
+    shutil.rmtree(server.runtime_dir, ignore_errors=True)
 
 
 def _kill_session(process):

@@ -4,12 +4,13 @@ again under each late policy; the penalties checked in grades.csv, `nbgrader exp
 report and the feedback pages. Then the grades and the pages handed back: to an LMS, and
 through nbgrader's generate_feedback and release_feedback into an exchange."""
 
+import contextlib
 import csv
 import html
+import json
 import os
 import re
 import secrets
-import socket
 import subprocess
 import sys
 import time
@@ -175,10 +176,8 @@ FORMGRADER_START_SECONDS = 120
 @pytest.fixture
 def formgrader(late_out, tmp_path):
     """formgrader (a Jupyter server with nbgrader's extension) on OUT's course, loopback
-    only, with a token: its base URL with the token."""
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        port = probe.getsockname()[1]
+    only, with a token: its base URL with the token. It binds port 0 and says which port it
+    got (a port probed free may be taken before a server binds it)."""
     token = secrets.token_hex(16)
     config = tmp_path / "config"
     config.mkdir()
@@ -190,14 +189,13 @@ def formgrader(late_out, tmp_path):
     with (tmp_path / "formgrader.log").open("wb") as log:
         server = subprocess.Popen(
             [sys.executable, "-m", "jupyter_server", "--no-browser", "--allow-root",
-             "--ServerApp.ip=127.0.0.1", f"--ServerApp.port={port}",
+             "--ServerApp.ip=127.0.0.1", "--ServerApp.port=0",
              "--ServerApp.port_retries=0", f"--IdentityProvider.token={token}",
              f"--ServerApp.root_dir={course}"],
             cwd=course, env=env, stdout=log, stderr=subprocess.STDOUT,
             stdin=subprocess.DEVNULL, start_new_session=True)
-    base = f"http://127.0.0.1:{port}"
     try:
-        _wait_for(f"{base}/api/status?token={token}", server, tmp_path / "formgrader.log")
+        base = _wait_for(server, token, tmp_path / "runtime", tmp_path / "formgrader.log")
         yield base, token
     finally:
         server.terminate()
@@ -207,15 +205,18 @@ def formgrader(late_out, tmp_path):
             server.kill()
 
 
-def _wait_for(url, server, log):
+def _wait_for(server, token, runtime, log):
+    """The server's base URL, once it answers; its port from its jpserver-PID.json."""
     deadline = time.monotonic() + FORMGRADER_START_SECONDS
     while time.monotonic() < deadline:
         assert server.poll() is None, log.read_text()[-3000:]
-        try:
-            urllib.request.urlopen(url, timeout=5)
-            return
-        except (urllib.error.URLError, ConnectionError, TimeoutError):
-            time.sleep(0.5)  # polling a socket: nothing to wait on instead
+        with contextlib.suppress(OSError, ValueError, KeyError, urllib.error.URLError,
+                                 ConnectionError, TimeoutError):
+            info = json.loads((runtime / f"jpserver-{server.pid}.json").read_text())
+            base = f"http://127.0.0.1:{int(info['port'])}"
+            urllib.request.urlopen(f"{base}/api/status?token={token}", timeout=5)
+            return base
+        time.sleep(0.5)  # polling a file and a socket: nothing to wait on instead
     raise AssertionError(f"formgrader did not start:\n{log.read_text()[-3000:]}")
 
 

@@ -1,6 +1,7 @@
 """The gradebook on a real PostgreSQL server (started here on loopback) holds the grades the
 default sqlite gradebook holds for the same submissions."""
 
+import contextlib
 import csv
 import glob
 import os
@@ -44,7 +45,12 @@ def _free_port():
 
 class PostgresServer:
     """A PostgreSQL server of its own in a temporary folder, listening on 127.0.0.1 only,
-    with an empty database; it can be stopped and started again (a database outage)."""
+    with an empty database; it can be stopped and started again (a database outage).
+
+    A port probed free is not reserved: another process may bind it before the server does
+    (then the server starts on another port), or while the server is stopped (so a stopped
+    server's port is held by a socket that listens to nothing: connections are refused, as
+    by a database that is down)."""
 
     def __init__(self):
         self.initdb, self.pg_ctl = _postgres_program("initdb"), _postgres_program("pg_ctl")
@@ -57,26 +63,51 @@ class PostgresServer:
             os.chown(self.folder, account.pw_uid, account.pw_gid)
             self.as_server_user = ["runuser", "-u", "postgres", "--"]
         self.port, self.data = _free_port(), self.folder / "data"
+        self.held = None  # the stopped server's port, held
         self.url = f"postgresql://grader@127.0.0.1:{self.port}/{DATABASE}"
 
-    def create(self):
+    def create(self, attempts=5):
         self._run(self.initdb, "-D", str(self.data), "-U", "grader", "--auth=trust",
                   "-E", "UTF8", "--no-sync")
-        self.start()
+        for _attempt in range(attempts - 1):
+            try:
+                self.start()
+                break
+            except subprocess.CalledProcessError:
+                if "already in use" not in self._log():
+                    raise
+            self.port = _free_port()
+            self.url = f"postgresql://grader@127.0.0.1:{self.port}/{DATABASE}"
+        else:
+            self.start()
         self._run(_postgres_program("createdb"), "-h", "127.0.0.1", "-p", str(self.port),
                   "-U", "grader", DATABASE)
 
     def start(self):
+        if self.held is not None:
+            self.held.close()
+            self.held = None
         settings = f"-c listen_addresses=127.0.0.1 -p {self.port} -k {self.folder} -c fsync=off"
         self._run(self.pg_ctl, "-D", str(self.data), "-l", str(self.folder / "server.log"),
                   "-o", settings, "-w", "start")
 
-    def stop(self):
+    def stop(self, hold_port=False):
         subprocess.run([*self.as_server_user, self.pg_ctl, "-D", str(self.data), "-m",
                         "immediate", "-w", "stop"], capture_output=True)
+        if hold_port:
+            self.held = socket.socket()
+            self.held.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+            self.held.bind(("127.0.0.1", self.port))
+
+    def _log(self):
+        with contextlib.suppress(OSError):
+            return (self.folder / "server.log").read_text(errors="replace")
+        return ""
 
     def remove(self):
         self.stop()
+        if self.held is not None:
+            self.held.close()
         shutil.rmtree(self.folder, ignore_errors=True)
 
     def _run(self, *command):
@@ -181,7 +212,7 @@ def test_a_database_down_mid_batch_costs_only_its_rows_until_publish(postgres, c
         write_rows(self, records)
         if not written:
             written.extend(record.student_id for record in records)
-            postgres.stop()
+            postgres.stop(hold_port=True)
 
     write_rows = GradebookWriter.record_many
     monkeypatch.setattr(GradebookWriter, "record_many", then_the_database_stops)
