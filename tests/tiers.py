@@ -63,6 +63,7 @@ FAST = frozenset({
     "tests/grader/test_release_files.py",
     "tests/grader/test_runner.py",
     "tests/grader/test_scratch.py",
+    "tests/grader/test_kernel_sockets.py",
     "tests/grader/test_stage_clock.py",
     "tests/grader/test_student_ids.py",
     "tests/grader/test_type_hints.py",

@@ -98,7 +98,8 @@ def _environment():
     environment = {**os.environ, **SCHEDULER_SETTINGS, **WORKER_SETTINGS}
     if probe.stdout.strip() == str(REPO_ROOT):
         return environment
-    return {**environment, "PYTHONPATH": str(REPO_ROOT)}
+    return {**environment, "PYTHONPATH": os.pathsep.join(
+        filter(None, [str(REPO_ROOT), environment.get("PYTHONPATH")]))}
 
 
 def _scheduler_address(folder, scheduler, timeout):

@@ -24,6 +24,8 @@ def test_the_script_simulates_tiny_classes_and_reports_sane_numbers(bench, tmp_p
     data = json.loads((tmp_path / "out.json").read_text())
     for run, row in zip(data["runs"], data["rows"], strict=True):
         assert run["graded"] == run["size"] == row["size"]
+        # Not __main__'s, which cloudpickle would send by value with every task.
+        assert run["runner_module"] == "bench_coordinator"
         assert 0 < row["coordinator_ms_per_student"] < 5000
         # The worker sends each page made (a recorded finished run): none renders here.
         assert row["renderer_ms_per_student"] == row["worker_renderer_ms_per_student"] == 0
