@@ -20,6 +20,7 @@ Anywhere else (`jupyter lab` run by hand, formgrader in a graded course) they st
 runs `jupyter lab` on 127.0.0.1 with those options, in the current directory.
 """
 
+import json
 import os
 import sys
 from pathlib import Path
@@ -48,6 +49,17 @@ def student_lab_env(env=None):
         folders.append(env[CONFIG_PATH_VARIABLE])
     env[CONFIG_PATH_VARIABLE] = os.pathsep.join(folders)
     return env
+
+
+def bound_port(runtime_dir, pid):
+    """The port a Jupyter server (process `pid`, started with `--ServerApp.port=0` and
+    JUPYTER_RUNTIME_DIR=`runtime_dir`) says it bound, in its jpserver-PID.json; 0 until it
+    has. A port probed free and given to it could be taken before it binds it."""
+    info = Path(runtime_dir) / f"jpserver-{pid}.json"
+    try:
+        return int(json.loads(info.read_text())["port"])
+    except (OSError, ValueError, KeyError, TypeError):
+        return 0
 
 
 def main(argv=None):

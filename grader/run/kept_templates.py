@@ -34,7 +34,7 @@ import psutil
 
 import grader
 from grader.run import import_turns, isolation, template_keeper
-from grader.run.pipes import read_line
+from grader.run.pipes import fits_socket, read_line
 from grader.run.warm_kernels import GRADER_ROOT, KernelTemplate, template_environment
 
 FOLDER = "kept-templates"
@@ -44,7 +44,6 @@ BATCH_FOLDER = "batch-templates"
 KEEP_SECONDS = 600.0  # after a check: a student at work checks again within minutes
 CONNECT_SECONDS = 10.0  # for a template just started to listen (it does before importing)
 POLL_SECONDS = 0.02
-MAX_SOCKET_PATH = 107  # bytes of sun_path, its final NUL aside
 # A batch's own template, once no worker is connected: its workers are gone (the batch ended
 # and removed its socket, or its coordinator died), or one is late to connect.
 BATCH_IDLE_SECONDS = 30.0
@@ -81,7 +80,7 @@ def socket_path(preload, environment=None, slot="", folder_name=FOLDER):
     if folder is None:
         return None
     path = str(folder / f"{template_key(preload, environment, slot)}.sock")
-    return path if len(os.fsencode(path)) <= MAX_SOCKET_PATH else None
+    return path if fits_socket(path) else None
 
 
 def template_key(preload, environment=None, slot=""):

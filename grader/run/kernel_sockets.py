@@ -11,14 +11,13 @@ confined kernel has its own folder in its private root (grader.run.isolation.SOC
 """
 
 import contextlib
-import os
 from collections.abc import Iterator
 
 from jupyter_client.manager import AsyncKernelManager
 
+from grader.run.pipes import fits_socket
 from grader.scratch import scratch_folder
 
-MAX_SOCKET_PATH = 107  # bytes of a Unix socket's sun_path, its final NUL aside
 # jupyter_client names a channel's socket `ip-N`, N from 1 up, past files that exist.
 CHANNEL_SUFFIX = "-99"
 
@@ -30,12 +29,11 @@ def private_sockets() -> Iterator[str | None]:
     and the kernel listens on TCP as jupyter_client's default."""
     with scratch_folder("sockets") as folder:
         ip = str(folder / "kernel")
-        fits = len(os.fsencode(ip + CHANNEL_SUFFIX)) <= MAX_SOCKET_PATH
-        yield ip if fits else None
+        yield ip if fits_socket(ip + CHANNEL_SUFFIX) else None
 
 
-def kernel_manager(ip: str | None, **kwargs) -> AsyncKernelManager:
+def kernel_manager(ip: str | None) -> AsyncKernelManager:
     """A python3 kernel's manager listening at `ip` (private_sockets), or on TCP if None."""
     if ip is None:
-        return AsyncKernelManager(kernel_name="python3", **kwargs)
-    return AsyncKernelManager(kernel_name="python3", transport="ipc", ip=ip, **kwargs)
+        return AsyncKernelManager(kernel_name="python3")
+    return AsyncKernelManager(kernel_name="python3", transport="ipc", ip=ip)

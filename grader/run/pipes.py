@@ -1,12 +1,19 @@
 """Reading a child process's pipe within a time limit: a line of a line protocol, or
 whether anything (or its end) is there to read. A buffered readline could wait for ever on
-a child that hangs; these never wait longer than they are told (grader.run.warm_kernels)."""
+a child that hangs; these never wait longer than they are told (grader.run.warm_kernels).
+And whether a path fits a Unix socket's address, for the grader's sockets."""
 
 import os
 import select
 import time
 
 MAX_LINE = 64 * 1024  # bytes of one line from a template (a reply is ~100)
+MAX_SOCKET_PATH = 107  # bytes of a Unix socket's sun_path, its final NUL aside
+
+
+def fits_socket(path: str) -> bool:
+    """Whether a Unix socket can be bound at `path` (a longer one is refused)."""
+    return len(os.fsencode(path)) <= MAX_SOCKET_PATH
 
 
 def read_line(fd, seconds, limit=MAX_LINE):

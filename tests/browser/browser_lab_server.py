@@ -26,7 +26,7 @@ import urllib.request
 from dataclasses import dataclass
 from pathlib import Path
 
-from tools.student_lab import student_lab_command, student_lab_env
+from tools.student_lab import bound_port, student_lab_command, student_lab_env
 
 START_TIMEOUT = 90  # seconds; JupyterLab starts in a few seconds on an idle machine
 STOP_TIMEOUT = 20
@@ -139,22 +139,13 @@ def _server_env(workdir, runtime_dir):
     return student_lab_env(env)
 
 
-def _bound_port(server):
-    """The port the server says it bound (its jpserver-PID.json); 0 until it has."""
-    info = server.runtime_dir / f"jpserver-{server.process.pid}.json"
-    try:
-        return int(json.loads(info.read_text())["port"])
-    except (OSError, ValueError, KeyError, TypeError):
-        return 0
-
-
 def _wait_until_ready(server):
     deadline = time.monotonic() + START_TIMEOUT
     while time.monotonic() < deadline:
         if server.process.poll() is not None:
             raise LabServerError(f"JupyterLab exited with code {server.process.returncode} "
                                  f"before it answered:\n{server.log_tail()}")
-        server.port = server.port or _bound_port(server)
+        server.port = server.port or bound_port(server.runtime_dir, server.process.pid)
         if server.port:
             with contextlib.suppress(urllib.error.URLError, ConnectionError, TimeoutError):
                 server.api("status")

@@ -6,12 +6,8 @@ import os
 import stat
 import tempfile
 
-from grader.run.kernel_sockets import (
-    CHANNEL_SUFFIX,
-    MAX_SOCKET_PATH,
-    kernel_manager,
-    private_sockets,
-)
+from grader.run.kernel_sockets import CHANNEL_SUFFIX, kernel_manager, private_sockets
+from grader.run.pipes import MAX_SOCKET_PATH
 
 
 def test_the_sockets_folder_is_private_and_removed_with_what_it_holds():

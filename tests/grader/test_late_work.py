@@ -7,7 +7,6 @@ through nbgrader's generate_feedback and release_feedback into an exchange."""
 import contextlib
 import csv
 import html
-import json
 import os
 import re
 import secrets
@@ -24,6 +23,7 @@ import pytest
 from nbgrader.utils import notebook_hash
 
 from grader.labs.c2_w2 import LAB
+from tools.student_lab import bound_port
 
 DUE = "2026-12-02T00:00:00+01:00"  # 23:00 UTC on the 1st
 FULL = corpus.ANSWERS["ok-loop-softmax-input-model"]
@@ -210,12 +210,12 @@ def _wait_for(server, token, runtime, log):
     deadline = time.monotonic() + FORMGRADER_START_SECONDS
     while time.monotonic() < deadline:
         assert server.poll() is None, log.read_text()[-3000:]
-        with contextlib.suppress(OSError, ValueError, KeyError, urllib.error.URLError,
-                                 ConnectionError, TimeoutError):
-            info = json.loads((runtime / f"jpserver-{server.pid}.json").read_text())
-            base = f"http://127.0.0.1:{int(info['port'])}"
-            urllib.request.urlopen(f"{base}/api/status?token={token}", timeout=5)
-            return base
+        port = bound_port(runtime, server.pid)
+        with contextlib.suppress(urllib.error.URLError, ConnectionError, TimeoutError):
+            if port:
+                base = f"http://127.0.0.1:{port}"
+                urllib.request.urlopen(f"{base}/api/status?token={token}", timeout=5)
+                return base
         time.sleep(0.5)  # polling a file and a socket: nothing to wait on instead
     raise AssertionError(f"formgrader did not start:\n{log.read_text()[-3000:]}")
 

@@ -64,29 +64,27 @@ class PostgresServer:
             self.as_server_user = ["runuser", "-u", "postgres", "--"]
         self.port, self.data = _free_port(), self.folder / "data"
         self.held = None  # the stopped server's port, held
-        self.url = f"postgresql://grader@127.0.0.1:{self.port}/{DATABASE}"
+
+    @property
+    def url(self):
+        return f"postgresql://grader@127.0.0.1:{self.port}/{DATABASE}"
 
     def create(self, attempts=5):
         self._run(self.initdb, "-D", str(self.data), "-U", "grader", "--auth=trust",
                   "-E", "UTF8", "--no-sync")
-        for _attempt in range(attempts - 1):
+        for attempt in range(attempts):
             try:
                 self.start()
                 break
             except subprocess.CalledProcessError:
-                if "already in use" not in self._log():
+                if attempt == attempts - 1 or "already in use" not in self._log():
                     raise
-            self.port = _free_port()
-            self.url = f"postgresql://grader@127.0.0.1:{self.port}/{DATABASE}"
-        else:
-            self.start()
+                self.port = _free_port()
         self._run(_postgres_program("createdb"), "-h", "127.0.0.1", "-p", str(self.port),
                   "-U", "grader", DATABASE)
 
     def start(self):
-        if self.held is not None:
-            self.held.close()
-            self.held = None
+        self._release_port()
         settings = f"-c listen_addresses=127.0.0.1 -p {self.port} -k {self.folder} -c fsync=off"
         self._run(self.pg_ctl, "-D", str(self.data), "-l", str(self.folder / "server.log"),
                   "-o", settings, "-w", "start")
@@ -99,6 +97,11 @@ class PostgresServer:
             self.held.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
             self.held.bind(("127.0.0.1", self.port))
 
+    def _release_port(self):
+        if self.held is not None:
+            self.held.close()
+            self.held = None
+
     def _log(self):
         with contextlib.suppress(OSError):
             return (self.folder / "server.log").read_text(errors="replace")
@@ -106,8 +109,7 @@ class PostgresServer:
 
     def remove(self):
         self.stop()
-        if self.held is not None:
-            self.held.close()
+        self._release_port()
         shutil.rmtree(self.folder, ignore_errors=True)
 
     def _run(self, *command):
