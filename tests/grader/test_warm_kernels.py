@@ -124,6 +124,25 @@ def test_an_unconfined_kernel_listens_on_no_port_anyone_could_take(template, tmp
     assert not os.path.exists(os.path.dirname(facts["ip"]))
 
 
+REMOVES_ITS_SOCKETS = """
+import json, os, shutil
+from ipykernel.connect import get_connection_file
+with open(get_connection_file()) as file:
+    shutil.rmtree(os.path.dirname(json.load(file)["ip"]))
+"""
+
+
+@pytest.mark.parametrize("warm", [True, False], ids=["forked", "launched"])
+def test_a_kernel_that_removes_its_socket_folder_costs_only_its_own_run(template, tmp_path,
+                                                                         warm):
+    # Unconfined, the kernel runs as the grader and can reach the folder: its bound sockets
+    # still work, the folder's removal at the end finds nothing, and the next run is whole.
+    odd = _run(template if warm else None, tmp_path, REMOVES_ITS_SOCKETS, "print('next')")
+    assert odd.end is RunEnd.FINISHED and _printed(odd.notebook["cells"][1]) == "next\n"
+    after = _run(template if warm else None, tmp_path, LISTENING)
+    assert json.loads(_printed(after.notebook["cells"][0]))["transport"] == "ipc"
+
+
 # What other servers and other kernels' port probes do, faster: listen on port 0 again and
 # again, holding the last 3000 sockets. Before unconfined kernels listened on ipc, the first
 # kernel started beside it died before its first reply (2 runs of 2; 22 kernels of 30 in a
